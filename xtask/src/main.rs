@@ -1,0 +1,59 @@
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! # Layout
+//! - `codegen`: generates the Rust and TypeScript protocol types and the
+//!   method tables from `schema/exec-server.schema.json` (`--check` only compares).
+//! - `test`: the one test command CI runs (formatting, lints, codegen check,
+//!   every Rust test, and the TypeScript checks).
+
+mod codegen;
+mod test;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+/// Project automation for exec-server.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Generate the Rust and TypeScript protocol code from the schema.
+    Codegen {
+        /// Write nothing; exit non-zero naming each generated file that is stale.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run every check CI runs: fmt, clippy, codegen --check, cargo test, the TypeScript checks.
+    Test,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root()?;
+    match cli.command {
+        Task::Codegen { check } => {
+            let mode = if check {
+                codegen::Mode::Check
+            } else {
+                codegen::Mode::Write
+            };
+            codegen::run(&root, mode)
+        }
+        Task::Test => test::run(&root),
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+fn workspace_root() -> Result<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask's manifest directory has no parent")
+}
