@@ -202,6 +202,83 @@ mod tests {
             .unwrap_or_default()
     }
 
+    /// A minimal valid schema with one request, to be broken by each test.
+    fn small_schema() -> serde_json::Value {
+        serde_json::json!({
+            "x-methods": {
+                "ping": {"kind": "request", "direction": "clientToServer",
+                         "params": "#/$defs/PingParams", "result": "#/$defs/PingResponse"}
+            },
+            "x-error": "#/$defs/ErrorObject",
+            "$defs": {
+                "PingParams": {"type": "object", "description": "Params.", "properties": {
+                    "count": {"type": "integer", "format": "uint32", "description": "How many."}}},
+                "PingResponse": {"type": "object", "description": "Result.", "properties": {}},
+                "ErrorObject": {"type": "object", "description": "Error.", "properties": {}}
+            }
+        })
+    }
+
+    fn error_text(schema: serde_json::Value) -> String {
+        let result = schema::parse(schema).and_then(|schema| rust::generate(&schema));
+        match result {
+            Ok(_) => panic!("the broken schema was accepted"),
+            Err(error) => format!("{error:#}"),
+        }
+    }
+
+    #[test]
+    fn small_schema_generates() {
+        let schema = schema::parse(small_schema()).expect("valid");
+        let output = rust::generate(&schema).expect("generates");
+        assert!(output.types.contains("pub struct PingParams"));
+        assert!(output.methods.contains("pub const PING_METHOD"));
+    }
+
+    #[test]
+    fn dangling_ref_names_the_def() {
+        let mut bad = small_schema();
+        bad["$defs"]["PingParams"]["properties"]["count"] =
+            serde_json::json!({"$ref": "#/$defs/Missing", "description": "How many."});
+        let text = error_text(bad);
+        assert!(
+            text.contains("PingParams") && text.contains("#/$defs/Missing"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn missing_description_names_the_def_and_field() {
+        let mut bad = small_schema();
+        bad["$defs"]["PingParams"]["properties"]["count"] = serde_json::json!({"type": "integer"});
+        let text = error_text(bad);
+        assert!(
+            text.contains("PingParams") && text.contains("count"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn method_naming_a_missing_def_names_the_method() {
+        let mut bad = small_schema();
+        bad["x-methods"]["ping"]["result"] = serde_json::json!("#/$defs/PongResponse");
+        let text = error_text(bad);
+        assert!(
+            text.contains("ping") && text.contains("PongResponse"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn def_typify_rejects_is_named() {
+        let mut bad = small_schema();
+        // A default outside the integer format's range: typify refuses it.
+        bad["$defs"]["PingParams"]["properties"]["count"] = serde_json::json!(
+            {"type": "integer", "format": "uint8", "default": 1000, "description": "How many."});
+        let text = error_text(bad);
+        assert!(text.contains("def `PingParams`"), "{text}");
+    }
+
     #[test]
     fn generated_files_are_up_to_date() {
         if let Err(error) = run(&workspace_root(), Mode::Check) {

@@ -1,0 +1,181 @@
+//! [`ServerError`]: every way a method can fail, and the one place where a
+//! failure becomes a JSON-RPC 2.0 error object.
+
+use std::io;
+
+use exec_protocol::{ErrorData, ErrorKind, ErrorObject, ProcessId};
+
+/// JSON-RPC 2.0 "Parse error": the message is not JSON.
+pub const PARSE_ERROR: i32 = -32700;
+/// JSON-RPC 2.0 "Invalid Request": not a request object, or a lifecycle violation.
+pub const INVALID_REQUEST: i32 = -32600;
+/// JSON-RPC 2.0 "Method not found".
+pub const METHOD_NOT_FOUND: i32 = -32601;
+/// JSON-RPC 2.0 "Invalid params".
+pub const INVALID_PARAMS: i32 = -32602;
+/// JSON-RPC 2.0 "Internal error".
+pub const INTERNAL_ERROR: i32 = -32603;
+
+/// A failed method call. Each variant maps to one JSON-RPC code and one
+/// `data.kind` of the schema's closed `ErrorKind` set (see [`ServerError::to_error_object`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A `process/*` or `fs/*` request before the `initialize`/`initialized` handshake.
+    #[error("the connection is not initialized: send `initialize`, then `initialized`")]
+    NotInitialized,
+    /// A second `initialize` on one connection.
+    #[error("the connection is already initialized")]
+    AlreadyInitialized,
+    /// The params do not match the method's params type.
+    #[error("invalid params: {message}")]
+    InvalidParams {
+        /// What serde (or a range check) said.
+        message: String,
+    },
+    /// The connection has no process with this id.
+    #[error("no process `{}` on this connection", .process_id.as_str())]
+    UnknownProcess {
+        /// The id the client sent.
+        process_id: ProcessId,
+    },
+    /// `process/start` with an id the connection already has.
+    #[error("process `{}` already exists on this connection", .process_id.as_str())]
+    ProcessExists {
+        /// The id the client sent.
+        process_id: ProcessId,
+    },
+    /// A PTY-only method on a pipe process.
+    #[error("process `{}` does not run on a PTY", .process_id.as_str())]
+    NotPty {
+        /// The id the client sent.
+        process_id: ProcessId,
+    },
+    /// Writing to or closing a stdin that is closed or was never open.
+    #[error("the stdin of process `{}` is closed", .process_id.as_str())]
+    StdinClosed {
+        /// The id the client sent.
+        process_id: ProcessId,
+    },
+    /// The program could not be started.
+    #[error("cannot start `{program}`: {source}")]
+    SpawnFailed {
+        /// `argv[0]`.
+        program: String,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+    /// A path that is not absolute.
+    #[error("path `{path}` is not absolute")]
+    InvalidPath {
+        /// The path the client sent.
+        path: String,
+    },
+    /// A filesystem operation failed; `data.kind` follows the OS error.
+    #[error("{path}: {source}")]
+    Fs {
+        /// The path the operation was about.
+        path: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// A server limit was reached.
+    #[error("{what}: the limit is {limit}")]
+    LimitExceeded {
+        /// Which limit, in words.
+        what: &'static str,
+        /// The limit's value (a count or bytes).
+        limit: u64,
+    },
+    /// A failure of the server itself.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServerError {
+    /// Wraps a filesystem error about `path`.
+    pub fn fs(path: impl Into<String>, source: io::Error) -> Self {
+        Self::Fs {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The JSON-RPC error code: -32600 for lifecycle violations, -32603 for
+    /// failures of the server or the OS it cannot classify, and -32602 for
+    /// everything the request itself names and that cannot be acted upon.
+    pub fn code(&self) -> i32 {
+        match self {
+            Self::NotInitialized | Self::AlreadyInitialized => INVALID_REQUEST,
+            Self::Internal(_) => INTERNAL_ERROR,
+            Self::Fs { .. } if self.kind() == Some(ErrorKind::Io) => INTERNAL_ERROR,
+            _ => INVALID_PARAMS,
+        }
+    }
+
+    /// The schema's `data.kind`; `None` only for params that do not parse,
+    /// which have no kind of their own.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        Some(match self {
+            Self::NotInitialized => ErrorKind::NotInitialized,
+            Self::AlreadyInitialized => ErrorKind::AlreadyInitialized,
+            Self::InvalidParams { .. } => return None,
+            Self::UnknownProcess { .. } => ErrorKind::UnknownProcess,
+            Self::ProcessExists { .. } => ErrorKind::ProcessExists,
+            Self::NotPty { .. } => ErrorKind::NotPty,
+            Self::StdinClosed { .. } => ErrorKind::StdinClosed,
+            Self::SpawnFailed { .. } => ErrorKind::SpawnFailed,
+            Self::InvalidPath { .. } => ErrorKind::InvalidPath,
+            Self::Fs { source, .. } => io_error_kind(source),
+            Self::LimitExceeded { .. } => ErrorKind::LimitExceeded,
+            Self::Internal(_) => ErrorKind::Io,
+        })
+    }
+
+    /// The JSON-RPC error object sent to the client.
+    pub fn to_error_object(&self) -> ErrorObject {
+        let data = self.kind().map(|kind| ErrorData {
+            kind,
+            path: match self {
+                Self::InvalidPath { path } | Self::Fs { path, .. } => Some(path.clone()),
+                _ => None,
+            },
+            process_id: match self {
+                Self::UnknownProcess { process_id }
+                | Self::ProcessExists { process_id }
+                | Self::NotPty { process_id }
+                | Self::StdinClosed { process_id } => Some(process_id.clone()),
+                _ => None,
+            },
+        });
+        ErrorObject {
+            code: self.code(),
+            message: self.to_string(),
+            data,
+        }
+    }
+}
+
+/// Maps an OS error to the schema's error kind (POSIX errno names in the comments).
+pub fn io_error_kind(error: &io::Error) -> ErrorKind {
+    match error.kind() {
+        io::ErrorKind::NotFound => ErrorKind::NotFound, // ENOENT
+        io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied, // EACCES, EPERM
+        io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists, // EEXIST
+        io::ErrorKind::NotADirectory => ErrorKind::NotADirectory, // ENOTDIR
+        io::ErrorKind::IsADirectory => ErrorKind::IsADirectory, // EISDIR
+        io::ErrorKind::DirectoryNotEmpty => ErrorKind::DirectoryNotEmpty, // ENOTEMPTY
+        _ => ErrorKind::Io,
+    }
+}
+
+/// Rejects a path that is not absolute, with `invalidPath`.
+pub fn require_absolute(path: &str) -> Result<&std::path::Path, ServerError> {
+    let candidate = std::path::Path::new(path);
+    if candidate.is_absolute() {
+        Ok(candidate)
+    } else {
+        Err(ServerError::InvalidPath {
+            path: path.to_owned(),
+        })
+    }
+}

@@ -1,0 +1,3 @@
+//! The `exec-server` binary.
+
+fn main() {}
