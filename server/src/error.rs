@@ -64,11 +64,14 @@ pub enum ServerError {
         /// The operating system's reason.
         source: io::Error,
     },
-    /// A path that is not absolute.
-    #[error("path `{path}` is not absolute")]
+    /// A path that is not absolute, or that the operation cannot use (a NUL
+    /// byte, a directory copied into itself).
+    #[error("path `{path}`: {reason}")]
     InvalidPath {
         /// The path the client sent.
         path: String,
+        /// Why it cannot be used.
+        reason: String,
     },
     /// A filesystem operation failed; `data.kind` follows the OS error.
     #[error("{path}: {source}")]
@@ -97,6 +100,14 @@ impl ServerError {
         Self::Fs {
             path: path.into(),
             source,
+        }
+    }
+
+    /// A path the operation cannot use, and why (`invalidPath`).
+    pub fn invalid_path(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::InvalidPath {
+            path: path.into(),
+            reason: reason.into(),
         }
     }
 
@@ -136,7 +147,7 @@ impl ServerError {
         let data = self.kind().map(|kind| ErrorData {
             kind,
             path: match self {
-                Self::InvalidPath { path } | Self::Fs { path, .. } => Some(path.clone()),
+                Self::InvalidPath { path, .. } | Self::Fs { path, .. } => Some(path.clone()),
                 _ => None,
             },
             process_id: match self {
@@ -174,8 +185,6 @@ pub fn require_absolute(path: &str) -> Result<&std::path::Path, ServerError> {
     if candidate.is_absolute() {
         Ok(candidate)
     } else {
-        Err(ServerError::InvalidPath {
-            path: path.to_owned(),
-        })
+        Err(ServerError::invalid_path(path, "not an absolute path"))
     }
 }

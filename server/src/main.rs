@@ -1,3 +1,160 @@
-//! The `exec-server` binary.
+//! The `exec-server` binary: `exec-server serve [--listen URL]`.
 
-fn main() {}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use exec_server::ServerConfig;
+use exec_server::transport::ws::AccessPolicy;
+use exec_server::transport::{stdio, ws};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Run and control processes and files on this machine for a remote client,
+/// over JSON-RPC 2.0 (protocol exec-server.v1).
+#[derive(Parser)]
+#[command(name = "exec-server", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the protocol on stdio or a WebSocket listener.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// `stdio://` (one JSON message per line on stdin/stdout) or
+    /// `ws://IP:PORT` (port 0 picks a free port).
+    #[arg(long, default_value = "ws://127.0.0.1:0")]
+    listen: String,
+    /// File holding the connection token WebSocket clients must send as
+    /// `Authorization: Bearer TOKEN`. Never pass a token as an argument: the
+    /// process list shows arguments.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// `Origin` a browser page may connect from (repeatable); any other
+    /// `Origin` gets HTTP 403.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+}
+
+/// Where to listen.
+enum Listen {
+    Stdio,
+    WebSocket(SocketAddr),
+}
+
+fn parse_listen(url: &str) -> Result<Listen> {
+    if url == "stdio://" || url == "stdio" {
+        return Ok(Listen::Stdio);
+    }
+    let Some(address) = url.strip_prefix("ws://") else {
+        bail!("--listen must be `stdio://` or `ws://IP:PORT`, not `{url}`");
+    };
+    let address = address.trim_end_matches('/');
+    let address: SocketAddr = address
+        .parse()
+        .with_context(|| format!("`{address}` is not an IP:PORT address"))?;
+    Ok(Listen::WebSocket(address))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("exec-server: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("exec-server: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let listen = parse_listen(&args.listen)?;
+    let token = read_token(args.token_file.as_deref())?;
+    exec_server::process::init_reaper().context("becoming the child subreaper")?;
+    let config = Arc::new(ServerConfig::default());
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+
+    let server = async {
+        match listen {
+            Listen::Stdio => {
+                stdio::serve(config, tokio::io::stdin(), tokio::io::stdout()).await;
+                Ok(())
+            }
+            Listen::WebSocket(address) => {
+                if !address.ip().is_loopback() && token.is_none() {
+                    bail!(
+                        "refusing to listen on non-loopback {address} without a token \
+                         (set EXEC_SERVER_TOKEN or --token-file)"
+                    );
+                }
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("listening on {address}"))?;
+                let local = listener.local_addr().context("reading the bound address")?;
+                eprintln!("exec-server listening on ws://{local}");
+                let policy = Arc::new(AccessPolicy {
+                    token,
+                    allowed_origins: args.allowed_origins,
+                });
+                ws::serve(listener, config, policy).await;
+                Ok(())
+            }
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        _ = terminate.recv() => { shut_down("SIGTERM").await; Ok(()) }
+        _ = interrupt.recv() => { shut_down("SIGINT").await; Ok(()) }
+    }
+}
+
+/// Kills every managed process tree before exiting.
+async fn shut_down(signal: &str) {
+    tracing::info!(signal, "shutting down: killing every managed process");
+    exec_server::process::kill_all().await;
+}
+
+/// The connection token: `--token-file`, else `EXEC_SERVER_TOKEN`, else none.
+fn read_token(path: Option<&std::path::Path>) -> Result<Option<String>> {
+    if let Some(path) = path {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the token file {}", path.display()))?;
+        let token = text.trim().to_owned();
+        if token.is_empty() {
+            bail!("the token file {} is empty", path.display());
+        }
+        return Ok(Some(token));
+    }
+    Ok(std::env::var("EXEC_SERVER_TOKEN")
+        .ok()
+        .filter(|token| !token.is_empty()))
+}

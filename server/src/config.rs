@@ -1,0 +1,30 @@
+//! [`ServerConfig`]: the limits and sizes every connection of a server shares.
+
+use crate::process::ProcessConfig;
+
+/// Settings of a server, shared by all its connections.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Process limits and output retention, per connection.
+    pub process: ProcessConfig,
+    /// Largest incoming message (a stdio line or a WebSocket frame), in bytes;
+    /// a larger one gets -32600 and is discarded.
+    pub max_message_bytes: usize,
+    /// Outgoing messages queued per connection before the server stops
+    /// reading process output for it (back-pressure), in messages.
+    pub outbox_capacity: usize,
+    /// Requests of one connection handled at once; further requests wait to
+    /// be read, so a flooding client slows only itself.
+    pub max_requests_in_flight: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            process: ProcessConfig::default(),
+            max_message_bytes: 64 * 1024 * 1024,
+            outbox_capacity: 256,
+            max_requests_in_flight: 64,
+        }
+    }
+}

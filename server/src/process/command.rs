@@ -1,0 +1,230 @@
+//! [`LaunchSpec`]: a checked `process/start` request, turned into what both
+//! spawners (pipes and PTYs) need: the program found in the child's `PATH`,
+//! the child's whole environment (with the tree marker), and its working
+//! directory.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use exec_protocol::ProcessStartParams;
+use nix::unistd::{AccessFlags, access};
+
+use super::procfs::TREE_MARKER_VARIABLE;
+use crate::error::{ServerError, require_absolute};
+
+/// The search path `execvp` uses when the environment has no `PATH`
+/// (POSIX `confstr(_CS_PATH)` on Linux).
+const DEFAULT_PATH: &str = "/bin:/usr/bin";
+
+/// The default PTY size, in rows and columns.
+const DEFAULT_TERMINAL_SIZE: (u16, u16) = (24, 80);
+
+/// Everything needed to start one process.
+#[derive(Debug, Clone)]
+pub(crate) struct LaunchSpec {
+    /// `argv[0]` as the client sent it, for error messages.
+    pub program_name: String,
+    /// The program that runs: `argv[0]` resolved in the child's `PATH`.
+    pub program: PathBuf,
+    /// `argv[0]` as the child sees it (`arg0` when given).
+    pub arg0: String,
+    /// The whole argument vector as sent (the PTY spawner resolves `argv[0]` itself).
+    pub argv: Vec<String>,
+    /// The working directory, absolute and existing.
+    pub cwd: PathBuf,
+    /// The child's whole environment.
+    pub env: BTreeMap<OsString, OsString>,
+    /// Whether a pipe process keeps its stdin open for `process/write`.
+    pub pipe_stdin: bool,
+    /// Rows and columns of the PTY, for PTY processes.
+    pub terminal_size: Option<(u16, u16)>,
+}
+
+impl LaunchSpec {
+    /// Checks `params` and resolves the program.
+    ///
+    /// `tree_marker` is set as [`TREE_MARKER_VARIABLE`] in the child's
+    /// environment. Errors: `InvalidParams` for an empty `argv` or an `arg0`
+    /// on a PTY, `InvalidPath` for a relative `cwd`, `SpawnFailed` for a
+    /// working directory or program that does not exist or cannot run.
+    pub(crate) fn new(params: &ProcessStartParams, tree_marker: &str) -> Result<Self, ServerError> {
+        let Some(program_name) = params.argv.first().cloned() else {
+            return Err(ServerError::InvalidParams {
+                message: String::from("`argv` must not be empty"),
+            });
+        };
+        if params.tty
+            && let Some(arg0) = &params.arg0
+            && *arg0 != program_name
+        {
+            // portable-pty runs `argv[0]` and shows the child that same
+            // string, so it cannot pass a different `argv[0]`.
+            return Err(ServerError::InvalidParams {
+                message: String::from("`arg0` is not supported for PTY processes (`tty: true`)"),
+            });
+        }
+        let cwd = require_absolute(params.cwd.as_str())?.to_path_buf();
+        let spawn_failed = |source: io::Error| ServerError::SpawnFailed {
+            program: program_name.clone(),
+            source,
+        };
+        match std::fs::metadata(&cwd) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => {
+                return Err(spawn_failed(io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    format!("working directory {} is not a directory", cwd.display()),
+                )));
+            }
+            Err(error) => {
+                return Err(spawn_failed(io::Error::new(
+                    error.kind(),
+                    format!("working directory {}: {error}", cwd.display()),
+                )));
+            }
+        }
+
+        let mut env: BTreeMap<OsString, OsString> = if params.inherit_env == Some(true) {
+            std::env::vars_os().collect()
+        } else {
+            BTreeMap::new()
+        };
+        env.extend(
+            params
+                .env
+                .iter()
+                .map(|(name, value)| (OsString::from(name), OsString::from(value))),
+        );
+        env.insert(
+            OsString::from(TREE_MARKER_VARIABLE),
+            OsString::from(tree_marker),
+        );
+
+        let search_path = env.get(OsStr::new("PATH")).map(OsString::as_os_str);
+        let program = resolve_program(&program_name, search_path, &cwd).map_err(spawn_failed)?;
+        Ok(Self {
+            arg0: params.arg0.clone().unwrap_or_else(|| program_name.clone()),
+            program_name,
+            program,
+            argv: params.argv.clone(),
+            cwd,
+            env,
+            pipe_stdin: params.pipe_stdin == Some(true),
+            terminal_size: params.tty.then(|| {
+                params.size.as_ref().map_or(DEFAULT_TERMINAL_SIZE, |size| {
+                    (size.rows.get(), size.cols.get())
+                })
+            }),
+        })
+    }
+
+    /// The arguments after `argv[0]`.
+    pub(crate) fn args(&self) -> &[String] {
+        self.argv.get(1..).unwrap_or_default()
+    }
+}
+
+/// Finds the program `name` the way `execvp` would with the child's `PATH`: a
+/// name with a `/` is a path (relative to the child's working directory),
+/// any other name is searched in `PATH` (or [`DEFAULT_PATH`] when unset).
+fn resolve_program(name: &str, search_path: Option<&OsStr>, cwd: &Path) -> io::Result<PathBuf> {
+    if name.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the program name is empty",
+        ));
+    }
+    if name.contains('/') {
+        return Ok(cwd.join(name));
+    }
+    let search_path = search_path.unwrap_or(OsStr::new(DEFAULT_PATH));
+    let mut found_not_executable = false;
+    for directory in std::env::split_paths(search_path) {
+        // An empty entry means the current directory, as for `execvp`.
+        let candidate = cwd.join(directory).join(name);
+        if !candidate.is_file() {
+            continue;
+        }
+        if access(&candidate, AccessFlags::X_OK).is_ok() {
+            return Ok(candidate);
+        }
+        found_not_executable = true;
+    }
+    Err(if found_not_executable {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("`{name}` in PATH is not executable"),
+        )
+    } else {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("`{name}` not found in PATH"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use exec_protocol::{AbsolutePath, ErrorKind};
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+
+    fn params(argv: &[&str], cwd: &str) -> ProcessStartParams {
+        ProcessStartParams {
+            arg0: None,
+            argv: argv.iter().map(|arg| arg.to_string()).collect(),
+            cwd: AbsolutePath(cwd.to_owned()),
+            env: BTreeMap::from([(String::from("PATH"), String::from("/usr/bin:/bin"))]),
+            inherit_env: None,
+            pipe_stdin: None,
+            process_id: "p".parse().expect("valid id"),
+            size: None,
+            timeout_ms: None,
+            tty: false,
+        }
+    }
+
+    #[test]
+    fn resolves_the_program_in_the_child_path_and_sets_the_marker() {
+        let spec = LaunchSpec::new(&params(&["sh", "-c", "true"], "/"), "1/2/3/").expect("valid");
+        assert!(spec.program.ends_with("sh"), "{:?}", spec.program);
+        assert_eq!(spec.args(), ["-c", "true"]);
+        assert_eq!(spec.arg0, "sh");
+        assert_eq!(
+            spec.env
+                .get(OsStr::new(TREE_MARKER_VARIABLE))
+                .map(OsString::as_os_str),
+            Some(OsStr::new("1/2/3/"))
+        );
+        assert_eq!(spec.env.len(), 2);
+    }
+
+    #[test]
+    fn refuses_bad_requests_with_their_kinds() {
+        let kind = |params: ProcessStartParams| {
+            LaunchSpec::new(&params, "m/")
+                .err()
+                .and_then(|error| error.kind())
+        };
+        assert_eq!(
+            kind(params(&["sh"], "relative/dir")),
+            Some(ErrorKind::InvalidPath)
+        );
+        assert_eq!(
+            kind(params(&["sh"], "/definitely/not/a/dir")),
+            Some(ErrorKind::SpawnFailed)
+        );
+        assert_eq!(
+            kind(params(&["no-such-program-anywhere"], "/")),
+            Some(ErrorKind::SpawnFailed)
+        );
+        assert_eq!(kind(params(&[], "/")), None);
+        let mut pty_arg0 = params(&["sh"], "/");
+        pty_arg0.tty = true;
+        pty_arg0.arg0 = Some(String::from("-sh"));
+        assert_eq!(kind(pty_arg0), None);
+    }
+}

@@ -1,0 +1,286 @@
+//! The tasks that run one process: the driver, which reads its output, learns
+//! its exit and logs every event with its seq, and the sender, which sends the
+//! notifications in seq order once the process is announced.
+//!
+//! Back-pressure: the driver reads a chunk only while it holds one of
+//! [`CHUNKS_IN_FLIGHT`] permits, and the sender gives a permit back only
+//! after the connection's outbox took the chunk's notification. While the
+//! outbox is full the driver stops reading, the pipe or terminal fills, and
+//! the child blocks on write: output waits, it is never dropped. The exit
+//! and the close need no permit, so they are logged (and `process/read`
+//! sees them) even while the outbox is full.
+
+use std::io;
+use std::process::ExitStatus;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use exec_protocol::{OutputStream, ProcessClosedNotification, ProcessExitedNotification};
+use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio::process::{ChildStderr, ChildStdout};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+
+use super::managed::{Gate, ManagedProcess};
+use super::notify::{self, OutputTexts};
+use super::{Outbox, TableInner, kill};
+
+/// Output chunks read but not yet taken by the outbox, per process.
+const CHUNKS_IN_FLIGHT: usize = 2;
+
+/// After the child was reaped, how long the driver waits for its output to
+/// reach EOF before it logs the exit anyway. The output the child wrote
+/// before it exited is already in the pipes, so the wait is normally no
+/// longer than reading it; only a descendant that keeps the output open makes
+/// `process/exited` wait this long (and `process/closed` wait for it).
+const EXIT_AFTER_OUTPUT_GRACE: Duration = Duration::from_millis(200);
+
+/// Where a process's output comes from.
+pub(crate) enum OutputSource {
+    /// The pipes of a pipe process.
+    Pipes {
+        /// stdout.
+        stdout: ChildStdout,
+        /// stderr.
+        stderr: ChildStderr,
+    },
+    /// The chunks of a PTY's reader thread.
+    Pty {
+        /// Ends at the terminal's EOF.
+        chunks: mpsc::Receiver<Vec<u8>>,
+    },
+}
+
+/// Everything the driver of one process needs.
+pub(crate) struct Driver {
+    /// The process.
+    pub process: Arc<ManagedProcess>,
+    /// Its output.
+    pub output: OutputSource,
+    /// Its wait status, once reaped.
+    pub exit: oneshot::Receiver<io::Result<ExitStatus>>,
+    /// Largest chunk read at once, in bytes.
+    pub read_size: usize,
+    /// The connection's outbox.
+    pub outbox: Outbox,
+    /// How long the process stays readable after `process/closed`.
+    pub retention: Duration,
+    /// The table, to remove the process after the retention time.
+    pub table: Weak<TableInner>,
+    /// Becomes true when the table shuts down, which ends the retention early.
+    pub table_closed: watch::Receiver<bool>,
+}
+
+/// A notification ready to go out, with the permit of its chunk.
+struct Queued {
+    /// The complete notification text.
+    text: String,
+    /// Returned once the outbox took the text (output chunks only).
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Driver {
+    /// Runs the process to its close, then keeps it readable for the
+    /// retention time and removes it from its table.
+    pub(crate) async fn run(self) {
+        let Self {
+            process,
+            output,
+            exit,
+            read_size,
+            outbox,
+            retention,
+            table,
+            mut table_closed,
+        } = self;
+        let (queue, queued) = mpsc::unbounded_channel();
+        tokio::spawn(send_notifications(queued, process.gate(), outbox));
+        pump(&process, output, exit, read_size, &queue).await;
+        drop(queue);
+        kill::unregister_live(process.serial);
+        // A timer, not a poll: the process is removed when it runs out or the
+        // table shuts down, whichever comes first.
+        tokio::select! {
+            () = tokio::time::sleep(retention) => {}
+            _ = table_closed.wait_for(|closed| *closed) => {}
+        }
+        if let Some(table) = table.upgrade() {
+            table.remove_if_same(&process);
+        }
+    }
+}
+
+/// Reads from `reader` when it is there, forever pending otherwise, so a
+/// `select!` branch needs no unwrap. Cancel-safe, as tokio's reads are.
+async fn read_some<R: AsyncRead + Unpin>(
+    reader: &mut Option<R>,
+    buffer: &mut [u8],
+) -> io::Result<usize> {
+    match reader {
+        Some(reader) => reader.read(buffer).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Receives from `chunks` when it is there, forever pending otherwise.
+async fn receive_some(chunks: &mut Option<mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
+    match chunks {
+        Some(chunks) => chunks.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads all output and the exit, logging each event and queueing its
+/// notification, until the process closes.
+async fn pump(
+    process: &ManagedProcess,
+    output: OutputSource,
+    mut exit: oneshot::Receiver<io::Result<ExitStatus>>,
+    read_size: usize,
+    queue: &mpsc::UnboundedSender<Queued>,
+) {
+    let texts = OutputTexts::new(&process.process_id);
+    let permits = Arc::new(Semaphore::new(CHUNKS_IN_FLIGHT));
+    let (mut stdout, mut stderr, mut pty) = match output {
+        OutputSource::Pipes { stdout, stderr } => (Some(stdout), Some(stderr), None),
+        OutputSource::Pty { chunks } => (None, None, Some(chunks)),
+    };
+    let mut stdout_buffer = vec![0; if stdout.is_some() { read_size } else { 0 }];
+    let mut stderr_buffer = vec![0; if stderr.is_some() { read_size } else { 0 }];
+    let mut permit: Option<OwnedSemaphorePermit> = None;
+    let mut status: Option<Option<ExitStatus>> = None;
+    let mut exit_logged = false;
+    let grace = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(grace);
+
+    let record = |stream: OutputStream, bytes: Vec<u8>, permit: Option<OwnedSemaphorePermit>| {
+        // Only this task logs events, so the seq it builds the text with is
+        // the one the log gives the chunk.
+        let seq = process.next_seq();
+        let text = texts.text(seq, stream, &bytes);
+        let logged = process.record_output(stream, bytes);
+        debug_assert_eq!(seq, logged);
+        let _ = queue.send(Queued { text, permit });
+    };
+
+    loop {
+        let output_open = stdout.is_some() || stderr.is_some() || pty.is_some();
+        if !exit_logged
+            && let Some(status) = status
+            && !output_open
+        {
+            log_exit(process, status, queue);
+            exit_logged = true;
+        }
+        if exit_logged && !output_open {
+            break;
+        }
+        // Biased, in this order: the grace first, so that output that never
+        // stops cannot hold `process/exited` back; then the wait status,
+        // which only starts the grace (the exit is logged once the output
+        // reached EOF, so a child's last words come before it); then output.
+        tokio::select! {
+            biased;
+            () = &mut grace, if status.is_some() && !exit_logged => {
+                if let Some(status) = status {
+                    log_exit(process, status, queue);
+                }
+                exit_logged = true;
+            },
+            waited = &mut exit, if status.is_none() => {
+                status = Some(match waited {
+                    Ok(Ok(status)) => Some(status),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "waiting for a child failed");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!("the waiter of a child ended without a status");
+                        None
+                    }
+                });
+                grace.as_mut().reset(tokio::time::Instant::now() + EXIT_AFTER_OUTPUT_GRACE);
+            },
+            acquired = permits.clone().acquire_owned(), if permit.is_none() && output_open => {
+                // The semaphore is never closed, so acquiring cannot fail.
+                permit = acquired.ok();
+            }
+            read = read_some(&mut stdout, &mut stdout_buffer), if permit.is_some() => match read {
+                Ok(0) => stdout = None,
+                Ok(length) => record(OutputStream::Stdout, stdout_buffer[..length].to_vec(), permit.take()),
+                Err(error) => {
+                    tracing::debug!(%error, "reading stdout failed; treating it as EOF");
+                    stdout = None;
+                }
+            },
+            read = read_some(&mut stderr, &mut stderr_buffer), if permit.is_some() => match read {
+                Ok(0) => stderr = None,
+                Ok(length) => record(OutputStream::Stderr, stderr_buffer[..length].to_vec(), permit.take()),
+                Err(error) => {
+                    tracing::debug!(%error, "reading stderr failed; treating it as EOF");
+                    stderr = None;
+                }
+            },
+            chunk = receive_some(&mut pty), if permit.is_some() => match chunk {
+                Some(bytes) => record(OutputStream::Pty, bytes, permit.take()),
+                None => pty = None,
+            },
+        }
+    }
+    let seq = process.record_closed();
+    match notify::closed_text(&ProcessClosedNotification {
+        process_id: process.process_id.clone(),
+        seq,
+    }) {
+        Ok(text) => {
+            let _ = queue.send(Queued { text, permit: None });
+        }
+        Err(error) => tracing::error!(%error, "cannot serialize process/closed"),
+    }
+}
+
+/// Logs the exit and queues `process/exited`.
+fn log_exit(
+    process: &ManagedProcess,
+    status: Option<ExitStatus>,
+    queue: &mpsc::UnboundedSender<Queued>,
+) {
+    let event = process.record_exit(status);
+    let notification = ProcessExitedNotification {
+        exit_code: event.exit_code,
+        process_id: process.process_id.clone(),
+        reason: event.reason,
+        seq: event.seq,
+        signal: event.signal,
+    };
+    match notify::exited_text(&notification) {
+        Ok(text) => {
+            let _ = queue.send(Queued { text, permit: None });
+        }
+        Err(error) => tracing::error!(%error, "cannot serialize process/exited"),
+    }
+}
+
+/// Sends the queued notifications in order: none before the process is
+/// announced, none after it is silenced or the outbox closed (the process
+/// then lives on until the connection shuts the table down).
+async fn send_notifications(
+    mut queued: mpsc::UnboundedReceiver<Queued>,
+    mut gate: watch::Receiver<Gate>,
+    outbox: Outbox,
+) {
+    let mut outbox_open = true;
+    while let Some(Queued { text, permit }) = queued.recv().await {
+        let announced = match gate.wait_for(|gate| *gate != Gate::Pending).await {
+            Ok(gate) => *gate == Gate::Announced,
+            Err(_) => false,
+        };
+        if announced && outbox_open {
+            tokio::select! {
+                sent = outbox.send(text) => outbox_open = sent.is_ok(),
+                _ = gate.wait_for(|gate| *gate == Gate::Silenced) => {}
+            }
+        }
+        // Giving the permit back lets the driver read the next chunk.
+        drop(permit);
+    }
+}

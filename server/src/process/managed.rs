@@ -1,0 +1,431 @@
+//! [`ManagedProcess`]: the state one running or retained process shares
+//! between the table's methods and its driver task: the event log, the
+//! announce gate, stdin, the PTY master, and its tree.
+
+use std::collections::{HashSet, VecDeque};
+use std::io::Write as _;
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use exec_protocol::{
+    ExitReason, OutputStream, ProcessId, ProcessInfo, ProcessReadResponse, Signal, WriteStatus,
+};
+use nix::sys::signal::Signal as NixSignal;
+use portable_pty::{MasterPty, PtySize};
+use tokio::io::AsyncWriteExt as _;
+use tokio::process::ChildStdin;
+use tokio::sync::watch;
+
+use super::kill::{Tree, lock};
+use super::output::{ExitEvent, RetainedOutput};
+use crate::error::ServerError;
+
+/// How many recent `writeId`s a process remembers for de-duplication.
+const REMEMBERED_WRITE_IDS: usize = 1024;
+
+/// Whether a process's notifications may go out yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// The `process/start` response is not queued yet: hold notifications.
+    Pending,
+    /// The response is queued: send them.
+    Announced,
+    /// The connection is gone: drop them.
+    Silenced,
+}
+
+/// How the process is connected: pipes or a PTY.
+pub(crate) enum Terminal {
+    /// stdout and stderr are pipes; stdin is a pipe only with `pipeStdin`.
+    Pipes {
+        /// Whether stdin was opened for `process/write`.
+        pipe_stdin: bool,
+    },
+    /// The process runs on a PTY whose master the server holds.
+    Pty {
+        /// The master side, for resizing and for reading the terminal's VEOF.
+        master: Mutex<Box<dyn MasterPty + Send>>,
+    },
+}
+
+/// Where `process/write` bytes go.
+pub(crate) enum StdinSink {
+    /// A pipe process's stdin.
+    Pipe(ChildStdin),
+    /// A PTY's master side (a blocking writer, used on blocking threads).
+    Pty(Box<dyn std::io::Write + Send>),
+}
+
+/// The stdin of a process, with the write ids already applied.
+struct Stdin {
+    /// `None` once closed (or never open).
+    sink: Option<StdinSink>,
+    /// Recently applied `writeId`s, oldest first, bounded.
+    recent_order: VecDeque<String>,
+    /// The same ids, for lookup.
+    recent: HashSet<String>,
+}
+
+impl Stdin {
+    /// Remembers an applied `writeId`, forgetting the oldest beyond the bound.
+    fn remember(&mut self, write_id: String) {
+        if self.recent.insert(write_id.clone()) {
+            self.recent_order.push_back(write_id);
+        }
+        while self.recent_order.len() > REMEMBERED_WRITE_IDS {
+            if let Some(oldest) = self.recent_order.pop_front() {
+                self.recent.remove(&oldest);
+            }
+        }
+    }
+}
+
+/// The mutable state behind the process's lock.
+struct State {
+    /// Output, exit and close with their seqs.
+    log: RetainedOutput,
+    /// Why the server killed the process, when it did (first reason wins).
+    kill_reason: Option<ExitReason>,
+}
+
+/// One process of a connection, running or retained.
+pub(crate) struct ManagedProcess {
+    /// The client's handle.
+    pub(crate) process_id: ProcessId,
+    /// Unique among all processes of this server, for the `kill_all` registry.
+    pub(crate) serial: u64,
+    /// The argument vector as started, for `process/list`.
+    pub(crate) argv: Vec<String>,
+    /// The process's tree: pid, marker, reaped flag.
+    pub(crate) tree: Arc<Tree>,
+    /// Pipes or PTY.
+    terminal: Terminal,
+    /// The event log and kill reason.
+    state: Mutex<State>,
+    /// The seq of the latest event, so long polls wake on events.
+    events: watch::Sender<u64>,
+    /// Whether notifications may go out.
+    gate: watch::Sender<Gate>,
+    /// stdin, behind an async lock because pipe writes wait for the child.
+    stdin: Arc<tokio::sync::Mutex<Stdin>>,
+}
+
+impl ManagedProcess {
+    /// A started process.
+    pub(crate) fn new(
+        process_id: ProcessId,
+        serial: u64,
+        argv: Vec<String>,
+        tree: Arc<Tree>,
+        terminal: Terminal,
+        stdin: Option<StdinSink>,
+        retained_output_bytes: usize,
+    ) -> Self {
+        Self {
+            process_id,
+            serial,
+            argv,
+            tree,
+            terminal,
+            state: Mutex::new(State {
+                log: RetainedOutput::new(retained_output_bytes),
+                kill_reason: None,
+            }),
+            events: watch::Sender::new(0),
+            gate: watch::Sender::new(Gate::Pending),
+            stdin: Arc::new(tokio::sync::Mutex::new(Stdin {
+                sink: stdin,
+                recent_order: VecDeque::new(),
+                recent: HashSet::new(),
+            })),
+        }
+    }
+
+    /// The OS pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.tree.root()
+    }
+
+    /// Whether it runs on a PTY.
+    pub(crate) fn is_pty(&self) -> bool {
+        matches!(self.terminal, Terminal::Pty { .. })
+    }
+
+    /// Lets notifications go out (the `process/start` response is queued).
+    pub(crate) fn announce(&self) {
+        self.gate.send_if_modified(|gate| {
+            let opened = *gate == Gate::Pending;
+            if opened {
+                *gate = Gate::Announced;
+            }
+            opened
+        });
+    }
+
+    /// Drops all further notifications (the connection is gone).
+    pub(crate) fn silence(&self) {
+        self.gate.send_replace(Gate::Silenced);
+    }
+
+    /// The announce gate, for the notification sender.
+    pub(crate) fn gate(&self) -> watch::Receiver<Gate> {
+        self.gate.subscribe()
+    }
+
+    /// Records that the server is killing the process for `reason`; returns
+    /// whether it was still running (not yet reaped).
+    pub(crate) fn request_kill(&self, reason: ExitReason) -> bool {
+        let mut state = lock(&self.state);
+        if self.tree.is_reaped() {
+            return false;
+        }
+        state.kill_reason.get_or_insert(reason);
+        true
+    }
+
+    /// The seq the next event gets (only the driver adds events, so it stays
+    /// valid until the driver logs one).
+    pub(crate) fn next_seq(&self) -> u64 {
+        lock(&self.state).log.next_seq()
+    }
+
+    /// Logs a chunk of output; returns its seq.
+    pub(crate) fn record_output(&self, stream: OutputStream, bytes: Vec<u8>) -> u64 {
+        let seq = lock(&self.state).log.push_output(stream, bytes);
+        self.events.send_replace(seq);
+        seq
+    }
+
+    /// Logs the exit from the wait status (`None` when waiting failed).
+    pub(crate) fn record_exit(&self, status: Option<ExitStatus>) -> ExitEvent {
+        let exit_code = status.and_then(|status| status.code());
+        let raw_signal = status.and_then(|status| status.signal());
+        let event = {
+            let mut state = lock(&self.state);
+            let reason = state.kill_reason.unwrap_or(if raw_signal.is_some() {
+                ExitReason::Signaled
+            } else {
+                ExitReason::Exited
+            });
+            state
+                .log
+                .push_exit(exit_code, raw_signal.and_then(protocol_signal), reason)
+        };
+        self.events.send_replace(event.seq);
+        event
+    }
+
+    /// Logs the close (the last event); returns its seq.
+    pub(crate) fn record_closed(&self) -> u64 {
+        let seq = lock(&self.state).log.push_closed();
+        self.events.send_replace(seq);
+        seq
+    }
+
+    /// `process/read`: waits up to `wait` for an event after `after_seq` when
+    /// there is none yet, then reads.
+    pub(crate) async fn read(
+        &self,
+        after_seq: u64,
+        max_bytes: u64,
+        wait: Duration,
+    ) -> ProcessReadResponse {
+        if !wait.is_zero() {
+            // Subscribing before looking means no event can slip in between.
+            let mut events = self.events.subscribe();
+            let quiet = {
+                let state = lock(&self.state);
+                state.log.last_seq() <= after_seq && !state.log.is_finished_for(after_seq)
+            };
+            if quiet {
+                let _ = tokio::time::timeout(wait, events.wait_for(|last| *last > after_seq)).await;
+            }
+        }
+        let state = lock(&self.state);
+        let outcome = state.log.read(after_seq, max_bytes);
+        let exit = state.log.exit();
+        ProcessReadResponse {
+            chunks: outcome.chunks,
+            closed: outcome.closed,
+            dropped_bytes: outcome.dropped_bytes,
+            exit_code: exit.and_then(|exit| exit.exit_code),
+            exited: exit.is_some(),
+            next_seq: outcome.next_seq,
+            signal: exit.and_then(|exit| exit.signal),
+        }
+    }
+
+    /// `process/list`'s entry.
+    pub(crate) fn info(&self) -> ProcessInfo {
+        let exit = lock(&self.state).log.exit();
+        ProcessInfo {
+            argv: self.argv.clone(),
+            exit_code: exit.and_then(|exit| exit.exit_code),
+            pid: self.pid(),
+            process_id: self.process_id.clone(),
+            running: exit.is_none(),
+            signal: exit.and_then(|exit| exit.signal),
+            tty: self.is_pty(),
+        }
+    }
+
+    /// `process/write`: writes `bytes` to stdin once per `write_id`.
+    pub(crate) async fn write(&self, bytes: Vec<u8>, write_id: Option<String>) -> WriteStatus {
+        if matches!(self.terminal, Terminal::Pipes { pipe_stdin: false }) {
+            return WriteStatus::StdinClosed;
+        }
+        let mut stdin = self.stdin.clone().lock_owned().await;
+        if let Some(write_id) = &write_id
+            && stdin.recent.contains(write_id)
+        {
+            return WriteStatus::Accepted;
+        }
+        if self.tree.is_reaped() {
+            return WriteStatus::StdinClosed;
+        }
+        let is_pty = match &stdin.sink {
+            None => return WriteStatus::StdinClosed,
+            Some(sink) => matches!(sink, StdinSink::Pty(_)),
+        };
+        let written = if is_pty {
+            // The PTY writer blocks while the terminal's input queue is full,
+            // so it runs on a blocking thread, which takes the lock along.
+            let outcome = tokio::task::spawn_blocking(move || {
+                let written = match &mut stdin.sink {
+                    Some(StdinSink::Pty(writer)) => {
+                        writer.write_all(&bytes).and_then(|()| writer.flush())
+                    }
+                    _ => Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
+                };
+                (stdin, written)
+            })
+            .await;
+            match outcome {
+                Ok((returned, written)) => {
+                    stdin = returned;
+                    written
+                }
+                Err(_) => return WriteStatus::StdinClosed,
+            }
+        } else {
+            match &mut stdin.sink {
+                Some(StdinSink::Pipe(pipe)) => match pipe.write_all(&bytes).await {
+                    Ok(()) => pipe.flush().await,
+                    Err(error) => Err(error),
+                },
+                _ => return WriteStatus::StdinClosed,
+            }
+        };
+        match written {
+            Ok(()) => {
+                if let Some(write_id) = write_id {
+                    stdin.remember(write_id);
+                }
+                WriteStatus::Accepted
+            }
+            Err(error) => {
+                tracing::debug!(process_id = %self.process_id.as_str(), %error, "stdin is closed");
+                stdin.sink = None;
+                WriteStatus::StdinClosed
+            }
+        }
+    }
+
+    /// `process/closeStdin`. Errors: `StdinClosed` for a pipe process started
+    /// without `pipeStdin`.
+    pub(crate) async fn close_stdin(&self) -> Result<(), ServerError> {
+        match &self.terminal {
+            Terminal::Pipes { pipe_stdin: false } => Err(ServerError::StdinClosed {
+                process_id: self.process_id.clone(),
+            }),
+            Terminal::Pipes { pipe_stdin: true } => {
+                // Dropping the pipe's write end is what makes the child read EOF.
+                self.stdin.lock().await.sink = None;
+                Ok(())
+            }
+            Terminal::Pty { master } => {
+                let eof = terminal_eof_character(&**lock(master));
+                // Typing VEOF is the terminal's way to end input; a process
+                // that already exited has no input left to end.
+                let _ = self.write(vec![eof], None).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// `process/resize`. Errors: `NotPty` for a pipe process, `Internal` when
+    /// the kernel refuses.
+    pub(crate) fn resize(&self, rows: u16, cols: u16) -> Result<(), ServerError> {
+        let Terminal::Pty { master } = &self.terminal else {
+            return Err(ServerError::NotPty {
+                process_id: self.process_id.clone(),
+            });
+        };
+        lock(master)
+            .resize(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .map_err(|error| {
+                ServerError::Internal(format!("cannot resize the terminal: {error:#}"))
+            })
+    }
+
+    /// `process/signal`: sends `signal` to the process group (nothing once the
+    /// child was reaped, since its pid, the group id, may then be reused).
+    /// Errors: `Internal` when the kernel refuses.
+    pub(crate) fn signal(&self, signal: Signal) -> Result<(), ServerError> {
+        self.tree.signal_group(nix_signal(signal)).map_err(|error| {
+            ServerError::Internal(format!(
+                "cannot send {signal} to process group {}: {error}",
+                self.pid()
+            ))
+        })
+    }
+}
+
+/// The terminal's VEOF character (usually ^D), or ^D when VEOF is disabled or
+/// the termios cannot be read.
+fn terminal_eof_character(master: &dyn MasterPty) -> u8 {
+    const CONTROL_D: u8 = 0x04;
+    master
+        .get_termios()
+        .and_then(|termios| termios.control_chars.get(nix::libc::VEOF).copied())
+        .filter(|character| *character != 0)
+        .unwrap_or(CONTROL_D)
+}
+
+/// The OS signal for a protocol signal.
+pub(crate) fn nix_signal(signal: Signal) -> NixSignal {
+    match signal {
+        Signal::Interrupt => NixSignal::SIGINT,
+        Signal::Terminate => NixSignal::SIGTERM,
+        Signal::Kill => NixSignal::SIGKILL,
+        Signal::Hangup => NixSignal::SIGHUP,
+        Signal::Quit => NixSignal::SIGQUIT,
+        Signal::User1 => NixSignal::SIGUSR1,
+        Signal::User2 => NixSignal::SIGUSR2,
+        Signal::Continue => NixSignal::SIGCONT,
+        Signal::Stop => NixSignal::SIGSTOP,
+    }
+}
+
+/// The protocol name of an OS signal number, `None` when it has none.
+pub(crate) fn protocol_signal(raw: i32) -> Option<Signal> {
+    Some(match NixSignal::try_from(raw).ok()? {
+        NixSignal::SIGINT => Signal::Interrupt,
+        NixSignal::SIGTERM => Signal::Terminate,
+        NixSignal::SIGKILL => Signal::Kill,
+        NixSignal::SIGHUP => Signal::Hangup,
+        NixSignal::SIGQUIT => Signal::Quit,
+        NixSignal::SIGUSR1 => Signal::User1,
+        NixSignal::SIGUSR2 => Signal::User2,
+        NixSignal::SIGCONT => Signal::Continue,
+        NixSignal::SIGSTOP => Signal::Stop,
+        _ => return None,
+    })
+}

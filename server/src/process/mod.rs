@@ -1,0 +1,502 @@
+//! Processes on pipes and PTYs, their sequence-numbered output, and killing
+//! whole process trees.
+//!
+//! # Layout
+//! - `mod.rs` (this file): [`ProcessTable`], one connection's processes and
+//!   the `process/*` methods; [`init_reaper`] and [`kill_all`] for the server.
+//! - `command`: a checked `process/start` request: program found in the
+//!   child's `PATH`, whole environment, working directory.
+//! - `pipe`, `pty`: starting a child on pipes or on a pseudo-terminal.
+//! - `managed`: the state of one process shared by the methods and its tasks
+//!   (event log, announce gate, stdin, PTY master, kill reason).
+//! - `driver`: the tasks that read output, learn the exit, log events and
+//!   send notifications with back-pressure.
+//! - `output`: the event log: seqs, retained output, cursors, dropped bytes.
+//! - `notify`: the notification texts.
+//! - `kill`: tree killing, the child subreaper and the orphan reaper.
+//! - `procfs`: reading `/proc`.
+//!
+//! # Which processes belong to a tree
+//! A managed process leads a process group of its own (a PTY process a
+//! session of its own). Its descendants may leave both (`setsid`,
+//! `setpgid`) and may lose their parent (a double fork), so killing the group
+//! is not enough. Killing a tree works in rounds (at least two, until none
+//! of its processes is alive); each round walks `/proc`, SIGSTOPs what it
+//! found (a stopped process can neither fork nor die, so a second walk sees
+//! intact parent links), walks again and SIGKILLs both finds. A tree is:
+//! - the group, and every process whose group or session is the child's pid,
+//!   while the child is not yet reaped (afterwards its pid may be reused);
+//! - every process whose start environment carries the tree's marker: each
+//!   managed child gets `EXEC_SERVER_TREE=<server pid>/<table>/<process>/`,
+//!   which its descendants inherit. This finds escaped orphans, which the
+//!   server, as child subreaper, has adopted;
+//! - every process an earlier walk of the same tree found (remembered by pid
+//!   and start time, so a reused pid is not mistaken for it);
+//! - all descendants of the above, by parent links.
+//!
+//! Limits: a descendant that both left the group and session and started
+//! with an environment without the marker is found only while it is the
+//! descendant of a found process or was seen by an earlier walk of its tree;
+//! a process that overwrites its start environment in memory hides its
+//! marker. The marker is visible to the child as an environment variable.
+//! A kill is followed by reaping: the managed child is reaped by tokio (pipes)
+//! or its waiter thread (PTY); adopted orphans by the orphan reaper.
+
+mod command;
+mod driver;
+mod kill;
+mod managed;
+mod notify;
+mod output;
+mod pipe;
+mod procfs;
+mod pty;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use exec_protocol::{
+    ExitReason, ProcessCloseStdinParams, ProcessCloseStdinResponse, ProcessId, ProcessListParams,
+    ProcessListResponse, ProcessReadParams, ProcessReadResponse, ProcessResizeParams,
+    ProcessResizeResponse, ProcessSignalParams, ProcessSignalResponse, ProcessStartParams,
+    ProcessStartResponse, ProcessTerminateParams, ProcessTerminateResponse, ProcessWriteParams,
+    ProcessWriteResponse, WriteStatus,
+};
+use tokio::sync::watch;
+
+use self::command::LaunchSpec;
+use self::driver::{Driver, OutputSource};
+use self::kill::{Tree, lock};
+use self::managed::{ManagedProcess, StdinSink, Terminal};
+use crate::error::ServerError;
+
+/// Largest chunk of output read at once, in bytes.
+const MAX_READ_BYTES: usize = 64 * 1024;
+
+/// Numbers tables, for the tree marker of their processes.
+static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Numbers processes across all tables, for the tree marker and the registry.
+static NEXT_PROCESS_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// Per-connection process limits and retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessConfig {
+    /// Output retained per process for `process/read`, in bytes (default 1 MiB);
+    /// older chunks are evicted and reported as `droppedBytes`.
+    pub retained_output_bytes: usize,
+    /// How long a closed process stays readable after `process/closed` (default 30 s).
+    pub retention: Duration,
+    /// Processes per connection, running or retained (default 256); one more
+    /// gets `ServerError::LimitExceeded`.
+    pub max_processes: usize,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        Self {
+            retained_output_bytes: 1024 * 1024,
+            retention: Duration::from_secs(30),
+            max_processes: 256,
+        }
+    }
+}
+
+/// Where notifications go: complete JSON-RPC 2.0 notification texts, e.g.
+/// `{"jsonrpc":"2.0","method":"process/output","params":{...}}` (one message,
+/// no trailing newline). Bounded by the connection; a full outbox holds the
+/// output back (back-pressure) rather than dropping it.
+pub type Outbox = tokio::sync::mpsc::Sender<String>;
+
+/// The processes of one connection. Cheap to clone (an `Arc` inside), `Send + Sync`.
+#[derive(Clone)]
+pub struct ProcessTable {
+    /// The shared table.
+    inner: Arc<TableInner>,
+}
+
+/// The state a [`ProcessTable`]'s clones share.
+pub(crate) struct TableInner {
+    /// Unique in this server, for the tree marker of its processes.
+    id: u64,
+    /// Limits and retention.
+    config: ProcessConfig,
+    /// The connection's outbox.
+    outbox: Outbox,
+    /// The processes by id, running or retained; a `BTreeMap` so that
+    /// `process/list` comes out sorted.
+    processes: Mutex<BTreeMap<ProcessId, Arc<ManagedProcess>>>,
+    /// True once the table shut down: no more starts, retention ends.
+    closed: watch::Sender<bool>,
+}
+
+impl TableInner {
+    /// Removes `process` if the table still maps its id to it (the id may
+    /// have been reused after an earlier removal).
+    pub(crate) fn remove_if_same(&self, process: &Arc<ManagedProcess>) {
+        let mut processes = lock(&self.processes);
+        if processes
+            .get(&process.process_id)
+            .is_some_and(|current| Arc::ptr_eq(current, process))
+        {
+            processes.remove(&process.process_id);
+        }
+    }
+
+    /// The tree marker prefix of this table's processes.
+    fn marker_prefix(&self) -> String {
+        format!("{}{}/", kill::server_marker_prefix(), self.id)
+    }
+
+    /// The process with this id.
+    fn get(&self, process_id: &ProcessId) -> Option<Arc<ManagedProcess>> {
+        lock(&self.processes).get(process_id).cloned()
+    }
+
+    /// The process with this id, or `UnknownProcess`.
+    fn require(&self, process_id: &ProcessId) -> Result<Arc<ManagedProcess>, ServerError> {
+        self.get(process_id)
+            .ok_or_else(|| ServerError::UnknownProcess {
+                process_id: process_id.clone(),
+            })
+    }
+}
+
+impl ProcessTable {
+    /// An empty table whose notifications go to `outbox`.
+    pub fn new(config: ProcessConfig, outbox: Outbox) -> Self {
+        Self {
+            inner: Arc::new(TableInner {
+                id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed),
+                config,
+                outbox,
+                processes: Mutex::new(BTreeMap::new()),
+                closed: watch::Sender::new(false),
+            }),
+        }
+    }
+
+    /// `process/start`: starts a process in its own process group (a PTY
+    /// process in its own session). Its notifications wait for [`Self::announce`].
+    ///
+    /// Errors: `InvalidParams` (empty `argv`, `arg0` with `tty`), `InvalidPath`
+    /// (relative `cwd`), `ProcessExists`, `LimitExceeded` (`max_processes`),
+    /// `SpawnFailed`, `Internal` (the table shut down, a thread or PTY failure).
+    pub async fn start(
+        &self,
+        params: ProcessStartParams,
+    ) -> Result<ProcessStartResponse, ServerError> {
+        let serial = NEXT_PROCESS_SERIAL.fetch_add(1, Ordering::Relaxed);
+        let marker = format!("{}{serial}/", self.inner.marker_prefix());
+        let spec = LaunchSpec::new(&params, &marker)?;
+        let config = &self.inner.config;
+        let read_size = MAX_READ_BYTES.min(config.retained_output_bytes.max(1));
+
+        // The table stays locked from the checks to the insert, so two starts
+        // with one id or at the limit cannot both pass.
+        let mut processes = lock(&self.inner.processes);
+        if *self.inner.closed.borrow() {
+            return Err(ServerError::Internal(String::from(
+                "the connection is closing",
+            )));
+        }
+        if processes.contains_key(&params.process_id) {
+            return Err(ServerError::ProcessExists {
+                process_id: params.process_id,
+            });
+        }
+        if processes.len() >= config.max_processes {
+            return Err(ServerError::LimitExceeded {
+                what: "processes per connection",
+                limit: config.max_processes as u64,
+            });
+        }
+        let spawn_failed = |source: std::io::Error| ServerError::SpawnFailed {
+            program: spec.program_name.clone(),
+            source,
+        };
+
+        let (process, output, exit) = match spec.terminal_size {
+            None => {
+                let child = pipe::spawn(&spec).map_err(spawn_failed)?;
+                let tree = Arc::new(Tree::new(child.pid, marker));
+                let process = Arc::new(ManagedProcess::new(
+                    params.process_id.clone(),
+                    serial,
+                    spec.argv.clone(),
+                    tree.clone(),
+                    Terminal::Pipes {
+                        pipe_stdin: spec.pipe_stdin,
+                    },
+                    child.stdin.map(StdinSink::Pipe),
+                    config.retained_output_bytes,
+                ));
+                let (status_sender, exit) = tokio::sync::oneshot::channel();
+                let mut waited = child.child;
+                let pid = child.pid;
+                tokio::spawn(async move {
+                    let status = waited.wait().await;
+                    kill::child_reaped(pid);
+                    tree.mark_reaped();
+                    let _ = status_sender.send(status);
+                });
+                (
+                    process,
+                    OutputSource::Pipes {
+                        stdout: child.stdout,
+                        stderr: child.stderr,
+                    },
+                    exit,
+                )
+            }
+            Some((rows, cols)) => {
+                let child = pty::spawn(&spec, rows, cols).map_err(spawn_failed)?;
+                let pid = child.pid;
+                let tree = Arc::new(Tree::new(pid, marker));
+                let chunks = match pty::start_reader(child.reader, read_size) {
+                    Ok(chunks) => chunks,
+                    Err(error) => {
+                        kill::abandon_child(pid);
+                        return Err(ServerError::Internal(format!(
+                            "cannot start the terminal reader: {error}"
+                        )));
+                    }
+                };
+                let reaped_tree = tree.clone();
+                let exit = pty::start_waiter(child.child, move || reaped_tree.mark_reaped())
+                    .map_err(|error| {
+                        ServerError::Internal(format!("cannot start the child waiter: {error}"))
+                    })?;
+                let process = Arc::new(ManagedProcess::new(
+                    params.process_id.clone(),
+                    serial,
+                    spec.argv.clone(),
+                    tree,
+                    Terminal::Pty {
+                        master: Mutex::new(child.master),
+                    },
+                    Some(StdinSink::Pty(child.writer)),
+                    config.retained_output_bytes,
+                ));
+                (process, OutputSource::Pty { chunks }, exit)
+            }
+        };
+        processes.insert(params.process_id.clone(), process.clone());
+        drop(processes);
+        kill::register_live(serial, &process);
+
+        let pid = process.pid();
+        tokio::spawn(
+            Driver {
+                process: process.clone(),
+                output,
+                exit,
+                read_size,
+                outbox: self.inner.outbox.clone(),
+                retention: config.retention,
+                table: Arc::downgrade(&self.inner),
+                table_closed: self.inner.closed.subscribe(),
+            }
+            .run(),
+        );
+        if let Some(timeout_ms) = params.timeout_ms {
+            tokio::spawn(kill_on_timeout(process, Duration::from_millis(timeout_ms)));
+        }
+        Ok(ProcessStartResponse {
+            pid,
+            process_id: params.process_id,
+        })
+    }
+
+    /// Lets `process_id`'s notifications go out. The connection calls it right
+    /// after it queued the `process/start` response, so output never
+    /// overtakes that response. An unknown id is ignored.
+    pub fn announce(&self, process_id: &ProcessId) {
+        if let Some(process) = self.inner.get(process_id) {
+            process.announce();
+        }
+    }
+
+    /// `process/read`: retained output after `afterSeq`, waiting up to
+    /// `waitMs` milliseconds for an event when there is none yet; `maxBytes`
+    /// bounds the chunk bytes (at least one chunk is returned when any is there).
+    ///
+    /// Errors: `UnknownProcess`.
+    pub async fn read(
+        &self,
+        params: ProcessReadParams,
+    ) -> Result<ProcessReadResponse, ServerError> {
+        let process = self.inner.require(&params.process_id)?;
+        Ok(process
+            .read(
+                params.after_seq.unwrap_or(0),
+                params.max_bytes.unwrap_or(u64::MAX),
+                Duration::from_millis(params.wait_ms.unwrap_or(0)),
+            )
+            .await)
+    }
+
+    /// `process/write`: writes the bytes to stdin (PTY processes and pipe
+    /// processes with `pipeStdin`); a `writeId` seen recently is accepted
+    /// without writing again. Never an error: an unknown process is status
+    /// `unknownProcess`, a closed or never-open stdin `stdinClosed`.
+    pub async fn write(
+        &self,
+        params: ProcessWriteParams,
+    ) -> Result<ProcessWriteResponse, ServerError> {
+        let Some(process) = self.inner.get(&params.process_id) else {
+            return Ok(ProcessWriteResponse {
+                status: WriteStatus::UnknownProcess,
+            });
+        };
+        let status = process
+            .write(params.chunk.into_inner(), params.write_id)
+            .await;
+        Ok(ProcessWriteResponse { status })
+    }
+
+    /// `process/closeStdin`: closes a pipe process's stdin (the child reads
+    /// EOF) or types the terminal's VEOF character on a PTY.
+    ///
+    /// Errors: `UnknownProcess`; `StdinClosed` for a pipe process started
+    /// without `pipeStdin`.
+    pub async fn close_stdin(
+        &self,
+        params: ProcessCloseStdinParams,
+    ) -> Result<ProcessCloseStdinResponse, ServerError> {
+        let process = self.inner.require(&params.process_id)?;
+        process.close_stdin().await?;
+        Ok(ProcessCloseStdinResponse {})
+    }
+
+    /// `process/resize`: sets a PTY's size in rows and columns; the child gets SIGWINCH.
+    ///
+    /// Errors: `UnknownProcess`; `NotPty` for a pipe process; `Internal` when the kernel refuses.
+    pub async fn resize(
+        &self,
+        params: ProcessResizeParams,
+    ) -> Result<ProcessResizeResponse, ServerError> {
+        let process = self.inner.require(&params.process_id)?;
+        process.resize(params.rows.get(), params.cols.get())?;
+        Ok(ProcessResizeResponse {})
+    }
+
+    /// `process/signal`: sends the signal to the process's group (nothing
+    /// once the process was reaped).
+    ///
+    /// Errors: `UnknownProcess`; `Internal` when the kernel refuses.
+    pub async fn signal(
+        &self,
+        params: ProcessSignalParams,
+    ) -> Result<ProcessSignalResponse, ServerError> {
+        let process = self.inner.require(&params.process_id)?;
+        process.signal(params.signal)?;
+        Ok(ProcessSignalResponse {})
+    }
+
+    /// `process/terminate`: kills the process's whole tree (exit reason
+    /// `killed`) and returns once every process of it got SIGKILL. `running`
+    /// is false for an unknown or already exited process (whose leftover
+    /// descendants are killed all the same). Never an error.
+    pub async fn terminate(
+        &self,
+        params: ProcessTerminateParams,
+    ) -> Result<ProcessTerminateResponse, ServerError> {
+        let Some(process) = self.inner.get(&params.process_id) else {
+            return Ok(ProcessTerminateResponse { running: false });
+        };
+        let running = process.request_kill(ExitReason::Killed);
+        kill::kill_trees(vec![process.tree.clone()], None).await;
+        Ok(ProcessTerminateResponse { running })
+    }
+
+    /// `process/list`: every process of the connection, running or retained,
+    /// sorted by `processId`. Never an error.
+    pub async fn list(
+        &self,
+        _params: ProcessListParams,
+    ) -> Result<ProcessListResponse, ServerError> {
+        let processes: Vec<Arc<ManagedProcess>> =
+            lock(&self.inner.processes).values().cloned().collect();
+        Ok(ProcessListResponse {
+            processes: processes.iter().map(|process| process.info()).collect(),
+        })
+    }
+
+    /// The connection closed: kills every process tree of this table (exit
+    /// reason `killed`), including leftovers of processes already removed,
+    /// and waits until the children are reaped. Their notifications are
+    /// dropped; later starts fail.
+    pub async fn shutdown(&self) {
+        self.inner.closed.send_replace(true);
+        let processes: Vec<Arc<ManagedProcess>> =
+            lock(&self.inner.processes).values().cloned().collect();
+        for process in &processes {
+            process.silence();
+            process.request_kill(ExitReason::Killed);
+        }
+        let trees = processes
+            .iter()
+            .map(|process| process.tree.clone())
+            .collect();
+        kill::kill_trees(trees, Some(self.inner.marker_prefix())).await;
+        for process in &processes {
+            process.tree.wait_reaped().await;
+        }
+        lock(&self.inner.processes).clear();
+    }
+}
+
+/// Kills `process`'s tree with reason `timedOut` after `timeout`, unless it
+/// was reaped first.
+async fn kill_on_timeout(process: Arc<ManagedProcess>, timeout: Duration) {
+    tokio::select! {
+        () = tokio::time::sleep(timeout) => {
+            if process.request_kill(ExitReason::TimedOut) {
+                kill::kill_trees(vec![process.tree.clone()], None).await;
+            }
+        }
+        () = process.tree.wait_reaped() => {}
+    }
+}
+
+/// Once at server start, inside the tokio runtime: makes this process the
+/// child subreaper (`PR_SET_CHILD_SUBREAPER`), so orphaned descendants of
+/// managed processes are re-parented to it, and starts the orphan reaper
+/// thread, which on every SIGCHLD reaps the zombie children that this module
+/// did not spawn and that are outside the server's own process group (so
+/// exit statuses of tokio's and portable-pty's children, and of children the
+/// server starts elsewhere in its own group, are never stolen). It also gives
+/// signals the server inherited as ignored (SIGINT and SIGQUIT when a shell
+/// started it in the background, SIGHUP under `nohup`) a do-nothing handler,
+/// so that children start with their default action and `process/signal`
+/// works on them. Calling it again only renews the subreaper flag.
+///
+/// Errors: the `prctl` failed (not Linux, or refused), or the reaper thread
+/// or its SIGCHLD handler could not start.
+pub fn init_reaper() -> std::io::Result<()> {
+    kill::init_reaper()
+}
+
+/// Server shutdown (SIGTERM/SIGINT): kills every managed process tree of every
+/// table (exit reason `killed`), and every leftover process carrying this
+/// server's tree marker, then waits until the children are reaped.
+pub async fn kill_all() {
+    let processes = kill::live_processes();
+    for process in &processes {
+        process.request_kill(ExitReason::Killed);
+    }
+    let trees = processes
+        .iter()
+        .map(|process| process.tree.clone())
+        .collect();
+    kill::kill_trees(trees, Some(kill::server_marker_prefix())).await;
+    for process in &processes {
+        process.tree.wait_reaped().await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

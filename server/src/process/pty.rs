@@ -1,0 +1,155 @@
+//! Starting a process on a pseudo-terminal with portable-pty: the child leads
+//! a session of its own with the PTY as its controlling terminal (so a resize
+//! of the master sends it SIGWINCH), and the server keeps the master.
+//!
+//! The master's reader and the child's `wait` are blocking, so each PTY
+//! process has two small threads: one reads the terminal into a channel of one
+//! chunk (when the driver stops taking chunks, the thread stops reading, the
+//! terminal's buffer fills and the child blocks on write), one waits for the
+//! child and reports its status.
+//!
+//! Two differences from pipe processes come from portable-pty: the child sees
+//! `argv[0]` exactly as the program was named, so `arg0` is refused for PTY
+//! processes (see `command`), and portable-pty sets `SHELL` (to the user's
+//! login shell) when the requested environment has none.
+
+use std::ffi::OsString;
+use std::io::{self, Read};
+use std::process::ExitStatus;
+
+use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
+use tokio::sync::{mpsc, oneshot};
+
+use super::command::LaunchSpec;
+use super::kill;
+
+/// A started PTY process.
+pub(crate) struct PtyChild {
+    /// Its pid (and process group and session id).
+    pub pid: u32,
+    /// The child, for waiting.
+    pub child: std::process::Child,
+    /// The master side, for resizing and termios.
+    pub master: Box<dyn MasterPty + Send>,
+    /// A reader of the master (the terminal's output).
+    pub reader: Box<dyn Read + Send>,
+    /// The writer of the master (the terminal's input).
+    pub writer: Box<dyn io::Write + Send>,
+}
+
+/// Starts `spec` on a new PTY of `rows` by `cols`. Errors: the operating
+/// system's reason, or portable-pty's in words.
+pub(crate) fn spawn(spec: &LaunchSpec, rows: u16, cols: u16) -> io::Result<PtyChild> {
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows,
+            cols,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .map_err(into_io_error)?;
+    let reader = pair.master.try_clone_reader().map_err(into_io_error)?;
+    let writer = pair.master.take_writer().map_err(into_io_error)?;
+
+    let mut builder = CommandBuilder::from_argv(spec.argv.iter().map(OsString::from).collect());
+    builder.env_clear();
+    for (name, value) in &spec.env {
+        builder.env(name, value);
+    }
+    builder.cwd(&spec.cwd);
+
+    let (child, pid) = kill::spawn_tracked(|| {
+        let child = pair.slave.spawn_command(builder).map_err(into_io_error)?;
+        let pid = child
+            .process_id()
+            .ok_or_else(|| io::Error::other("the child has no pid right after its spawn"))?;
+        Ok((child, pid))
+    })?;
+    // The server must not hold the slave open: the master reads EOF only
+    // once every process on the terminal closed it.
+    drop(pair.slave);
+    // portable-pty's Unix children are std children; only those give the
+    // signal number of a killed child, which the protocol reports.
+    let child: Box<dyn portable_pty::Child> = child;
+    let child = match child.downcast::<std::process::Child>() {
+        Ok(child) => *child,
+        Err(_) => {
+            kill::abandon_child(pid);
+            return Err(io::Error::other(
+                "portable-pty returned a child of an unknown kind",
+            ));
+        }
+    };
+    Ok(PtyChild {
+        pid,
+        child,
+        master: pair.master,
+        reader,
+        writer,
+    })
+}
+
+/// Starts the thread that reads the terminal in chunks of at most `read_size`
+/// bytes; the receiver ends when the terminal reaches EOF (every process on it
+/// closed it) or fails.
+pub(crate) fn start_reader(
+    mut reader: Box<dyn Read + Send>,
+    read_size: usize,
+) -> io::Result<mpsc::Receiver<Vec<u8>>> {
+    let (chunks, receiver) = mpsc::channel(1);
+    std::thread::Builder::new()
+        .name(String::from("exec-server-pty-read"))
+        .spawn(move || {
+            let mut buffer = vec![0; read_size];
+            loop {
+                match reader.read(&mut buffer) {
+                    // portable-pty turns the EIO of a closed terminal into EOF.
+                    Ok(0) => break,
+                    Ok(length) => {
+                        if chunks.blocking_send(buffer[..length].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) => {
+                        tracing::debug!(%error, "reading the terminal failed; treating it as EOF");
+                        break;
+                    }
+                }
+            }
+        })?;
+    Ok(receiver)
+}
+
+/// Starts the thread that waits for the child; `on_reaped` runs on it right
+/// after the child was reaped, then the status goes to the receiver. If the
+/// thread cannot start, the child's group is killed and its zombie left to
+/// the orphan reaper.
+pub(crate) fn start_waiter(
+    mut child: std::process::Child,
+    on_reaped: impl FnOnce() + Send + 'static,
+) -> io::Result<oneshot::Receiver<io::Result<ExitStatus>>> {
+    let pid = child.id();
+    let (status_sender, status) = oneshot::channel();
+    let started = std::thread::Builder::new()
+        .name(String::from("exec-server-pty-wait"))
+        .spawn(move || {
+            let waited = child.wait();
+            kill::child_reaped(pid);
+            on_reaped();
+            let _ = status_sender.send(waited);
+        });
+    if let Err(error) = started {
+        kill::abandon_child(pid);
+        return Err(error);
+    }
+    Ok(status)
+}
+
+/// portable-pty reports `anyhow` errors; keeps the OS error when there is one.
+fn into_io_error(error: anyhow::Error) -> io::Error {
+    match error.downcast::<io::Error>() {
+        Ok(error) => error,
+        Err(error) => io::Error::other(format!("{error:#}")),
+    }
+}

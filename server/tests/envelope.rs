@@ -1,0 +1,174 @@
+//! The JSON-RPC 2.0 envelope and the lifecycle, against the real binary over
+//! stdio: every malformed message gets an error object and the connection
+//! keeps serving.
+
+mod common;
+
+use common::TestClient;
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+
+fn error_of(response: &Value) -> (i64, Option<String>) {
+    let error = &response["error"];
+    (
+        error["code"].as_i64().expect("an error code"),
+        error["data"]["kind"].as_str().map(str::to_owned),
+    )
+}
+
+#[tokio::test]
+async fn lifecycle_is_enforced() {
+    let mut client = TestClient::stdio().await;
+    let early = client.request("process/list", json!({})).await;
+    assert_eq!(error_of(&early), (-32600, Some("notInitialized".into())));
+
+    let result = client
+        .call(
+            "initialize",
+            json!({"clientName": "test", "clientVersion": "1"}),
+        )
+        .await;
+    assert_eq!(result["protocolVersion"], "exec-server.v1");
+    assert_eq!(result["serverInfo"]["name"], "exec-server");
+    assert_eq!(
+        result["limits"]["retainedOutputBytesPerProcess"],
+        1024 * 1024
+    );
+
+    // Between the `initialize` response and `initialized`, still refused.
+    let between = client.request("fs/getMetadata", json!({"path": "/"})).await;
+    assert_eq!(error_of(&between), (-32600, Some("notInitialized".into())));
+
+    client.notify("initialized", json!({})).await;
+    let listed = client.call("process/list", json!({})).await;
+    assert_eq!(listed, json!({"processes": []}));
+
+    let again = client
+        .request("initialize", json!({"clientName": "test"}))
+        .await;
+    assert_eq!(
+        error_of(&again),
+        (-32600, Some("alreadyInitialized".into()))
+    );
+}
+
+#[tokio::test]
+async fn malformed_messages_get_errors_and_the_connection_keeps_serving() {
+    let mut client = TestClient::stdio().await;
+    client.handshake().await;
+
+    client.send_text("this is not json").await;
+    let response = client.recv().await;
+    assert_eq!(response["jsonrpc"], "2.0");
+    assert_eq!(response["id"], Value::Null);
+    assert_eq!(error_of(&response), (-32700, None));
+
+    client.send_text("[1, 2]").await;
+    assert_eq!(error_of(&client.recv().await), (-32600, None));
+
+    client
+        .send_text(r#"{"jsonrpc":"1.0","id":7,"method":"process/list"}"#)
+        .await;
+    let response = client.recv().await;
+    assert_eq!(
+        (response["id"].clone(), error_of(&response)),
+        (json!(7), (-32600, None))
+    );
+
+    client
+        .send_text(r#"{"jsonrpc":"2.0","id":1.5,"method":"process/list"}"#)
+        .await;
+    let response = client.recv().await;
+    assert_eq!(
+        (response["id"].clone(), error_of(&response)),
+        (Value::Null, (-32600, None))
+    );
+
+    let unknown = client.request("process/launch", json!({})).await;
+    assert_eq!(error_of(&unknown), (-32601, None));
+
+    let bad_params = client
+        .request("process/start", json!({"processId": "p"}))
+        .await;
+    assert_eq!(error_of(&bad_params), (-32602, None));
+
+    let relative = client
+        .request("fs/readFile", json!({"path": "etc/hostname"}))
+        .await;
+    assert_eq!(error_of(&relative), (-32602, Some("invalidPath".into())));
+    assert_eq!(relative["error"]["data"]["path"], "etc/hostname");
+
+    // After all that, the connection still serves.
+    assert_eq!(
+        client.call("process/list", json!({})).await,
+        json!({"processes": []})
+    );
+}
+
+#[tokio::test]
+async fn codex_style_requests_without_jsonrpc_and_with_nulls_are_served() {
+    let mut client = TestClient::stdio().await;
+    client
+        .send_text(r#"{"id":"init","method":"initialize","params":{"clientName":"codex"}}"#)
+        .await;
+    let response = client.recv().await;
+    assert_eq!(response["jsonrpc"], "2.0");
+    assert_eq!(response["id"], "init");
+    assert!(response["result"]["sessionId"].is_string());
+    client.send_text(r#"{"method":"initialized"}"#).await;
+
+    client
+        .send_text(r#"{"id":2,"method":"process/read","params":{"processId":"none","afterSeq":null,"maxBytes":null,"waitMs":null}}"#)
+        .await;
+    let response = client.recv().await;
+    assert_eq!(error_of(&response), (-32602, Some("unknownProcess".into())));
+    assert_eq!(response["error"]["data"]["processId"], "none");
+
+    // `params` may be omitted when every field is optional.
+    client
+        .send_text(r#"{"id":3,"method":"process/list"}"#)
+        .await;
+    assert_eq!(client.recv().await["result"], json!({"processes": []}));
+}
+
+#[tokio::test]
+async fn an_over_long_line_is_refused_and_the_next_one_served() {
+    let mut client = TestClient::stdio().await;
+    client.handshake().await;
+    let limit = 64 * 1024 * 1024;
+    let long = format!(
+        r#"{{"id":9,"method":"fs/writeFile","params":{{"path":"/tmp/x","dataBase64":"{}"}}}}"#,
+        "A".repeat(limit)
+    );
+    client.send_text(&long).await;
+    let response = client.recv().await;
+    assert_eq!(error_of(&response), (-32600, None));
+    assert_eq!(
+        client.call("process/list", json!({})).await,
+        json!({"processes": []})
+    );
+}
+
+#[tokio::test]
+async fn filesystem_round_trip_over_the_wire() {
+    let mut client = TestClient::stdio().await;
+    client.handshake().await;
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let path = directory.path().join("hello.txt");
+    let path = path.to_str().expect("UTF-8 path");
+    client
+        .call(
+            "fs/writeFile",
+            json!({"path": path, "dataBase64": "aGVsbG8K"}),
+        )
+        .await;
+    let read = client.call("fs/readFile", json!({"path": path})).await;
+    assert_eq!(
+        read,
+        json!({"dataBase64": "aGVsbG8K", "size": 6, "eof": true})
+    );
+    let missing = client
+        .request("fs/readFile", json!({"path": format!("{path}.missing")}))
+        .await;
+    assert_eq!(error_of(&missing), (-32602, Some("notFound".into())));
+}

@@ -1,0 +1,190 @@
+//! Processes end to end against the real binary: ordering and sequence
+//! numbers on the wire, and no process left behind when a connection closes
+//! or the server is told to stop.
+
+mod common;
+
+use common::{TestClient, output_of, wait_gone};
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+
+fn start_params(process_id: &str, script: &str, tty: bool) -> Value {
+    json!({
+        "processId": process_id,
+        "argv": ["/bin/sh", "-c", script],
+        "cwd": "/",
+        "env": {"PATH": "/usr/bin:/bin"},
+        "tty": tty
+    })
+}
+
+async fn assert_pipe_process_flow(client: &mut TestClient) {
+    let id = client
+        .request(
+            "process/start",
+            start_params("p1", "echo out; echo err >&2; exit 3", false),
+        )
+        .await["id"]
+        .clone();
+    // The start response came before any notification about p1: recv()
+    // returns messages in arrival order, and request() stored anything
+    // earlier in the backlog, which must hold nothing about p1.
+    let _ = id;
+    let events = client.events_until_closed("p1").await;
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|event| event["params"]["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=events.len() as u64).collect::<Vec<_>>(),
+        "contiguous from 1"
+    );
+    assert_eq!(output_of(&events, "stdout"), "out\n");
+    assert_eq!(output_of(&events, "stderr"), "err\n");
+    let exited = events
+        .iter()
+        .find(|event| event["method"] == "process/exited")
+        .expect("exited");
+    assert_eq!(exited["params"]["exitCode"], 3);
+    assert_eq!(exited["params"]["reason"], "exited");
+    assert_eq!(exited["params"]["signal"], Value::Null);
+    assert_eq!(
+        events.last().map(|event| event["method"].clone()),
+        Some(json!("process/closed"))
+    );
+}
+
+#[tokio::test]
+async fn pipe_process_over_stdio() {
+    let mut client = TestClient::stdio().await;
+    client.handshake().await;
+    assert_pipe_process_flow(&mut client).await;
+}
+
+#[tokio::test]
+async fn pipe_process_over_websocket() {
+    let (_server, url) = TestClient::start_ws_server(&[], &[]).await;
+    let mut client = TestClient::websocket(&url).await;
+    client.handshake().await;
+    assert_pipe_process_flow(&mut client).await;
+}
+
+#[tokio::test]
+async fn output_never_overtakes_the_start_response() {
+    let mut client = TestClient::stdio().await;
+    client.handshake().await;
+    for round in 0..20 {
+        let process_id = format!("fast-{round}");
+        client
+            .send_text(
+                &json!({"id": 1000 + round, "method": "process/start",
+                        "params": start_params(&process_id, "echo now", false)})
+                .to_string(),
+            )
+            .await;
+        // The first message about this process must be its start response.
+        let first = client
+            .recv_matching(|message| {
+                message["id"] == json!(1000 + round) || message["params"]["processId"] == process_id
+            })
+            .await;
+        assert_eq!(
+            first["id"],
+            json!(1000 + round),
+            "first message was {first}"
+        );
+        client.events_until_closed(&process_id).await;
+    }
+}
+
+#[tokio::test]
+async fn pty_process_reads_input_and_resizes() {
+    let mut client = TestClient::stdio().await;
+    client.handshake().await;
+    let mut params = start_params(
+        "tty",
+        "stty size; read line; echo got:$line; stty size",
+        true,
+    );
+    params["size"] = json!({"rows": 30, "cols": 100});
+    let started = client.call("process/start", params).await;
+    assert!(started["pid"].as_u64().is_some_and(|pid| pid > 0));
+    let first = client.notification("process/output", "tty").await;
+    assert!(String::from_utf8_lossy(&common::decode(&first["params"]["chunk"])).contains("30 100"));
+    client
+        .call(
+            "process/resize",
+            json!({"processId": "tty", "rows": 40, "cols": 132}),
+        )
+        .await;
+    let write = client
+        .call(
+            "process/write",
+            json!({"processId": "tty", "chunk": "aGkK"}),
+        )
+        .await;
+    assert_eq!(write, json!({"status": "accepted"}));
+    let events = client.events_until_closed("tty").await;
+    let output = output_of(&events, "pty");
+    assert!(output.contains("got:hi"), "{output:?}");
+    assert!(output.contains("40 132"), "{output:?}");
+}
+
+#[tokio::test]
+async fn closing_the_connection_kills_its_processes() {
+    let (mut server, url) = TestClient::start_ws_server(&[], &[]).await;
+    let mut client = TestClient::websocket(&url).await;
+    client.handshake().await;
+    let started = client
+        .call("process/start", start_params("sleeper", "sleep 60", false))
+        .await;
+    let pid = started["pid"].as_i64().expect("pid");
+    assert!(common::process_alive(pid));
+    client
+        .send_message(tokio_tungstenite::tungstenite::Message::Close(None))
+        .await;
+    assert!(wait_gone(pid).await, "the process outlived its connection");
+    // The server itself keeps running for other clients.
+    let mut other = TestClient::websocket(&url).await;
+    other.handshake().await;
+    assert_eq!(
+        other.call("process/list", json!({})).await,
+        json!({"processes": []})
+    );
+    server.start_kill().expect("kill the server");
+}
+
+#[tokio::test]
+async fn sigterm_kills_every_process_tree_and_exits_zero() {
+    let (mut server, url) = TestClient::start_ws_server(&[], &[]).await;
+    let mut client = TestClient::websocket(&url).await;
+    client.handshake().await;
+    // The grandchild leaves the process group with setsid and reports its pid.
+    let script = "setsid sleep 60 & echo $!; wait";
+    let started = client
+        .call("process/start", start_params("tree", script, false))
+        .await;
+    let child = started["pid"].as_i64().expect("pid");
+    let output = client.notification("process/output", "tree").await;
+    let grandchild: i64 = String::from_utf8_lossy(&common::decode(&output["params"]["chunk"]))
+        .trim()
+        .parse()
+        .expect("the grandchild pid");
+    let server_pid = server.id().expect("server pid") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server_pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal the server");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(5), server.wait())
+        .await
+        .expect("the server exits within 5 s")
+        .expect("wait for the server");
+    assert!(status.success(), "exit status {status}");
+    assert!(wait_gone(child).await, "the child survived shutdown");
+    assert!(
+        wait_gone(grandchild).await,
+        "the setsid grandchild survived shutdown"
+    );
+}

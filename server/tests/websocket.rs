@@ -1,0 +1,105 @@
+//! The WebSocket listener: frames, pings, and the upgrade's origin and token checks.
+
+mod common;
+
+use common::TestClient;
+use pretty_assertions::assert_eq;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> Option<u16> {
+    let mut request = url.into_client_request().expect("a request");
+    for (name, value) in headers {
+        let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+            .expect("a header name");
+        request
+            .headers_mut()
+            .insert(name, value.parse().expect("a header value"));
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => None,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Some(response.status().as_u16())
+        }
+        Err(error) => panic!("unexpected failure: {error}"),
+    }
+}
+
+#[tokio::test]
+async fn binary_frames_and_pings_are_served() {
+    let (_server, url) = TestClient::start_ws_server(&[], &[]).await;
+    let mut client = TestClient::websocket(&url).await;
+    client.handshake().await;
+    let request = json!({"jsonrpc": "2.0", "id": 5, "method": "process/list"}).to_string();
+    client
+        .send_message(Message::Binary(Bytes::from(request)))
+        .await;
+    assert_eq!(
+        client.recv().await,
+        json!({"jsonrpc": "2.0", "id": 5, "result": {"processes": []}})
+    );
+    client
+        .send_message(Message::Ping(Bytes::from_static(b"hi")))
+        .await;
+    assert_eq!(client.recv().await, json!({"pong": "hi"}));
+    client
+        .send_message(Message::Binary(Bytes::from_static(b"\xff\xfe")))
+        .await;
+    assert_eq!(client.recv().await["error"]["code"], -32700);
+}
+
+#[tokio::test]
+async fn a_bad_client_does_not_disturb_another() {
+    let (_server, url) = TestClient::start_ws_server(&[], &[]).await;
+    let mut good = TestClient::websocket(&url).await;
+    good.handshake().await;
+    let mut bad = TestClient::websocket(&url).await;
+    bad.send_text("{{{{").await;
+    assert_eq!(bad.recv().await["error"]["code"], -32700);
+    assert_eq!(
+        good.call("process/list", json!({})).await,
+        json!({"processes": []})
+    );
+}
+
+#[tokio::test]
+async fn browser_origins_are_refused_unless_allowed() {
+    let (_server, url) =
+        TestClient::start_ws_server(&["--allow-origin", "https://ide.example"], &[]).await;
+    assert_eq!(
+        upgrade_status(&url, &[("origin", "https://evil.example")]).await,
+        Some(403)
+    );
+    assert_eq!(
+        upgrade_status(&url, &[("origin", "https://ide.example")]).await,
+        None
+    );
+    assert_eq!(upgrade_status(&url, &[]).await, None);
+}
+
+#[tokio::test]
+async fn the_token_is_required_when_set() {
+    let (_server, url) = TestClient::start_ws_server(&[], &[("EXEC_SERVER_TOKEN", "s3cret")]).await;
+    assert_eq!(upgrade_status(&url, &[]).await, Some(401));
+    assert_eq!(
+        upgrade_status(&url, &[("authorization", "Bearer wrong")]).await,
+        Some(401)
+    );
+    assert_eq!(
+        upgrade_status(&url, &[("authorization", "Bearer s3cret")]).await,
+        None
+    );
+}
+
+#[tokio::test]
+async fn non_loopback_without_a_token_refuses_to_start() {
+    let output = tokio::process::Command::new(common::server_binary())
+        .args(["serve", "--listen", "ws://0.0.0.0:0"])
+        .env_remove("EXEC_SERVER_TOKEN")
+        .output()
+        .await
+        .expect("runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("without a token"));
+}
