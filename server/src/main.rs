@@ -42,6 +42,12 @@ struct ServeArgs {
     /// `Origin` gets HTTP 403.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
+    /// Processes a connection may have at once, running or retained.
+    #[arg(long, value_name = "COUNT")]
+    max_processes: Option<usize>,
+    /// Output retained per process for `process/read`, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    retained_output_bytes: Option<usize>,
 }
 
 /// Where to listen.
@@ -98,7 +104,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let listen = parse_listen(&args.listen)?;
     let token = read_token(args.token_file.as_deref())?;
     exec_server::process::init_reaper().context("becoming the child subreaper")?;
-    let config = Arc::new(ServerConfig::default());
+    let mut config = ServerConfig::default();
+    if let Some(max_processes) = args.max_processes {
+        config.process.max_processes = max_processes;
+    }
+    if let Some(bytes) = args.retained_output_bytes {
+        config.process.retained_output_bytes = bytes;
+    }
+    let config = Arc::new(config);
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;

@@ -1,0 +1,528 @@
+//! [`RemoteChild`], a started process modelled on `tokio::process::Child`,
+//! and [`ProcessHandle`], the clonable part of it that writes, resizes,
+//! signals and terminates (so one task can read output while another types).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use exec_protocol::{
+    Base64Bytes, ProcessCloseStdin, ProcessCloseStdinParams, ProcessId, ProcessRead,
+    ProcessReadParams, ProcessReadResponse, ProcessResize, ProcessResizeParams, ProcessSignal,
+    ProcessSignalParams, ProcessTerminate, ProcessTerminateParams, ProcessWrite,
+    ProcessWriteParams, Signal, WriteStatus,
+};
+use futures_util::Stream;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
+
+use crate::command::terminal_size;
+use crate::connection::Connection;
+use crate::error::ClientError;
+use crate::output::{ExitStatus, Output, OutputChunk, ProcessEvent};
+use crate::router::{RouteShared, lock};
+use crate::sequence::{Event, Sequencer};
+
+/// Largest piece one `process/write` carries, in bytes; longer writes are
+/// split, so a write never runs into the server's message limit.
+const WRITE_PIECE_BYTES: usize = 1024 * 1024;
+
+/// How often, and how long apart, a write is retried while the server
+/// answers `starting` (the process is not ready for input yet).
+const WRITE_RETRIES: u32 = 100;
+/// See [`WRITE_RETRIES`].
+const WRITE_RETRY_DELAY: Duration = Duration::from_millis(20);
+
+/// The controls of a started process: write to its stdin, close it, resize
+/// its terminal, signal or terminate it. Cheap to clone and usable from any
+/// task while the [`RemoteChild`] reads output.
+#[derive(Clone)]
+pub struct ProcessHandle {
+    /// The connection the process runs on.
+    connection: Arc<Connection>,
+    /// The process's protocol handle.
+    process_id: ProcessId,
+    /// Numbers the `writeId`s of this process's writes.
+    writes: Arc<AtomicU64>,
+    /// Whether stdin was closed through any clone.
+    stdin_closed: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for ProcessHandle {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ProcessHandle")
+            .field("process_id", &self.process_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProcessHandle {
+    /// The process's protocol handle (its `processId`).
+    pub fn process_id(&self) -> &str {
+        &self.process_id
+    }
+
+    /// Writes `bytes` to the process's stdin (the terminal for a PTY
+    /// process). Each piece of up to 1 MiB carries a `writeId`, so a retry
+    /// while the server answers `starting` is applied once.
+    ///
+    /// # Errors
+    /// [`ClientError::WriteRejected`] with `stdinClosed` (stdin closed or
+    /// never open: no `pipe_stdin` and no PTY, or the process exited) or
+    /// `unknownProcess`; [`ClientError::TransportClosed`].
+    pub async fn write(&self, bytes: impl AsRef<[u8]>) -> Result<(), ClientError> {
+        for piece in bytes.as_ref().chunks(WRITE_PIECE_BYTES) {
+            self.write_piece(piece).await?;
+        }
+        Ok(())
+    }
+
+    /// One `process/write`, retried while the process is starting.
+    async fn write_piece(&self, piece: &[u8]) -> Result<(), ClientError> {
+        let number = self.writes.fetch_add(1, Ordering::Relaxed);
+        let params = ProcessWriteParams {
+            chunk: Base64Bytes(piece.to_vec()),
+            process_id: self.process_id.clone(),
+            write_id: Some(format!("{}:{number}", *self.process_id)),
+        };
+        let mut attempts = 0;
+        loop {
+            let response = self.connection.call::<ProcessWrite>(&params).await?;
+            match response.status {
+                WriteStatus::Accepted => return Ok(()),
+                WriteStatus::Starting if attempts < WRITE_RETRIES => {
+                    attempts += 1;
+                    tokio::time::sleep(WRITE_RETRY_DELAY).await;
+                }
+                status => {
+                    return Err(ClientError::WriteRejected {
+                        process_id: self.process_id.to_string(),
+                        status,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Closes stdin: a pipe process reads EOF; a PTY process gets the
+    /// terminal's EOF character (usually ^D).
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] with kind `stdinClosed` (a pipe process
+    /// without `pipe_stdin`) or `unknownProcess`; [`ClientError::TransportClosed`].
+    pub async fn close_stdin(&self) -> Result<(), ClientError> {
+        let params = ProcessCloseStdinParams {
+            process_id: self.process_id.clone(),
+        };
+        self.connection.call::<ProcessCloseStdin>(&params).await?;
+        self.stdin_closed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Resizes the process's terminal to `rows` by `cols` character cells
+    /// (each 1 to 65535); the child receives SIGWINCH.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidInput`] for a zero size; [`ClientError::Server`]
+    /// with kind `notPty` (a pipe process) or `unknownProcess`;
+    /// [`ClientError::TransportClosed`].
+    pub async fn resize(&self, rows: u16, cols: u16) -> Result<(), ClientError> {
+        let size = terminal_size(rows, cols)?;
+        let params = ProcessResizeParams {
+            cols: size.cols,
+            process_id: self.process_id.clone(),
+            rows: size.rows,
+        };
+        self.connection.call::<ProcessResize>(&params).await?;
+        Ok(())
+    }
+
+    /// Sends `signal` to the process's whole process group.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] with kind `unknownProcess`; [`ClientError::TransportClosed`].
+    pub async fn signal(&self, signal: Signal) -> Result<(), ClientError> {
+        let params = ProcessSignalParams {
+            process_id: self.process_id.clone(),
+            signal,
+        };
+        self.connection.call::<ProcessSignal>(&params).await?;
+        Ok(())
+    }
+
+    /// Kills the process's whole tree. Returns `true` when it was running
+    /// and is now being killed, `false` when it had already exited. The exit
+    /// then reports `reason` `killed`.
+    ///
+    /// # Errors
+    /// [`ClientError::TransportClosed`].
+    pub async fn terminate(&self) -> Result<bool, ClientError> {
+        let params = ProcessTerminateParams {
+            process_id: self.process_id.clone(),
+        };
+        Ok(self
+            .connection
+            .call::<ProcessTerminate>(&params)
+            .await?
+            .running)
+    }
+}
+
+/// A process started with [`Command::spawn`](crate::Command::spawn): its
+/// output, in order and complete, and its controls.
+///
+/// Output is read with [`RemoteChild::next_event`] / [`RemoteChild::next_output`]
+/// (or [`RemoteChild::into_events`] as a `Stream`), or collected by
+/// [`RemoteChild::output`]. Every chunk arrives exactly once and in order:
+/// when this consumer falls behind, the output it missed is read back from
+/// the server, and only bytes the server no longer retains (beyond 1 MiB per
+/// process by default) are reported, as [`ProcessEvent::OutputLost`].
+///
+/// Dropping a `RemoteChild` stops following the process but does not stop
+/// it; the server kills it when the connection closes, or call
+/// [`RemoteChild::terminate`] first.
+pub struct RemoteChild {
+    /// The controls, shared with [`RemoteChild::handle`]'s clones.
+    handle: ProcessHandle,
+    /// The OS pid the server reported (0 until the start is confirmed).
+    pid: u32,
+    /// Whether stdin is a pipe that [`RemoteChild::wait`] and
+    /// [`RemoteChild::output`] close first, as tokio's `Child` does.
+    closes_stdin_on_wait: bool,
+    /// Events from the connection's reader.
+    events: mpsc::Receiver<Event>,
+    /// The state shared with the reader: drop counters, overflow, wake-ups.
+    route: Arc<RouteShared>,
+    /// Puts events in order and finds what is missing.
+    sequencer: Sequencer,
+    /// The exit, once it was handed out.
+    exit: Option<ExitStatus>,
+}
+
+impl std::fmt::Debug for RemoteChild {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RemoteChild")
+            .field("process_id", &self.handle.process_id)
+            .field("pid", &self.pid)
+            .field("exit", &self.exit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteChild {
+    /// A child following `process_id` through an already registered route.
+    pub(crate) fn new(
+        connection: Arc<Connection>,
+        process_id: ProcessId,
+        closes_stdin_on_wait: bool,
+        events: mpsc::Receiver<Event>,
+        route: Arc<RouteShared>,
+    ) -> Self {
+        Self {
+            handle: ProcessHandle {
+                connection,
+                process_id,
+                writes: Arc::new(AtomicU64::new(1)),
+                stdin_closed: Arc::new(AtomicBool::new(false)),
+            },
+            pid: 0,
+            closes_stdin_on_wait,
+            events,
+            route,
+            sequencer: Sequencer::new(),
+            exit: None,
+        }
+    }
+
+    /// Records the OS pid from the `process/start` response.
+    pub(crate) fn set_pid(&mut self, pid: u32) {
+        self.pid = pid;
+    }
+
+    /// The process's protocol handle (its `processId`).
+    pub fn process_id(&self) -> &str {
+        self.handle.process_id()
+    }
+
+    /// The OS pid on the server's machine, for display and debugging.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// A clonable handle to write, resize, signal and terminate from other tasks.
+    pub fn handle(&self) -> ProcessHandle {
+        self.handle.clone()
+    }
+
+    /// The exit, if [`RemoteChild::next_event`] or [`RemoteChild::wait`]
+    /// already handed it out (like `try_wait`, without asking the server).
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.exit
+    }
+
+    /// Output bytes lost so far because the server no longer retained them
+    /// when this consumer caught up; 0 unless it stalled for long.
+    pub fn dropped_bytes(&self) -> u64 {
+        self.sequencer.lost_bytes()
+    }
+
+    /// See [`ProcessHandle::write`].
+    ///
+    /// # Errors
+    /// As [`ProcessHandle::write`].
+    pub async fn write(&self, bytes: impl AsRef<[u8]>) -> Result<(), ClientError> {
+        self.handle.write(bytes).await
+    }
+
+    /// See [`ProcessHandle::close_stdin`].
+    ///
+    /// # Errors
+    /// As [`ProcessHandle::close_stdin`].
+    pub async fn close_stdin(&self) -> Result<(), ClientError> {
+        self.handle.close_stdin().await
+    }
+
+    /// See [`ProcessHandle::resize`].
+    ///
+    /// # Errors
+    /// As [`ProcessHandle::resize`].
+    pub async fn resize(&self, rows: u16, cols: u16) -> Result<(), ClientError> {
+        self.handle.resize(rows, cols).await
+    }
+
+    /// See [`ProcessHandle::signal`].
+    ///
+    /// # Errors
+    /// As [`ProcessHandle::signal`].
+    pub async fn signal(&self, signal: Signal) -> Result<(), ClientError> {
+        self.handle.signal(signal).await
+    }
+
+    /// See [`ProcessHandle::terminate`].
+    ///
+    /// # Errors
+    /// As [`ProcessHandle::terminate`].
+    pub async fn terminate(&self) -> Result<bool, ClientError> {
+        self.handle.terminate().await
+    }
+
+    /// The next event of the process in sequence order: output, a loss
+    /// report, or the exit (output may follow the exit). `Ok(None)` once the
+    /// server closed the process: all output was delivered.
+    ///
+    /// Cancel-safe: dropping the future loses no event.
+    ///
+    /// # Errors
+    /// [`ClientError::TransportClosed`] when the connection closed before
+    /// the stream ended; the errors of `process/read` while catching up.
+    pub async fn next_event(&mut self) -> Result<Option<ProcessEvent>, ClientError> {
+        loop {
+            if let Some(event) = self.sequencer.next_ready() {
+                if let ProcessEvent::Exited(status) = &event {
+                    self.exit = Some(*status);
+                }
+                return Ok(Some(event));
+            }
+            if self.sequencer.is_finished() {
+                return Ok(None);
+            }
+            match self.events.try_recv() {
+                Ok(event) => {
+                    self.sequencer.accept(event);
+                    continue;
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => {
+                    if self.take_overflow() {
+                        continue;
+                    }
+                    return Err(self.handle.connection.router().closed_error());
+                }
+            }
+            if self.take_overflow() {
+                continue;
+            }
+            // Read the counter before the read: a drop during the read stays
+            // unacknowledged and triggers another read.
+            let dropped = self.route.dropped.load(Ordering::Acquire);
+            let lagging = dropped != self.route.caught_up.load(Ordering::Acquire);
+            if let Some(after_seq) = self.sequencer.wants_read(lagging) {
+                let response = self.read_after(after_seq).await?;
+                self.sequencer.apply_read(after_seq, response);
+                self.route.caught_up.store(dropped, Ordering::Release);
+                continue;
+            }
+            let received = tokio::select! {
+                event = self.events.recv() => event,
+                () = self.route.wake.notified() => None,
+            };
+            if let Some(event) = received {
+                self.sequencer.accept(event);
+            }
+        }
+    }
+
+    /// The next chunk of output, in order; loss reports and the exit are
+    /// skipped (see [`RemoteChild::dropped_bytes`] and
+    /// [`RemoteChild::exit_status`]). `Ok(None)` once all output was delivered.
+    ///
+    /// # Errors
+    /// As [`RemoteChild::next_event`].
+    pub async fn next_output(&mut self) -> Result<Option<OutputChunk>, ClientError> {
+        while let Some(event) = self.next_event().await? {
+            if let ProcessEvent::Output(chunk) = event {
+                return Ok(Some(chunk));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The events as a `Stream`, ending after the last one (or after the
+    /// first error).
+    pub fn into_events(
+        self,
+    ) -> impl Stream<Item = Result<ProcessEvent, ClientError>> + Send + 'static {
+        futures_util::stream::unfold(Some(self), |child| async move {
+            let mut child = child?;
+            match child.next_event().await {
+                Ok(Some(event)) => Some((Ok(event), Some(child))),
+                Ok(None) => None,
+                Err(error) => Some((Err(error), None)),
+            }
+        })
+    }
+
+    /// Waits for the process to exit. Output not read yet up to the exit is
+    /// read and discarded (read it first, or use [`RemoteChild::output`], to
+    /// keep it); output after the exit stays readable. Like tokio's
+    /// `Child::wait`, a piped stdin ([`Command::pipe_stdin`](crate::Command::pipe_stdin))
+    /// is closed first, so a child reading it sees EOF.
+    ///
+    /// # Errors
+    /// As [`RemoteChild::next_event`]; [`ClientError::Protocol`] when the
+    /// server closed the process without an exit.
+    pub async fn wait(&mut self) -> Result<ExitStatus, ClientError> {
+        if let Some(status) = self.exit {
+            return Ok(status);
+        }
+        self.close_piped_stdin(|_| {}).await?;
+        if let Some(status) = self.exit {
+            return Ok(status);
+        }
+        while let Some(event) = self.next_event().await? {
+            if let ProcessEvent::Exited(status) = event {
+                return Ok(status);
+            }
+        }
+        self.exit.ok_or_else(|| self.closed_without_exit())
+    }
+
+    /// Collects the rest of the output and the exit, closing a piped stdin
+    /// first (like `std::process::Command::output`). PTY output goes to
+    /// [`Output::stdout`].
+    ///
+    /// # Errors
+    /// As [`RemoteChild::wait`].
+    pub async fn output(mut self) -> Result<Output, ClientError> {
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut collect = |event: ProcessEvent| {
+            if let ProcessEvent::Output(chunk) = event {
+                match chunk.stream {
+                    exec_protocol::OutputStream::Stderr => stderr.extend_from_slice(&chunk.bytes),
+                    _ => stdout.extend_from_slice(&chunk.bytes),
+                }
+            }
+        };
+        self.close_piped_stdin(&mut collect).await?;
+        while let Some(event) = self.next_event().await? {
+            collect(event);
+        }
+        let status = self.exit.ok_or_else(|| self.closed_without_exit())?;
+        Ok(Output {
+            stdout,
+            stderr,
+            status,
+            dropped_bytes: self.sequencer.lost_bytes(),
+        })
+    }
+
+    /// Closes a piped stdin that is still open, handing the events that
+    /// arrive meanwhile to `keep`. They must be taken: the answer to
+    /// `process/closeStdin` may be queued behind this process's output, which
+    /// the reader can only pass on as this child takes it. Errors of the
+    /// close are ignored: the process may have exited or closed stdin
+    /// already, which is what was wanted.
+    ///
+    /// # Errors
+    /// As [`RemoteChild::next_event`].
+    async fn close_piped_stdin(
+        &mut self,
+        mut keep: impl FnMut(ProcessEvent),
+    ) -> Result<(), ClientError> {
+        if !self.closes_stdin_on_wait || self.handle.stdin_closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let handle = self.handle.clone();
+        let closing = handle.close_stdin();
+        tokio::pin!(closing);
+        loop {
+            // `next_event` is cancel-safe, so losing this race loses nothing.
+            tokio::select! {
+                closed = &mut closing => {
+                    if let Err(error) = closed {
+                        tracing::debug!(%error, "closing stdin before waiting failed");
+                    }
+                    return Ok(());
+                }
+                event = self.next_event() => match event? {
+                    Some(event) => keep(event),
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+
+    /// The error for a stream that ended without an exit.
+    fn closed_without_exit(&self) -> ClientError {
+        ClientError::Protocol(format!(
+            "process `{}` was closed without a process/exited notification",
+            *self.handle.process_id
+        ))
+    }
+
+    /// Moves the exit and close the reader parked in the overflow into the
+    /// sequencer; `true` when there were any.
+    fn take_overflow(&mut self) -> bool {
+        let parked: Vec<Event> = lock(&self.route.overflow).drain(..).collect();
+        let any = !parked.is_empty();
+        for event in parked {
+            self.sequencer.accept(event);
+        }
+        any
+    }
+
+    /// Reads back the retained output after `after_seq`. `maxBytes` is left
+    /// unset: the server then returns everything it retains after the cursor
+    /// (at most its retention, 1 MiB by default), so one read closes a gap.
+    async fn read_after(&self, after_seq: u64) -> Result<ProcessReadResponse, ClientError> {
+        let params = ProcessReadParams {
+            after_seq: Some(after_seq),
+            max_bytes: None,
+            process_id: self.handle.process_id.clone(),
+            wait_ms: None,
+        };
+        self.handle.connection.call::<ProcessRead>(&params).await
+    }
+}
+
+impl Drop for RemoteChild {
+    fn drop(&mut self) {
+        self.handle
+            .connection
+            .router()
+            .remove_route(&self.handle.process_id, &self.route);
+    }
+}

@@ -1,0 +1,73 @@
+//! What a remote process reports: [`OutputChunk`], [`ProcessEvent`],
+//! [`ExitStatus`], and [`Output`] (everything at once, like
+//! `std::process::Output`).
+
+use exec_protocol::{ExitReason, OutputStream, Signal};
+
+/// One chunk of a process's output, in the order the process wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputChunk {
+    /// Position in the process's sequence (shared with the exit and the
+    /// close, starting at 1); consecutive chunks may skip the exit's number.
+    pub seq: u64,
+    /// `stdout` or `stderr` for a pipe process, `pty` for a PTY process.
+    pub stream: OutputStream,
+    /// The bytes, exactly as the process wrote them (not necessarily whole
+    /// lines or whole UTF-8 characters).
+    pub bytes: Vec<u8>,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The exit code; `None` when a signal ended the process.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the process, when it has a protocol name.
+    pub signal: Option<Signal>,
+    /// Why it ended: by itself, by a signal, its timeout, or a terminate.
+    pub reason: ExitReason,
+}
+
+impl ExitStatus {
+    /// Whether the process exited by itself with code 0.
+    pub fn success(&self) -> bool {
+        self.reason == ExitReason::Exited && self.exit_code == Some(0)
+    }
+}
+
+/// The next thing that happened to a process, in sequence order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProcessEvent {
+    /// Output bytes.
+    Output(OutputChunk),
+    /// Output the server no longer retained when this client fell behind:
+    /// `bytes` bytes at this point of the stream are gone for good. Only
+    /// reported when the server's `droppedBytes` says so.
+    OutputLost {
+        /// How many bytes were lost.
+        bytes: u64,
+    },
+    /// The process ended. Output written before it ended may still follow,
+    /// until the stream ends (`None`).
+    Exited(ExitStatus),
+}
+
+/// Everything a process wrote and how it ended, as [`RemoteChild::output`]
+/// and [`Command::output`] collect it.
+///
+/// [`RemoteChild::output`]: crate::RemoteChild::output
+/// [`Command::output`]: crate::Command::output
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Bytes from stdout; for a PTY process, everything the terminal showed
+    /// (a terminal merges stdout and stderr).
+    pub stdout: Vec<u8>,
+    /// Bytes from stderr; always empty for a PTY process.
+    pub stderr: Vec<u8>,
+    /// How the process ended.
+    pub status: ExitStatus,
+    /// Bytes lost because the server no longer retained them (0 unless the
+    /// consumer stalled for longer than the server's retention covers).
+    pub dropped_bytes: u64,
+}

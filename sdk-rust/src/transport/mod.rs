@@ -1,0 +1,100 @@
+//! The transport abstraction: the client core runs over a pair of channels of
+//! complete JSON texts, so any byte pipe (stdio, WebSocket, or a server in
+//! the same process) can carry it.
+//!
+//! - `stdio`: newline-delimited JSON over any `AsyncRead`/`AsyncWrite`.
+//! - `websocket`: one JSON message per WebSocket text frame.
+
+pub(crate) mod stdio;
+pub(crate) mod websocket;
+
+use tokio::sync::mpsc;
+
+/// Messages buffered in each direction by the transports of this crate.
+pub(crate) const TRANSPORT_CAPACITY: usize = 64;
+
+/// The client's end of a transport: complete JSON-RPC messages in both
+/// directions, one JSON text per `String` (no framing, no trailing newline).
+///
+/// # Contract
+/// - The client sends every message it writes on [`outgoing`](Self::outgoing),
+///   in order. The transport delivers each to the server as one message.
+/// - The transport puts every message from the server into
+///   [`incoming`](Self::incoming), in the order the server sent them. It
+///   awaits `send` rather than dropping when the channel is full: that is how
+///   a slow client holds a fast server back.
+/// - When the client is done, it drops its `outgoing` sender; the transport
+///   then delivers what is queued and closes the connection.
+/// - When the connection ends (the server closed it, or an I/O error), the
+///   transport drops its `incoming` sender; every call still waiting then
+///   fails with [`ClientError::TransportClosed`](crate::ClientError::TransportClosed).
+///
+/// # An in-process transport
+/// A server in the same process needs no bytes at all: make a pair with
+/// [`TransportChannels::pair`], give one end to
+/// [`ExecClient::connect_transport`](crate::ExecClient::connect_transport)
+/// and serve the other, e.g. with exec-server's `Connection`:
+///
+/// ```ignore
+/// let (client_end, mut server_end) = TransportChannels::pair(256);
+/// tokio::spawn(async move {
+///     let connection = Connection::new(config, server_end.outgoing);
+///     while let Some(text) = server_end.incoming.recv().await {
+///         connection.handle_message(&text).await;
+///     }
+///     connection.close().await;
+/// });
+/// let client = ExecClient::connect_transport(client_end, ConnectOptions::default()).await?;
+/// ```
+#[derive(Debug)]
+pub struct TransportChannels {
+    /// Messages from the client to the server.
+    pub outgoing: mpsc::Sender<String>,
+    /// Messages from the server to the client.
+    pub incoming: mpsc::Receiver<String>,
+}
+
+impl TransportChannels {
+    /// Two connected ends: what one end sends on `outgoing` arrives on the
+    /// other end's `incoming`. `capacity` is the number of messages buffered
+    /// in each direction (at least 1).
+    pub fn pair(capacity: usize) -> (TransportChannels, TransportChannels) {
+        let capacity = capacity.max(1);
+        let (to_server, from_client) = mpsc::channel(capacity);
+        let (to_client, from_server) = mpsc::channel(capacity);
+        (
+            TransportChannels {
+                outgoing: to_server,
+                incoming: from_server,
+            },
+            TransportChannels {
+                outgoing: to_client,
+                incoming: from_client,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pair_is_crossed() {
+        let (mut client, mut server) = TransportChannels::pair(4);
+        client
+            .outgoing
+            .send("to server".into())
+            .await
+            .expect("open");
+        server
+            .outgoing
+            .send("to client".into())
+            .await
+            .expect("open");
+        assert_eq!(server.incoming.recv().await.as_deref(), Some("to server"));
+        assert_eq!(client.incoming.recv().await.as_deref(), Some("to client"));
+        drop(server);
+        assert_eq!(client.incoming.recv().await, None);
+    }
+}

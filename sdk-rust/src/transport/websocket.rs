@@ -1,0 +1,108 @@
+//! WebSocket (tokio-tungstenite): one JSON message per text frame, as
+//! `exec-server serve --listen ws://IP:PORT` speaks it. Binary frames holding
+//! UTF-8 JSON are accepted too; pings are answered by tungstenite.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::{TRANSPORT_CAPACITY, TransportChannels};
+use crate::error::ClientError;
+
+/// Opens a WebSocket connection to `url` (`ws://HOST:PORT`), sending `token`
+/// as `Authorization: Bearer TOKEN` when given, and returns it as a
+/// transport. Spawns one task per direction.
+///
+/// # Errors
+/// [`ClientError::Connect`] when the URL is invalid, the TCP connect or the
+/// upgrade fails (HTTP 401 for a wrong token, 403 for a refused origin);
+/// [`ClientError::Timeout`] when it takes longer than `connect_timeout`;
+/// [`ClientError::InvalidInput`] when the token is not a valid header value.
+pub async fn websocket_transport(
+    url: &str,
+    token: Option<&str>,
+    connect_timeout: Duration,
+) -> Result<TransportChannels, ClientError> {
+    let connect_error = |source: Box<dyn std::error::Error + Send + Sync>| ClientError::Connect {
+        url: url.to_owned(),
+        source,
+    };
+    let mut request = url
+        .into_client_request()
+        .map_err(|error| connect_error(Box::new(error)))?;
+    if let Some(token) = token {
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            ClientError::InvalidInput(String::from("the token is not a valid HTTP header value"))
+        })?;
+        request.headers_mut().insert(header::AUTHORIZATION, value);
+    }
+    // The client trusts its server with message sizes: a file read or a
+    // retained-output read can be tens of MiB, above tungstenite's defaults.
+    let config = WebSocketConfig::default()
+        .max_message_size(None)
+        .max_frame_size(None);
+    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let (socket, _response) = tokio::time::timeout(connect_timeout, connecting)
+        .await
+        .map_err(|_| ClientError::Timeout {
+            what: format!("the WebSocket connection to {url}"),
+        })?
+        .map_err(|error| connect_error(Box::new(error)))?;
+
+    let (mut sink, mut stream) = socket.split();
+    let (outgoing, mut to_send) = mpsc::channel::<String>(TRANSPORT_CAPACITY);
+    let (received, incoming) = mpsc::channel(TRANSPORT_CAPACITY);
+    let (reader_done, mut reader_gone) = oneshot::channel::<()>();
+
+    tokio::spawn(async move {
+        // Dropping `reader_done` when this task ends tells the writer.
+        let _reader_done = reader_done;
+        while let Some(frame) = stream.next().await {
+            let text = match frame {
+                Ok(Message::Text(text)) => text.as_str().to_owned(),
+                Ok(Message::Binary(bytes)) => match String::from_utf8(bytes.to_vec()) {
+                    Ok(text) => text,
+                    Err(_) => {
+                        tracing::error!(
+                            "the server sent a binary frame that is not UTF-8; closing"
+                        );
+                        return;
+                    }
+                },
+                Ok(Message::Close(_)) => return,
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+                Err(error) => {
+                    tracing::debug!(%error, "the WebSocket connection failed");
+                    return;
+                }
+            };
+            if received.send(text).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    tokio::spawn(async move {
+        loop {
+            let message = tokio::select! {
+                message = to_send.recv() => message,
+                // The connection is gone: nothing more can be delivered.
+                _ = &mut reader_gone => return,
+            };
+            let Some(message) = message else { break };
+            if let Err(error) = sink.send(Message::Text(Utf8Bytes::from(message))).await {
+                tracing::debug!(%error, "sending to the server failed; the connection is ending");
+                return;
+            }
+        }
+        // The client is done: a close frame ends the connection cleanly.
+        let _ = sink.close().await;
+    });
+
+    Ok(TransportChannels { outgoing, incoming })
+}

@@ -1,0 +1,159 @@
+//! The client against the real `exec-server serve --listen ws://127.0.0.1:0`:
+//! the WebSocket transport, the connection token, and what a pending call
+//! gets when the server goes away.
+
+mod common;
+
+use std::time::Duration;
+
+use exec_client::protocol::{
+    FsReadFileParams, FsWriteFileParams, ProcessListParams, ProcessReadParams,
+};
+use exec_client::{ClientError, ConnectOptions, ExecClient};
+use pretty_assertions::assert_eq;
+
+use common::{WsServer, scratch_dir};
+
+#[tokio::test]
+async fn processes_and_files_over_websocket() {
+    let server = WsServer::start(None).await;
+    let client = ExecClient::connect_websocket(&server.url, ConnectOptions::new("websocket"))
+        .await
+        .expect("connect");
+    assert_eq!(
+        client.initialize_response().protocol_version,
+        "exec-server.v1"
+    );
+    assert_eq!(client.local_server_pid(), None);
+
+    let output = client
+        .command("/bin/sh")
+        .args(["-c", "printf 'over the wire'; exit 5"])
+        .output()
+        .await
+        .expect("output");
+    assert_eq!(
+        (output.stdout.as_slice(), output.status.exit_code),
+        (&b"over the wire"[..], Some(5))
+    );
+
+    let scratch = scratch_dir();
+    let path = format!("{}/ws.bin", scratch.path().display());
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    client
+        .fs_write_file(FsWriteFileParams {
+            append: None,
+            create_parents: None,
+            data_base64: bytes.clone().into(),
+            mode: None,
+            path: path.clone().into(),
+        })
+        .await
+        .expect("write");
+    let read = client
+        .fs_read_file(FsReadFileParams {
+            max_bytes: None,
+            offset: None,
+            path: path.into(),
+        })
+        .await
+        .expect("read");
+    assert_eq!(read.data_base64.into_inner(), bytes);
+
+    client.clone().close().await.expect("close");
+    let error = client
+        .process_list(ProcessListParams {})
+        .await
+        .expect_err("closed");
+    assert!(matches!(error, ClientError::TransportClosed), "{error:?}");
+}
+
+#[tokio::test]
+async fn the_token_is_sent_as_a_bearer_header() {
+    let server = WsServer::start(Some("s3cret-token")).await;
+    let error = ExecClient::connect_websocket(&server.url, ConnectOptions::new("no token"))
+        .await
+        .expect_err("no token");
+    assert!(
+        matches!(&error, ClientError::Connect { url, .. } if url == &server.url),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("401"), "{error}");
+    let error =
+        ExecClient::connect_websocket(&server.url, ConnectOptions::new("wrong").token("wrong"))
+            .await
+            .expect_err("wrong token");
+    assert!(matches!(error, ClientError::Connect { .. }), "{error:?}");
+    let client = ExecClient::connect_websocket(
+        &server.url,
+        ConnectOptions::new("right").token("s3cret-token"),
+    )
+    .await
+    .expect("the right token");
+    client
+        .process_list(ProcessListParams {})
+        .await
+        .expect("served");
+}
+
+#[tokio::test]
+async fn a_pending_call_fails_with_transport_closed_when_the_server_goes_away() {
+    let mut server = WsServer::start(None).await;
+    let client = ExecClient::connect_websocket(&server.url, ConnectOptions::new("goes away"))
+        .await
+        .expect("connect");
+    let child = client
+        .command("/bin/sleep")
+        .arg("30")
+        .spawn()
+        .await
+        .expect("spawn");
+    // A long poll past the end of the sequence: nothing answers it before
+    // its minute is up, not even the process being killed.
+    let pending = tokio::spawn({
+        let client = client.clone();
+        let process_id = child.process_id().to_owned();
+        async move {
+            client
+                .process_read(ProcessReadParams {
+                    after_seq: Some(u64::MAX - 1),
+                    max_bytes: None,
+                    process_id: process_id.try_into().expect("id"),
+                    wait_ms: Some(60_000),
+                })
+                .await
+        }
+    });
+    // This answer comes after the long poll was read by the server.
+    client
+        .process_list(ProcessListParams {})
+        .await
+        .expect("list");
+    server.terminate();
+    let error = tokio::time::timeout(Duration::from_secs(30), pending)
+        .await
+        .expect("the call ends when the connection does")
+        .expect("task")
+        .expect_err("the connection closed under it");
+    assert!(matches!(error, ClientError::TransportClosed), "{error:?}");
+    let error = client
+        .process_list(ProcessListParams {})
+        .await
+        .expect_err("closed");
+    assert!(matches!(error, ClientError::TransportClosed), "{error:?}");
+    assert!(server.wait().await.success());
+}
+
+#[tokio::test]
+async fn nothing_listening_is_a_connect_error() {
+    // Bind a port and close it again, so nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("ws://127.0.0.1:{port}");
+    let error = ExecClient::connect_websocket(&url, ConnectOptions::default())
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(error, ClientError::Connect { .. }), "{error:?}");
+}
