@@ -36,8 +36,14 @@ pub struct TestClient {
 impl TestClient {
     /// Starts `exec-server serve --listen stdio://` and talks to it over its stdio.
     pub async fn stdio() -> Self {
+        Self::stdio_with(&[]).await
+    }
+
+    /// Like [`TestClient::stdio`], with extra `serve` arguments.
+    pub async fn stdio_with(extra_args: &[&str]) -> Self {
         let mut child = Command::new(server_binary())
             .args(["serve", "--listen", "stdio://"])
+            .args(extra_args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -207,10 +213,21 @@ impl TestClient {
 
     /// Sends a request and returns the whole response object.
     pub async fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.send_request(method, params).await;
+        self.response(id).await
+    }
+
+    /// Sends a request without waiting; returns its id for [`TestClient::response`].
+    pub async fn send_request(&mut self, method: &str, params: Value) -> i64 {
         let id = self.next_id;
         self.next_id += 1;
         let text = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.send_text(&text.to_string()).await;
+        id
+    }
+
+    /// Waits for the response to request `id`.
+    pub async fn response(&mut self, id: i64) -> Value {
         self.recv_matching(|message| message.get("id") == Some(&json!(id)))
             .await
     }
