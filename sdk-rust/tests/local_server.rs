@@ -654,18 +654,21 @@ async fn errors_carry_their_kind() {
 }
 
 /// The consumer takes its time at first (simulated slow processing, not a
-/// wait for anything): the reader holds the server back instead of dropping,
-/// so all 8,000,000 bytes arrive and nothing is reported lost.
+/// wait for anything) while more than 10 MB of numbered lines stream: the
+/// reader holds the server back instead of dropping, so every byte arrives,
+/// in order, and nothing is reported lost.
 #[tokio::test]
-async fn a_slow_consumer_receives_every_byte_of_8_mb() {
+async fn a_slow_consumer_receives_every_byte_of_10_mb_in_order() {
+    const LINES: u64 = 1_500_000;
     let client = local_client("slow_consumer").await;
     let mut child = client
-        .command("/usr/bin/head")
-        .args(["-c", "8000000", "/dev/zero"])
+        .command("seq")
+        .args(["1", &LINES.to_string()])
+        .env("PATH", "/usr/bin:/bin")
         .spawn()
         .await
         .expect("spawn");
-    let mut total = 0usize;
+    let mut received = Vec::new();
     let mut chunks = 0usize;
     let mut last_seq = 0;
     while let Some(event) = child.next_event().await.expect("no error") {
@@ -673,8 +676,7 @@ async fn a_slow_consumer_receives_every_byte_of_8_mb() {
             ProcessEvent::Output(chunk) => {
                 assert!(chunk.seq > last_seq);
                 last_seq = chunk.seq;
-                assert!(chunk.bytes.iter().all(|byte| *byte == 0));
-                total += chunk.bytes.len();
+                received.extend_from_slice(&chunk.bytes);
                 chunks += 1;
                 if chunks <= 40 {
                     tokio::time::sleep(Duration::from_millis(25)).await;
@@ -685,7 +687,13 @@ async fn a_slow_consumer_receives_every_byte_of_8_mb() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(total, 8_000_000);
+    let expected: String = (1..=LINES).map(|line| format!("{line}\n")).collect();
+    assert!(expected.len() > 10_000_000);
+    assert_eq!(received.len(), expected.len());
+    assert!(
+        received == expected.as_bytes(),
+        "the bytes arrived out of order or changed"
+    );
     assert_eq!(child.dropped_bytes(), 0);
 }
 

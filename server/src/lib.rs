@@ -15,12 +15,18 @@
 //! - `handlers/fs`: the `fs/*` methods.
 //! - `error`: [`ServerError`] and its mapping to JSON-RPC error objects.
 //! - `config`: [`ServerConfig`], the limits every connection shares.
+//! - `in_process`: the in-process mode: an `exec_client::ExecClient` served
+//!   by a [`Connection`] in the same process, with no transport.
+//!
+//! The binary (`main.rs`) adds `exec_command/`, the `exec` subcommand: a
+//! command-line client that runs one program like `ssh host CMD`.
 
 mod config;
 mod connection;
 mod dispatch;
 mod error;
 pub mod handlers;
+pub mod in_process;
 pub mod process;
 pub mod transport;
 

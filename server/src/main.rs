@@ -1,4 +1,8 @@
-//! The `exec-server` binary: `exec-server serve [--listen URL]`.
+//! The `exec-server` binary: `exec-server serve [--listen URL]` serves the
+//! protocol; `exec-server exec [OPTIONS] -- PROGRAM [ARGS]...` runs one
+//! program through a server (see `exec_command`).
+
+mod exec_command;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +29,10 @@ struct Cli {
 enum Command {
     /// Serve the protocol on stdio or a WebSocket listener.
     Serve(ServeArgs),
+    /// Run a program through an exec-server (a local one over stdio unless
+    /// --url is given), like `ssh host CMD`: its output and exit status
+    /// become this command's.
+    Exec(exec_command::ExecArgs),
 }
 
 #[derive(clap::Args)]
@@ -86,18 +94,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => match serve(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("exec-server: {error:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Command::Exec(args) => ExitCode::from(exec_command::run(args).await),
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("exec-server: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {

@@ -1,0 +1,527 @@
+//! `exec-server exec`, run as the real binary: exit statuses, byte-exact
+//! output, stdin, environment and working directory, `--url` with and
+//! without a token, error reporting, and `-t`, Ctrl-C and window resizes
+//! driven through a real terminal (a PTY this test opens).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
+use pretty_assertions::assert_eq;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// How long one run, or one expected piece of terminal output, may take.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_exec-server")
+}
+
+/// `exec-server exec ARGS...`, with no token in its environment.
+fn exec(args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(binary());
+    command
+        .arg("exec")
+        .args(args)
+        .env_remove("EXEC_SERVER_TOKEN")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// What a run of `exec` gave.
+#[derive(Debug)]
+struct Run {
+    status: i32,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Runs `command` to its end, feeding it `stdin` when given.
+async fn run(mut command: tokio::process::Command, stdin: Option<&[u8]>) -> Run {
+    if stdin.is_some() {
+        command.stdin(Stdio::piped());
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exec-server starts");
+    if let Some(bytes) = stdin {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        pipe.write_all(bytes).await.expect("writing stdin");
+        // Dropping the pipe is the EOF.
+    }
+    let output = tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .expect("exec ends in time")
+        .expect("waiting for exec");
+    Run {
+        status: output.status.code().expect("an exit code, not a signal"),
+        stdout: output.stdout,
+        stderr: output.stderr,
+    }
+}
+
+/// Asserts that `run` failed with 255, nothing on stdout and exactly one
+/// `exec-server: ` line on stderr; returns that line.
+fn one_error_line(run: &Run) -> &str {
+    assert_eq!(run.status, 255, "{run:?}");
+    assert_eq!(run.stdout, b"", "{run:?}");
+    let stderr = std::str::from_utf8(&run.stderr).expect("UTF-8 on stderr");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {run:?}");
+    assert!(lines[0].starts_with("exec-server: "), "{run:?}");
+    lines[0]
+}
+
+#[tokio::test]
+async fn the_exit_code_and_both_streams_come_through() {
+    let run = run(
+        exec(&["--", "sh", "-c", "echo out; echo err >&2; exit 7"]),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (run.status, run.stdout.as_slice(), run.stderr.as_slice()),
+        (7, &b"out\n"[..], &b"err\n"[..])
+    );
+}
+
+#[tokio::test]
+async fn output_is_byte_exact() {
+    let script = r"printf 'a\000b\377c\n'; printf '\377\000' >&2";
+    let run1 = run(exec(&["--", "sh", "-c", script]), None).await;
+    assert_eq!(
+        (run1.status, run1.stdout.as_slice(), run1.stderr.as_slice()),
+        (0, &b"a\x00b\xffc\n"[..], &b"\xff\x00"[..])
+    );
+
+    // Enough random bytes to span many chunks.
+    let scratch = tempfile::tempdir().expect("a temp dir");
+    let file = scratch.path().join("random");
+    let random: Vec<u8> = (0..3_000_000u32)
+        .map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&file, &random).expect("writing the file");
+    let path = file.display().to_string();
+    let run2 = run(exec(&["--", "cat", &path]), None).await;
+    assert_eq!(run2.status, 0);
+    assert!(run2.stdout == random, "the 3 MB differ");
+}
+
+#[tokio::test]
+async fn a_death_by_signal_exits_128_plus_its_number() {
+    let terminated = run(exec(&["--", "sh", "-c", "kill -TERM $$"]), None).await;
+    assert_eq!(terminated.status, 143, "{terminated:?}");
+    let killed = run(exec(&["--", "sh", "-c", "kill -KILL $$"]), None).await;
+    assert_eq!(killed.status, 137, "{killed:?}");
+}
+
+#[tokio::test]
+async fn dash_i_forwards_stdin_until_eof() {
+    let input = b"line one\nline two \x00\xff without newline";
+    let run1 = run(exec(&["-i", "--", "cat"]), Some(input)).await;
+    assert_eq!((run1.status, run1.stdout.as_slice()), (0, &input[..]));
+    // Without -i the process's stdin is empty, whatever ours holds.
+    let run2 = run(exec(&["--", "cat"]), Some(b"not forwarded")).await;
+    assert_eq!((run2.status, run2.stdout.as_slice()), (0, &b""[..]));
+    // The program may also follow the options without `--`.
+    let run3 = run(exec(&["-i", "wc", "-c"]), Some(b"12345")).await;
+    assert_eq!(String::from_utf8_lossy(&run3.stdout).trim(), "5");
+}
+
+#[tokio::test]
+async fn the_environment_and_the_working_directory_reach_the_process() {
+    let scratch = tempfile::tempdir().expect("a temp dir");
+    let local_dir = scratch.path().join("local");
+    let remote_dir = scratch.path().join("remote");
+    std::fs::create_dir(&local_dir).expect("mkdir");
+    std::fs::create_dir(&remote_dir).expect("mkdir");
+    let script = "pwd; env";
+    let with_env = |command: &mut tokio::process::Command| {
+        command
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", "/home/somebody")
+            .env("LANG", "C.UTF-8")
+            .env("TERM", "xterm-local")
+            .env("NOT_FORWARDED", "1")
+            .current_dir(&local_dir);
+    };
+
+    let variables = ["-e", "FOO=bar", "-e", "TERM=overridden", "-e", "EMPTY="];
+    let mut command = exec(&[&variables[..], &["--", "sh", "-c", script]].concat());
+    with_env(&mut command);
+    let run1 = run(command, None).await;
+    assert_eq!(run1.status, 0, "{run1:?}");
+    let text = String::from_utf8(run1.stdout).expect("UTF-8");
+    let (cwd, env) = text.split_once('\n').expect("pwd's line");
+    assert_eq!(cwd, local_dir.display().to_string());
+    let env: BTreeMap<&str, &str> = env
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        // Set by the shell and by the server's tree marker.
+        .filter(|(key, _)| !matches!(*key, "PWD" | "EXEC_SERVER_TREE"))
+        .collect();
+    assert_eq!(
+        env,
+        BTreeMap::from([
+            ("EMPTY", ""),
+            ("FOO", "bar"),
+            ("HOME", "/home/somebody"),
+            ("LANG", "C.UTF-8"),
+            ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            ("TERM", "overridden"),
+        ])
+    );
+
+    let remote = remote_dir.display().to_string();
+    let mut command = exec(&["--cwd", &remote, "--", "pwd"]);
+    with_env(&mut command);
+    let run2 = run(command, None).await;
+    assert_eq!(String::from_utf8_lossy(&run2.stdout), format!("{remote}\n"));
+}
+
+#[tokio::test]
+async fn errors_exit_255_with_one_line() {
+    // Nothing listens on a port that was just freed.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    let url = format!("ws://127.0.0.1:{port}");
+    let refused = run(exec(&["--url", &url, "--", "true"]), None).await;
+    let line = one_error_line(&refused);
+    assert!(line.contains(&url), "{line}");
+
+    let missing = run(exec(&["--", "/no/such/program"]), None).await;
+    let line = one_error_line(&missing);
+    assert!(line.contains("/no/such/program"), "{line}");
+    assert!(line.contains("spawnFailed"), "{line}");
+
+    let relative = run(exec(&["--cwd", "relative", "--", "true"]), None).await;
+    assert!(one_error_line(&relative).contains("invalidPath"));
+
+    let no_terminal = run(exec(&["-t", "--", "true"]), None).await;
+    assert_eq!(
+        one_error_line(&no_terminal),
+        "exec-server: -t needs a terminal on stdin"
+    );
+}
+
+/// `exec-server serve --listen ws://127.0.0.1:0`, killed on drop.
+struct WsServer {
+    /// The server process.
+    _child: tokio::process::Child,
+    /// `ws://127.0.0.1:PORT`, as the server printed it.
+    url: String,
+}
+
+impl WsServer {
+    /// Starts a server (with `token` in its `EXEC_SERVER_TOKEN`) and waits
+    /// for its `exec-server listening on` line.
+    async fn start(token: Option<&str>) -> Self {
+        let mut command = tokio::process::Command::new(binary());
+        command
+            .args(["serve", "--listen", "ws://127.0.0.1:0"])
+            .env_remove("EXEC_SERVER_TOKEN")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(token) = token {
+            command.env("EXEC_SERVER_TOKEN", token);
+        }
+        let mut child = command.spawn().expect("the server starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+        let url = tokio::time::timeout(PATIENCE, async {
+            loop {
+                let line = lines
+                    .next_line()
+                    .await
+                    .expect("reading stderr")
+                    .expect("the server exited before listening");
+                if let Some(url) = line.strip_prefix("exec-server listening on ") {
+                    return url.trim().to_owned();
+                }
+                eprintln!("server: {line}");
+            }
+        })
+        .await
+        .expect("the server listens in time");
+        // Keep draining stderr, so the server never blocks on a full pipe.
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("server: {line}");
+            }
+        });
+        Self { _child: child, url }
+    }
+}
+
+#[tokio::test]
+async fn dash_dash_url_runs_on_a_websocket_server() {
+    let server = WsServer::start(None).await;
+    let run = run(
+        exec(&[
+            "--url",
+            &server.url,
+            "--",
+            "sh",
+            "-c",
+            "echo remote; echo oops >&2; exit 4",
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (run.status, run.stdout.as_slice(), run.stderr.as_slice()),
+        (4, &b"remote\n"[..], &b"oops\n"[..])
+    );
+}
+
+#[tokio::test]
+async fn dash_dash_url_sends_the_token_from_the_environment() {
+    let server = WsServer::start(Some("s3cret-token")).await;
+    let mut with_token = exec(&["--url", &server.url, "-i", "--", "cat"]);
+    with_token.env("EXEC_SERVER_TOKEN", "s3cret-token");
+    let accepted = run(with_token, Some(b"authorized\n")).await;
+    assert_eq!(
+        (accepted.status, accepted.stdout.as_slice()),
+        (0, &b"authorized\n"[..])
+    );
+
+    let refused = run(exec(&["--url", &server.url, "--", "true"]), None).await;
+    let line = one_error_line(&refused);
+    assert!(line.contains("401"), "{line}");
+
+    let mut wrong_token = exec(&["--url", &server.url, "--", "true"]);
+    wrong_token.env("EXEC_SERVER_TOKEN", "wrong");
+    let refused = run(wrong_token, None).await;
+    let line = one_error_line(&refused);
+    assert!(line.contains("401"), "{line}");
+    assert!(!line.contains("wrong"), "the token is never shown: {line}");
+}
+
+/// A shell script run on a PTY this test opens, as a person at a terminal
+/// would run it; `$0` in the script is the `exec-server` binary.
+struct TestTerminal {
+    /// The PTY's master side, for resizing.
+    master: Box<dyn MasterPty + Send>,
+    /// Typing into the terminal.
+    keyboard: Box<dyn Write + Send>,
+    /// The script's shell.
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    /// What the terminal shows, from a reading thread.
+    screen: mpsc::Receiver<Vec<u8>>,
+    /// Everything shown so far.
+    transcript: String,
+    /// Where the next [`TestTerminal::expect`] starts looking.
+    cursor: usize,
+}
+
+impl TestTerminal {
+    /// Opens a `rows` by `cols` terminal running `sh -c SCRIPT exec-server`.
+    fn start(rows: u16, cols: u16, script: &str) -> Self {
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("a PTY");
+        let mut command = CommandBuilder::new("/bin/sh");
+        command.args(["-c", script, binary()]);
+        command.env_remove("EXEC_SERVER_TOKEN");
+        command.env("TERM", "xterm");
+        command.cwd(std::env::temp_dir());
+        let child = pty.slave.spawn_command(command).expect("the script starts");
+        drop(pty.slave);
+        let mut reader = pty.master.try_clone_reader().expect("a reader");
+        let keyboard = pty.master.take_writer().expect("a writer");
+        let (shown, screen) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            // Ends with an error (EIO) once the script and all on its
+            // terminal are gone.
+            while let Ok(count @ 1..) = reader.read(&mut buffer) {
+                if shown.send(buffer[..count].to_vec()).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            master: pty.master,
+            keyboard,
+            child,
+            screen,
+            transcript: String::new(),
+            cursor: 0,
+        }
+    }
+
+    /// Types `keys`.
+    fn type_keys(&mut self, keys: &str) {
+        self.keyboard.write_all(keys.as_bytes()).expect("typing");
+        self.keyboard.flush().expect("typing");
+    }
+
+    /// Waits until `needle` shows after the previous match; returns what
+    /// showed up to and including it.
+    fn expect(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(position) = self.transcript[self.cursor..].find(needle) {
+                let end = self.cursor + position + needle.len();
+                let shown = self.transcript[self.cursor..end].to_owned();
+                self.cursor = end;
+                return shown;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.screen.recv_timeout(left) {
+                Ok(bytes) => self.transcript.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(error) => panic!(
+                    "{needle:?} did not show ({error}); the terminal showed {:?}",
+                    self.transcript
+                ),
+            }
+        }
+    }
+
+    /// The rest of the line after `prefix` (which must show next).
+    fn value_after(&mut self, prefix: &str) -> String {
+        self.expect(prefix);
+        self.rest_of_line()
+    }
+
+    /// The rest of the current line, without its line end.
+    fn rest_of_line(&mut self) -> String {
+        self.expect("\n").trim_end().to_owned()
+    }
+
+    /// Resizes the terminal, as a person dragging the window would.
+    fn resize(&self, rows: u16, cols: u16) {
+        self.master
+            .resize(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("resizing");
+    }
+
+    /// Waits for the script's shell to exit; returns its exit code.
+    fn wait(&mut self) -> u32 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting") {
+                return status.exit_code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the script did not end; the terminal showed {:?}",
+                self.transcript
+            );
+            // The only poll here: portable-pty's child has no wait with a
+            // timeout, and a hung script must fail the test, not hang it.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestTerminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Runs `exec -t -- sh` in a terminal with the settings printed before and
+/// after, types `keys` at the remote prompt, and checks that `exec` exited
+/// with `status` and left the terminal as it found it. Returns what showed
+/// between the prompt and the exit status.
+fn terminal_session(keys: &str, status: u32) -> String {
+    let script = r#"echo "settings-before=$(stty -g)"
+"$0" exec -t -e 'PS1=remote> ' -- sh
+echo "exec-exit=$?"
+echo "settings-after=$(stty -g)""#;
+    let mut terminal = TestTerminal::start(33, 101, script);
+    let before = terminal.value_after("settings-before=");
+    terminal.expect("remote> ");
+    terminal.type_keys(keys);
+    let shown = terminal.expect("exec-exit=");
+    let exit = terminal.rest_of_line();
+    let after = terminal.value_after("settings-after=");
+    assert_eq!(exit, status.to_string(), "{shown:?}");
+    assert_eq!(after, before, "the terminal settings were restored");
+    assert_eq!(terminal.wait(), 0);
+    shown
+}
+
+#[test]
+fn dash_t_runs_on_a_pty_of_the_terminals_size_and_restores_the_terminal() {
+    let shown = terminal_session("stty size; echo hi; exit 3\n", 3);
+    // The remote PTY's output; the typed line is echoed by the remote
+    // terminal, not the local one (which is raw).
+    assert!(shown.contains("\r\n33 101\r\n"), "{shown:?}");
+    assert!(shown.contains("\r\nhi\r\n"), "{shown:?}");
+    assert_eq!(shown.matches("stty size; echo hi").count(), 1, "{shown:?}");
+}
+
+#[test]
+fn dash_t_restores_the_terminal_when_the_server_dies() {
+    // The remote shell's parent is the local server.
+    let shown = terminal_session("kill -KILL $PPID\n", 255);
+    assert!(
+        shown.contains("exec-server: the connection to the exec-server is closed"),
+        "{shown:?}"
+    );
+}
+
+#[test]
+fn dash_t_restores_the_terminal_when_exec_gets_sigterm() {
+    // The remote shell's parent is the local server, whose parent is `exec`.
+    let shown = terminal_session("kill -TERM $(cut -d' ' -f4 /proc/$PPID/stat)\n", 143);
+    assert!(!shown.contains("exec-server:"), "no error line: {shown:?}");
+}
+
+#[test]
+fn dash_t_follows_window_size_changes() {
+    let script = r#""$0" exec -t -e 'PS1=remote> ' -- sh; echo "exec-exit=$?""#;
+    let mut terminal = TestTerminal::start(24, 80, script);
+    terminal.expect("remote> ");
+    terminal.resize(40, 120);
+    // The SIGWINCH and the typed command travel separately, so the command
+    // is repeated (each time after its prompt) until the new size shows.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        terminal.type_keys("stty size\n");
+        let shown = terminal.expect("remote> ");
+        if shown.contains("\r\n40 120\r\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the size never changed");
+    }
+    terminal.type_keys("exit\n");
+    assert_eq!(terminal.value_after("exec-exit="), "0");
+    assert_eq!(terminal.wait(), 0);
+}
+
+#[test]
+fn ctrl_c_is_forwarded_as_interrupt_without_a_pty() {
+    // The outer shell traps SIGINT, as an interactive one would, so that
+    // the Ctrl-C does not end it; `exec` gets the signal with its default
+    // action, like any command run from a shell.
+    let script = r#"trap 'echo outer-interrupted' INT
+"$0" exec -- sh -c 'trap "echo remote-interrupted; exit 5" INT; echo ready; while :; do sleep 1; done'
+echo "exec-exit=$?""#;
+    let mut terminal = TestTerminal::start(24, 80, script);
+    terminal.expect("ready");
+    terminal.type_keys("\x03");
+    terminal.expect("remote-interrupted");
+    assert_eq!(terminal.value_after("exec-exit="), "5");
+    assert_eq!(terminal.wait(), 0);
+}
