@@ -188,3 +188,13 @@ async fn sigterm_kills_every_process_tree_and_exits_zero() {
         "the setsid grandchild survived shutdown"
     );
 }
+
+#[tokio::test]
+async fn pty_process_without_path_in_its_environment_starts() {
+    let mut client = TestClient::stdio().await;
+    client.handshake().await;
+    let params = json!({"processId": "nopath", "argv": ["sh", "-c", "echo ok"], "cwd": "/", "env": {}, "tty": true});
+    client.call("process/start", params).await;
+    let events = client.events_until_closed("nopath").await;
+    assert!(output_of(&events, "pty").contains("ok"), "{events:?}");
+}

@@ -51,7 +51,18 @@ pub(crate) fn spawn(spec: &LaunchSpec, rows: u16, cols: u16) -> io::Result<PtyCh
     let reader = pair.master.try_clone_reader().map_err(into_io_error)?;
     let writer = pair.master.take_writer().map_err(into_io_error)?;
 
-    let mut builder = CommandBuilder::from_argv(spec.argv.iter().map(OsString::from).collect());
+    // portable-pty looks `argv[0]` up in the child's own `PATH` and fails
+    // when there is none; the spec already resolved it the way pipe processes
+    // are resolved (with the default `PATH` as fallback), so without a `PATH`
+    // the resolved program is passed instead (the child then sees it as its
+    // `argv[0]`).
+    let mut argv: Vec<OsString> = spec.argv.iter().map(OsString::from).collect();
+    if !spec.env.contains_key(std::ffi::OsStr::new("PATH"))
+        && let Some(first) = argv.first_mut()
+    {
+        *first = spec.program.clone().into_os_string();
+    }
+    let mut builder = CommandBuilder::from_argv(argv);
     builder.env_clear();
     for (name, value) in &spec.env {
         builder.env(name, value);
