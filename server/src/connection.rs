@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use exec_protocol::ProcessId;
+use exec_protocol::{ErrorObject, ProcessId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::{Semaphore, mpsc};
@@ -74,8 +74,16 @@ struct Envelope<'a> {
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     method: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    /// `Some("null")` for an explicit `null` (plain `Option` would read it as absent).
+    #[serde(borrow, default, deserialize_with = "present")]
     params: Option<&'a RawValue>,
+}
+
+/// Deserializes any present value, `null` included, as `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
 }
 
 /// The `processId` of `process/start` params, to announce the process once its response is queued.
@@ -182,6 +190,20 @@ impl Connection {
             return;
         }
 
+        if let Some(params) = envelope.params
+            && !params.get().starts_with('{')
+        {
+            // Params by name only: `null`, arrays and scalars are refused here
+            // because serde (behind jsonrpsee) would read an empty struct
+            // from `null` or `[]`.
+            let response = ErrorObject {
+                code: crate::error::INVALID_PARAMS,
+                message: String::from("invalid params: `params` must be an object"),
+                data: None,
+            };
+            self.send_error_object(Some(id), response).await;
+            return;
+        }
         let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
             return;
         };
@@ -202,11 +224,19 @@ impl Connection {
         let methods = self.methods.clone();
         let outbox = self.outbox.clone();
         let state = self.state.clone();
-        tokio::spawn(async move {
+        let call = async move {
             let response = match methods.raw_json_request(&request, 1).await {
                 Ok((response, _subscriptions)) => response.get().to_owned(),
                 Err(error) => {
-                    error_text(None, INVALID_REQUEST, &format!("invalid request: {error}"))
+                    let message = format!("invalid request: {error}");
+                    error_text(
+                        None,
+                        ErrorObject {
+                            code: INVALID_REQUEST,
+                            message,
+                            data: None,
+                        },
+                    )
                 }
             };
             let started = announce.filter(|_| is_success(&response));
@@ -218,7 +248,15 @@ impl Connection {
                 state.processes.announce(&process_id);
             }
             drop(permit);
-        });
+        };
+        if method == "initialize" {
+            // Answered before the next message is read, so an `initialized`
+            // sent right behind it (without waiting for the response) finds
+            // the connection initializing rather than new.
+            call.await;
+        } else {
+            tokio::spawn(call);
+        }
     }
 
     fn handle_notification(&self, method: &str) {
@@ -245,8 +283,17 @@ impl Connection {
     }
 
     async fn send_error(&self, id: Option<&RawValue>, code: i32, message: &str) {
+        let error = ErrorObject {
+            code,
+            message: message.to_owned(),
+            data: None,
+        };
+        self.send_error_object(id, error).await;
+    }
+
+    async fn send_error_object(&self, id: Option<&RawValue>, error: ErrorObject) {
         // The transport is gone if this fails; the connection is ending anyway.
-        let _ = self.outbox.send(error_text(id, code, message)).await;
+        let _ = self.outbox.send(error_text(id, error)).await;
     }
 
     /// The connection ended: kill every process it started and wait for them.
@@ -286,24 +333,16 @@ fn with_jsonrpc_member(text: &str) -> String {
     request
 }
 
-/// A JSON-RPC error response with no `data` (id null when the request's id is unknown).
-fn error_text(id: Option<&RawValue>, code: i32, message: &str) -> String {
+/// A JSON-RPC error response (id null when the request's id is unknown).
+fn error_text(id: Option<&RawValue>, error: ErrorObject) -> String {
     #[derive(serde::Serialize)]
     struct ErrorResponse<'a> {
         jsonrpc: &'static str,
         id: Option<&'a RawValue>,
-        error: exec_protocol::ErrorObject,
+        error: ErrorObject,
     }
-    let response = ErrorResponse {
-        jsonrpc: "2.0",
-        id,
-        error: exec_protocol::ErrorObject {
-            code,
-            message: message.to_owned(),
-            data: None,
-        },
-    };
-    serde_json::to_string(&response).unwrap_or_else(|_| {
+    let code = error.code;
+    serde_json::to_string(&ErrorResponse { jsonrpc: "2.0", id, error }).unwrap_or_else(|_| {
         format!("{{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{{\"code\":{code},\"message\":\"error\"}}}}")
     })
 }

@@ -79,6 +79,19 @@ fn parse_listen(url: &str) -> Result<Listen> {
 }
 
 fn main() -> ExitCode {
+    // The `arg0` helper for PTY processes (see `ProcessConfig::arg0_helper`)
+    // runs before anything else: it only execs the real program.
+    let mut arguments = std::env::args_os().skip(1);
+    if arguments.next().as_deref()
+        == Some(std::ffi::OsStr::new(
+            exec_server::process::ARG0_HELPER_COMMAND,
+        ))
+    {
+        let error = exec_server::process::run_arg0_helper(arguments);
+        eprintln!("exec-server: cannot run the program: {error}");
+        return ExitCode::from(127);
+    }
+
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -113,6 +126,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let token = read_token(args.token_file.as_deref())?;
     exec_server::process::init_reaper().context("becoming the child subreaper")?;
     let mut config = ServerConfig::default();
+    // This binary is also the `arg0` helper for PTY processes.
+    config.process.arg0_helper = std::env::current_exe().ok();
     if let Some(max_processes) = args.max_processes {
         config.process.max_processes = max_processes;
     }
@@ -127,7 +142,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let server = async {
         match listen {
             Listen::Stdio => {
-                stdio::serve(config, tokio::io::stdin(), tokio::io::stdout()).await;
+                use std::os::fd::AsFd;
+                let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(
+                    std::io::stdin().as_fd().try_clone_to_owned()?,
+                )?;
+                let writer = tokio::net::unix::pipe::Sender::from_owned_fd(
+                    std::io::stdout().as_fd().try_clone_to_owned()?,
+                )?;
+                stdio::serve(config, reader, writer).await;
                 Ok(())
             }
             Listen::WebSocket(address) => {

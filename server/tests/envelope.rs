@@ -172,3 +172,32 @@ async fn filesystem_round_trip_over_the_wire() {
         .await;
     assert_eq!(error_of(&missing), (-32602, Some("notFound".into())));
 }
+
+#[tokio::test]
+async fn initialized_sent_right_behind_initialize_counts() {
+    let mut client = TestClient::stdio().await;
+    // Pipelined: the notification goes out before the response is read.
+    client
+        .send_text(
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"clientName":"eager"}}"#,
+        )
+        .await;
+    client
+        .send_text(r#"{"jsonrpc":"2.0","method":"initialized"}"#)
+        .await;
+    client
+        .send_text(r#"{"jsonrpc":"2.0","id":2,"method":"process/list"}"#)
+        .await;
+    assert!(client.response(1).await["result"].is_object());
+    assert_eq!(client.response(2).await["result"], json!({"processes": []}));
+}
+
+#[tokio::test]
+async fn params_must_be_an_object() {
+    let mut client = TestClient::stdio().await;
+    client.handshake().await;
+    for params in [json!(null), json!([]), json!(3)] {
+        let response = client.request("process/list", params).await;
+        assert_eq!(error_of(&response), (-32602, None));
+    }
+}

@@ -198,3 +198,15 @@ async fn pty_process_without_path_in_its_environment_starts() {
     let events = client.events_until_closed("nopath").await;
     assert!(output_of(&events, "pty").contains("ok"), "{events:?}");
 }
+
+#[tokio::test]
+async fn arg0_reaches_a_pty_process() {
+    let mut client = TestClient::stdio().await;
+    client.handshake().await;
+    let mut params = start_params("named", "tr '\\000' ' ' < /proc/$$/cmdline", true);
+    params["arg0"] = json!("renamed-shell");
+    client.call("process/start", params).await;
+    let events = client.events_until_closed("named").await;
+    let output = output_of(&events, "pty");
+    assert!(output.starts_with("renamed-shell -c "), "{output:?}");
+}

@@ -4,9 +4,11 @@
 //! - `codegen`: generates the Rust and TypeScript protocol types and the
 //!   method tables from `schema/exec-server.schema.json` (`--check` only compares).
 //! - `test`: the one test command CI runs (formatting, lints, codegen check,
-//!   every Rust test, and the TypeScript checks).
+//!   every Rust test, and the TypeScript checks), with SDK traffic through
+//!   the conformance proxy (`conformance`).
 
 mod codegen;
+mod conformance;
 mod test;
 
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::codegen;
+use crate::{codegen, conformance};
 
 /// Runs the whole test suite of the workspace at `root`.
 pub fn run(root: &Path) -> Result<()> {
@@ -25,7 +25,9 @@ pub fn run(root: &Path) -> Result<()> {
     )?;
     eprintln!("==> cargo xtask codegen --check");
     codegen::run(root, codegen::Mode::Check)?;
-    step(root, &cargo, &["test", "--workspace"])?;
+    // SDK test runs go through the validating proxy (see `conformance`).
+    let conformance = conformance::sdk_env(root)?;
+    step_with_env(root, &cargo, &["test", "--workspace"], &conformance.vars())?;
 
     // The TypeScript SDK's tests run against the real server binary.
     // `cargo test` built it already; build it here anyway, so this step
@@ -39,12 +41,18 @@ pub fn run(root: &Path) -> Result<()> {
     // The build type-checks all of `src/`, the generated types included;
     // the tests' build type-checks the tests, the type-level ones too.
     step(&sdk_ts, "npm", &["run", "build"])?;
+    let [proxy, violations] = conformance.vars();
     step_with_env(
         &sdk_ts,
         "npm",
         &["test"],
-        &[("EXEC_SERVER_BIN", server_binary.as_os_str())],
+        &[
+            ("EXEC_SERVER_BIN", server_binary.as_os_str()),
+            proxy,
+            violations,
+        ],
     )?;
+    conformance::check_violations(&conformance.violations)?;
     eprintln!("==> all checks passed");
     Ok(())
 }

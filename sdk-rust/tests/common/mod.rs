@@ -71,11 +71,20 @@ pub fn scratch_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("a temp dir")
 }
 
+/// Environment variable naming the `conformance-proxy` binary; when set,
+/// [`WsServer::start`] puts the validating proxy in front of the server and
+/// hands out the proxy's URL (`cargo xtask test` sets it, and
+/// `EXEC_CONFORMANCE_VIOLATIONS`, the file the proxy records violations in).
+pub const CONFORMANCE_PROXY_ENV: &str = "EXEC_CONFORMANCE_PROXY";
+
 /// `exec-server serve --listen ws://127.0.0.1:0`, stopped with SIGTERM on drop.
 pub struct WsServer {
     /// The server process.
     child: tokio::process::Child,
-    /// `ws://127.0.0.1:PORT` as the server printed it.
+    /// The validating proxy in front of the server, when
+    /// `EXEC_CONFORMANCE_PROXY` is set; stopped with SIGTERM on drop.
+    proxy: Option<tokio::process::Child>,
+    /// `ws://127.0.0.1:PORT` as the server (or the proxy in front of it) printed it.
     pub url: String,
 }
 
@@ -93,39 +102,35 @@ impl WsServer {
             command.env("EXEC_SERVER_TOKEN", token);
         }
         let mut child = command.spawn().expect("starting exec-server");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let url = tokio::time::timeout(Duration::from_secs(60), async {
-            loop {
-                let line = lines
-                    .next_line()
-                    .await
-                    .expect("reading stderr")
-                    .expect("the server exited before listening");
-                if let Some(url) = line.strip_prefix("exec-server listening on ") {
-                    return url.trim().to_owned();
-                }
-                eprintln!("exec-server: {line}");
-            }
-        })
-        .await
-        .expect("the server listens within 60 s");
-        // Keep draining stderr, so the server never blocks on a full pipe.
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("exec-server: {line}");
-            }
-        });
-        Self { child, url }
+        let url = listening_url(&mut child, "exec-server").await;
+        let proxy_binary = std::env::var_os(CONFORMANCE_PROXY_ENV).filter(|path| !path.is_empty());
+        let Some(proxy_binary) = proxy_binary else {
+            return Self {
+                child,
+                proxy: None,
+                url,
+            };
+        };
+        // The proxy forwards the client's `Authorization` header, so the
+        // token tests see the server's own answers.
+        let mut proxy = tokio::process::Command::new(&proxy_binary)
+            .args(["--upstream", &url])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting {}: {error}", proxy_binary.to_string_lossy()));
+        let url = listening_url(&mut proxy, "conformance-proxy").await;
+        Self {
+            child,
+            proxy: Some(proxy),
+            url,
+        }
     }
 
     /// Sends SIGTERM (the server kills its processes and exits cleanly).
     pub fn terminate(&self) {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
+        signal_terminate(&self.child);
     }
 
     /// Waits for the server to exit.
@@ -138,5 +143,48 @@ impl Drop for WsServer {
     fn drop(&mut self) {
         // A clean stop (not a kill) lets the server kill its process groups.
         self.terminate();
+        if let Some(proxy) = &self.proxy {
+            signal_terminate(proxy);
+        }
     }
+}
+
+/// Sends SIGTERM to `child`.
+fn signal_terminate(child: &tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+}
+
+/// Waits for `NAME listening on URL` on `child`'s piped stderr and returns
+/// `URL`; the child's other stderr lines are shown prefixed with `NAME: `.
+async fn listening_url(child: &mut tokio::process::Child, name: &str) -> String {
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let prefix = format!("{name} listening on ");
+    let url = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .expect("reading stderr")
+                .unwrap_or_else(|| panic!("{name} exited before listening"));
+            if let Some(url) = line.strip_prefix(&prefix) {
+                return url.trim().to_owned();
+            }
+            eprintln!("{name}: {line}");
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} listens within 60 s"));
+    // Keep draining stderr, so the child never blocks on a full pipe.
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("{name}: {line}");
+        }
+    });
+    url
 }

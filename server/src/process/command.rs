@@ -46,8 +46,8 @@ impl LaunchSpec {
     /// Checks `params` and resolves the program.
     ///
     /// `tree_marker` is set as [`TREE_MARKER_VARIABLE`] in the child's
-    /// environment. Errors: `InvalidParams` for an empty `argv` or an `arg0`
-    /// on a PTY, `InvalidPath` for a relative `cwd`, `SpawnFailed` for a
+    /// environment. Errors: `InvalidParams` for an empty `argv`,
+    /// `InvalidPath` for a relative `cwd`, `SpawnFailed` for a
     /// working directory or program that does not exist or cannot run.
     pub(crate) fn new(params: &ProcessStartParams, tree_marker: &str) -> Result<Self, ServerError> {
         let Some(program_name) = params.argv.first().cloned() else {
@@ -55,16 +55,6 @@ impl LaunchSpec {
                 message: String::from("`argv` must not be empty"),
             });
         };
-        if params.tty
-            && let Some(arg0) = &params.arg0
-            && *arg0 != program_name
-        {
-            // portable-pty runs `argv[0]` and shows the child that same
-            // string, so it cannot pass a different `argv[0]`.
-            return Err(ServerError::InvalidParams {
-                message: String::from("`arg0` is not supported for PTY processes (`tty: true`)"),
-            });
-        }
         let cwd = require_absolute(params.cwd.as_str())?.to_path_buf();
         let spawn_failed = |source: io::Error| ServerError::SpawnFailed {
             program: program_name.clone(),
@@ -222,9 +212,5 @@ mod tests {
             Some(ErrorKind::SpawnFailed)
         );
         assert_eq!(kind(params(&[], "/")), None);
-        let mut pty_arg0 = params(&["sh"], "/");
-        pty_arg0.tty = true;
-        pty_arg0.arg0 = Some(String::from("-sh"));
-        assert_eq!(kind(pty_arg0), None);
     }
 }

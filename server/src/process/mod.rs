@@ -52,6 +52,8 @@ mod pipe;
 mod procfs;
 mod pty;
 
+pub use pty::{ARG0_HELPER_COMMAND, run_arg0_helper};
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -92,6 +94,12 @@ pub struct ProcessConfig {
     /// Processes per connection, running or retained (default 256); one more
     /// gets `ServerError::LimitExceeded`.
     pub max_processes: usize,
+    /// A program that runs another with a chosen `argv[0]`, for `arg0` on PTY
+    /// processes (portable-pty cannot set `argv[0]` apart from the program):
+    /// run as `HELPER __exec-arg0 ARG0 PROGRAM [ARGS]...`. The `exec-server`
+    /// binary is one, and `serve` sets itself here. Without it (in-process
+    /// mode), `arg0` on a PTY process gets `spawnFailed`.
+    pub arg0_helper: Option<std::path::PathBuf>,
 }
 
 impl Default for ProcessConfig {
@@ -100,6 +108,7 @@ impl Default for ProcessConfig {
             retained_output_bytes: 1024 * 1024,
             retention: Duration::from_secs(30),
             max_processes: 256,
+            arg0_helper: None,
         }
     }
 }
@@ -181,7 +190,7 @@ impl ProcessTable {
     /// `process/start`: starts a process in its own process group (a PTY
     /// process in its own session). Its notifications wait for [`Self::announce`].
     ///
-    /// Errors: `InvalidParams` (empty `argv`, `arg0` with `tty`), `InvalidPath`
+    /// Errors: `InvalidParams` (empty `argv`), `InvalidPath`
     /// (relative `cwd`), `ProcessExists`, `LimitExceeded` (`max_processes`),
     /// `SpawnFailed`, `Internal` (the table shut down, a thread or PTY failure).
     pub async fn start(
@@ -252,7 +261,8 @@ impl ProcessTable {
                 )
             }
             Some((rows, cols)) => {
-                let child = pty::spawn(&spec, rows, cols).map_err(spawn_failed)?;
+                let child = pty::spawn(&spec, rows, cols, config.arg0_helper.as_deref())
+                    .map_err(spawn_failed)?;
                 let pid = child.pid;
                 let tree = Arc::new(Tree::new(pid, marker));
                 let chunks = match pty::start_reader(child.reader, read_size) {

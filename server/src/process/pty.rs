@@ -8,10 +8,11 @@
 //! terminal's buffer fills and the child blocks on write), one waits for the
 //! child and reports its status.
 //!
-//! Two differences from pipe processes come from portable-pty: the child sees
-//! `argv[0]` exactly as the program was named, so `arg0` is refused for PTY
-//! processes (see `command`), and portable-pty sets `SHELL` (to the user's
-//! login shell) when the requested environment has none.
+//! Two differences from pipe processes come from portable-pty: it runs
+//! `argv[0]` and shows the child that same string, so an `arg0` goes through
+//! a helper program (`ProcessConfig::arg0_helper`, the `exec-server` binary)
+//! that execs the real program under that name; and it sets `SHELL` (to the
+//! user's login shell) when the requested environment has none.
 
 use std::ffi::OsString;
 use std::io::{self, Read};
@@ -39,7 +40,13 @@ pub(crate) struct PtyChild {
 
 /// Starts `spec` on a new PTY of `rows` by `cols`. Errors: the operating
 /// system's reason, or portable-pty's in words.
-pub(crate) fn spawn(spec: &LaunchSpec, rows: u16, cols: u16) -> io::Result<PtyChild> {
+pub(crate) fn spawn(
+    spec: &LaunchSpec,
+    rows: u16,
+    cols: u16,
+    arg0_helper: Option<&std::path::Path>,
+) -> io::Result<PtyChild> {
+    let argv = pty_argv(spec, arg0_helper)?;
     let pair = native_pty_system()
         .openpty(PtySize {
             rows,
@@ -51,17 +58,6 @@ pub(crate) fn spawn(spec: &LaunchSpec, rows: u16, cols: u16) -> io::Result<PtyCh
     let reader = pair.master.try_clone_reader().map_err(into_io_error)?;
     let writer = pair.master.take_writer().map_err(into_io_error)?;
 
-    // portable-pty looks `argv[0]` up in the child's own `PATH` and fails
-    // when there is none; the spec already resolved it the way pipe processes
-    // are resolved (with the default `PATH` as fallback), so without a `PATH`
-    // the resolved program is passed instead (the child then sees it as its
-    // `argv[0]`).
-    let mut argv: Vec<OsString> = spec.argv.iter().map(OsString::from).collect();
-    if !spec.env.contains_key(std::ffi::OsStr::new("PATH"))
-        && let Some(first) = argv.first_mut()
-    {
-        *first = spec.program.clone().into_os_string();
-    }
     let mut builder = CommandBuilder::from_argv(argv);
     builder.env_clear();
     for (name, value) in &spec.env {
@@ -163,4 +159,59 @@ fn into_io_error(error: anyhow::Error) -> io::Error {
         Ok(error) => error,
         Err(error) => io::Error::other(format!("{error:#}")),
     }
+}
+
+/// The argument vector portable-pty runs.
+///
+/// portable-pty looks `argv[0]` up in the child's own `PATH` and fails when
+/// there is none; the spec already resolved it the way pipe processes are
+/// resolved (with the default `PATH` as fallback), so without a `PATH` the
+/// resolved program runs (and the child sees it as its `argv[0]`). With an
+/// `arg0` the helper runs instead and execs the resolved program under it.
+fn pty_argv(spec: &LaunchSpec, arg0_helper: Option<&std::path::Path>) -> io::Result<Vec<OsString>> {
+    let mut argv: Vec<OsString> = spec.argv.iter().map(OsString::from).collect();
+    if spec.arg0 != spec.program_name {
+        let Some(helper) = arg0_helper else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "`arg0` on a PTY process needs the exec-server binary as helper, \
+                 which this server (in-process mode) does not have",
+            ));
+        };
+        let mut wrapped = vec![
+            helper.as_os_str().to_owned(),
+            OsString::from(ARG0_HELPER_COMMAND),
+            OsString::from(&spec.arg0),
+            spec.program.clone().into_os_string(),
+        ];
+        wrapped.extend(argv.drain(1..));
+        return Ok(wrapped);
+    }
+    if !spec.env.contains_key(std::ffi::OsStr::new("PATH"))
+        && let Some(first) = argv.first_mut()
+    {
+        *first = spec.program.clone().into_os_string();
+    }
+    Ok(argv)
+}
+
+/// The hidden first argument of `exec-server` that makes it the `arg0`
+/// helper: `exec-server __exec-arg0 ARG0 PROGRAM [ARGS]...`.
+pub const ARG0_HELPER_COMMAND: &str = "__exec-arg0";
+
+/// Runs the `arg0` helper: execs `PROGRAM` with `ARGS`, showing it `ARG0` as
+/// its `argv[0]`; the environment, working directory and terminal are
+/// inherited. Returns only when the exec failed, with the error.
+pub fn run_arg0_helper(mut arguments: impl Iterator<Item = OsString>) -> io::Error {
+    use std::os::unix::process::CommandExt as _;
+    let (Some(arg0), Some(program)) = (arguments.next(), arguments.next()) else {
+        return io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "usage: __exec-arg0 ARG0 PROGRAM [ARGS]...",
+        );
+    };
+    std::process::Command::new(program)
+        .arg0(arg0)
+        .args(arguments)
+        .exec()
 }
