@@ -142,14 +142,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let server = async {
         match listen {
             Listen::Stdio => {
-                use std::os::fd::AsFd;
-                let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(
-                    std::io::stdin().as_fd().try_clone_to_owned()?,
-                )?;
-                let writer = tokio::net::unix::pipe::Sender::from_owned_fd(
-                    std::io::stdout().as_fd().try_clone_to_owned()?,
-                )?;
-                stdio::serve(config, reader, writer).await;
+                stdio::serve(config, tokio::io::stdin(), tokio::io::stdout()).await;
                 Ok(())
             }
             Listen::WebSocket(address) => {
