@@ -84,16 +84,5 @@ impl Signals {
 
 /// The local number of a protocol signal, for the 128 + N exit status.
 pub(crate) fn signal_number(signal: Signal) -> i32 {
-    let local = match signal {
-        Signal::Interrupt => NixSignal::SIGINT,
-        Signal::Terminate => NixSignal::SIGTERM,
-        Signal::Kill => NixSignal::SIGKILL,
-        Signal::Hangup => NixSignal::SIGHUP,
-        Signal::Quit => NixSignal::SIGQUIT,
-        Signal::User1 => NixSignal::SIGUSR1,
-        Signal::User2 => NixSignal::SIGUSR2,
-        Signal::Continue => NixSignal::SIGCONT,
-        Signal::Stop => NixSignal::SIGSTOP,
-    };
-    local as i32
+    exec_server::process::nix_signal(signal) as i32
 }

@@ -399,8 +399,8 @@ fn terminal_eof_character(master: &dyn MasterPty) -> u8 {
         .unwrap_or(CONTROL_D)
 }
 
-/// The OS signal for a protocol signal.
-pub(crate) fn nix_signal(signal: Signal) -> NixSignal {
+/// The POSIX signal a protocol signal names (`interrupt` is SIGINT, ...).
+pub fn nix_signal(signal: Signal) -> NixSignal {
     match signal {
         Signal::Interrupt => NixSignal::SIGINT,
         Signal::Terminate => NixSignal::SIGTERM,

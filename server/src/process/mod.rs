@@ -52,6 +52,7 @@ mod pipe;
 mod procfs;
 mod pty;
 
+pub use managed::nix_signal;
 pub use pty::{ARG0_HELPER_COMMAND, run_arg0_helper};
 
 use std::collections::BTreeMap;
