@@ -6,7 +6,9 @@
 //! - `test`: the one test command CI runs (formatting, lints, codegen check,
 //!   every Rust test, and the TypeScript checks), with SDK traffic through
 //!   the conformance proxy (`conformance`).
+//! - `bench`: builds in release mode and runs the benchmark driver (`bench/`).
 
+mod bench;
 mod codegen;
 mod conformance;
 mod test;
@@ -35,6 +37,15 @@ enum Task {
     },
     /// Run every check CI runs: fmt, clippy, codegen --check, cargo test, the TypeScript checks.
     Test,
+    /// Benchmark the release server against the machine's baselines; print a table, write JSON.
+    Bench {
+        /// Everything at tiny sizes, to check that it runs (under a minute).
+        #[arg(long)]
+        quick: bool,
+        /// Where to write the JSON; default target/bench/results.json.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,6 +70,7 @@ fn run(cli: Cli) -> Result<()> {
             codegen::run(&root, mode)
         }
         Task::Test => test::run(&root),
+        Task::Bench { quick, json } => bench::run(&root, bench::Options { quick, json }),
     }
 }
 

@@ -8,8 +8,6 @@
 
 use std::fmt::Write as _;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use exec_protocol::{
     OutputStream, PROCESS_CLOSED_METHOD, PROCESS_EXITED_METHOD, PROCESS_OUTPUT_METHOD,
     ProcessClosedNotification, ProcessExitedNotification, ProcessId,
@@ -78,7 +76,7 @@ impl OutputTexts {
         text.push_str(HEAD);
         text.push_str(PROCESS_OUTPUT_METHOD);
         text.push_str(PARAMS);
-        STANDARD.encode_string(bytes, &mut text);
+        base64_simd::STANDARD.encode_append(bytes, &mut text);
         text.push_str("\",\"processId\":");
         text.push_str(&self.process_id_json);
         // Writing into a String cannot fail.
