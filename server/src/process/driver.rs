@@ -129,6 +129,46 @@ async fn receive_some(chunks: &mut Option<mpsc::Receiver<Vec<u8>>>) -> Option<Ve
     }
 }
 
+/// Bytes a pipe's read buffer starts with: an idle process (most of them)
+/// then holds 4 KiB per stream instead of the full read size.
+const INITIAL_READ_BYTES: usize = 4 * 1024;
+
+/// A pipe's read buffer that starts small and doubles, up to the read size,
+/// each time a read fills it, so a busy stream soon reads in large chunks.
+struct ReadBuffer {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl ReadBuffer {
+    fn new(used: bool, limit: usize) -> Self {
+        let size = if used {
+            INITIAL_READ_BYTES.min(limit)
+        } else {
+            0
+        };
+        Self {
+            bytes: vec![0; size],
+            limit,
+        }
+    }
+
+    /// The space to read into.
+    fn space(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    /// Copies out the `length` bytes just read, growing the buffer when they filled it.
+    fn take(&mut self, length: usize) -> Vec<u8> {
+        let chunk = self.bytes[..length].to_vec();
+        if length == self.bytes.len() && self.bytes.len() < self.limit {
+            let grown = (self.bytes.len() * 2).min(self.limit);
+            self.bytes.resize(grown, 0);
+        }
+        chunk
+    }
+}
+
 /// Reads all output and the exit, logging each event and queueing its
 /// notification, until the process closes.
 async fn pump(
@@ -144,8 +184,8 @@ async fn pump(
         OutputSource::Pipes { stdout, stderr } => (Some(stdout), Some(stderr), None),
         OutputSource::Pty { chunks } => (None, None, Some(chunks)),
     };
-    let mut stdout_buffer = vec![0; if stdout.is_some() { read_size } else { 0 }];
-    let mut stderr_buffer = vec![0; if stderr.is_some() { read_size } else { 0 }];
+    let mut stdout_buffer = ReadBuffer::new(stdout.is_some(), read_size);
+    let mut stderr_buffer = ReadBuffer::new(stderr.is_some(), read_size);
     let mut permit: Option<OwnedSemaphorePermit> = None;
     let mut status: Option<Option<ExitStatus>> = None;
     let mut exit_logged = false;
@@ -204,17 +244,17 @@ async fn pump(
                 // The semaphore is never closed, so acquiring cannot fail.
                 permit = acquired.ok();
             }
-            read = read_some(&mut stdout, &mut stdout_buffer), if permit.is_some() => match read {
+            read = read_some(&mut stdout, stdout_buffer.space()), if permit.is_some() => match read {
                 Ok(0) => stdout = None,
-                Ok(length) => record(OutputStream::Stdout, stdout_buffer[..length].to_vec(), permit.take()),
+                Ok(length) => record(OutputStream::Stdout, stdout_buffer.take(length), permit.take()),
                 Err(error) => {
                     tracing::debug!(%error, "reading stdout failed; treating it as EOF");
                     stdout = None;
                 }
             },
-            read = read_some(&mut stderr, &mut stderr_buffer), if permit.is_some() => match read {
+            read = read_some(&mut stderr, stderr_buffer.space()), if permit.is_some() => match read {
                 Ok(0) => stderr = None,
-                Ok(length) => record(OutputStream::Stderr, stderr_buffer[..length].to_vec(), permit.take()),
+                Ok(length) => record(OutputStream::Stderr, stderr_buffer.take(length), permit.take()),
                 Err(error) => {
                     tracing::debug!(%error, "reading stderr failed; treating it as EOF");
                     stderr = None;
