@@ -93,14 +93,7 @@ async fn forward(
     mut stop: oneshot::Receiver<()>,
 ) {
     loop {
-        let message = tokio::select! {
-            biased;
-            message = queue.recv() => message,
-            _ = &mut stop => {
-                queue.close();
-                queue.recv().await
-            }
-        };
+        let message = crate::transport::next_outgoing(&mut queue, &mut stop).await;
         let Some(message) = message else { return };
         if to_client.send(message).await.is_err() {
             return;

@@ -412,20 +412,7 @@ pub(crate) async fn kill_trees(trees: Vec<Arc<Tree>>, sweep_prefix: Option<Strin
 /// subreaper before the walk could follow their parent links.
 fn kill_round(trees: &[Arc<Tree>], sweep_prefix: Option<&str>) -> usize {
     let first = find_live_members(trees, sweep_prefix);
-    for tree in trees {
-        log_signal_error(
-            tree.root,
-            "process group",
-            tree.signal_group(NixSignal::SIGSTOP),
-        );
-    }
-    for pid in first.keys() {
-        log_signal_error(
-            *pid,
-            "process",
-            kill(Pid::from_raw(*pid), NixSignal::SIGSTOP),
-        );
-    }
+    signal_everything(trees, first.keys(), NixSignal::SIGSTOP);
     let mut doomed = find_live_members(trees, sweep_prefix);
     for (pid, start_time) in first {
         // A process of the first walk the second one missed is killed too,
@@ -437,21 +424,22 @@ fn kill_round(trees: &[Arc<Tree>], sweep_prefix: Option<&str>) -> usize {
             doomed.insert(pid, start_time);
         }
     }
-    for tree in trees {
-        log_signal_error(
-            tree.root,
-            "process group",
-            tree.signal_group(NixSignal::SIGKILL),
-        );
-    }
-    for pid in doomed.keys() {
-        log_signal_error(
-            *pid,
-            "process",
-            kill(Pid::from_raw(*pid), NixSignal::SIGKILL),
-        );
-    }
+    signal_everything(trees, doomed.keys(), NixSignal::SIGKILL);
     doomed.len()
+}
+
+/// Sends `signal` to the process group of each tree and to each of `pids`.
+fn signal_everything<'a>(
+    trees: &[Arc<Tree>],
+    pids: impl Iterator<Item = &'a i32>,
+    signal: NixSignal,
+) {
+    for tree in trees {
+        log_signal_error(tree.root, "process group", tree.signal_group(signal));
+    }
+    for pid in pids {
+        log_signal_error(*pid, "process", kill(Pid::from_raw(*pid), signal));
+    }
 }
 
 /// Walks `/proc` for the live processes of `trees` (remembering them in each

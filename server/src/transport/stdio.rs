@@ -128,14 +128,7 @@ async fn write_lines<W: AsyncWrite + Unpin>(
 ) {
     let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, writer);
     loop {
-        let message = tokio::select! {
-            biased;
-            message = queue.recv() => message,
-            _ = &mut stop => {
-                queue.close();
-                queue.recv().await
-            }
-        };
+        let message = crate::transport::next_outgoing(&mut queue, &mut stop).await;
         let Some(message) = message else { break };
         if write_message(&mut writer, &message).await.is_err() {
             return;
