@@ -1,359 +1,240 @@
-//! [`Connection`]: one client's session. It turns incoming messages (lines or
-//! frames) into calls, enforces the JSON-RPC 2.0 envelope and the
-//! `initialize`/`initialized` lifecycle, and owns the connection's processes.
+//! [`Connection`]: one client's link to the server, whatever its transport.
+//! It hands each incoming message to the JSON-RPC layer, bounds the
+//! requests in flight, queues responses, and is attached to the session
+//! that its `initialize` created; [`Outgoing`] is its writer's side, which
+//! merges responses and the session's process events into one ordered stream.
 //!
-//! Transports feed it text with [`Connection::handle_message`] and drain its
-//! outbox (complete JSON texts, responses and notifications in one queue).
+//! Ordering rule: a process's output never overtakes its `process/start`
+//! response. The response is queued first and only then is the process
+//! announced (the handler's after-queued action), so every event of it is
+//! queued after the response; [`Outgoing`] always takes a queued response
+//! before an event it has seen, so the response goes out first.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
-use exec_protocol::{ErrorObject, ProcessId};
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use tokio::sync::{Semaphore, mpsc};
+use jsonrpsee::core::middleware::RpcServiceT as _;
+use jsonrpsee::types::{Id, Request};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::config::ServerConfig;
-use crate::dispatch;
-use crate::error::{INVALID_REQUEST, PARSE_ERROR, ServerError};
-use crate::process::ProcessTable;
+use crate::process::ProcessEvent;
+use crate::rpc::{self, ConnectionService, Incoming, MethodContext};
+use crate::session::Session;
 
-/// Lifecycle states (protocol.md, "Lifecycle").
-const NEW: u8 = 0;
-/// `initialize` was answered; waiting for the `initialized` notification.
-const INITIALIZING: u8 = 1;
-/// `initialized` arrived: `process/*` and `fs/*` are served.
-const READY: u8 = 2;
-
-/// What the handlers of one connection share.
-pub struct ConnectionState {
-    /// Server-wide settings.
-    pub config: Arc<ServerConfig>,
-    /// The processes this connection started; killed when it closes.
-    pub processes: ProcessTable,
-    /// Identifier reported by `initialize`, for logs.
-    pub session_id: String,
-    /// One of [`NEW`], [`INITIALIZING`], [`READY`].
-    lifecycle: AtomicU8,
-}
-
-impl ConnectionState {
-    /// Moves from new to initializing; fails with `alreadyInitialized` after the first time.
-    pub fn begin_initialize(&self) -> Result<(), ServerError> {
-        self.lifecycle
-            .compare_exchange(NEW, INITIALIZING, Ordering::AcqRel, Ordering::Acquire)
-            .map(|_| ())
-            .map_err(|_| ServerError::AlreadyInitialized)
-    }
-
-    /// Fails with `notInitialized` until the `initialized` notification arrived.
-    pub fn require_ready(&self) -> Result<(), ServerError> {
-        if self.lifecycle.load(Ordering::Acquire) == READY {
-            Ok(())
-        } else {
-            Err(ServerError::NotInitialized)
-        }
-    }
-}
-
-/// One client connection, whatever its transport.
-pub struct Connection {
-    state: Arc<ConnectionState>,
-    methods: Arc<jsonrpsee::RpcModule<ConnectionState>>,
-    outbox: mpsc::Sender<String>,
+/// One client connection.
+pub(crate) struct Connection {
+    /// The lifecycle and the attached session.
+    context: Arc<MethodContext>,
+    /// The RPC service that answers requests.
+    service: ConnectionService,
+    /// Responses (and error responses) for the writer.
+    responses: mpsc::Sender<String>,
     /// Bounds the requests handled at once (see [`ServerConfig::max_requests_in_flight`]).
     in_flight: Arc<Semaphore>,
 }
 
-/// The fields of an incoming message the connection looks at before dispatch.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    jsonrpc: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    method: Option<&'a RawValue>,
-    /// `Some("null")` for an explicit `null` (plain `Option` would read it as absent).
-    #[serde(borrow, default, deserialize_with = "present")]
-    params: Option<&'a RawValue>,
-}
-
-/// Deserializes any present value, `null` included, as `Some`.
-fn present<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(deserializer).map(Some)
-}
-
-/// The `processId` of `process/start` params, to announce the process once its response is queued.
-#[derive(Deserialize)]
-struct StartedProcess {
-    #[serde(rename = "processId")]
-    process_id: ProcessId,
-}
-
 impl Connection {
-    /// A new connection whose outgoing messages go to `outbox`.
-    pub fn new(config: Arc<ServerConfig>, outbox: mpsc::Sender<String>) -> Self {
-        let processes = ProcessTable::new(config.process.clone(), outbox.clone());
-        let state = Arc::new(ConnectionState {
-            config: config.clone(),
-            processes,
-            session_id: new_session_id(),
-            lifecycle: AtomicU8::new(NEW),
-        });
-        let methods = Arc::new(dispatch::rpc_module(state.clone()));
+    /// A new connection and the writer's side of it.
+    pub(crate) fn new(config: Arc<ServerConfig>) -> (Self, Outgoing) {
+        let (responses, queued) = mpsc::channel(config.outbox_capacity.max(1));
+        let (attach, attached) = oneshot::channel();
         let in_flight = Arc::new(Semaphore::new(config.max_requests_in_flight.max(1)));
-        Self {
-            state,
-            methods,
-            outbox,
+        let context = Arc::new(MethodContext::new(config, attach));
+        let service = rpc::connection_service(context.clone());
+        let connection = Self {
+            context,
+            service,
+            responses,
             in_flight,
-        }
+        };
+        let outgoing = Outgoing {
+            responses: queued,
+            responses_done: false,
+            attach: Some(attached),
+            events: None,
+            held: None,
+        };
+        (connection, outgoing)
     }
 
     /// Handles one incoming message (a stdio line or a WebSocket frame).
     ///
-    /// Requests run concurrently on their own tasks; this returns once the
-    /// request is under way, waiting only while too many are in flight.
-    /// Errors in the message itself are answered with a JSON-RPC error object
-    /// and never end the connection.
-    pub async fn handle_message(&self, text: &str) {
-        if text.len() > self.state.config.max_message_bytes {
-            let message = format!(
-                "message of {} bytes is over the limit of {} bytes",
-                text.len(),
-                self.state.config.max_message_bytes
-            );
-            self.send_error(None, INVALID_REQUEST, &message).await;
-            return;
-        }
-        if text.trim().is_empty() {
-            return;
-        }
-        if !text.trim_start().starts_with('{') {
-            match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-                // Valid JSON that is not an object (an array, a number): JSON-RPC
-                // batches are not part of this protocol.
-                Ok(_) => {
-                    let message = "invalid request: expected one JSON-RPC request object";
-                    self.send_error(None, INVALID_REQUEST, message).await;
-                }
-                Err(error) => {
-                    self.send_error(None, PARSE_ERROR, &format!("parse error: {error}"))
-                        .await;
-                }
+    /// Once the connection is initialized, requests run concurrently on
+    /// their own tasks and this returns once the request is under way,
+    /// waiting only while too many are in flight. Before that (`initialize`)
+    /// the request is answered before this returns, so an `initialized`
+    /// sent right behind it finds the connection initializing. Errors in the
+    /// message itself are answered with a JSON-RPC error object and never
+    /// end the connection.
+    pub(crate) async fn handle_message(&self, text: &str) {
+        match rpc::parse(text, self.context.config.max_message_bytes) {
+            Incoming::Ignored => {}
+            Incoming::Refused(response) => self.queue(response).await,
+            Incoming::Notification(notification) => {
+                let _ = self.service.notification(notification).await;
             }
-            return;
-        }
-        let envelope: Envelope<'_> = match serde_json::from_str(text) {
-            Ok(envelope) => envelope,
-            Err(error) if error.is_data() => {
-                let message = format!("invalid request: {error}");
-                self.send_error(None, INVALID_REQUEST, &message).await;
-                return;
-            }
-            Err(error) => {
-                self.send_error(None, PARSE_ERROR, &format!("parse error: {error}"))
-                    .await;
-                return;
-            }
-        };
-        if let Some(version) = envelope.jsonrpc
-            && version.get() != "\"2.0\""
-        {
-            let message = "invalid request: `jsonrpc` must be \"2.0\"";
-            self.send_error(valid_id(envelope.id), INVALID_REQUEST, message)
-                .await;
-            return;
-        }
-        let Some(method) = envelope.method else {
-            // A response from the client: the server sends no requests, so
-            // there is nothing to match it with.
-            tracing::debug!("ignoring a message without `method`");
-            return;
-        };
-        let Ok(method) = serde_json::from_str::<std::borrow::Cow<'_, str>>(method.get()) else {
-            let message = "invalid request: `method` must be a string";
-            self.send_error(valid_id(envelope.id), INVALID_REQUEST, message)
-                .await;
-            return;
-        };
-        let Some(id) = envelope.id else {
-            self.handle_notification(&method);
-            return;
-        };
-        if valid_id(Some(id)).is_none() {
-            let message = "invalid request: `id` must be an integer or a string";
-            self.send_error(None, INVALID_REQUEST, message).await;
-            return;
-        }
-
-        if let Some(params) = envelope.params
-            && !params.get().starts_with('{')
-        {
-            // Params by name only: `null`, arrays and scalars are refused here
-            // because serde (behind jsonrpsee) would read an empty struct
-            // from `null` or `[]`.
-            let response = ErrorObject {
-                code: crate::error::INVALID_PARAMS,
-                message: String::from("invalid params: `params` must be an object"),
-                data: None,
-            };
-            self.send_error_object(Some(id), response).await;
-            return;
-        }
-        let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
-            return;
-        };
-        // jsonrpsee requires `"jsonrpc":"2.0"`; Codex clients omit it.
-        let request = if envelope.jsonrpc.is_some() {
-            text.to_owned()
-        } else {
-            with_jsonrpc_member(text)
-        };
-        let announce = if method == "process/start" {
-            envelope
-                .params
-                .and_then(|params| serde_json::from_str::<StartedProcess>(params.get()).ok())
-                .map(|started| started.process_id)
-        } else {
-            None
-        };
-        let methods = self.methods.clone();
-        let outbox = self.outbox.clone();
-        let state = self.state.clone();
-        let call = async move {
-            let response = match methods.raw_json_request(&request, 1).await {
-                Ok((response, _subscriptions)) => response.get().to_owned(),
-                Err(error) => {
-                    let message = format!("invalid request: {error}");
-                    error_text(
-                        None,
-                        ErrorObject {
-                            code: INVALID_REQUEST,
-                            message,
-                            data: None,
-                        },
-                    )
-                }
-            };
-            let started = announce.filter(|_| is_success(&response));
-            if outbox.send(response).await.is_ok()
-                && let Some(process_id) = started
-            {
-                // Only now may the process's output go out: it must not
-                // overtake the `process/start` response.
-                state.processes.announce(&process_id);
-            }
-            drop(permit);
-        };
-        if method == "initialize" {
-            // Answered before the next message is read, so an `initialized`
-            // sent right behind it (without waiting for the response) finds
-            // the connection initializing rather than new.
-            call.await;
-        } else {
-            tokio::spawn(call);
-        }
-    }
-
-    fn handle_notification(&self, method: &str) {
-        match method {
-            "initialized" => {
-                let moved = self.state.lifecycle.compare_exchange(
-                    INITIALIZING,
-                    READY,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
+            Incoming::Request(request) => {
+                let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+                    return;
+                };
+                let request = Request::owned(
+                    request.method.into_owned(),
+                    request.params.map(std::borrow::Cow::into_owned),
+                    request.id.into_owned(),
                 );
-                if moved.is_err() {
-                    tracing::warn!("`initialized` without a preceding `initialize`; ignored");
+                let service = self.service.clone();
+                let responses = self.responses.clone();
+                let call = async move {
+                    let response = service.call(request).await;
+                    let (json, on_queued, _extensions) = response.into_parts();
+                    let text = Box::<str>::from(json).into_string();
+                    let queued = responses.send(text).await.is_ok();
+                    if let Some(on_queued) = on_queued {
+                        on_queued.notify(queued);
+                    }
+                    drop(permit);
+                };
+                if self.context.is_ready() {
+                    tokio::spawn(call);
+                } else {
+                    call.await;
                 }
             }
-            other => tracing::debug!(method = other, "ignoring an unknown notification"),
         }
     }
 
     /// Answers a message the transport could not even hand over (not UTF-8,
     /// too long) with a JSON-RPC error object whose id is null.
-    pub async fn reply_error(&self, code: i32, message: &str) {
-        self.send_error(None, code, message).await;
+    pub(crate) async fn reply_error(&self, code: i32, message: &str) {
+        self.queue(rpc::error_response(Id::Null, code, message))
+            .await;
     }
 
-    async fn send_error(&self, id: Option<&RawValue>, code: i32, message: &str) {
-        let error = ErrorObject {
-            code,
-            message: message.to_owned(),
-            data: None,
-        };
-        self.send_error_object(id, error).await;
+    async fn queue(&self, text: String) {
+        // The writer is gone if this fails; the connection is ending anyway.
+        let _ = self.responses.send(text).await;
     }
 
-    async fn send_error_object(&self, id: Option<&RawValue>, error: ErrorObject) {
-        // The transport is gone if this fails; the connection is ending anyway.
-        let _ = self.outbox.send(error_text(id, error)).await;
-    }
-
-    /// The connection ended: kill every process it started and wait for them.
-    pub async fn close(&self) {
-        self.state.processes.shutdown().await;
+    /// The connection ended: ends its session (kills every process it
+    /// started and waits for them).
+    pub(crate) async fn close(&self) {
+        if let Ok(session) = self.context.session() {
+            tracing::debug!(session = session.id(), "ending the session");
+            session.end().await;
+        }
     }
 }
 
-/// The id when it is an integer or a string (JSON-RPC 2.0 also allows null,
-/// which this protocol does not use, and discourages fractions).
-fn valid_id(id: Option<&RawValue>) -> Option<&RawValue> {
-    let id = id?;
-    match serde_json::from_str::<serde_json::Value>(id.get()) {
-        Ok(serde_json::Value::String(_)) => Some(id),
-        Ok(serde_json::Value::Number(number)) if number.is_i64() || number.is_u64() => Some(id),
-        _ => None,
+/// The writer's side of a connection: responses and, once attached, the
+/// session's process events, as texts in the order they must go out.
+pub(crate) struct Outgoing {
+    /// Queued responses.
+    responses: mpsc::Receiver<String>,
+    /// True once `responses` is closed and drained.
+    responses_done: bool,
+    /// Learns the session `initialize` created.
+    attach: Option<oneshot::Receiver<Arc<Session>>>,
+    /// The attached session's events.
+    events: Option<mpsc::Receiver<ProcessEvent>>,
+    /// An event taken from `events` that waits for the responses queued before it.
+    held: Option<ProcessEvent>,
+}
+
+impl Outgoing {
+    /// The next text to send; `None` once [`Self::stop`] was called and
+    /// everything queued is out. Cancel-safe: nothing is taken from a queue
+    /// without being returned or held.
+    pub(crate) async fn next(&mut self) -> Option<String> {
+        loop {
+            if let Some(text) = self.try_next() {
+                return Some(text);
+            }
+            tokio::select! {
+                response = self.responses.recv(), if !self.responses_done => match response {
+                    Some(response) => return Some(response),
+                    None => self.responses_done = true,
+                },
+                attached = wait_attached(&mut self.attach), if self.attach.is_some() => {
+                    self.attach = None;
+                    self.events = attached.ok().and_then(|session| session.take_events());
+                }
+                event = next_event(&mut self.events), if self.events.is_some() => match event {
+                    // Held, so that the next round sends any response queued before it first.
+                    Some(event) => self.held = Some(event),
+                    None => self.events = None,
+                },
+                else => return None,
+            }
+        }
+    }
+
+    /// The next text that is ready without waiting.
+    pub(crate) fn try_next(&mut self) -> Option<String> {
+        if let Some(event) = self.held.take() {
+            return Some(self.before(event));
+        }
+        if let Some(response) = self.try_response() {
+            return Some(response);
+        }
+        match self.events.as_mut()?.try_recv() {
+            Ok(event) => Some(self.before(event)),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                self.events = None;
+                None
+            }
+        }
+    }
+
+    /// A response queued before `event` when there is one (holding the
+    /// event), else the event's text.
+    fn before(&mut self, event: ProcessEvent) -> String {
+        match self.try_response() {
+            Some(response) => {
+                self.held = Some(event);
+                response
+            }
+            None => rpc::encode(&event),
+        }
+    }
+
+    fn try_response(&mut self) -> Option<String> {
+        match self.responses.try_recv() {
+            Ok(response) => Some(response),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                self.responses_done = true;
+                None
+            }
+        }
+    }
+
+    /// The connection is closing: nothing more is accepted, what is queued
+    /// still comes out of [`Self::next`], then it returns `None`.
+    pub(crate) fn stop(&mut self) {
+        self.responses.close();
+        if let Some(events) = &mut self.events {
+            events.close();
+        }
+        self.attach = None;
     }
 }
 
-/// Whether a response text carries a `result` (rather than an `error`).
-fn is_success(response: &str) -> bool {
-    #[derive(Deserialize)]
-    struct Outcome<'a> {
-        #[serde(borrow, default)]
-        result: Option<&'a RawValue>,
+/// Waits for the attached session; only polled while `attach` is `Some`.
+async fn wait_attached(
+    attach: &mut Option<oneshot::Receiver<Arc<Session>>>,
+) -> Result<Arc<Session>, oneshot::error::RecvError> {
+    match attach {
+        Some(attach) => attach.await,
+        None => std::future::pending().await,
     }
-    serde_json::from_str::<Outcome<'_>>(response).is_ok_and(|outcome| outcome.result.is_some())
 }
 
-/// `text` (a JSON object) with `"jsonrpc":"2.0"` as its first member.
-fn with_jsonrpc_member(text: &str) -> String {
-    let body = text.trim_start();
-    let rest = body.strip_prefix('{').unwrap_or(body);
-    let mut request = String::with_capacity(text.len() + 17);
-    request.push_str("{\"jsonrpc\":\"2.0\",");
-    request.push_str(rest);
-    request
-}
-
-/// A JSON-RPC error response (id null when the request's id is unknown).
-fn error_text(id: Option<&RawValue>, error: ErrorObject) -> String {
-    #[derive(serde::Serialize)]
-    struct ErrorResponse<'a> {
-        jsonrpc: &'static str,
-        id: Option<&'a RawValue>,
-        error: ErrorObject,
+/// The next event; only polled while `events` is `Some`.
+async fn next_event(events: &mut Option<mpsc::Receiver<ProcessEvent>>) -> Option<ProcessEvent> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
     }
-    let code = error.code;
-    serde_json::to_string(&ErrorResponse { jsonrpc: "2.0", id, error }).unwrap_or_else(|_| {
-        format!("{{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{{\"code\":{code},\"message\":\"error\"}}}}")
-    })
-}
-
-/// A session id unique enough for logs: time, process id and a counter.
-fn new_session_id() -> String {
-    use std::sync::atomic::AtomicU64;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos() as u64);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{:x}-{:x}-{count}", nanos, std::process::id())
 }

@@ -1,5 +1,5 @@
-//! In-process mode: an [`ExecClient`] whose server is a [`Connection`] in
-//! the same process, with no bytes, sockets or child processes in between.
+//! In-process mode: an [`ExecClient`] whose server is a connection served in
+//! the same process (by `transport::serve_connection`), with no bytes, sockets or child processes in between.
 //! Messages still travel as complete JSON texts (the SDK's
 //! [`TransportChannels`]), so the client and the server behave exactly as
 //! over stdio or WebSocket.
@@ -25,13 +25,15 @@
 //! reaps them. A host that owns its whole process, as the `serve` command
 //! does, may call [`crate::process::init_reaper`] itself.
 
+use std::io;
 use std::sync::Arc;
 
 use exec_client::{ClientError, ConnectOptions, ExecClient, TransportChannels};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::config::ServerConfig;
-use crate::connection::Connection;
+use crate::shutdown::ShutdownSignal;
+use crate::transport::{MessageSink, MessageSource, Received, serve_connection};
 
 /// Starts a server connection with the default [`ServerConfig`] in this
 /// process and connects a client to it (`initialize` included). The server
@@ -54,49 +56,56 @@ pub async fn connect(options: ConnectOptions) -> Result<ExecClient, ClientError>
 /// it from within a Tokio runtime.
 pub fn transport(config: Arc<ServerConfig>) -> TransportChannels {
     let (client_end, server_end) = TransportChannels::pair(config.outbox_capacity);
-    tokio::spawn(serve(config, server_end));
+    let TransportChannels {
+        outgoing: to_client,
+        incoming: from_client,
+    } = server_end;
+    let source = ChannelSource {
+        from_client,
+        current: String::new(),
+    };
+    tokio::spawn(serve_connection(
+        config,
+        source,
+        ChannelSink { to_client },
+        ShutdownSignal::never(),
+    ));
     client_end
 }
 
-/// Serves one connection over the server's end of a channel pair, like
-/// `transport::stdio::serve` does over a byte stream.
-async fn serve(config: Arc<ServerConfig>, server_end: TransportChannels) {
-    let TransportChannels {
-        outgoing: to_client,
-        incoming: mut from_client,
-    } = server_end;
-    // The connection's outbox is a queue of its own rather than `to_client`
-    // itself: request tasks and process drivers hold clones of the outbox,
-    // and the client must see the end of the connection once it is closed,
-    // not once the last clone happens to be dropped.
-    let (outbox, queue) = mpsc::channel(config.outbox_capacity);
-    let (stop_forwarding, stop) = oneshot::channel();
-    let forwarder = tokio::spawn(forward(queue, to_client, stop));
-    let connection = Connection::new(config, outbox);
-    while let Some(text) = from_client.recv().await {
-        connection.handle_message(&text).await;
-    }
-    connection.close().await;
-    let _ = stop_forwarding.send(());
-    if let Err(error) = forwarder.await {
-        tracing::warn!(%error, "the in-process forwarder failed");
+/// The client's texts, one message each.
+struct ChannelSource {
+    /// What the client sends.
+    from_client: mpsc::Receiver<String>,
+    /// The last message, which [`MessageSource::next`] lends out.
+    current: String,
+}
+
+impl MessageSource for ChannelSource {
+    async fn next(&mut self) -> Option<Received<'_>> {
+        self.current = self.from_client.recv().await?;
+        Some(Received::Message(&self.current))
     }
 }
 
-/// Moves the connection's messages to the client, awaiting room (so a slow
-/// client holds the server back). Ends when `stop` fires, after forwarding
-/// what is already queued, or when the client is gone; dropping `to_client`
-/// then ends the client's `incoming`.
-async fn forward(
-    mut queue: mpsc::Receiver<String>,
+/// The client's incoming texts; a full channel holds the server back, as a
+/// slow socket would. Dropping it ends the client's `incoming`.
+struct ChannelSink {
+    /// Where the client reads.
     to_client: mpsc::Sender<String>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    loop {
-        let message = crate::transport::next_outgoing(&mut queue, &mut stop).await;
-        let Some(message) = message else { return };
-        if to_client.send(message).await.is_err() {
-            return;
-        }
+}
+
+impl MessageSink for ChannelSink {
+    async fn send(&mut self, text: String) -> io::Result<()> {
+        self.to_client
+            .send(text)
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
     }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    async fn close(self) {}
 }

@@ -2,34 +2,65 @@
 //! remote client, over JSON-RPC 2.0 on stdio or WebSocket.
 //!
 //! # Layout
-//! - `transport/`: `stdio` (one JSON message per line) and `ws` (one per
-//!   WebSocket frame, with the upgrade's origin and token checks). Each
-//!   connection has one reader loop and one writer task.
-//! - `connection`: one client's session: the JSON-RPC envelope, the
-//!   `initialize`/`initialized` lifecycle, concurrency limits, and the
-//!   ordering rule that output never overtakes a `process/start` response.
-//! - `dispatch`: the jsonrpsee `RpcModule` built from the generated method
-//!   table, one handler per method.
+//! - `transport/`: the one connection skeleton ([`transport::serve_connection`]:
+//!   a reader loop and a writer loop over a message source and sink) and its
+//!   transports: `stdio` (one JSON message per line) and `ws` (one per
+//!   WebSocket frame, with the upgrade's origin and token checks and the
+//!   accept loop). The in-process mode is a third.
+//! - `connection`: one client's link: hands messages to the JSON-RPC layer,
+//!   bounds the requests in flight, and merges responses and process events
+//!   into one ordered outgoing stream.
+//! - `rpc/`: the JSON-RPC 2.0 layer, the only one that knows the wire
+//!   format: parsing, the lifecycle middleware, the jsonrpsee method table,
+//!   one handler per method, error objects, notification texts.
+//! - `session`: what `initialize` creates and a connection attaches to: the
+//!   processes (with their retained output and limits) and their event queue.
 //! - `process/`: processes on pipes and PTYs, sequence-numbered retained
-//!   output, and killing whole process trees.
-//! - `handlers/fs`: the `fs/*` methods.
-//! - `error`: [`ServerError`] and its mapping to JSON-RPC error objects.
+//!   output, typed events, and killing whole process trees.
+//! - `fs/`: the `fs/*` operations, one file each.
+//! - `shutdown`: the explicit server shutdown (tell every connection, wait,
+//!   kill what remains).
+//! - `error`: [`ServerError`], every way a method can fail.
 //! - `config`: [`ServerConfig`], the limits every connection shares.
+//! - `sync`: the lock helper.
 //! - `in_process`: the in-process mode: an `exec_client::ExecClient` served
-//!   by a [`Connection`] in the same process, with no transport.
+//!   in the same process, with no transport.
 //!
 //! The binary (`main.rs`) adds `exec_command/`, the `exec` subcommand: a
 //! command-line client that runs one program like `ssh host CMD`.
+//!
+//! # The path of one output chunk
+//! From a child's pipe to the client's consumer, each module once:
+//! 1. `process/driver.rs` reads the chunk from the pipe (or PTY), logs it
+//!    with its seq in the retained output (`process/output.rs`, through
+//!    `process/managed.rs`), and queues a typed `ProcessEvent::Output`
+//!    (`process/events.rs`) on the session's event queue once the process
+//!    is announced, holding back further reads while the queue is full.
+//! 2. `session.rs` owns that queue; the attached connection holds its
+//!    receiving end.
+//! 3. `connection.rs` (`Outgoing`) takes the event, after any response
+//!    queued before it.
+//! 4. `rpc/notifications.rs` encodes it as the `process/output` text.
+//! 5. `transport/mod.rs`'s writer loop hands the text to the sink of
+//!    `transport/ws.rs` or `transport/stdio.rs` (or `in_process.rs`), which
+//!    writes the frame or line.
+//! 6. In the Rust SDK: `transport/` reads the text, `router.rs` parses it and
+//!    routes it by `processId`, `process/sequence.rs` puts it in seq order
+//!    (filling gaps from `process/read`), and `process/child.rs` hands the
+//!    bytes to the consumer.
 
 mod config;
 mod connection;
-mod dispatch;
 mod error;
-pub mod handlers;
+#[path = "handlers/fs.rs"]
+pub mod fs;
 pub mod in_process;
 pub mod process;
+mod rpc;
+mod session;
+pub mod shutdown;
+mod sync;
 pub mod transport;
 
 pub use config::ServerConfig;
-pub use connection::Connection;
 pub use error::*;

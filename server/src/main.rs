@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use exec_server::ServerConfig;
+use exec_server::shutdown::{CONNECTIONS_GRACE, Shutdown};
 use exec_server::transport::ws::AccessPolicy;
 use exec_server::transport::{stdio, ws};
 use tokio::signal::unix::{SignalKind, signal};
@@ -107,7 +108,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => match serve(args).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -118,7 +119,12 @@ fn main() -> ExitCode {
             },
             Command::Exec(args) => ExitCode::from(exec_command::run(args).await),
         }
-    })
+    });
+    // A stdio server may be blocked reading a stdin that stays open (tokio
+    // reads it on a blocking thread that cannot be interrupted): do not wait
+    // for that thread.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -139,10 +145,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
+    let shutdown = Shutdown::new();
     let server = async {
         match listen {
             Listen::Stdio => {
-                stdio::serve(config, tokio::io::stdin(), tokio::io::stdout()).await;
+                let signal = shutdown.signal();
+                stdio::serve(config, tokio::io::stdin(), tokio::io::stdout(), signal).await;
                 Ok(())
             }
             Listen::WebSocket(address) => {
@@ -161,22 +169,20 @@ async fn serve(args: ServeArgs) -> Result<()> {
                     token,
                     allowed_origins: args.allowed_origins,
                 });
-                ws::serve(listener, config, policy).await;
+                ws::serve(listener, config, policy, &shutdown).await;
                 Ok(())
             }
         }
     };
-    tokio::select! {
+    let result = tokio::select! {
         result = server => result,
-        _ = terminate.recv() => { shut_down("SIGTERM").await; Ok(()) }
-        _ = interrupt.recv() => { shut_down("SIGINT").await; Ok(()) }
-    }
-}
-
-/// Kills every managed process tree before exiting.
-async fn shut_down(signal: &str) {
-    tracing::info!(signal, "shutting down: killing every managed process");
-    exec_server::process::kill_all().await;
+        _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); Ok(()) }
+        _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); Ok(()) }
+    };
+    // Also after stdio's EOF: every connection is done by then, and what
+    // remains (nothing, normally) is killed.
+    shutdown.run(CONNECTIONS_GRACE).await;
+    result
 }
 
 /// The connection token: `--token-file`, else `EXEC_SERVER_TOKEN`, else none.

@@ -15,13 +15,16 @@ use std::process::ExitStatus;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use exec_protocol::{OutputStream, ProcessClosedNotification, ProcessExitedNotification};
+use exec_protocol::{
+    Base64Bytes, OutputStream, ProcessClosedNotification, ProcessExitedNotification,
+    ProcessOutputNotification,
+};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::process::{ChildStderr, ChildStdout};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
+use super::events::ProcessEvent;
 use super::managed::{Gate, ManagedProcess};
-use super::notify::{self, OutputTexts};
 use super::{Outbox, TableInner, kill};
 
 /// Output chunks read but not yet taken by the outbox, per process.
@@ -70,10 +73,10 @@ pub(crate) struct Driver {
     pub table_closed: watch::Receiver<bool>,
 }
 
-/// A notification ready to go out, with the permit of its chunk.
+/// An event ready to go out, with the permit of its chunk.
 struct Queued {
-    /// The complete notification text.
-    text: String,
+    /// The event.
+    event: ProcessEvent,
     /// Returned once the outbox took the text (output chunks only).
     permit: Option<OwnedSemaphorePermit>,
 }
@@ -178,7 +181,6 @@ async fn pump(
     read_size: usize,
     queue: &mpsc::UnboundedSender<Queued>,
 ) {
-    let texts = OutputTexts::new(&process.process_id);
     let permits = Arc::new(Semaphore::new(CHUNKS_IN_FLIGHT));
     let (mut stdout, mut stderr, mut pty) = match output {
         OutputSource::Pipes { stdout, stderr } => (Some(stdout), Some(stderr), None),
@@ -193,13 +195,15 @@ async fn pump(
     tokio::pin!(grace);
 
     let record = |stream: OutputStream, bytes: Vec<u8>, permit: Option<OwnedSemaphorePermit>| {
-        // Only this task logs events, so the seq it builds the text with is
-        // the one the log gives the chunk.
-        let seq = process.next_seq();
-        let text = texts.text(seq, stream, &bytes);
-        let logged = process.record_output(stream, bytes);
-        debug_assert_eq!(seq, logged);
-        let _ = queue.send(Queued { text, permit });
+        let chunk = Base64Bytes(bytes.clone());
+        let seq = process.record_output(stream, bytes);
+        let event = ProcessEvent::Output(ProcessOutputNotification {
+            chunk,
+            process_id: process.process_id.clone(),
+            seq,
+            stream,
+        });
+        let _ = queue.send(Queued { event, permit });
     };
 
     loop {
@@ -267,15 +271,14 @@ async fn pump(
         }
     }
     let seq = process.record_closed();
-    match notify::closed_text(&ProcessClosedNotification {
+    let event = ProcessEvent::Closed(ProcessClosedNotification {
         process_id: process.process_id.clone(),
         seq,
-    }) {
-        Ok(text) => {
-            let _ = queue.send(Queued { text, permit: None });
-        }
-        Err(error) => tracing::error!(%error, "cannot serialize process/closed"),
-    }
+    });
+    let _ = queue.send(Queued {
+        event,
+        permit: None,
+    });
 }
 
 /// Logs the exit and queues `process/exited`.
@@ -285,19 +288,17 @@ fn log_exit(
     queue: &mpsc::UnboundedSender<Queued>,
 ) {
     let event = process.record_exit(status);
-    let notification = ProcessExitedNotification {
+    let event = ProcessEvent::Exited(ProcessExitedNotification {
         exit_code: event.exit_code,
         process_id: process.process_id.clone(),
         reason: event.reason,
         seq: event.seq,
         signal: event.signal,
-    };
-    match notify::exited_text(&notification) {
-        Ok(text) => {
-            let _ = queue.send(Queued { text, permit: None });
-        }
-        Err(error) => tracing::error!(%error, "cannot serialize process/exited"),
-    }
+    });
+    let _ = queue.send(Queued {
+        event,
+        permit: None,
+    });
 }
 
 /// Sends the queued notifications in order: none before the process is
@@ -309,14 +310,14 @@ async fn send_notifications(
     outbox: Outbox,
 ) {
     let mut outbox_open = true;
-    while let Some(Queued { text, permit }) = queued.recv().await {
+    while let Some(Queued { event, permit }) = queued.recv().await {
         let announced = match gate.wait_for(|gate| *gate != Gate::Pending).await {
             Ok(gate) => *gate == Gate::Announced,
             Err(_) => false,
         };
         if announced && outbox_open {
             tokio::select! {
-                sent = outbox.send(text) => outbox_open = sent.is_ok(),
+                sent = outbox.send(event) => outbox_open = sent.is_ok(),
                 _ = gate.wait_for(|gate| *gate == Gate::Silenced) => {}
             }
         }

@@ -12,7 +12,8 @@
 //! - `driver`: the tasks that read output, learn the exit, log events and
 //!   send notifications with back-pressure.
 //! - `output`: the event log: seqs, retained output, cursors, dropped bytes.
-//! - `notify`: the notification texts.
+//! - `events`: [`ProcessEvent`], the typed events a process reports (the
+//!   protocol layer encodes them; nothing here knows JSON-RPC).
 //! - `kill`: tree killing, the child subreaper and the orphan reaper.
 //! - `procfs`: reading `/proc`.
 //!
@@ -44,14 +45,15 @@
 
 mod command;
 mod driver;
+mod events;
 mod kill;
 mod managed;
-mod notify;
 mod output;
 mod pipe;
 mod procfs;
 mod pty;
 
+pub use events::{EventSink, ProcessEvent};
 pub use managed::nix_signal;
 pub use pty::{ARG0_HELPER_COMMAND, run_arg0_helper};
 
@@ -114,11 +116,8 @@ impl Default for ProcessConfig {
     }
 }
 
-/// Where notifications go: complete JSON-RPC 2.0 notification texts, e.g.
-/// `{"jsonrpc":"2.0","method":"process/output","params":{...}}` (one message,
-/// no trailing newline). Bounded by the connection; a full outbox holds the
-/// output back (back-pressure) rather than dropping it.
-pub type Outbox = tokio::sync::mpsc::Sender<String>;
+/// Where a table's events go (see [`EventSink`]): the session's event queue.
+pub type Outbox = EventSink;
 
 /// The processes of one connection. Cheap to clone (an `Arc` inside), `Send + Sync`.
 #[derive(Clone)]

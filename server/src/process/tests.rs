@@ -105,7 +105,7 @@ impl Event {
 /// A table with its outbox's receiving end.
 struct Harness {
     table: ProcessTable,
-    notifications: mpsc::Receiver<String>,
+    notifications: mpsc::Receiver<ProcessEvent>,
 }
 
 impl Harness {
@@ -131,16 +131,18 @@ impl Harness {
     }
 
     async fn next(&mut self) -> Event {
-        let text = tokio::time::timeout(PATIENCE, self.notifications.recv())
+        let event = tokio::time::timeout(PATIENCE, self.notifications.recv())
             .await
             .expect("a notification in time")
             .expect("the outbox is open");
-        let message: Value = serde_json::from_str(&text).expect("a notification is JSON");
-        assert_eq!(message["jsonrpc"], "2.0", "{text}");
-        assert!(message.get("id").is_none(), "{text}");
+        let (method, params) = match &event {
+            ProcessEvent::Output(params) => ("process/output", serde_json::to_value(params)),
+            ProcessEvent::Exited(params) => ("process/exited", serde_json::to_value(params)),
+            ProcessEvent::Closed(params) => ("process/closed", serde_json::to_value(params)),
+        };
         Event {
-            method: message["method"].as_str().expect("method").to_owned(),
-            params: message["params"].clone(),
+            method: method.to_owned(),
+            params: params.expect("an event serializes"),
         }
     }
 

@@ -1,59 +1,93 @@
 //! Newline-delimited JSON over a byte stream (stdio): one message per line,
 //! UTF-8, `\n`-terminated (a trailing `\r` is tolerated).
 
+use std::io;
 use std::sync::Arc;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::{mpsc, oneshot};
 
+use super::{MessageSink, MessageSource, Received, serve_connection};
 use crate::config::ServerConfig;
-use crate::connection::Connection;
 use crate::error::{INVALID_REQUEST, PARSE_ERROR};
+use crate::shutdown::ShutdownSignal;
 
-/// Serves one connection over `reader`/`writer` until `reader` reaches EOF,
-/// then kills the connection's processes and flushes what is queued.
+/// Serves one connection over `reader`/`writer` until `reader` reaches EOF
+/// or `shutdown` fires, then kills the connection's processes and flushes
+/// what is queued.
 ///
 /// # Errors
 /// None for protocol errors (they are answered on the wire); I/O errors of
 /// the streams end the connection and are logged.
-pub async fn serve<R, W>(config: Arc<ServerConfig>, reader: R, writer: W)
+pub async fn serve<R, W>(config: Arc<ServerConfig>, reader: R, writer: W, shutdown: ShutdownSignal)
 where
-    R: AsyncRead + Unpin,
+    R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (outbox, queue) = mpsc::channel(config.outbox_capacity);
-    let (stop_writer, stopped) = oneshot::channel();
-    let writer_task = tokio::spawn(write_lines(writer, queue, stopped));
-    let connection = Connection::new(config.clone(), outbox);
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
-    let mut line = Vec::new();
-    loop {
-        match read_line(&mut reader, &mut line, config.max_message_bytes).await {
-            Ok(Line::Complete) => match std::str::from_utf8(trim_line_end(&line)) {
-                Ok(text) => connection.handle_message(text).await,
-                Err(error) => {
-                    let message = format!("parse error: the line is not UTF-8 ({error})");
-                    connection.reply_error(PARSE_ERROR, &message).await;
-                }
-            },
-            Ok(Line::TooLong(length)) => {
-                let message = format!(
+    let source = LineSource {
+        reader: BufReader::with_capacity(64 * 1024, reader),
+        line: Vec::new(),
+        limit: config.max_message_bytes,
+    };
+    let sink = LineSink {
+        writer: tokio::io::BufWriter::with_capacity(256 * 1024, writer),
+    };
+    serve_connection(config, source, sink, shutdown).await;
+}
+
+/// Messages read line by line, at most `limit` bytes of a line held in memory.
+struct LineSource<R> {
+    /// The byte stream.
+    reader: BufReader<R>,
+    /// The line being read, reused between lines.
+    line: Vec<u8>,
+    /// Largest message, in bytes.
+    limit: usize,
+}
+
+impl<R: AsyncRead + Unpin + Send> MessageSource for LineSource<R> {
+    async fn next(&mut self) -> Option<Received<'_>> {
+        match read_line(&mut self.reader, &mut self.line, self.limit).await {
+            Ok(Line::Complete) => Some(match std::str::from_utf8(trim_line_end(&self.line)) {
+                Ok(text) => Received::Message(text),
+                Err(error) => Received::Unreadable {
+                    code: PARSE_ERROR,
+                    message: format!("parse error: the line is not UTF-8 ({error})"),
+                },
+            }),
+            Ok(Line::TooLong(length)) => Some(Received::Unreadable {
+                code: INVALID_REQUEST,
+                message: format!(
                     "invalid request: a line of at least {length} bytes is over the limit of {} bytes",
-                    config.max_message_bytes
-                );
-                connection.reply_error(INVALID_REQUEST, &message).await;
-            }
-            Ok(Line::Eof) => break,
+                    self.limit
+                ),
+            }),
+            Ok(Line::Eof) => None,
             Err(error) => {
                 tracing::warn!(%error, "reading the connection failed");
-                break;
+                None
             }
         }
     }
-    connection.close().await;
-    let _ = stop_writer.send(());
-    if let Err(error) = writer_task.await {
-        tracing::warn!(%error, "the writer task failed");
+}
+
+/// Messages written one per line through a buffer.
+struct LineSink<W> {
+    /// The buffered byte stream.
+    writer: tokio::io::BufWriter<W>,
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> MessageSink for LineSink<W> {
+    async fn send(&mut self, text: String) -> io::Result<()> {
+        self.writer.write_all(text.as_bytes()).await?;
+        self.writer.write_all(b"\n").await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush().await
+    }
+
+    async fn close(mut self) {
+        let _ = self.writer.flush().await;
     }
 }
 
@@ -116,39 +150,4 @@ fn memchr_newline(bytes: &[u8]) -> Option<usize> {
 
 fn trim_line_end(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-/// Writes each queued message as one line, flushing whenever the queue runs
-/// empty (so a burst of output goes out in few writes). Ends when `stop`
-/// fires, after writing what is already queued, or when every sender is gone.
-async fn write_lines<W: AsyncWrite + Unpin>(
-    writer: W,
-    mut queue: mpsc::Receiver<String>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, writer);
-    loop {
-        let message = crate::transport::next_outgoing(&mut queue, &mut stop).await;
-        let Some(message) = message else { break };
-        if write_message(&mut writer, &message).await.is_err() {
-            return;
-        }
-        while let Ok(message) = queue.try_recv() {
-            if write_message(&mut writer, &message).await.is_err() {
-                return;
-            }
-        }
-        if writer.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = writer.flush().await;
-}
-
-async fn write_message<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    message: &str,
-) -> std::io::Result<()> {
-    writer.write_all(message.as_bytes()).await?;
-    writer.write_all(b"\n").await
 }

@@ -3,20 +3,24 @@
 //! tungstenite. The upgrade enforces the listener's security rules
 //! (protocol.md, "Security of the WebSocket listener").
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{StatusCode, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use super::{MessageSink, MessageSource, Received, serve_connection};
 use crate::config::ServerConfig;
-use crate::connection::Connection;
 use crate::error::PARSE_ERROR;
+use crate::shutdown::{Shutdown, ShutdownSignal};
 
 /// Who may open a connection.
 #[derive(Debug, Clone, Default)]
@@ -63,33 +67,54 @@ fn refusal(status: StatusCode, reason: &str) -> ErrorResponse {
     response
 }
 
-/// Accepts connections on `listener` until the task is dropped, serving each
-/// on its own task.
-pub async fn serve(listener: TcpListener, config: Arc<ServerConfig>, policy: Arc<AccessPolicy>) {
+/// The first wait after a failed `accept`; each further failure in a row
+/// doubles it, up to [`MAX_ACCEPT_BACKOFF`] (mini-redis's rule). Out of file
+/// descriptors, retrying at once would spin a core and flood the log.
+const FIRST_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The longest wait between two failed `accept`s.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(64);
+
+/// Accepts connections on `listener` until the future is dropped, serving
+/// each on its own task with a signal of `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    policy: Arc<AccessPolicy>,
+    shutdown: &Shutdown,
+) {
+    let mut backoff = FIRST_ACCEPT_BACKOFF;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                backoff = FIRST_ACCEPT_BACKOFF;
                 let config = config.clone();
                 let policy = policy.clone();
-                tokio::spawn(async move { serve_connection(stream, peer, config, policy).await });
+                let signal = shutdown.signal();
+                tokio::spawn(
+                    async move { serve_socket(stream, peer, config, policy, signal).await },
+                );
             }
             Err(error) => {
                 // Out of file descriptors or a reset before accept: the
-                // listener itself is fine, so keep accepting.
-                tracing::warn!(%error, "accepting a connection failed");
-                tokio::task::yield_now().await;
+                // listener itself is fine, so keep accepting after a pause.
+                tracing::warn!(%error, retry_in = ?backoff, "accepting a connection failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
             }
         }
     }
 }
 
+/// Upgrades one socket to a WebSocket (checking the policy) and serves it.
 // The upgrade callback must return tungstenite's (large) `ErrorResponse`.
 #[allow(clippy::result_large_err)]
-async fn serve_connection(
+async fn serve_socket(
     stream: TcpStream,
     peer: SocketAddr,
     config: Arc<ServerConfig>,
     policy: Arc<AccessPolicy>,
+    shutdown: ShutdownSignal,
 ) {
     let _ = stream.set_nodelay(true);
     // tungstenite drops the connection on a frame over its limit; allow twice
@@ -115,53 +140,80 @@ async fn serve_connection(
             }
         };
     tracing::debug!(%peer, "connection opened");
-    let (mut sink, mut frames) = socket.split();
-    let (outbox, mut queue) = mpsc::channel::<String>(config.outbox_capacity);
-    let writer = tokio::spawn(async move {
-        while let Some(message) = queue.recv().await {
-            if sink
-                .feed(Message::Text(Utf8Bytes::from(message)))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            while let Ok(message) = queue.try_recv() {
-                if sink
-                    .feed(Message::Text(Utf8Bytes::from(message)))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    let connection = Connection::new(config, outbox);
-    while let Some(frame) = frames.next().await {
-        match frame {
-            Ok(Message::Text(text)) => connection.handle_message(text.as_str()).await,
-            Ok(Message::Binary(bytes)) => match std::str::from_utf8(&bytes) {
-                Ok(text) => connection.handle_message(text).await,
-                Err(error) => {
-                    let message = format!("parse error: the binary frame is not UTF-8 ({error})");
-                    connection.reply_error(PARSE_ERROR, &message).await;
-                }
-            },
-            Ok(Message::Close(_)) => break,
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-            Err(error) => {
-                tracing::debug!(%peer, %error, "connection failed");
-                break;
-            }
-        }
-    }
+    let (sink, frames) = socket.split();
+    let source = FrameSource {
+        frames,
+        current: Utf8Bytes::from_static(""),
+        peer,
+    };
+    serve_connection(config, source, FrameSink { sink }, shutdown).await;
     tracing::debug!(%peer, "connection closed");
-    connection.close().await;
-    drop(connection);
-    writer.abort();
+}
+
+/// Messages read one per WebSocket frame.
+struct FrameSource {
+    /// The incoming frames.
+    frames: SplitStream<WebSocketStream<TcpStream>>,
+    /// The last message's text, which [`MessageSource::next`] lends out.
+    current: Utf8Bytes,
+    /// The client's address, for logs.
+    peer: SocketAddr,
+}
+
+impl MessageSource for FrameSource {
+    async fn next(&mut self) -> Option<Received<'_>> {
+        loop {
+            match self.frames.next().await? {
+                Ok(Message::Text(text)) => {
+                    self.current = text;
+                    break;
+                }
+                Ok(Message::Binary(bytes)) => match Utf8Bytes::try_from(bytes) {
+                    Ok(text) => {
+                        self.current = text;
+                        break;
+                    }
+                    Err(error) => {
+                        return Some(Received::Unreadable {
+                            code: PARSE_ERROR,
+                            message: format!(
+                                "parse error: the binary frame is not UTF-8 ({error})"
+                            ),
+                        });
+                    }
+                },
+                Ok(Message::Close(_)) => return None,
+                // tungstenite answers pings itself.
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Err(error) => {
+                    tracing::debug!(peer = %self.peer, %error, "connection failed");
+                    return None;
+                }
+            }
+        }
+        Some(Received::Message(self.current.as_str()))
+    }
+}
+
+/// Messages written one per text frame.
+struct FrameSink {
+    /// The outgoing half of the WebSocket.
+    sink: SplitSink<WebSocketStream<TcpStream>, Message>,
+}
+
+impl MessageSink for FrameSink {
+    async fn send(&mut self, text: String) -> io::Result<()> {
+        self.sink
+            .feed(Message::Text(Utf8Bytes::from(text)))
+            .await
+            .map_err(io::Error::other)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.sink.flush().await.map_err(io::Error::other)
+    }
+
+    async fn close(mut self) {
+        let _ = self.sink.close().await;
+    }
 }

@@ -1,0 +1,159 @@
+//! One handler per request of the protocol, named after its method
+//! (`process/closeStdin` is `process_close_stdin`). A handler gets its params
+//! already parsed into the generated `*Params` type and runs only after the
+//! lifecycle check (see `lifecycle`); it returns its `*Response`, or an
+//! [`Answer`] when something must happen once the response is queued.
+
+use exec_protocol::*;
+
+use super::answer::Answer;
+use super::context::MethodContext;
+use crate::error::ServerError;
+use crate::fs;
+use crate::session::Session;
+
+pub(super) async fn initialize(
+    context: &MethodContext,
+    _params: InitializeParams,
+) -> Result<InitializeResponse, ServerError> {
+    context.begin_initialize()?;
+    let session = Session::new(&context.config);
+    let session_id = session.id().to_owned();
+    context.attach(session);
+    let config = &context.config;
+    Ok(InitializeResponse {
+        protocol_version: PROTOCOL_VERSION.to_owned(),
+        session_id,
+        server_info: ServerInfo {
+            name: env!("CARGO_PKG_NAME").to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+        platform: Platform {
+            os: std::env::consts::OS.to_owned(),
+            arch: std::env::consts::ARCH.to_owned(),
+        },
+        limits: ServerLimits {
+            retained_output_bytes_per_process: config.process.retained_output_bytes as u64,
+            max_processes_per_connection: config.process.max_processes as u64,
+            max_message_bytes: config.max_message_bytes as u64,
+        },
+    })
+}
+
+/// Starts the process; its notifications go out once the response is queued.
+pub(super) async fn process_start(
+    context: &MethodContext,
+    params: ProcessStartParams,
+) -> Result<Answer<ProcessStartResponse>, ServerError> {
+    let processes = context.session()?.processes().clone();
+    let response = processes.start(params).await?;
+    let process_id = response.process_id.clone();
+    Ok(Answer::then(response, move || {
+        processes.announce(&process_id)
+    }))
+}
+
+pub(super) async fn process_read(
+    context: &MethodContext,
+    params: ProcessReadParams,
+) -> Result<ProcessReadResponse, ServerError> {
+    context.session()?.processes().read(params).await
+}
+
+pub(super) async fn process_write(
+    context: &MethodContext,
+    params: ProcessWriteParams,
+) -> Result<ProcessWriteResponse, ServerError> {
+    context.session()?.processes().write(params).await
+}
+
+pub(super) async fn process_close_stdin(
+    context: &MethodContext,
+    params: ProcessCloseStdinParams,
+) -> Result<ProcessCloseStdinResponse, ServerError> {
+    context.session()?.processes().close_stdin(params).await
+}
+
+pub(super) async fn process_resize(
+    context: &MethodContext,
+    params: ProcessResizeParams,
+) -> Result<ProcessResizeResponse, ServerError> {
+    context.session()?.processes().resize(params).await
+}
+
+pub(super) async fn process_signal(
+    context: &MethodContext,
+    params: ProcessSignalParams,
+) -> Result<ProcessSignalResponse, ServerError> {
+    context.session()?.processes().signal(params).await
+}
+
+pub(super) async fn process_terminate(
+    context: &MethodContext,
+    params: ProcessTerminateParams,
+) -> Result<ProcessTerminateResponse, ServerError> {
+    context.session()?.processes().terminate(params).await
+}
+
+pub(super) async fn process_list(
+    context: &MethodContext,
+    params: ProcessListParams,
+) -> Result<ProcessListResponse, ServerError> {
+    context.session()?.processes().list(params).await
+}
+
+pub(super) async fn fs_read_file(
+    _context: &MethodContext,
+    params: FsReadFileParams,
+) -> Result<FsReadFileResponse, ServerError> {
+    fs::read_file(params).await
+}
+
+pub(super) async fn fs_write_file(
+    _context: &MethodContext,
+    params: FsWriteFileParams,
+) -> Result<FsWriteFileResponse, ServerError> {
+    fs::write_file(params).await
+}
+
+pub(super) async fn fs_create_directory(
+    _context: &MethodContext,
+    params: FsCreateDirectoryParams,
+) -> Result<FsCreateDirectoryResponse, ServerError> {
+    fs::create_directory(params).await
+}
+
+pub(super) async fn fs_get_metadata(
+    _context: &MethodContext,
+    params: FsGetMetadataParams,
+) -> Result<FsGetMetadataResponse, ServerError> {
+    fs::get_metadata(params).await
+}
+
+pub(super) async fn fs_read_directory(
+    _context: &MethodContext,
+    params: FsReadDirectoryParams,
+) -> Result<FsReadDirectoryResponse, ServerError> {
+    fs::read_directory(params).await
+}
+
+pub(super) async fn fs_remove(
+    _context: &MethodContext,
+    params: FsRemoveParams,
+) -> Result<FsRemoveResponse, ServerError> {
+    fs::remove(params).await
+}
+
+pub(super) async fn fs_copy(
+    _context: &MethodContext,
+    params: FsCopyParams,
+) -> Result<FsCopyResponse, ServerError> {
+    fs::copy(params).await
+}
+
+pub(super) async fn fs_rename(
+    _context: &MethodContext,
+    params: FsRenameParams,
+) -> Result<FsRenameResponse, ServerError> {
+    fs::rename(params).await
+}
