@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::connection::ConnectionState;
 use crate::error::ServerError;
-use crate::handlers::fs;
+use crate::fs;
 
 /// Builds the module serving every request of the protocol for one connection.
 pub fn rpc_module(state: Arc<ConnectionState>) -> RpcModule<ConnectionState> {

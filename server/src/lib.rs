@@ -12,7 +12,7 @@
 //!   table, one handler per method.
 //! - `process/`: processes on pipes and PTYs, sequence-numbered retained
 //!   output, and killing whole process trees.
-//! - `handlers/fs`: the `fs/*` methods.
+//! - `fs/`: the `fs/*` methods, one file per operation.
 //! - `error`: [`ServerError`] and its mapping to JSON-RPC error objects.
 //! - `config`: [`ServerConfig`], the limits every connection shares.
 //! - `in_process`: the in-process mode: an `exec_client::ExecClient` served
@@ -25,7 +25,7 @@ mod config;
 mod connection;
 mod dispatch;
 mod error;
-pub mod handlers;
+pub mod fs;
 pub mod in_process;
 pub mod process;
 pub mod transport;
