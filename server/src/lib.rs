@@ -17,7 +17,7 @@
 //!   processes (with their retained output and limits) and their event queue.
 //! - `process/`: processes on pipes and PTYs, sequence-numbered retained
 //!   output, typed events, and killing whole process trees.
-//! - `fs/`: the `fs/*` operations, one file each.
+//! - `fs/`: the `fs/*` methods, one file per operation.
 //! - `shutdown`: the explicit server shutdown (tell every connection, wait,
 //!   kill what remains).
 //! - `error`: [`ServerError`], every way a method can fail.
@@ -52,7 +52,6 @@
 mod config;
 mod connection;
 mod error;
-#[path = "handlers/fs.rs"]
 pub mod fs;
 pub mod in_process;
 pub mod process;

@@ -1,0 +1,151 @@
+//! `fs/readDirectory`: a directory's entries, sorted by name.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use exec_protocol::{DirectoryEntry, FsReadDirectoryParams, FsReadDirectoryResponse};
+
+use super::paths::{absolute, fs_error};
+use super::run_blocking;
+use crate::error::ServerError;
+
+/// `fs/readDirectory`: lists a directory's entries without `.` and `..`,
+/// sorted by `fileName` in byte order, each typed without following symlinks.
+///
+/// A name that is not valid UTF-8 is sent with U+FFFD in place of the bad
+/// bytes, because `fileName` is a JSON string. An entry removed while the
+/// listing runs is left out.
+///
+/// # Errors
+/// `invalidPath` for a relative path; `notADirectory` for a file; `notFound`,
+/// `permissionDenied` or `io` from the OS.
+pub async fn read_directory(
+    params: FsReadDirectoryParams,
+) -> Result<FsReadDirectoryResponse, ServerError> {
+    let path = absolute(&params.path)?;
+    run_blocking(move || read_directory_blocking(&path)).await
+}
+
+fn read_directory_blocking(path: &Path) -> Result<FsReadDirectoryResponse, ServerError> {
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(path).map_err(|error| fs_error(path, error))? {
+        let entry = entry.map_err(|error| fs_error(path, error))?;
+        // `file_type` does not follow symlinks; it only touches the disk when
+        // the directory listing lacks the type, and then an entry removed
+        // meanwhile is simply no longer part of the listing.
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(fs_error(&entry.path(), error)),
+        };
+        entries.push(DirectoryEntry {
+            file_name: entry.file_name().to_string_lossy().into_owned(),
+            is_directory: file_type.is_dir(),
+            is_file: file_type.is_file(),
+            is_symlink: file_type.is_symlink(),
+        });
+    }
+    // `String`'s order is byte order; a stable sort keeps two names that
+    // became equal through lossy conversion in the order the OS gave them.
+    entries.sort_by(|left, right| left.file_name.cmp(&right.file_name));
+    Ok(FsReadDirectoryResponse { entries })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::Permissions;
+    use std::os::unix::fs::{PermissionsExt as _, symlink};
+    use std::path::PathBuf;
+
+    use exec_protocol::ErrorKind;
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+    use crate::fs::test_support::{
+        ErrorSummary, TestResult, directory_params, fs_summary, is_root, outcome,
+    };
+
+    #[tokio::test]
+    async fn read_directory_lists_sorted_entries_without_following_links() -> TestResult {
+        let directory = tempfile::tempdir()?;
+        fs::write(directory.path().join("b.txt"), b"")?;
+        fs::create_dir(directory.path().join("a-dir"))?;
+        fs::write(directory.path().join("Z-upper"), b"")?;
+        symlink(
+            directory.path().join("a-dir"),
+            directory.path().join("link-to-dir"),
+        )?;
+
+        let entry = |file_name: &str, is_directory, is_file, is_symlink| DirectoryEntry {
+            file_name: file_name.to_owned(),
+            is_directory,
+            is_file,
+            is_symlink,
+        };
+        let cases = [
+            (
+                directory.path().to_path_buf(),
+                vec![
+                    // Byte order: uppercase sorts before lowercase.
+                    entry("Z-upper", false, true, false),
+                    entry("a-dir", true, false, false),
+                    entry("b.txt", false, true, false),
+                    entry("link-to-dir", false, false, true),
+                ],
+            ),
+            (directory.path().join("a-dir"), vec![]),
+        ];
+        for (path, entries) in cases {
+            assert_eq!(
+                read_directory(directory_params(&path)).await?,
+                FsReadDirectoryResponse { entries },
+                "{}",
+                path.display()
+            );
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn read_directory_errors() -> TestResult {
+        let directory = tempfile::tempdir()?;
+        let file = directory.path().join("file");
+        fs::write(&file, b"")?;
+        let missing = directory.path().join("missing");
+        let mut cases: Vec<(PathBuf, &str, ErrorSummary)> = vec![
+            (
+                file.clone(),
+                "a file",
+                fs_summary(ErrorKind::NotADirectory, &file),
+            ),
+            (
+                missing.clone(),
+                "a missing path",
+                fs_summary(ErrorKind::NotFound, &missing),
+            ),
+        ];
+        let closed = directory.path().join("closed");
+        let provoke_permission_denied = !is_root();
+        if provoke_permission_denied {
+            fs::create_dir(&closed)?;
+            fs::set_permissions(&closed, Permissions::from_mode(0o000))?;
+            cases.push((
+                closed.clone(),
+                "an unreadable directory",
+                fs_summary(ErrorKind::PermissionDenied, &closed),
+            ));
+        }
+        for (path, what, expected) in cases {
+            assert_eq!(
+                outcome(read_directory(directory_params(&path)).await),
+                Err(expected),
+                "{what}"
+            );
+        }
+        if provoke_permission_denied {
+            fs::set_permissions(&closed, Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+}
