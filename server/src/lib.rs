@@ -28,6 +28,7 @@ mod error;
 pub mod handlers;
 pub mod in_process;
 pub mod process;
+mod sync;
 pub mod transport;
 
 pub use config::ServerConfig;

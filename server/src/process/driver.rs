@@ -22,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use super::managed::{Gate, ManagedProcess};
 use super::notify::{self, OutputTexts};
-use super::{Outbox, TableInner, kill};
+use super::{Outbox, TableInner, registry};
 
 /// Output chunks read but not yet taken by the outbox, per process.
 const CHUNKS_IN_FLIGHT: usize = 2;
@@ -96,7 +96,7 @@ impl Driver {
         tokio::spawn(send_notifications(queued, process.gate(), outbox));
         pump(&process, output, exit, read_size, &queue).await;
         drop(queue);
-        kill::unregister_live(process.serial);
+        registry::unregister_live(process.serial);
         // A timer, not a poll: the process is removed when it runs out or the
         // table shuts down, whichever comes first.
         tokio::select! {
