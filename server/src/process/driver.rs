@@ -4,11 +4,11 @@
 //!
 //! Back-pressure: the driver reads a chunk only while it holds one of
 //! [`CHUNKS_IN_FLIGHT`] permits, and the sender gives a permit back only
-//! after the connection's outbox took the chunk's notification. While the
-//! outbox is full the driver stops reading, the pipe or terminal fills, and
+//! after the session's event queue took the chunk's event. While the
+//! queue is full the driver stops reading, the pipe or terminal fills, and
 //! the child blocks on write: output waits, it is never dropped. The exit
 //! and the close need no permit, so they are logged (and `process/read`
-//! sees them) even while the outbox is full.
+//! sees them) even while the queue is full.
 
 use std::io;
 use std::process::ExitStatus;
@@ -25,9 +25,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use super::events::ProcessEvent;
 use super::managed::{Gate, ManagedProcess};
-use super::{Outbox, TableInner, kill};
+use super::{EventSink, TableInner, registry};
 
-/// Output chunks read but not yet taken by the outbox, per process.
+/// Output chunks read but not yet taken by the event queue, per process.
 const CHUNKS_IN_FLIGHT: usize = 2;
 
 /// After the child was reaped, how long the driver waits for its output to
@@ -63,8 +63,8 @@ pub(crate) struct Driver {
     pub exit: oneshot::Receiver<io::Result<ExitStatus>>,
     /// Largest chunk read at once, in bytes.
     pub read_size: usize,
-    /// The connection's outbox.
-    pub outbox: Outbox,
+    /// Where the events go (the session's event queue).
+    pub events: EventSink,
     /// How long the process stays readable after `process/closed`.
     pub retention: Duration,
     /// The table, to remove the process after the retention time.
@@ -77,7 +77,7 @@ pub(crate) struct Driver {
 struct Queued {
     /// The event.
     event: ProcessEvent,
-    /// Returned once the outbox took the text (output chunks only).
+    /// Returned once the event queue took the event (output chunks only).
     permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -90,16 +90,16 @@ impl Driver {
             output,
             exit,
             read_size,
-            outbox,
+            events,
             retention,
             table,
             mut table_closed,
         } = self;
         let (queue, queued) = mpsc::unbounded_channel();
-        tokio::spawn(send_notifications(queued, process.gate(), outbox));
+        tokio::spawn(send_events(queued, process.gate(), events));
         pump(&process, output, exit, read_size, &queue).await;
         drop(queue);
-        kill::unregister_live(process.serial);
+        registry::unregister_live(process.serial);
         // A timer, not a poll: the process is removed when it runs out or the
         // table shuts down, whichever comes first.
         tokio::select! {
@@ -301,23 +301,23 @@ fn log_exit(
     });
 }
 
-/// Sends the queued notifications in order: none before the process is
-/// announced, none after it is silenced or the outbox closed (the process
+/// Sends the queued events in order: none before the process is
+/// announced, none after it is silenced or the queue closed (the process
 /// then lives on until the connection shuts the table down).
-async fn send_notifications(
+async fn send_events(
     mut queued: mpsc::UnboundedReceiver<Queued>,
     mut gate: watch::Receiver<Gate>,
-    outbox: Outbox,
+    events: EventSink,
 ) {
-    let mut outbox_open = true;
+    let mut queue_open = true;
     while let Some(Queued { event, permit }) = queued.recv().await {
         let announced = match gate.wait_for(|gate| *gate != Gate::Pending).await {
             Ok(gate) => *gate == Gate::Announced,
             Err(_) => false,
         };
-        if announced && outbox_open {
+        if announced && queue_open {
             tokio::select! {
-                sent = outbox.send(event) => outbox_open = sent.is_ok(),
+                sent = events.send(event) => queue_open = sent.is_ok(),
                 _ = gate.wait_for(|gate| *gate == Gate::Silenced) => {}
             }
         }

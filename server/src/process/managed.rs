@@ -12,15 +12,16 @@ use std::time::Duration;
 use exec_protocol::{
     ExitReason, OutputStream, ProcessId, ProcessInfo, ProcessReadResponse, Signal, WriteStatus,
 };
-use nix::sys::signal::Signal as NixSignal;
 use portable_pty::{MasterPty, PtySize};
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::ChildStdin;
 use tokio::sync::watch;
 
-use super::kill::{Tree, lock};
 use super::output::{ExitEvent, RetainedOutput};
+use super::signal::{nix_signal, protocol_signal};
+use super::tree::Tree;
 use crate::error::ServerError;
+use crate::sync::lock;
 
 /// How many recent `writeId`s a process remembers for de-duplication.
 const REMEMBERED_WRITE_IDS: usize = 1024;
@@ -36,8 +37,8 @@ pub(crate) enum Gate {
     Silenced,
 }
 
-/// How the process is connected: pipes or a PTY.
-pub(crate) enum Terminal {
+/// How the child's stdin, stdout and stderr are connected: pipes or a PTY.
+pub(crate) enum ChildIo {
     /// stdout and stderr are pipes; stdin is a pipe only with `pipeStdin`.
     Pipes {
         /// Whether stdin was opened for `process/write`.
@@ -101,7 +102,7 @@ pub(crate) struct ManagedProcess {
     /// The process's tree: pid, marker, reaped flag.
     pub(crate) tree: Arc<Tree>,
     /// Pipes or PTY.
-    terminal: Terminal,
+    child_io: ChildIo,
     /// The event log and kill reason.
     state: Mutex<State>,
     /// The seq of the latest event, so long polls wake on events.
@@ -119,7 +120,7 @@ impl ManagedProcess {
         serial: u64,
         argv: Vec<String>,
         tree: Arc<Tree>,
-        terminal: Terminal,
+        child_io: ChildIo,
         stdin: Option<StdinSink>,
         retained_output_bytes: usize,
     ) -> Self {
@@ -128,7 +129,7 @@ impl ManagedProcess {
             serial,
             argv,
             tree,
-            terminal,
+            child_io,
             state: Mutex::new(State {
                 log: RetainedOutput::new(retained_output_bytes),
                 kill_reason: None,
@@ -150,7 +151,7 @@ impl ManagedProcess {
 
     /// Whether it runs on a PTY.
     pub(crate) fn is_pty(&self) -> bool {
-        matches!(self.terminal, Terminal::Pty { .. })
+        matches!(self.child_io, ChildIo::Pty { .. })
     }
 
     /// Lets notifications go out (the `process/start` response is queued).
@@ -267,7 +268,7 @@ impl ManagedProcess {
 
     /// `process/write`: writes `bytes` to stdin once per `write_id`.
     pub(crate) async fn write(&self, bytes: Vec<u8>, write_id: Option<String>) -> WriteStatus {
-        if matches!(self.terminal, Terminal::Pipes { pipe_stdin: false }) {
+        if matches!(self.child_io, ChildIo::Pipes { pipe_stdin: false }) {
             return WriteStatus::StdinClosed;
         }
         let mut stdin = self.stdin.clone().lock_owned().await;
@@ -330,16 +331,16 @@ impl ManagedProcess {
     /// `process/closeStdin`. Errors: `StdinClosed` for a pipe process started
     /// without `pipeStdin`.
     pub(crate) async fn close_stdin(&self) -> Result<(), ServerError> {
-        match &self.terminal {
-            Terminal::Pipes { pipe_stdin: false } => Err(ServerError::StdinClosed {
+        match &self.child_io {
+            ChildIo::Pipes { pipe_stdin: false } => Err(ServerError::StdinClosed {
                 process_id: self.process_id.clone(),
             }),
-            Terminal::Pipes { pipe_stdin: true } => {
+            ChildIo::Pipes { pipe_stdin: true } => {
                 // Dropping the pipe's write end is what makes the child read EOF.
                 self.stdin.lock().await.sink = None;
                 Ok(())
             }
-            Terminal::Pty { master } => {
+            ChildIo::Pty { master } => {
                 let eof = terminal_eof_character(&**lock(master));
                 // Typing VEOF is the terminal's way to end input; a process
                 // that already exited has no input left to end.
@@ -352,7 +353,7 @@ impl ManagedProcess {
     /// `process/resize`. Errors: `NotPty` for a pipe process, `Internal` when
     /// the kernel refuses.
     pub(crate) fn resize(&self, rows: u16, cols: u16) -> Result<(), ServerError> {
-        let Terminal::Pty { master } = &self.terminal else {
+        let ChildIo::Pty { master } = &self.child_io else {
             return Err(ServerError::NotPty {
                 process_id: self.process_id.clone(),
             });
@@ -391,35 +392,4 @@ fn terminal_eof_character(master: &dyn MasterPty) -> u8 {
         .and_then(|termios| termios.control_chars.get(nix::libc::VEOF).copied())
         .filter(|character| *character != 0)
         .unwrap_or(CONTROL_D)
-}
-
-/// The POSIX signal a protocol signal names (`interrupt` is SIGINT, ...).
-pub fn nix_signal(signal: Signal) -> NixSignal {
-    match signal {
-        Signal::Interrupt => NixSignal::SIGINT,
-        Signal::Terminate => NixSignal::SIGTERM,
-        Signal::Kill => NixSignal::SIGKILL,
-        Signal::Hangup => NixSignal::SIGHUP,
-        Signal::Quit => NixSignal::SIGQUIT,
-        Signal::User1 => NixSignal::SIGUSR1,
-        Signal::User2 => NixSignal::SIGUSR2,
-        Signal::Continue => NixSignal::SIGCONT,
-        Signal::Stop => NixSignal::SIGSTOP,
-    }
-}
-
-/// The protocol name of an OS signal number, `None` when it has none.
-pub(crate) fn protocol_signal(raw: i32) -> Option<Signal> {
-    Some(match NixSignal::try_from(raw).ok()? {
-        NixSignal::SIGINT => Signal::Interrupt,
-        NixSignal::SIGTERM => Signal::Terminate,
-        NixSignal::SIGKILL => Signal::Kill,
-        NixSignal::SIGHUP => Signal::Hangup,
-        NixSignal::SIGQUIT => Signal::Quit,
-        NixSignal::SIGUSR1 => Signal::User1,
-        NixSignal::SIGUSR2 => Signal::User2,
-        NixSignal::SIGCONT => Signal::Continue,
-        NixSignal::SIGSTOP => Signal::Stop,
-        _ => return None,
-    })
 }

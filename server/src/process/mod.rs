@@ -4,6 +4,8 @@
 //! # Layout
 //! - `mod.rs` (this file): [`ProcessTable`], one connection's processes and
 //!   the `process/*` methods; [`init_reaper`] and [`kill_all`] for the server.
+//! - `start`: `process/start` off the locks: the id reserved under the
+//!   table's lock, the spawn outside every lock, the process in its place.
 //! - `command`: a checked `process/start` request: program found in the
 //!   child's `PATH`, whole environment, working directory.
 //! - `pipe`, `pty`: starting a child on pipes or on a pseudo-terminal.
@@ -14,8 +16,19 @@
 //! - `output`: the event log: seqs, retained output, cursors, dropped bytes.
 //! - `events`: [`ProcessEvent`], the typed events a process reports (the
 //!   protocol layer encodes them; nothing here knows JSON-RPC).
-//! - `kill`: tree killing, the child subreaper and the orphan reaper.
+//! - `signal`: the one table of protocol signals and their POSIX signals.
+//! - `tree`: a process's tree and killing trees in rounds.
+//! - `reaper`: the child subreaper, the orphan reaper, and the managed
+//!   children it must leave alone.
+//! - `registry`: the live processes of every table, for [`kill_all`].
 //! - `procfs`: reading `/proc`.
+//!
+//! Imports between these files flow one way, from `start` down to `procfs`:
+//! `start` uses `pipe`, `pty`, `command`, `driver`, `registry`, `managed`,
+//! `tree` and `reaper`; `driver` uses `registry`, `managed` and `events`;
+//! `registry` uses `managed`; `managed` uses `tree`, `signal` and `output`;
+//! `pipe` and `pty` use `command` and `reaper`; `tree` uses `reaper`; and
+//! `command`, `tree` and `reaper` use `procfs`.
 //!
 //! # Which processes belong to a tree
 //! A managed process leads a process group of its own (a PTY process a
@@ -46,16 +59,20 @@
 mod command;
 mod driver;
 mod events;
-mod kill;
 mod managed;
 mod output;
 mod pipe;
 mod procfs;
 mod pty;
+mod reaper;
+mod registry;
+mod signal;
+mod start;
+mod tree;
 
 pub use events::{EventSink, ProcessEvent};
-pub use managed::nix_signal;
 pub use pty::{ARG0_HELPER_COMMAND, run_arg0_helper};
+pub use signal::nix_signal;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,20 +88,13 @@ use exec_protocol::{
 };
 use tokio::sync::watch;
 
-use self::command::LaunchSpec;
-use self::driver::{Driver, OutputSource};
-use self::kill::{Tree, lock};
-use self::managed::{ManagedProcess, StdinSink, Terminal};
+use self::managed::ManagedProcess;
+use self::start::Reservation;
 use crate::error::ServerError;
-
-/// Largest chunk of output read at once, in bytes.
-const MAX_READ_BYTES: usize = 64 * 1024;
+use crate::sync::lock;
 
 /// Numbers tables, for the tree marker of their processes.
 static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Numbers processes across all tables, for the tree marker and the registry.
-static NEXT_PROCESS_SERIAL: AtomicU64 = AtomicU64::new(1);
 
 /// Per-connection process limits and retention.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,9 +126,6 @@ impl Default for ProcessConfig {
     }
 }
 
-/// Where a table's events go (see [`EventSink`]): the session's event queue.
-pub type Outbox = EventSink;
-
 /// The processes of one connection. Cheap to clone (an `Arc` inside), `Send + Sync`.
 #[derive(Clone)]
 pub struct ProcessTable {
@@ -132,13 +139,32 @@ pub(crate) struct TableInner {
     id: u64,
     /// Limits and retention.
     config: ProcessConfig,
-    /// The connection's outbox.
-    outbox: Outbox,
-    /// The processes by id, running or retained; a `BTreeMap` so that
-    /// `process/list` comes out sorted.
-    processes: Mutex<BTreeMap<ProcessId, Arc<ManagedProcess>>>,
+    /// Where its processes' events go: the session's event queue.
+    events: EventSink,
+    /// The processes by id, running or retained, and the ids reserved by
+    /// starts in progress; a `BTreeMap` so that `process/list` comes out sorted.
+    processes: Mutex<BTreeMap<ProcessId, Slot>>,
     /// True once the table shut down: no more starts, retention ends.
     closed: watch::Sender<bool>,
+}
+
+/// What a table holds under one process id.
+enum Slot {
+    /// A start in progress reserved the id (see `start`); the receiver's
+    /// sender is dropped when the start ends, for `shutdown` to wait on.
+    Reserved(watch::Receiver<()>),
+    /// A started process, running or retained.
+    Started(Arc<ManagedProcess>),
+}
+
+impl Slot {
+    /// The process, unless the slot is a reservation.
+    fn process(&self) -> Option<&Arc<ManagedProcess>> {
+        match self {
+            Self::Reserved(_) => None,
+            Self::Started(process) => Some(process),
+        }
+    }
 }
 
 impl TableInner {
@@ -148,6 +174,7 @@ impl TableInner {
         let mut processes = lock(&self.processes);
         if processes
             .get(&process.process_id)
+            .and_then(Slot::process)
             .is_some_and(|current| Arc::ptr_eq(current, process))
         {
             processes.remove(&process.process_id);
@@ -156,12 +183,15 @@ impl TableInner {
 
     /// The tree marker prefix of this table's processes.
     fn marker_prefix(&self) -> String {
-        format!("{}{}/", kill::server_marker_prefix(), self.id)
+        format!("{}{}/", registry::server_marker_prefix(), self.id)
     }
 
     /// The process with this id.
     fn get(&self, process_id: &ProcessId) -> Option<Arc<ManagedProcess>> {
-        lock(&self.processes).get(process_id).cloned()
+        lock(&self.processes)
+            .get(process_id)
+            .and_then(Slot::process)
+            .cloned()
     }
 
     /// The process with this id, or `UnknownProcess`.
@@ -174,13 +204,13 @@ impl TableInner {
 }
 
 impl ProcessTable {
-    /// An empty table whose notifications go to `outbox`.
-    pub fn new(config: ProcessConfig, outbox: Outbox) -> Self {
+    /// An empty table whose processes' events go to `events`.
+    pub fn new(config: ProcessConfig, events: EventSink) -> Self {
         Self {
             inner: Arc::new(TableInner {
                 id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed),
                 config,
-                outbox,
+                events,
                 processes: Mutex::new(BTreeMap::new()),
                 closed: watch::Sender::new(false),
             }),
@@ -193,131 +223,23 @@ impl ProcessTable {
     /// Errors: `InvalidParams` (empty `argv`), `InvalidPath`
     /// (relative `cwd`), `ProcessExists`, `LimitExceeded` (`max_processes`),
     /// `SpawnFailed`, `Internal` (the table shut down, a thread or PTY failure).
+    ///
+    /// Dropping the future after its first poll does not undo the start (see
+    /// `start`'s invariants): the process then stays in the table, never
+    /// announced, until [`Self::shutdown`] kills it.
     pub async fn start(
         &self,
         params: ProcessStartParams,
     ) -> Result<ProcessStartResponse, ServerError> {
-        let serial = NEXT_PROCESS_SERIAL.fetch_add(1, Ordering::Relaxed);
-        let marker = format!("{}{serial}/", self.inner.marker_prefix());
-        let spec = LaunchSpec::new(&params, &marker)?;
-        let config = &self.inner.config;
-        let read_size = MAX_READ_BYTES.min(config.retained_output_bytes.max(1));
-
-        // The table stays locked from the checks to the insert, so two starts
-        // with one id or at the limit cannot both pass.
-        let mut processes = lock(&self.inner.processes);
-        if *self.inner.closed.borrow() {
-            return Err(ServerError::Internal(String::from(
-                "the connection is closing",
-            )));
-        }
-        if processes.contains_key(&params.process_id) {
-            return Err(ServerError::ProcessExists {
-                process_id: params.process_id,
-            });
-        }
-        if processes.len() >= config.max_processes {
-            return Err(ServerError::LimitExceeded {
-                what: "processes per connection",
-                limit: config.max_processes as u64,
-            });
-        }
-        let spawn_failed = |source: std::io::Error| ServerError::SpawnFailed {
-            program: spec.program_name.clone(),
-            source,
-        };
-
-        let (process, output, exit) = match spec.terminal_size {
-            None => {
-                let child = pipe::spawn(&spec).map_err(spawn_failed)?;
-                let tree = Arc::new(Tree::new(child.pid, marker));
-                let process = Arc::new(ManagedProcess::new(
-                    params.process_id.clone(),
-                    serial,
-                    spec.argv.clone(),
-                    tree.clone(),
-                    Terminal::Pipes {
-                        pipe_stdin: spec.pipe_stdin,
-                    },
-                    child.stdin.map(StdinSink::Pipe),
-                    config.retained_output_bytes,
-                ));
-                let (status_sender, exit) = tokio::sync::oneshot::channel();
-                let mut waited = child.child;
-                let pid = child.pid;
-                tokio::spawn(async move {
-                    let status = waited.wait().await;
-                    kill::child_reaped(pid);
-                    tree.mark_reaped();
-                    let _ = status_sender.send(status);
-                });
-                (
-                    process,
-                    OutputSource::Pipes {
-                        stdout: child.stdout,
-                        stderr: child.stderr,
-                    },
-                    exit,
-                )
-            }
-            Some((rows, cols)) => {
-                let child = pty::spawn(&spec, rows, cols, config.arg0_helper.as_deref())
-                    .map_err(spawn_failed)?;
-                let pid = child.pid;
-                let tree = Arc::new(Tree::new(pid, marker));
-                let chunks = match pty::start_reader(child.reader, read_size) {
-                    Ok(chunks) => chunks,
-                    Err(error) => {
-                        kill::abandon_child(pid);
-                        return Err(ServerError::Internal(format!(
-                            "cannot start the terminal reader: {error}"
-                        )));
-                    }
-                };
-                let reaped_tree = tree.clone();
-                let exit = pty::start_waiter(child.child, move || reaped_tree.mark_reaped())
-                    .map_err(|error| {
-                        ServerError::Internal(format!("cannot start the child waiter: {error}"))
-                    })?;
-                let process = Arc::new(ManagedProcess::new(
-                    params.process_id.clone(),
-                    serial,
-                    spec.argv.clone(),
-                    tree,
-                    Terminal::Pty {
-                        master: Mutex::new(child.master),
-                    },
-                    Some(StdinSink::Pty(child.writer)),
-                    config.retained_output_bytes,
-                ));
-                (process, OutputSource::Pty { chunks }, exit)
-            }
-        };
-        processes.insert(params.process_id.clone(), process.clone());
-        drop(processes);
-        kill::register_live(serial, &process);
-
-        let pid = process.pid();
-        tokio::spawn(
-            Driver {
-                process: process.clone(),
-                output,
-                exit,
-                read_size,
-                outbox: self.inner.outbox.clone(),
-                retention: config.retention,
-                table: Arc::downgrade(&self.inner),
-                table_closed: self.inner.closed.subscribe(),
-            }
-            .run(),
-        );
-        if let Some(timeout_ms) = params.timeout_ms {
-            tokio::spawn(kill_on_timeout(process, Duration::from_millis(timeout_ms)));
-        }
-        Ok(ProcessStartResponse {
-            pid,
-            process_id: params.process_id,
-        })
+        // Reserved before the first await, so that of two starts with one id
+        // the one called first wins, as when a start ran all at once. The
+        // rest blocks (stat, PATH search, fork and exec), so it runs on the
+        // blocking pool, outside every lock.
+        let reservation = Reservation::take(&self.inner, &params.process_id);
+        let table = self.clone();
+        tokio::task::spawn_blocking(move || table.start_blocking(params, reservation))
+            .await
+            .map_err(|error| ServerError::Internal(format!("the start failed: {error}")))?
     }
 
     /// Lets `process_id`'s notifications go out. The connection calls it right
@@ -418,7 +340,7 @@ impl ProcessTable {
             return Ok(ProcessTerminateResponse { running: false });
         };
         let running = process.request_kill(ExitReason::Killed);
-        kill::kill_trees(vec![process.tree.clone()], None).await;
+        tree::kill_trees(vec![process.tree.clone()], None).await;
         Ok(ProcessTerminateResponse { running })
     }
 
@@ -428,8 +350,11 @@ impl ProcessTable {
         &self,
         _params: ProcessListParams,
     ) -> Result<ProcessListResponse, ServerError> {
-        let processes: Vec<Arc<ManagedProcess>> =
-            lock(&self.inner.processes).values().cloned().collect();
+        let processes: Vec<Arc<ManagedProcess>> = lock(&self.inner.processes)
+            .values()
+            .filter_map(Slot::process)
+            .cloned()
+            .collect();
         Ok(ProcessListResponse {
             processes: processes.iter().map(|process| process.info()).collect(),
         })
@@ -440,9 +365,29 @@ impl ProcessTable {
     /// and waits until the children are reaped. Their notifications are
     /// dropped; later starts fail.
     pub async fn shutdown(&self) {
-        self.inner.closed.send_replace(true);
-        let processes: Vec<Arc<ManagedProcess>> =
-            lock(&self.inner.processes).values().cloned().collect();
+        // Closed under the lock, so that every start either reserved before
+        // (and is waited for here) or finds the table closed.
+        let starting: Vec<watch::Receiver<()>> = {
+            let processes = lock(&self.inner.processes);
+            self.inner.closed.send_replace(true);
+            processes
+                .values()
+                .filter_map(|slot| match slot {
+                    Slot::Reserved(ended) => Some(ended.clone()),
+                    Slot::Started(_) => None,
+                })
+                .collect()
+        };
+        for mut ended in starting {
+            // Nothing is ever sent: this returns once the start dropped its
+            // sender, its process (if any) now in the table.
+            let _ = ended.changed().await;
+        }
+        let processes: Vec<Arc<ManagedProcess>> = lock(&self.inner.processes)
+            .values()
+            .filter_map(Slot::process)
+            .cloned()
+            .collect();
         for process in &processes {
             process.silence();
             process.request_kill(ExitReason::Killed);
@@ -451,7 +396,7 @@ impl ProcessTable {
             .iter()
             .map(|process| process.tree.clone())
             .collect();
-        kill::kill_trees(trees, Some(self.inner.marker_prefix())).await;
+        tree::kill_trees(trees, Some(self.inner.marker_prefix())).await;
         for process in &processes {
             process.tree.wait_reaped().await;
         }
@@ -465,7 +410,7 @@ async fn kill_on_timeout(process: Arc<ManagedProcess>, timeout: Duration) {
     tokio::select! {
         () = tokio::time::sleep(timeout) => {
             if process.request_kill(ExitReason::TimedOut) {
-                kill::kill_trees(vec![process.tree.clone()], None).await;
+                tree::kill_trees(vec![process.tree.clone()], None).await;
             }
         }
         () = process.tree.wait_reaped() => {}
@@ -487,14 +432,14 @@ async fn kill_on_timeout(process: Arc<ManagedProcess>, timeout: Duration) {
 /// Errors: the `prctl` failed (not Linux, or refused), or the reaper thread
 /// or its SIGCHLD handler could not start.
 pub fn init_reaper() -> std::io::Result<()> {
-    kill::init_reaper()
+    reaper::init_reaper()
 }
 
 /// Server shutdown (SIGTERM/SIGINT): kills every managed process tree of every
 /// table (exit reason `killed`), and every leftover process carrying this
 /// server's tree marker, then waits until the children are reaped.
 pub async fn kill_all() {
-    let processes = kill::live_processes();
+    let processes = registry::live_processes();
     for process in &processes {
         process.request_kill(ExitReason::Killed);
     }
@@ -502,7 +447,7 @@ pub async fn kill_all() {
         .iter()
         .map(|process| process.tree.clone())
         .collect();
-    kill::kill_trees(trees, Some(kill::server_marker_prefix())).await;
+    tree::kill_trees(trees, Some(registry::server_marker_prefix())).await;
     for process in &processes {
         process.tree.wait_reaped().await;
     }

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
 use super::command::LaunchSpec;
-use super::kill;
+use super::reaper;
 
 /// A started pipe process.
 pub(crate) struct PipeChild {
@@ -44,7 +44,7 @@ pub(crate) fn spawn(spec: &LaunchSpec) -> io::Result<PipeChild> {
         // The tree is killed explicitly (the whole tree, not just the child),
         // and the child is always waited for.
         .kill_on_drop(false);
-    let (mut child, pid) = kill::spawn_tracked(|| {
+    let (mut child, pid) = reaper::spawn_tracked(|| {
         let child = command.spawn()?;
         let pid = child
             .id()
@@ -52,7 +52,7 @@ pub(crate) fn spawn(spec: &LaunchSpec) -> io::Result<PipeChild> {
         Ok((child, pid))
     })?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        kill::abandon_child(pid);
+        reaper::abandon_child(pid);
         return Err(io::Error::other("the child's output pipes are missing"));
     };
     Ok(PipeChild {

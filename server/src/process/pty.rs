@@ -22,7 +22,7 @@ use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 use tokio::sync::{mpsc, oneshot};
 
 use super::command::LaunchSpec;
-use super::kill;
+use super::reaper;
 
 /// A started PTY process.
 pub(crate) struct PtyChild {
@@ -65,7 +65,7 @@ pub(crate) fn spawn(
     }
     builder.cwd(&spec.cwd);
 
-    let (child, pid) = kill::spawn_tracked(|| {
+    let (child, pid) = reaper::spawn_tracked(|| {
         let child = pair.slave.spawn_command(builder).map_err(into_io_error)?;
         let pid = child
             .process_id()
@@ -81,7 +81,7 @@ pub(crate) fn spawn(
     let child = match child.downcast::<std::process::Child>() {
         Ok(child) => *child,
         Err(_) => {
-            kill::abandon_child(pid);
+            reaper::abandon_child(pid);
             return Err(io::Error::other(
                 "portable-pty returned a child of an unknown kind",
             ));
@@ -142,12 +142,12 @@ pub(crate) fn start_waiter(
         .name(String::from("exec-server-pty-wait"))
         .spawn(move || {
             let waited = child.wait();
-            kill::child_reaped(pid);
+            reaper::child_reaped(pid);
             on_reaped();
             let _ = status_sender.send(waited);
         });
     if let Err(error) = started {
-        kill::abandon_child(pid);
+        reaper::abandon_child(pid);
         return Err(error);
     }
     Ok(status)

@@ -977,3 +977,143 @@ async fn kill_all_kills_every_table() {
     assert_eq!(exited(&first.until_closed("a").await)["reason"], "killed");
     assert_eq!(exited(&second.until_closed("b").await)["reason"], "killed");
 }
+
+/// The live processes carrying `table`'s tree marker.
+fn live_marked(table: &ProcessTable) -> Vec<i32> {
+    let prefix = table.inner.marker_prefix();
+    procfs::snapshot()
+        .into_iter()
+        .filter(|stat| !stat.is_dead())
+        .filter(|stat| {
+            procfs::tree_marker(stat.pid).is_some_and(|marker| marker.starts_with(&prefix))
+        })
+        .map(|stat| stat.pid)
+        .collect()
+}
+
+#[tokio::test]
+async fn of_two_concurrent_starts_with_one_id_one_gets_process_exists() {
+    let _shared = KILL_ALL_EXCLUSION.read().await;
+    let harness = Harness::new();
+    let (first, second) = tokio::join!(
+        harness.table.start(params("twin", &["sleep", "60"])),
+        harness.table.start(params("twin", &["sleep", "60"])),
+    );
+    let kinds = [first, second].map(|started| started.err().and_then(error_kind));
+    // The first start reserved the id before its first await.
+    assert_eq!(kinds, [None, Some(ErrorKind::ProcessExists)]);
+    let listed = harness
+        .table
+        .list(ProcessListParams {})
+        .await
+        .expect("list");
+    assert_eq!(listed.processes.len(), 1);
+    harness.table.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_limit_counts_starts_in_progress() {
+    let _shared = KILL_ALL_EXCLUSION.read().await;
+    let harness = Harness::with(
+        ProcessConfig {
+            max_processes: 1,
+            ..ProcessConfig::default()
+        },
+        1024,
+    );
+    let (first, second) = tokio::join!(
+        harness.table.start(params("first", &["sleep", "60"])),
+        harness.table.start(params("second", &["sleep", "60"])),
+    );
+    let kinds = [first, second].map(|started| started.err().and_then(error_kind));
+    assert_eq!(kinds, [None, Some(ErrorKind::LimitExceeded)]);
+    harness.table.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failed_start_frees_its_id_and_its_place() {
+    let _shared = KILL_ALL_EXCLUSION.read().await;
+    let mut harness = Harness::with(
+        ProcessConfig {
+            max_processes: 1,
+            arg0_helper: None,
+            ..ProcessConfig::default()
+        },
+        1024,
+    );
+    // Fails in the spawn, after the reservation: portable-pty needs the
+    // helper for `arg0`, and this table has none.
+    let mut with_arg0 = pty_params("again", &["true"], 24, 80);
+    with_arg0.arg0 = Some(String::from("renamed"));
+    assert_eq!(
+        harness
+            .table
+            .start(with_arg0)
+            .await
+            .err()
+            .and_then(error_kind),
+        Some(ErrorKind::SpawnFailed)
+    );
+    // Fails in the request's checks, with the reservation already taken.
+    assert_eq!(
+        harness
+            .table
+            .start(params("again", &["no-such-program-anywhere"]))
+            .await
+            .err()
+            .and_then(error_kind),
+        Some(ErrorKind::SpawnFailed)
+    );
+    // A reservation dropped before its start ran gives the id back too.
+    let reservation = Reservation::take(&harness.table.inner, &id("again"));
+    assert!(reservation.is_ok());
+    assert_eq!(
+        Reservation::take(&harness.table.inner, &id("again"))
+            .err()
+            .and_then(error_kind),
+        Some(ErrorKind::ProcessExists)
+    );
+    drop(reservation);
+
+    harness.start(params("again", &["echo", "started"])).await;
+    let events = harness.until_closed("again").await;
+    assert_eq!(stream_output(&events, "stdout"), "started\n");
+}
+
+#[tokio::test]
+async fn a_start_that_loses_the_race_with_shutdown_fails_and_leaves_no_process() {
+    let _shared = KILL_ALL_EXCLUSION.read().await;
+    init_reaper().expect("subreaper");
+    let harness = Harness::new();
+    let table = harness.table.clone();
+    // The start reserved its id; the table then shuts down before the spawn.
+    let reservation = Reservation::take(&table.inner, &id("racer"));
+    let shutdown = tokio::spawn({
+        let table = table.clone();
+        async move { table.shutdown().await }
+    });
+    let mut closed = table.inner.closed.subscribe();
+    closed
+        .wait_for(|closed| *closed)
+        .await
+        .expect("the table is alive");
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown waits for the start in progress"
+    );
+
+    let started = tokio::task::spawn_blocking({
+        let table = table.clone();
+        move || table.start_blocking(params("racer", &["sleep", "60"]), reservation)
+    })
+    .await
+    .expect("the start ran");
+    assert_eq!(started.err().and_then(error_kind), Some(ErrorKind::Io));
+    tokio::time::timeout(PATIENCE, shutdown)
+        .await
+        .expect("shutdown in time")
+        .expect("shutdown ran");
+    assert_eq!(live_marked(&table), Vec::<i32>::new());
+    let listed = table.list(ProcessListParams {}).await.expect("list");
+    assert_eq!(listed.processes, vec![]);
+}

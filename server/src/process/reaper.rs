@@ -1,0 +1,229 @@
+//! The child subreaper and the orphan reaper: which zombie children of this
+//! process the reaper may collect, and which belong to someone else.
+//!
+//! - [`init_reaper`]: makes this process the child subreaper (so orphaned
+//!   descendants of managed processes are re-parented here) and starts the
+//!   orphan reaper thread, which reaps them on every SIGCHLD.
+//! - [`spawn_tracked`] / [`child_reaped`] / [`abandon_child`]: the set of
+//!   managed children, which the orphan reaper must leave alone because
+//!   tokio or a waiter thread reaps them and wants their exit status.
+//! - [`reap_events`] / [`request_rescan`]: what tree killing waits on and asks for.
+//!
+//! # The invariant between spawns and the reaper
+//! The orphan reaper never reaps a managed child: whenever it scans, every
+//! managed child whose exit status tokio or a waiter thread waits for is in
+//! [`MANAGED_CHILDREN`]. A scan happens only while [`SPAWNING`] is held for
+//! writing, and a spawn holds it for reading from before the fork until the
+//! child's pid is in [`MANAGED_CHILDREN`]; so a scan sees either no trace of
+//! a spawn in progress or its registered pid.
+//! Spawns hold the read side, so they do not wait for one another, only for
+//! a scan (a few reads of `/proc`); the reaper waits out the spawns in
+//! progress, which is harmless on its own thread (std's `RwLock` on Linux
+//! makes new readers wait behind a waiting writer, so a stream of spawns
+//! does not starve it). [`MANAGED_CHILDREN`] itself is locked only for an
+//! insert, a removal or a scan, never across a spawn. A pid leaves the set
+//! once its child was reaped (its pid may then be reused) or abandoned
+//! (killed after a failed start, its zombie left to the orphan reaper).
+
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::{LazyLock, Mutex, RwLock};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal as NixSignal, killpg};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::{Pid, getpgrp, getpid};
+use tokio::sync::{Notify, watch};
+
+use super::procfs::{self, ProcStat};
+use crate::sync::{lock, read, write};
+
+/// Pids of the children this module spawned and that tokio or a waiter thread
+/// has not reaped yet. The orphan reaper never waits for them.
+static MANAGED_CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// Held for reading by each spawn until its pid is in [`MANAGED_CHILDREN`],
+/// and for writing by each orphan scan (see the module documentation).
+static SPAWNING: RwLock<()> = RwLock::new(());
+
+/// Counts reaping events (a managed child reaped, an orphan scan done), so a
+/// kill round can wait for the next one instead of sleeping a fixed time.
+static REAP_EVENTS: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::Sender::new(0));
+
+/// Asks the orphan reaper to scan now, beyond the SIGCHLDs it waits for.
+static RESCAN: Notify = Notify::const_new();
+
+/// Whether the orphan reaper thread runs.
+static REAPER_STARTED: Mutex<bool> = Mutex::new(false);
+
+/// Runs `spawn` (which returns the child and its pid) so that the orphan
+/// reaper cannot scan before the pid is recorded as a managed child; other
+/// spawns run meanwhile. Errors: those of `spawn`.
+pub(crate) fn spawn_tracked<T>(
+    spawn: impl FnOnce() -> io::Result<(T, u32)>,
+) -> io::Result<(T, u32)> {
+    let _spawning = read(&SPAWNING);
+    let (child, pid) = spawn()?;
+    lock(&MANAGED_CHILDREN).insert(pid as i32);
+    Ok((child, pid))
+}
+
+/// Records that a managed child was reaped: its pid may now be reused, and a
+/// kill round waiting for it may look again.
+pub(crate) fn child_reaped(pid: u32) {
+    lock(&MANAGED_CHILDREN).remove(&(pid as i32));
+    REAP_EVENTS.send_modify(|count| *count = count.wrapping_add(1));
+    // A zombie orphan with this pid could only have been skipped while the
+    // pid was on the list; a scan now catches it.
+    RESCAN.notify_one();
+}
+
+/// Gives up on a managed child that cannot be waited for normally (an error
+/// after the spawn): kills its group and leaves the zombie to the orphan reaper.
+pub(crate) fn abandon_child(pid: u32) {
+    let _ = killpg(Pid::from_raw(pid as i32), NixSignal::SIGKILL);
+    lock(&MANAGED_CHILDREN).remove(&(pid as i32));
+    RESCAN.notify_one();
+}
+
+/// A receiver that changes on every reaping event (a managed child reaped, an
+/// orphan scan done), for a kill round to wait on instead of a fixed sleep.
+pub(crate) fn reap_events() -> watch::Receiver<u64> {
+    REAP_EVENTS.subscribe()
+}
+
+/// Asks the orphan reaper to scan now, for orphans that just died.
+pub(crate) fn request_rescan() {
+    RESCAN.notify_one();
+}
+
+/// Makes this process the child subreaper and starts the orphan reaper; see
+/// [`super::init_reaper`].
+pub(crate) fn init_reaper() -> io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
+    let mut started = lock(&REAPER_STARTED);
+    if *started {
+        return Ok(());
+    }
+    let (ready_sender, ready) = std::sync::mpsc::channel::<io::Result<()>>();
+    std::thread::Builder::new()
+        .name(String::from("exec-server-reaper"))
+        .spawn(move || run_reaper(ready_sender))?;
+    ready
+        .recv()
+        .map_err(|_| io::Error::other("the orphan reaper thread ended before it started"))??;
+    *started = true;
+    Ok(())
+}
+
+/// The orphan reaper thread: it owns a small runtime of its own, so it does not
+/// depend on which runtime called `init_reaper` (tests start many).
+fn run_reaper(ready: std::sync::mpsc::Sender<io::Result<()>>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut sigchld = match signal(SignalKind::child()) {
+            Ok(sigchld) => sigchld,
+            Err(error) => {
+                let _ = ready.send(Err(error));
+                return;
+            }
+        };
+        let _still_ignored = restore_ignored_signals_for_children();
+        let _ = ready.send(Ok(()));
+        loop {
+            reap_orphans();
+            REAP_EVENTS.send_modify(|count| *count = count.wrapping_add(1));
+            tokio::select! {
+                _ = sigchld.recv() => {}
+                () = RESCAN.notified() => {}
+            }
+        }
+    });
+}
+
+/// The signals a client can send with `process/signal` that can be ignored.
+const CLIENT_SIGNALS: [NixSignal; 6] = [
+    NixSignal::SIGHUP,
+    NixSignal::SIGINT,
+    NixSignal::SIGQUIT,
+    NixSignal::SIGUSR1,
+    NixSignal::SIGUSR2,
+    NixSignal::SIGTERM,
+];
+
+/// A server started in the background by a shell ignores SIGINT and SIGQUIT
+/// (and under `nohup` SIGHUP), and an ignored signal stays ignored across
+/// `exec`: a pipe child would then shrug off `process/signal interrupt`.
+/// Installing a handler (which does nothing but record the signal, so the
+/// server still effectively ignores it) makes `exec` reset the signal to its
+/// default in every child. Only signals found ignored in
+/// `/proc/self/status` are touched; the streams are returned so their
+/// handlers are plainly in use.
+fn restore_ignored_signals_for_children() -> Vec<tokio::signal::unix::Signal> {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return Vec::new();
+    };
+    let ignored = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .unwrap_or(0);
+    CLIENT_SIGNALS
+        .iter()
+        .filter(|signal| ignored & (1 << (**signal as i32 - 1)) != 0)
+        .filter_map(|signal| {
+            let kind = tokio::signal::unix::SignalKind::from_raw(*signal as i32);
+            tokio::signal::unix::signal(kind)
+                .inspect_err(
+                    |error| tracing::warn!(?signal, %error, "cannot restore an ignored signal"),
+                )
+                .ok()
+        })
+        .collect()
+}
+
+/// Reaps the zombie children of this process that it did not spawn through
+/// this module: orphans of managed trees, re-parented here because this
+/// process is their subreaper.
+///
+/// A zombie in this process's own process group is left alone: every managed
+/// tree starts in a group of its own, while children started elsewhere in the
+/// server (or by other tests in a test binary) usually stay in the server's
+/// group, and their owners wait for them.
+fn reap_orphans() {
+    let _no_spawn_in_progress = write(&SPAWNING);
+    let children = lock(&MANAGED_CHILDREN);
+    let me = getpid().as_raw();
+    let own_group = getpgrp().as_raw();
+    let candidates: Vec<ProcStat> = match procfs::own_children() {
+        Some(pids) => pids.into_iter().filter_map(procfs::read_stat).collect(),
+        None => procfs::snapshot()
+            .into_iter()
+            .filter(|stat| stat.ppid == me)
+            .collect(),
+    };
+    for stat in candidates {
+        if stat.ppid != me
+            || !stat.is_dead()
+            || stat.pgrp == own_group
+            || children.contains(&stat.pid)
+        {
+            continue;
+        }
+        match waitpid(Pid::from_raw(stat.pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(status) => tracing::debug!(pid = stat.pid, ?status, "reaped an orphan"),
+            Err(Errno::ECHILD) => {}
+            Err(error) => tracing::warn!(pid = stat.pid, %error, "cannot reap an orphan"),
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! `process/start` off the locks: the id is reserved under the table's lock,
+//! the blocking work runs on tokio's blocking pool outside every lock, and
+//! the process then takes its reservation's place under the lock.
+//!
+//! The blocking work is the checks of [`LaunchSpec::new`] (a stat of the
+//! working directory, the `PATH` search), the fork and exec (`pipe::spawn`,
+//! `pty::spawn`, which also opens the PTY) and starting a PTY's reader and
+//! waiter threads. None of it runs under the table's lock, nor under a global
+//! lock that other spawns wait for (`reaper` says how a spawn and the orphan
+//! reaper keep out of each other's way).
+//!
+//! # Invariants
+//! - A reservation is an entry of the table ([`Slot::Reserved`]): the process
+//!   limit counts it and a second start with its id gets `ProcessExists`, but
+//!   no method sees it as a process. It ends exactly once, under the lock: its
+//!   process replaces it, or the [`Reservation`] guard removes it when the
+//!   start fails or panics, or when the blocking task is dropped unrun.
+//! - Once its blocking work runs, a start runs to its end even when its caller
+//!   stopped waiting: its process then stays in the table, never announced,
+//!   until the table shuts down and kills it.
+//! - A start racing with [`ProcessTable::shutdown`] leaves no child behind:
+//!   shutdown marks the table closed under the lock, waits for every
+//!   reservation it found there to end, and only then collects the processes
+//!   to kill. A start that reserved before the table closed puts its process
+//!   in the table all the same (so shutdown kills it) and then fails; a later
+//!   start is refused at its reservation.
+//! - Errors come in the order they came when the whole start ran under the
+//!   lock: the request's own (`LaunchSpec::new`), then the table's refusal
+//!   (closed, `ProcessExists`, `LimitExceeded`), then the spawn's.
+
+use std::io;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use exec_protocol::{ProcessId, ProcessStartParams, ProcessStartResponse};
+use tokio::sync::{oneshot, watch};
+
+use super::command::LaunchSpec;
+use super::driver::{Driver, OutputSource};
+use super::managed::{ChildIo, ManagedProcess, StdinSink};
+use super::tree::Tree;
+use super::{
+    ProcessConfig, ProcessTable, Slot, TableInner, kill_on_timeout, pipe, pty, reaper, registry,
+};
+use crate::error::ServerError;
+use crate::sync::lock;
+
+/// Largest chunk of a child's output read at once (and so the largest
+/// `process/output` chunk), in bytes; smaller when the retained output is.
+const MAX_OUTPUT_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Numbers processes across all tables, for the tree marker and the registry.
+static NEXT_PROCESS_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// A process id held in a table for a start in progress; dropping it unfilled
+/// gives the id back.
+pub(super) struct Reservation {
+    /// The table holding the id.
+    table: Arc<TableInner>,
+    /// The reserved id.
+    process_id: ProcessId,
+    /// Never sends; dropped when the reservation ends, which wakes a
+    /// `shutdown` waiting for it through the slot's receiver.
+    _ended: watch::Sender<()>,
+    /// Whether the process took the reservation's place (then dropping it
+    /// leaves the table alone).
+    filled: bool,
+}
+
+impl Reservation {
+    /// Reserves `process_id` in `table`.
+    ///
+    /// Errors: `Internal` (the table shut down), `ProcessExists` (the id is
+    /// taken or reserved), `LimitExceeded` (`max_processes`, reservations
+    /// included).
+    pub(super) fn take(
+        table: &Arc<TableInner>,
+        process_id: &ProcessId,
+    ) -> Result<Self, ServerError> {
+        let mut processes = lock(&table.processes);
+        if *table.closed.borrow() {
+            return Err(closing());
+        }
+        if processes.contains_key(process_id) {
+            return Err(ServerError::ProcessExists {
+                process_id: process_id.clone(),
+            });
+        }
+        let max_processes = table.config.max_processes;
+        if processes.len() >= max_processes {
+            return Err(ServerError::LimitExceeded {
+                what: "processes per connection",
+                limit: max_processes as u64,
+            });
+        }
+        let (ended, waiter) = watch::channel(());
+        processes.insert(process_id.clone(), Slot::Reserved(waiter));
+        Ok(Self {
+            table: table.clone(),
+            process_id: process_id.clone(),
+            _ended: ended,
+            filled: false,
+        })
+    }
+
+    /// Puts `process` in the reservation's place; returns whether the table
+    /// was still open (if not, its shutdown kills the process).
+    fn fill(mut self, process: &Arc<ManagedProcess>) -> bool {
+        let mut processes = lock(&self.table.processes);
+        processes.insert(self.process_id.clone(), Slot::Started(process.clone()));
+        self.filled = true;
+        !*self.table.closed.borrow()
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.filled {
+            return;
+        }
+        let mut processes = lock(&self.table.processes);
+        if matches!(processes.get(&self.process_id), Some(Slot::Reserved(_))) {
+            processes.remove(&self.process_id);
+        }
+    }
+}
+
+/// The error of a start on a table that shut down.
+fn closing() -> ServerError {
+    ServerError::Internal(String::from("the connection is closing"))
+}
+
+/// A started child with what its driver needs.
+struct Launched {
+    /// The process, not yet in the table.
+    process: Arc<ManagedProcess>,
+    /// Its output.
+    output: OutputSource,
+    /// Its wait status, once reaped.
+    exit: oneshot::Receiver<io::Result<ExitStatus>>,
+}
+
+impl ProcessTable {
+    /// The blocking part of [`ProcessTable::start`], on a thread of tokio's
+    /// blocking pool (inside the runtime, so it can start tasks): checks the
+    /// request, spawns the child, puts it in the reservation's place and
+    /// starts its tasks. Errors: those of [`ProcessTable::start`].
+    pub(super) fn start_blocking(
+        &self,
+        params: ProcessStartParams,
+        reservation: Result<Reservation, ServerError>,
+    ) -> Result<ProcessStartResponse, ServerError> {
+        let serial = NEXT_PROCESS_SERIAL.fetch_add(1, Ordering::Relaxed);
+        let marker = format!("{}{serial}/", self.inner.marker_prefix());
+        let spec = LaunchSpec::new(&params, &marker)?;
+        let reservation = reservation?;
+        let config = &self.inner.config;
+        let read_size = MAX_OUTPUT_CHUNK_BYTES.min(config.retained_output_bytes.max(1));
+        let Launched {
+            process,
+            output,
+            exit,
+        } = launch(&spec, &params.process_id, serial, marker, config, read_size)?;
+        let table_open = reservation.fill(&process);
+        registry::register_live(serial, &process);
+
+        let pid = process.pid();
+        tokio::spawn(
+            Driver {
+                process: process.clone(),
+                output,
+                exit,
+                read_size,
+                events: self.inner.events.clone(),
+                retention: config.retention,
+                table: Arc::downgrade(&self.inner),
+                table_closed: self.inner.closed.subscribe(),
+            }
+            .run(),
+        );
+        if let Some(timeout_ms) = params.timeout_ms {
+            tokio::spawn(kill_on_timeout(process, Duration::from_millis(timeout_ms)));
+        }
+        if !table_open {
+            return Err(closing());
+        }
+        Ok(ProcessStartResponse {
+            pid,
+            process_id: params.process_id,
+        })
+    }
+}
+
+/// Spawns `spec`'s child on pipes or a PTY and starts what reaps it (and, on
+/// a PTY, what reads it). Blocking.
+///
+/// Errors: `SpawnFailed`; `Internal` when a PTY's reader or waiter thread
+/// cannot start (the child is then killed and left to the orphan reaper).
+fn launch(
+    spec: &LaunchSpec,
+    process_id: &ProcessId,
+    serial: u64,
+    marker: String,
+    config: &ProcessConfig,
+    read_size: usize,
+) -> Result<Launched, ServerError> {
+    let spawn_failed = |source: io::Error| ServerError::SpawnFailed {
+        program: spec.program_name.clone(),
+        source,
+    };
+    match spec.terminal_size {
+        None => {
+            let child = pipe::spawn(spec).map_err(spawn_failed)?;
+            let tree = Arc::new(Tree::new(child.pid, marker));
+            let process = Arc::new(ManagedProcess::new(
+                process_id.clone(),
+                serial,
+                spec.argv.clone(),
+                tree.clone(),
+                ChildIo::Pipes {
+                    pipe_stdin: spec.pipe_stdin,
+                },
+                child.stdin.map(StdinSink::Pipe),
+                config.retained_output_bytes,
+            ));
+            let (status_sender, exit) = oneshot::channel();
+            let mut waited = child.child;
+            let pid = child.pid;
+            tokio::spawn(async move {
+                let status = waited.wait().await;
+                reaper::child_reaped(pid);
+                tree.mark_reaped();
+                let _ = status_sender.send(status);
+            });
+            Ok(Launched {
+                process,
+                output: OutputSource::Pipes {
+                    stdout: child.stdout,
+                    stderr: child.stderr,
+                },
+                exit,
+            })
+        }
+        Some((rows, cols)) => {
+            let child = pty::spawn(spec, rows, cols, config.arg0_helper.as_deref())
+                .map_err(spawn_failed)?;
+            let pid = child.pid;
+            let tree = Arc::new(Tree::new(pid, marker));
+            let chunks = match pty::start_reader(child.reader, read_size) {
+                Ok(chunks) => chunks,
+                Err(error) => {
+                    reaper::abandon_child(pid);
+                    return Err(ServerError::Internal(format!(
+                        "cannot start the terminal reader: {error}"
+                    )));
+                }
+            };
+            let reaped_tree = tree.clone();
+            let exit = pty::start_waiter(child.child, move || reaped_tree.mark_reaped()).map_err(
+                |error| ServerError::Internal(format!("cannot start the child waiter: {error}")),
+            )?;
+            let process = Arc::new(ManagedProcess::new(
+                process_id.clone(),
+                serial,
+                spec.argv.clone(),
+                tree,
+                ChildIo::Pty {
+                    master: Mutex::new(child.master),
+                },
+                Some(StdinSink::Pty(child.writer)),
+                config.retained_output_bytes,
+            ));
+            Ok(Launched {
+                process,
+                output: OutputSource::Pty { chunks },
+                exit,
+            })
+        }
+    }
+}
