@@ -177,6 +177,7 @@ impl Outgoing {
         if let Some(response) = self.try_response() {
             return Some(response);
         }
+        self.try_attach();
         match self.events.as_mut()?.try_recv() {
             Ok(event) => Some(self.before(event)),
             Err(TryRecvError::Empty) => None,
@@ -196,6 +197,21 @@ impl Outgoing {
                 response
             }
             None => rpc::encode(&event),
+        }
+    }
+
+    /// Takes the session's event queue once `initialize` attached one.
+    fn try_attach(&mut self) {
+        let Some(attach) = &mut self.attach else {
+            return;
+        };
+        match attach.try_recv() {
+            Ok(session) => {
+                self.attach = None;
+                self.events = session.take_events();
+            }
+            Err(oneshot::error::TryRecvError::Empty) => {}
+            Err(oneshot::error::TryRecvError::Closed) => self.attach = None,
         }
     }
 
@@ -236,5 +252,108 @@ async fn next_event(events: &mut Option<mpsc::Receiver<ProcessEvent>>) -> Option
     match events {
         Some(events) => events.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use exec_protocol::{ProcessClosedNotification, ProcessId};
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+
+    /// An `Outgoing` already attached to an event queue, with both senders.
+    fn outgoing() -> (Outgoing, mpsc::Sender<String>, mpsc::Sender<ProcessEvent>) {
+        let (responses, queued) = mpsc::channel(8);
+        let (events, received) = mpsc::channel(8);
+        let outgoing = Outgoing {
+            responses: queued,
+            responses_done: false,
+            attach: None,
+            events: Some(received),
+            held: None,
+        };
+        (outgoing, responses, events)
+    }
+
+    fn closed(seq: u64) -> ProcessEvent {
+        let process_id: ProcessId = "p".parse().expect("a process id");
+        ProcessEvent::Closed(ProcessClosedNotification { process_id, seq })
+    }
+
+    fn method_of(text: &str) -> String {
+        let message: serde_json::Value = serde_json::from_str(text).expect("json");
+        message["method"]
+            .as_str()
+            .map_or_else(|| String::from("response"), str::to_owned)
+    }
+
+    #[tokio::test]
+    async fn a_queued_response_goes_before_an_event() {
+        let (mut outgoing, responses, events) = outgoing();
+        events.send(closed(1)).await.expect("queued");
+        responses
+            .send(String::from("{\"id\":1}"))
+            .await
+            .expect("queued");
+        let first = outgoing.next().await.expect("a text");
+        let second = outgoing.next().await.expect("a text");
+        assert_eq!(
+            [method_of(&first), method_of(&second)],
+            [String::from("response"), String::from("process/closed")]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_held_event_waits_for_responses_queued_while_it_was_held() {
+        let (mut outgoing, responses, events) = outgoing();
+        events.send(closed(1)).await.expect("queued");
+        // The event is taken and held because a response is there too.
+        responses
+            .send(String::from("{\"id\":1}"))
+            .await
+            .expect("queued");
+        assert_eq!(outgoing.try_next().as_deref(), Some("{\"id\":1}"));
+        responses
+            .send(String::from("{\"id\":2}"))
+            .await
+            .expect("queued");
+        assert_eq!(outgoing.try_next().as_deref(), Some("{\"id\":2}"));
+        let event = outgoing.try_next().expect("the held event");
+        assert_eq!(method_of(&event), "process/closed");
+        assert_eq!(outgoing.try_next(), None);
+    }
+
+    #[tokio::test]
+    async fn stop_drains_what_is_queued_then_ends() {
+        let (mut outgoing, responses, events) = outgoing();
+        responses
+            .send(String::from("{\"id\":1}"))
+            .await
+            .expect("queued");
+        events.send(closed(1)).await.expect("queued");
+        outgoing.stop();
+        assert!(responses.send(String::from("{\"id\":2}")).await.is_err());
+        assert!(events.send(closed(2)).await.is_err());
+        let mut drained = Vec::new();
+        while let Some(text) = outgoing.next().await {
+            drained.push(method_of(&text));
+        }
+        assert_eq!(drained, ["response", "process/closed"]);
+    }
+
+    #[tokio::test]
+    async fn events_flow_once_the_session_is_attached() {
+        let config = Arc::new(ServerConfig::default());
+        let (connection, mut outgoing) = Connection::new(config.clone());
+        let session = Session::new(&config);
+        connection.context.attach(session.clone());
+        assert_eq!(outgoing.try_next(), None);
+        assert!(
+            session.take_events().is_none(),
+            "the connection holds the queue"
+        );
+        connection.queue(String::from("{\"id\":9}")).await;
+        assert_eq!(outgoing.next().await.as_deref(), Some("{\"id\":9}"));
     }
 }
