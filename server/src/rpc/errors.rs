@@ -1,5 +1,6 @@
-//! The one place where a failure becomes a JSON-RPC 2.0 error object or an
-//! error response text.
+//! Error objects in jsonrpsee's types: a [`ServerError`]'s object (whose
+//! code and `data.kind` `crate::error` decides, in one place) and the error
+//! response text of a message refused before dispatch.
 
 use jsonrpsee::MethodResponse;
 use jsonrpsee::types::{ErrorObjectOwned, Id};
