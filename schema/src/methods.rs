@@ -2,6 +2,9 @@
 
 use crate::*;
 use crate::{Direction, MethodInfo, MethodKind, Notification, Request};
+/// The protocol version this crate speaks, as `initialize` reports it
+/// (the schema's `x-protocolVersion`).
+pub const PROTOCOL_VERSION: &str = "exec-server.v1";
 ///Wire name of the `fs/copy` request.
 pub const FS_COPY_METHOD: &str = "fs/copy";
 ///Wire name of the `fs/createDirectory` request.

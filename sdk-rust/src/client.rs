@@ -11,14 +11,15 @@ use exec_protocol::{
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::command::Command;
-use crate::connection::Connection;
+use crate::connection::ClientConnection;
 use crate::error::ClientError;
 use crate::local::{SERVER_BINARY_ENV, locate_server_binary, start_server};
 use crate::options::ConnectOptions;
+use crate::process::Command;
 use crate::transport::TransportChannels;
-use crate::transport::stdio::stdio_transport;
-use crate::transport::websocket::websocket_transport;
+use crate::transport::limit::IncomingLimit;
+use crate::transport::stdio::limited_stdio_transport;
+use crate::transport::websocket::limited_websocket_transport;
 
 /// A connection to an exec-server, initialized and ready for `process/*`
 /// and `fs/*` calls.
@@ -38,7 +39,7 @@ use crate::transport::websocket::websocket_transport;
 #[derive(Clone)]
 pub struct ExecClient {
     /// The shared connection.
-    pub(crate) connection: Arc<Connection>,
+    pub(crate) connection: Arc<ClientConnection>,
     /// What the server said in the handshake.
     initialize: Arc<InitializeResponse>,
 }
@@ -66,9 +67,15 @@ impl ExecClient {
         url: &str,
         options: ConnectOptions,
     ) -> Result<Self, ClientError> {
-        let channels =
-            websocket_transport(url, options.token.as_deref(), options.connect_timeout).await?;
-        Self::handshake(Connection::start(channels, options, None)).await
+        let limit = Arc::new(IncomingLimit::new(options.max_incoming_message_bytes));
+        let channels = limited_websocket_transport(
+            url,
+            options.token.as_deref(),
+            options.connect_timeout,
+            limit.clone(),
+        )
+        .await?;
+        Self::handshake(ClientConnection::start(channels, limit, options, None)).await
     }
 
     /// Connects over newline-delimited JSON: `reader` carries the server's
@@ -87,12 +94,9 @@ impl ExecClient {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        Self::handshake(Connection::start(
-            stdio_transport(reader, writer),
-            options,
-            None,
-        ))
-        .await
+        let limit = Arc::new(IncomingLimit::new(options.max_incoming_message_bytes));
+        let channels = limited_stdio_transport(reader, writer, limit.clone());
+        Self::handshake(ClientConnection::start(channels, limit, options, None)).await
     }
 
     /// Starts `exec-server serve --listen stdio://` as a child process,
@@ -115,8 +119,15 @@ impl ExecClient {
             current_exe.as_deref(),
         );
         tracing::debug!(program = %program.display(), "starting a local exec-server");
-        let (server, channels) = start_server(&program)?;
-        Self::handshake(Connection::start(channels, options, Some(server))).await
+        let limit = Arc::new(IncomingLimit::new(options.max_incoming_message_bytes));
+        let (server, channels) = start_server(&program, limit.clone())?;
+        Self::handshake(ClientConnection::start(
+            channels,
+            limit,
+            options,
+            Some(server),
+        ))
+        .await
     }
 
     /// Runs the client over any transport (see [`TransportChannels`] for the
@@ -128,11 +139,13 @@ impl ExecClient {
         channels: TransportChannels,
         options: ConnectOptions,
     ) -> Result<Self, ClientError> {
-        Self::handshake(Connection::start(channels, options, None)).await
+        // Nothing enforces this cap: the messages are already in memory.
+        let limit = Arc::new(IncomingLimit::new(options.max_incoming_message_bytes));
+        Self::handshake(ClientConnection::start(channels, limit, options, None)).await
     }
 
     /// Sends `initialize`, checks the protocol version, sends `initialized`.
-    async fn handshake(connection: Arc<Connection>) -> Result<Self, ClientError> {
+    async fn handshake(connection: Arc<ClientConnection>) -> Result<Self, ClientError> {
         let options = connection.options();
         let params = InitializeParams {
             client_name: options.client_name.clone(),

@@ -1,7 +1,9 @@
-//! [`Connection`]: the sending side of a client. It numbers requests, writes
-//! them to the transport, waits for the router to hand back their responses,
-//! and owns what must live exactly as long as the connection: the sender to
-//! the transport, the reader task and a local server process.
+//! [`ClientConnection`]: the client's end of one connection to a server (the
+//! server has a `Connection` of its own). It numbers requests, writes them to
+//! the transport, waits for the router to hand back their responses, and owns
+//! what must live exactly as long as the connection: the sender to the
+//! transport, the reader task, the cap on incoming messages and a local
+//! server process.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,26 +17,31 @@ use tokio::task::JoinHandle;
 
 use crate::error::ClientError;
 use crate::options::ConnectOptions;
-use crate::router::{Router, lock};
+use crate::router::Router;
+use crate::sync::lock;
 use crate::transport::TransportChannels;
+use crate::transport::limit::IncomingLimit;
 
-/// How long [`Connection::close`] waits for the server to finish the
+/// How long [`ClientConnection::close`] waits for the server to finish the
 /// connection, and for a local server to exit.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One connection to a server, shared by an [`ExecClient`](crate::ExecClient)'s
 /// clones and its [`RemoteChild`](crate::RemoteChild)ren. Dropping the last
 /// of them drops the sender, which closes the transport.
-pub(crate) struct Connection {
+pub(crate) struct ClientConnection {
     /// Pending calls and process routes, fed by the reader task.
     router: Arc<Router>,
-    /// The transport's sending end; `None` once [`Connection::close`] ran.
+    /// The transport's sending end; `None` once [`ClientConnection::close`] ran.
     outgoing: Mutex<Option<mpsc::Sender<String>>>,
     /// The server's `limits.maxMessageBytes` (0 until `initialize` said).
     max_message_bytes: AtomicU64,
+    /// The cap on one message from the server, shared with the transport's
+    /// reader; lowered when `initialize` reports the server's limit.
+    incoming_limit: Arc<IncomingLimit>,
     /// The options the connection was made with.
     options: ConnectOptions,
-    /// The reader task, awaited by [`Connection::close`].
+    /// The reader task, awaited by [`ClientConnection::close`].
     reader: Mutex<Option<JoinHandle<()>>>,
     /// The server process [`ExecClient::spawn_local`](crate::ExecClient::spawn_local)
     /// started. Never killed on drop: closing its stdin makes it kill its
@@ -74,20 +81,27 @@ impl Drop for ForgetOnDrop<'_> {
     }
 }
 
-impl Connection {
-    /// Starts the reader task over `channels` and returns the connection
-    /// (not yet initialized). Needs a Tokio runtime.
+impl ClientConnection {
+    /// Starts the reader task over `channels`, whose reader enforces
+    /// `incoming_limit`, and returns the connection (not yet initialized).
+    /// Needs a Tokio runtime.
     pub(crate) fn start(
         channels: TransportChannels,
+        incoming_limit: Arc<IncomingLimit>,
         options: ConnectOptions,
         local_server: Option<tokio::process::Child>,
     ) -> Arc<Self> {
         let router = Arc::new(Router::new(options.output_stall_timeout));
-        let reader = tokio::spawn(router.clone().run(channels.incoming));
+        let reader = tokio::spawn(
+            router
+                .clone()
+                .run(channels.incoming, incoming_limit.clone()),
+        );
         Arc::new(Self {
             router,
             outgoing: Mutex::new(Some(channels.outgoing)),
             max_message_bytes: AtomicU64::new(0),
+            incoming_limit,
             options,
             reader: Mutex::new(Some(reader)),
             local_server: Mutex::new(local_server),
@@ -105,9 +119,11 @@ impl Connection {
         &self.options
     }
 
-    /// Records the server's message size limit, in bytes.
+    /// Records the server's message size limit, in bytes: what this client
+    /// may send, and (4 times it) what it accepts.
     pub(crate) fn set_max_message_bytes(&self, limit: u64) {
         self.max_message_bytes.store(limit, Ordering::Relaxed);
+        self.incoming_limit.adopt_server_limit(limit);
     }
 
     /// A `processId` no other default id of this connection has.

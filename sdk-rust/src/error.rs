@@ -79,6 +79,22 @@ pub enum ClientError {
         /// The server's limit, in bytes.
         limit: u64,
     },
+    /// The server sent a message (a stdio line, a WebSocket message) larger
+    /// than this client accepts
+    /// ([`ConnectOptions::max_incoming_message_bytes`](crate::ConnectOptions::max_incoming_message_bytes),
+    /// lowered to a few times the server's `limits.maxMessageBytes` after
+    /// `initialize`). The client stopped reading it instead of buffering it
+    /// and closed the connection; every call still waiting fails with this.
+    #[error(
+        "the server sent a message of at least {bytes} bytes, over this client's limit of {limit} bytes; the connection is closed"
+    )]
+    IncomingMessageTooLarge {
+        /// How much of the message was seen before reading stopped, in bytes
+        /// (the message is at least this long).
+        bytes: usize,
+        /// The cap it broke, in bytes.
+        limit: usize,
+    },
     /// `process/write` answered with a status other than `accepted`.
     #[error("process {process_id} did not accept the write: {status}")]
     WriteRejected {

@@ -22,44 +22,53 @@
 //! - `methods` (generated from the protocol's method table): one typed
 //!   method per request, e.g. [`ExecClient::fs_read_file`],
 //!   [`ExecClient::process_start`].
-//! - `command` and `child`: the process API modelled on `tokio::process`:
-//!   [`Command`], [`RemoteChild`], [`ProcessHandle`].
-//! - `output`: what a process reports: [`OutputChunk`], [`ProcessEvent`],
-//!   [`ExitStatus`], [`Output`].
-//! - `router`: the one reader task per connection: responses by id to their
+//! - `process/`: the process API modelled on `tokio::process`, imports
+//!   flowing one way:
+//!   - `command`: [`Command`], which spawns a
+//!   - `child`: [`RemoteChild`], which controls the process through a
+//!   - `handle`: [`ProcessHandle`] (write, resize, signal, terminate), and
+//!     orders its events with
+//!   - `sequence`: per process, puts events back in order and fills gaps
+//!     from `process/read`, so output is lossless unless the server says
+//!     otherwise;
+//!   - `output`: what a process reports: [`OutputBytes`], [`ProcessEvent`],
+//!     [`RemoteExitStatus`], [`Output`].
+//! - `router/`: the one reader task per connection: responses by id to their
 //!   calls, notifications by `processId` to their child through bounded
-//!   channels, with back-pressure and lag handling.
-//! - `sequence`: per process, puts events back in order and fills gaps from
-//!   `process/read`, so output is lossless unless the server says otherwise.
-//! - `connection`: request ids, sending, closing; owns a local server process.
+//!   channels; `incoming` parses the server's messages (one pass for
+//!   `process/output`), `route` holds the back-pressure and lag policy.
+//! - `connection`: the client's end of a connection: request ids, sending,
+//!   closing; owns a local server process.
 //! - `transport/`: [`TransportChannels`] (the abstraction: channels of
-//!   complete JSON texts), [`stdio_transport`] and [`websocket_transport`].
+//!   complete JSON texts), [`stdio_transport`], [`websocket_transport`], and
+//!   `limit`, the cap on one message from the server
+//!   ([`ConnectOptions::max_incoming_message_bytes`]), which both enforce
+//!   without buffering past it.
 //! - `local`: finding and starting `exec-server serve --listen stdio://`.
 //! - `options`: [`ConnectOptions`].
 //! - `error`: [`ClientError`].
+//! - `sync`: `lock`, the one way this crate takes a mutex.
 
-mod child;
 mod client;
-mod command;
 mod connection;
 mod error;
 mod local;
 mod methods;
 mod options;
-mod output;
+mod process;
 mod router;
-mod sequence;
+mod sync;
 mod transport;
 
-pub use child::{ProcessHandle, RemoteChild};
 pub use client::ExecClient;
-pub use command::Command;
 pub use error::ClientError;
 pub use exec_protocol as protocol;
 pub use exec_protocol::{ErrorKind, ExitReason, OutputStream, Signal};
 pub use local::SERVER_BINARY_ENV;
 pub use options::ConnectOptions;
-pub use output::{ExitStatus, Output, OutputChunk, ProcessEvent};
+pub use process::{
+    Command, Output, OutputBytes, ProcessEvent, ProcessHandle, RemoteChild, RemoteExitStatus,
+};
 pub use transport::TransportChannels;
 pub use transport::stdio::stdio_transport;
 pub use transport::websocket::websocket_transport;

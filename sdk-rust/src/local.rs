@@ -5,10 +5,12 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 
 use crate::error::ClientError;
 use crate::transport::TransportChannels;
-use crate::transport::stdio::stdio_transport;
+use crate::transport::limit::IncomingLimit;
+use crate::transport::stdio::limited_stdio_transport;
 
 /// The environment variable naming the `exec-server` binary to run.
 pub const SERVER_BINARY_ENV: &str = "EXEC_SERVER_BIN";
@@ -42,12 +44,13 @@ pub(crate) fn locate_server_binary(
 
 /// Starts `program serve --listen stdio://` with piped stdin and stdout
 /// (its stderr, where it logs, is inherited) and returns it with a stdio
-/// transport over the pipes.
+/// transport over the pipes whose reader enforces `limit`.
 ///
 /// # Errors
 /// [`ClientError::Spawn`] when the program cannot be started.
 pub(crate) fn start_server(
     program: &Path,
+    limit: Arc<IncomingLimit>,
 ) -> Result<(tokio::process::Child, TransportChannels), ClientError> {
     let spawn_error = |source| ClientError::Spawn {
         program: program.to_path_buf(),
@@ -67,7 +70,7 @@ pub(crate) fn start_server(
             "the child's stdio pipes are missing",
         )));
     };
-    Ok((child, stdio_transport(stdout, stdin)))
+    Ok((child, limited_stdio_transport(stdout, stdin, limit)))
 }
 
 #[cfg(test)]

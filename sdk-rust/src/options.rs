@@ -1,8 +1,11 @@
-//! [`ConnectOptions`]: how a client connects, identifies itself and buffers output.
+//! [`ConnectOptions`]: how a client connects, identifies itself, buffers
+//! output and bounds what it accepts from the server.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::transport::limit::DEFAULT_MAX_INCOMING_MESSAGE_BYTES;
 
 /// Settings for every way of connecting ([`ExecClient::connect_websocket`],
 /// [`ExecClient::connect_stdio`], [`ExecClient::spawn_local`],
@@ -45,6 +48,20 @@ pub struct ConnectOptions {
     /// when its consumer catches up, and what the server no longer retains is
     /// reported as lost bytes. Default 2 s.
     pub output_stall_timeout: Duration,
+    /// The largest message accepted from the server (a stdio line or a
+    /// WebSocket message), in bytes. The server runs where the client trusts
+    /// it less (inside a sandbox), so a bigger message is not buffered: the
+    /// connection closes and every call still waiting fails with
+    /// [`ClientError::IncomingMessageTooLarge`](crate::ClientError::IncomingMessageTooLarge).
+    /// Once `initialize` reports the server's `limits.maxMessageBytes`, the
+    /// cap drops to 4 times that if this is larger, but not below 64 MiB (a
+    /// server sends `fs/readFile` pages of 16 MiB whatever it accepts).
+    /// Applies to the transports this crate opens (WebSocket, stdio,
+    /// [`ExecClient::spawn_local`](crate::ExecClient::spawn_local)), not to
+    /// [`ExecClient::connect_transport`](crate::ExecClient::connect_transport),
+    /// whose messages are already in memory. Default 256 MiB (4 times the
+    /// server's default limit of 64 MiB).
+    pub max_incoming_message_bytes: usize,
 }
 
 impl ConnectOptions {
@@ -98,6 +115,13 @@ impl ConnectOptions {
         self.output_stall_timeout = timeout;
         self
     }
+
+    /// Sets the largest message accepted from the server, in bytes (at least
+    /// 1); see [`ConnectOptions::max_incoming_message_bytes`].
+    pub fn max_incoming_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_incoming_message_bytes = bytes.max(1);
+        self
+    }
 }
 
 impl Default for ConnectOptions {
@@ -111,6 +135,7 @@ impl Default for ConnectOptions {
             server_binary: None,
             output_buffer_chunks: 64,
             output_stall_timeout: Duration::from_secs(2),
+            max_incoming_message_bytes: DEFAULT_MAX_INCOMING_MESSAGE_BYTES,
         }
     }
 }
@@ -128,6 +153,10 @@ impl fmt::Debug for ConnectOptions {
             .field("server_binary", &self.server_binary)
             .field("output_buffer_chunks", &self.output_buffer_chunks)
             .field("output_stall_timeout", &self.output_stall_timeout)
+            .field(
+                "max_incoming_message_bytes",
+                &self.max_incoming_message_bytes,
+            )
             .finish()
     }
 }

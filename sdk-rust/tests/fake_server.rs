@@ -77,8 +77,7 @@ impl Fake {
 }
 
 fn base64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    base64_simd::STANDARD.encode_to_string(bytes)
 }
 
 fn output_notification(process_id: &str, seq: u64, bytes: &[u8]) -> Value {
@@ -99,6 +98,16 @@ fn initialize_result() -> Value {
 /// Starts a scripted server answering `initialize` itself and everything
 /// else with `handler`, and connects a client to it.
 async fn connect(options: ConnectOptions, handler: Handler) -> (ExecClient, Fake) {
+    let (client_end, fake) = start_fake(handler);
+    let client = ExecClient::connect_transport(client_end, options)
+        .await
+        .expect("the handshake succeeds");
+    (client, fake)
+}
+
+/// Starts a scripted server answering `initialize` itself and everything
+/// else with `handler`; returns the client's end of its channels.
+fn start_fake(handler: Handler) -> (TransportChannels, Fake) {
     let (client_end, server_end) = TransportChannels::pair(1024);
     let requests = Arc::new(Mutex::new(Vec::new()));
     let fake = Fake {
@@ -106,10 +115,7 @@ async fn connect(options: ConnectOptions, handler: Handler) -> (ExecClient, Fake
         requests: requests.clone(),
     };
     tokio::spawn(serve(server_end, handler, requests));
-    let client = ExecClient::connect_transport(client_end, options)
-        .await
-        .expect("the handshake succeeds");
-    (client, fake)
+    (client_end, fake)
 }
 
 async fn serve(
@@ -666,4 +672,133 @@ async fn a_child_sees_the_connection_close() {
     );
     let error = child.next_output().await.expect_err("closed");
     assert!(matches!(error, ClientError::TransportClosed), "{error:?}");
+}
+
+/// A handler that answers nothing and tells `seen` each method it got.
+fn silent_server(seen: mpsc::UnboundedSender<String>) -> Handler {
+    Box::new(move |method, _| {
+        let _ = seen.send(method.to_owned());
+        Reply::Silence
+    })
+}
+
+/// The limit the over-long message tests set, in bytes: the handshake fits.
+const SMALL_INCOMING_LIMIT: usize = 4096;
+
+/// With a call pending, the server sends a message over the client's limit:
+/// the call, and every call after, fails with `IncomingMessageTooLarge`.
+async fn assert_an_over_long_message_closes_the_connection(
+    client: ExecClient,
+    fake: Fake,
+    mut seen: mpsc::UnboundedReceiver<String>,
+) {
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { client.process_list(ProcessListParams {}).await }
+    });
+    assert_eq!(seen.recv().await.as_deref(), Some("process/list"));
+    let padding = "x".repeat(SMALL_INCOMING_LIMIT * 4);
+    fake.send(json!({"jsonrpc": "2.0", "method": "custom/big", "params": {"padding": padding}}))
+        .await;
+    let error = pending.await.expect("task").expect_err("closed");
+    assert!(
+        matches!(
+            error,
+            ClientError::IncomingMessageTooLarge { bytes, limit: SMALL_INCOMING_LIMIT }
+                if bytes > SMALL_INCOMING_LIMIT
+        ),
+        "{error:?}"
+    );
+    let error = client
+        .process_list(ProcessListParams {})
+        .await
+        .expect_err("still closed");
+    assert!(
+        matches!(error, ClientError::IncomingMessageTooLarge { .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_over_long_stdio_line_closes_the_connection_with_a_clear_error() {
+    let (seen, seen_by_test) = mpsc::unbounded_channel();
+    let (mut fake_end, fake) = start_fake(silent_server(seen));
+    let (client_side, server_side) = tokio::io::duplex(64 * 1024);
+    // Carries the scripted server's messages as lines over the byte stream.
+    tokio::spawn(async move {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let (reader, mut writer) = tokio::io::split(server_side);
+        let mut lines = tokio::io::BufReader::new(reader).lines();
+        loop {
+            tokio::select! {
+                line = lines.next_line() => match line {
+                    Ok(Some(line)) => {
+                        if fake_end.outgoing.send(line).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ => return,
+                },
+                text = fake_end.incoming.recv() => {
+                    let Some(text) = text else { return };
+                    let written = writer.write_all(format!("{text}\n").as_bytes()).await;
+                    if written.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let (reader, writer) = tokio::io::split(client_side);
+    let options =
+        ConnectOptions::new("stdio-limit").max_incoming_message_bytes(SMALL_INCOMING_LIMIT);
+    let client = ExecClient::connect_stdio(reader, writer, options)
+        .await
+        .expect("the handshake fits under the limit");
+    assert_an_over_long_message_closes_the_connection(client, fake, seen_by_test).await;
+}
+
+#[tokio::test]
+async fn an_over_long_websocket_message_closes_the_connection_with_a_clear_error() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (seen, seen_by_test) = mpsc::unbounded_channel();
+    let (mut fake_end, fake) = start_fake(silent_server(seen));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    // Carries the scripted server's messages as WebSocket text messages.
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let mut socket = tokio_tungstenite::accept_async(stream)
+            .await
+            .expect("upgrade");
+        loop {
+            tokio::select! {
+                message = socket.next() => match message {
+                    Some(Ok(Message::Text(text))) => {
+                        if fake_end.outgoing.send(text.as_str().to_owned()).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return,
+                },
+                text = fake_end.incoming.recv() => {
+                    let Some(text) = text else { return };
+                    if socket.send(Message::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let options =
+        ConnectOptions::new("websocket-limit").max_incoming_message_bytes(SMALL_INCOMING_LIMIT);
+    let client = ExecClient::connect_websocket(&format!("ws://{address}"), options)
+        .await
+        .expect("the handshake fits under the limit");
+    assert_an_over_long_message_closes_the_connection(client, fake, seen_by_test).await;
 }

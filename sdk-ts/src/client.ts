@@ -9,15 +9,12 @@
 import { Connection } from "./connection.js";
 import { ConnectError, ConnectionClosedError, ProtocolError } from "./errors.js";
 import type { InitializeResponse } from "./generated/InitializeResponse.js";
-import type { RequestMethod, RequestParams, RequestResult } from "./generated/methods.js";
+import { PROTOCOL_VERSION, type RequestMethod, type RequestParams, type RequestResult } from "./generated/methods.js";
 import type { ProcessStartParams } from "./generated/ProcessStartParams.js";
 import type { TerminalSize } from "./generated/TerminalSize.js";
 import { RemoteProcess } from "./process.js";
 import { ProcessRoute, type RouteLimits } from "./route.js";
 import { type WebSocketConstructor, openWebSocket } from "./transport.js";
-
-/** The protocol version this package speaks. */
-export const PROTOCOL_VERSION = "exec-server.v1";
 
 /** How {@link ExecClient.connect} connects and buffers output. Every field is optional. */
 export interface ConnectOptions {

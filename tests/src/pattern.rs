@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use serde_json::Value;
 
 /// Variables of one case: `tmp` and the captured values.
@@ -65,9 +64,7 @@ fn substitute_string(text: &str, vars: &Vars) -> Result<Value, String> {
     }
     if let Some(plain) = text.strip_prefix("$base64:") {
         let plain = interpolate(plain, vars)?;
-        return Ok(Value::String(
-            base64::engine::general_purpose::STANDARD.encode(plain),
-        ));
+        return Ok(Value::String(base64_simd::STANDARD.encode_to_string(plain)));
     }
     if let Some(name) = whole_variable(text) {
         return vars
@@ -206,7 +203,7 @@ fn match_placeholder(
                 let plain = interpolate(plain, vars).map_err(|error| format!("{path}: {error}"))?;
                 actual
                     .as_str()
-                    .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+                    .and_then(|text| base64_simd::STANDARD.decode_to_vec(text).ok())
                     .is_some_and(|bytes| bytes == plain.as_bytes())
             } else {
                 return Err(format!("{path}: unknown placeholder {text:?}"));

@@ -7,7 +7,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
 use exec_protocol::{PROCESS_CLOSED_METHOD, PROCESS_OUTPUT_METHOD};
 use serde_json::{Value, json};
 
@@ -386,7 +385,7 @@ fn is_notification_of(message: &Value, process_id: &str) -> bool {
 fn decode_chunk(chunk: &Value) -> Vec<u8> {
     chunk
         .as_str()
-        .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+        .and_then(|text| base64_simd::STANDARD.decode_to_vec(text).ok())
         .unwrap_or_default()
 }
 

@@ -205,6 +205,7 @@ mod tests {
     /// A minimal valid schema with one request, to be broken by each test.
     fn small_schema() -> serde_json::Value {
         serde_json::json!({
+            "x-protocolVersion": "ping.v1",
             "x-methods": {
                 "ping": {"kind": "request", "direction": "clientToServer",
                          "params": "#/$defs/PingParams", "result": "#/$defs/PingResponse"}
@@ -233,6 +234,28 @@ mod tests {
         let output = rust::generate(&schema).expect("generates");
         assert!(output.types.contains("pub struct PingParams"));
         assert!(output.methods.contains("pub const PING_METHOD"));
+        assert!(
+            output
+                .methods
+                .contains("pub const PROTOCOL_VERSION: &str = \"ping.v1\";"),
+            "{}",
+            output.methods
+        );
+        let typescript = typescript::method_map(&schema);
+        assert!(
+            typescript.contains("export const PROTOCOL_VERSION = \"ping.v1\";"),
+            "{typescript}"
+        );
+    }
+
+    #[test]
+    fn missing_protocol_version_is_named() {
+        let mut bad = small_schema();
+        if let Some(object) = bad.as_object_mut() {
+            object.remove("x-protocolVersion");
+        }
+        let text = error_text(bad);
+        assert!(text.contains("x-protocolVersion"), "{text}");
     }
 
     #[test]

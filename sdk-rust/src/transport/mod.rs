@@ -4,7 +4,10 @@
 //!
 //! - `stdio`: newline-delimited JSON over any `AsyncRead`/`AsyncWrite`.
 //! - `websocket`: one JSON message per WebSocket text frame.
+//! - `limit`: the cap on one message from the server, which both readers
+//!   enforce without buffering past it.
 
+pub(crate) mod limit;
 pub(crate) mod stdio;
 pub(crate) mod websocket;
 

@@ -2,21 +2,30 @@
 //! `exec-server serve --listen ws://IP:PORT` speaks it. Binary frames holding
 //! UTF-8 JSON are accepted too; pings are answered by tungstenite.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WebSocketError, Message, Utf8Bytes};
 
+use super::limit::{DEFAULT_MAX_INCOMING_MESSAGE_BYTES, IncomingLimit};
 use super::{TRANSPORT_CAPACITY, TransportChannels};
 use crate::error::ClientError;
 
 /// Opens a WebSocket connection to `url` (`ws://HOST:PORT`), sending `token`
 /// as `Authorization: Bearer TOKEN` when given, and returns it as a
 /// transport. Spawns one task per direction.
+///
+/// A message or frame from the server larger than 256 MiB ends the
+/// connection without being read into memory
+/// ([`ExecClient::connect_websocket`](crate::ExecClient::connect_websocket)
+/// takes the cap from [`ConnectOptions::max_incoming_message_bytes`](crate::ConnectOptions::max_incoming_message_bytes)
+/// and reports a breach as [`ClientError::IncomingMessageTooLarge`]).
 ///
 /// # Errors
 /// [`ClientError::Connect`] when the URL is invalid, the TCP connect or the
@@ -27,6 +36,21 @@ pub async fn websocket_transport(
     url: &str,
     token: Option<&str>,
     connect_timeout: Duration,
+) -> Result<TransportChannels, ClientError> {
+    let limit = Arc::new(IncomingLimit::new(DEFAULT_MAX_INCOMING_MESSAGE_BYTES));
+    limited_websocket_transport(url, token, connect_timeout, limit).await
+}
+
+/// [`websocket_transport`] with the cap on one incoming message shared with
+/// the client, which lowers it after `initialize` and reports a breach.
+///
+/// # Errors
+/// As [`websocket_transport`].
+pub(crate) async fn limited_websocket_transport(
+    url: &str,
+    token: Option<&str>,
+    connect_timeout: Duration,
+    limit: Arc<IncomingLimit>,
 ) -> Result<TransportChannels, ClientError> {
     let connect_error = |source: Box<dyn std::error::Error + Send + Sync>| ClientError::Connect {
         url: url.to_owned(),
@@ -41,11 +65,12 @@ pub async fn websocket_transport(
         })?;
         request.headers_mut().insert(header::AUTHORIZATION, value);
     }
-    // The client trusts its server with message sizes: a file read or a
-    // retained-output read can be tens of MiB, above tungstenite's defaults.
+    // tungstenite refuses a frame by its header and a message as its frames
+    // add up, so neither is buffered past the cap. The cap fixed here is the
+    // one before `initialize`; the reader checks the lowered one after.
     let config = WebSocketConfig::default()
-        .max_message_size(None)
-        .max_frame_size(None);
+        .max_message_size(Some(limit.bytes()))
+        .max_frame_size(Some(limit.bytes()));
     let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     let (socket, _response) = tokio::time::timeout(connect_timeout, connecting)
         .await
@@ -76,11 +101,30 @@ pub async fn websocket_transport(
                 },
                 Ok(Message::Close(_)) => return,
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+                Err(WebSocketError::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
+                    tracing::error!(
+                        size,
+                        max_size,
+                        "the server sent a message over the client's limit; closing the connection"
+                    );
+                    limit.record_exceeded(size, max_size);
+                    return;
+                }
                 Err(error) => {
                     tracing::debug!(%error, "the WebSocket connection failed");
                     return;
                 }
             };
+            let cap = limit.bytes();
+            if text.len() > cap {
+                tracing::error!(
+                    size = text.len(),
+                    cap,
+                    "the server sent a message over the client's limit; closing the connection"
+                );
+                limit.record_exceeded(text.len(), cap);
+                return;
+            }
             if received.send(text).await.is_err() {
                 return;
             }

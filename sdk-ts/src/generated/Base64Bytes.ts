@@ -5,6 +5,8 @@
  * Raw bytes, carried on the wire as a standard base64 string (RFC 4648
  * section 4, with padding). It stands for the schema's `Base64Bytes` def.
  *
- * Deserializing fails on a string that is not valid base64.
+ * Deserializing fails on a string that is not valid base64: a character
+ * outside the standard alphabet, missing or extra padding, or non-zero
+ * trailing bits.
  */
 export type Base64Bytes = string;

@@ -38,6 +38,9 @@ import type { ProcessTerminateResponse } from "./ProcessTerminateResponse.js";
 import type { ProcessWriteParams } from "./ProcessWriteParams.js";
 import type { ProcessWriteResponse } from "./ProcessWriteResponse.js";
 
+/** The protocol version this SDK speaks, as `initialize` reports it (the schema's `x-protocolVersion`). */
+export const PROTOCOL_VERSION = "exec-server.v1";
+
 /** Every request of the protocol: method name to its params and result types. */
 export interface RequestMap {
   /** `fs/copy`: params `FsCopyParams`, result `FsCopyResponse`. */

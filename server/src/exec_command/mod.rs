@@ -27,8 +27,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use exec_client::{
-    ClientError, ConnectOptions, ExecClient, ExitStatus, OutputChunk, OutputStream, ProcessEvent,
-    ProcessHandle,
+    ClientError, ConnectOptions, ExecClient, OutputBytes, OutputStream, ProcessEvent,
+    ProcessHandle, RemoteExitStatus,
 };
 use nix::sys::signal::Signal as NixSignal;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -333,7 +333,7 @@ struct LocalOutput {
 impl LocalOutput {
     /// Writes a chunk to the stream it came from, and flushes it: output
     /// shows as it arrives, and the order across both streams is kept.
-    async fn write(&mut self, chunk: &OutputChunk) -> std::io::Result<()> {
+    async fn write(&mut self, chunk: &OutputBytes) -> std::io::Result<()> {
         let writer: &mut (dyn AsyncWrite + Unpin + Send) = match chunk.stream {
             OutputStream::Stderr => &mut self.stderr,
             OutputStream::Stdout | OutputStream::Pty => &mut self.stdout,
@@ -353,7 +353,7 @@ fn exit_for_signal(number: i32) -> u8 {
 /// # Errors
 /// A death by a signal the protocol has no name for (the server reports
 /// neither a code nor a signal then, so the number is unknown).
-fn exit_status(program: &str, status: ExitStatus) -> Result<u8> {
+fn exit_status(program: &str, status: RemoteExitStatus) -> Result<u8> {
     if let Some(code) = status.exit_code {
         // Exit codes are 0 to 255; anything else keeps its low byte, as
         // `exit(2)` does.
@@ -375,8 +375,12 @@ mod tests {
 
     use super::*;
 
-    fn status(exit_code: Option<i32>, signal: Option<Signal>, reason: ExitReason) -> ExitStatus {
-        ExitStatus {
+    fn status(
+        exit_code: Option<i32>,
+        signal: Option<Signal>,
+        reason: ExitReason,
+    ) -> RemoteExitStatus {
+        RemoteExitStatus {
             exit_code,
             signal,
             reason,

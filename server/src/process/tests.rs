@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 use std::num::NonZeroU16;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use exec_protocol::{
     AbsolutePath, Base64Bytes, ErrorKind, ProcessCloseStdinParams, ProcessListParams,
     ProcessReadParams, ProcessResizeParams, ProcessSignalParams, ProcessStartParams,
@@ -94,8 +92,8 @@ impl Event {
     fn output(&self) -> Option<(String, Vec<u8>)> {
         (self.method == "process/output").then(|| {
             let stream = self.params["stream"].as_str().expect("stream").to_owned();
-            let chunk = STANDARD
-                .decode(self.params["chunk"].as_str().expect("chunk"))
+            let chunk = base64_simd::STANDARD
+                .decode_to_vec(self.params["chunk"].as_str().expect("chunk"))
                 .expect("base64");
             (stream, chunk)
         })

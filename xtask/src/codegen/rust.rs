@@ -322,9 +322,14 @@ fn method_table(schema: &Schema) -> Result<TokenStream> {
         }
     }
     let error_ident = format_ident!("{}", schema.error_def);
+    let protocol_version = &schema.protocol_version;
     Ok(quote! {
         use crate::*;
         use crate::{Direction, MethodInfo, MethodKind, Notification, Request};
+
+        /// The protocol version this crate speaks, as `initialize` reports it
+        /// (the schema's `x-protocolVersion`).
+        pub const PROTOCOL_VERSION: &str = #protocol_version;
 
         #(#constants)*
 

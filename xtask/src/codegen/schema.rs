@@ -1,6 +1,7 @@
 //! Loading `schema/exec-server.schema.json` and checking the parts of it that
 //! typify does not: every `$ref` resolves, every def and field is described,
-//! and `x-methods` / `x-error` name defs that exist.
+//! `x-methods` / `x-error` name defs that exist, and `x-protocolVersion`
+//! names the version.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -35,8 +36,11 @@ pub struct Method {
     pub result: Option<String>,
 }
 
-/// The parsed schema: its defs and its method table.
+/// The parsed schema: its version, its defs and its method table.
 pub struct Schema {
+    /// `x-protocolVersion`: the version `initialize` reports, e.g.
+    /// `exec-server.v1`; both SDKs check it.
+    pub protocol_version: String,
     pub defs: BTreeMap<String, Value>,
     pub methods: Vec<Method>,
     pub error_def: String,
@@ -55,6 +59,12 @@ pub fn load(path: &Path) -> Result<Schema> {
 
 /// Checks an already-parsed schema document.
 pub fn parse(json: Value) -> Result<Schema> {
+    let protocol_version = match json.get("x-protocolVersion").and_then(Value::as_str) {
+        Some(version) if !version.is_empty() => version.to_owned(),
+        _ => {
+            bail!("the schema has no `x-protocolVersion` string (the version `initialize` reports)")
+        }
+    };
     let Some(defs) = json.get("$defs").and_then(Value::as_object) else {
         bail!("the schema has no `$defs` object");
     };
@@ -83,6 +93,7 @@ pub fn parse(json: Value) -> Result<Schema> {
     };
 
     Ok(Schema {
+        protocol_version,
         defs,
         methods,
         error_def,

@@ -53,7 +53,8 @@ pub fn index(type_files: &[(String, String)]) -> String {
     out
 }
 
-/// `methods.ts`: the method map from `x-methods`.
+/// `methods.ts`: the protocol version from `x-protocolVersion` and the
+/// method map from `x-methods`.
 pub fn method_map(schema: &Schema) -> String {
     let mut imports = std::collections::BTreeSet::new();
     let mut requests = String::new();
@@ -103,6 +104,9 @@ pub fn method_map(schema: &Schema) -> String {
     let _ = write!(
         out,
         "
+/** The protocol version this SDK speaks, as `initialize` reports it (the schema's `x-protocolVersion`). */
+export const PROTOCOL_VERSION = {protocol_version};
+
 /** Every request of the protocol: method name to its params and result types. */
 export interface RequestMap {{
 {requests}}}
@@ -132,6 +136,7 @@ export const REQUEST_METHODS = [
 export const SERVER_NOTIFICATION_METHODS = [
 {notifications_list}] as const satisfies readonly ServerNotificationMethod[];
 ",
+        protocol_version = serde_json::Value::from(schema.protocol_version.as_str()),
         requests_list = quoted(&request_names),
         notifications_list = quoted(&server_notification_names),
     );

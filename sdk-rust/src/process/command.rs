@@ -2,16 +2,16 @@
 //! `tokio::process::Command`, that turns into `process/start` params.
 
 use std::collections::BTreeMap;
-use std::num::NonZeroU16;
 use std::sync::Arc;
 use std::time::Duration;
 
-use exec_protocol::{AbsolutePath, ProcessId, ProcessStart, ProcessStartParams, TerminalSize};
+use exec_protocol::{AbsolutePath, ProcessId, ProcessStart, ProcessStartParams};
 
-use crate::child::RemoteChild;
-use crate::connection::Connection;
+use super::child::RemoteChild;
+use super::output::{Output, RemoteExitStatus};
+use super::terminal_size;
+use crate::connection::ClientConnection;
 use crate::error::ClientError;
-use crate::output::{ExitStatus, Output};
 use crate::router::Route;
 
 /// How a process will be started, built from [`ExecClient::command`](crate::ExecClient::command).
@@ -31,7 +31,7 @@ use crate::router::Route;
 #[derive(Clone)]
 pub struct Command {
     /// The connection the process will be started on.
-    connection: Arc<Connection>,
+    connection: Arc<ClientConnection>,
     /// Program and arguments.
     argv: Vec<String>,
     /// `argv[0]` as the child sees it, when it differs from the program.
@@ -72,7 +72,7 @@ impl std::fmt::Debug for Command {
 impl Command {
     /// A command running `program` (looked up in the child's `PATH` when it
     /// has no `/`) on `connection`, with the defaults of the type doc.
-    pub(crate) fn new(connection: Arc<Connection>, program: String) -> Self {
+    pub(crate) fn new(connection: Arc<ClientConnection>, program: String) -> Self {
         Self {
             connection,
             argv: vec![program],
@@ -249,7 +249,7 @@ impl Command {
     ///
     /// # Errors
     /// As [`Command::spawn`] and [`RemoteChild::wait`].
-    pub async fn status(&self) -> Result<ExitStatus, ClientError> {
+    pub async fn status(&self) -> Result<RemoteExitStatus, ClientError> {
         self.spawn().await?.wait().await
     }
 
@@ -260,18 +260,5 @@ impl Command {
     /// As [`Command::spawn`] and [`RemoteChild::output`].
     pub async fn output(&self) -> Result<Output, ClientError> {
         self.spawn().await?.output().await
-    }
-}
-
-/// A terminal size from rows and columns, each 1 to 65535.
-///
-/// # Errors
-/// [`ClientError::InvalidInput`] when either is 0.
-pub(crate) fn terminal_size(rows: u16, cols: u16) -> Result<TerminalSize, ClientError> {
-    match (NonZeroU16::new(rows), NonZeroU16::new(cols)) {
-        (Some(rows), Some(cols)) => Ok(TerminalSize { cols, rows }),
-        _ => Err(ClientError::InvalidInput(format!(
-            "a terminal of {rows} rows by {cols} columns: both must be at least 1"
-        ))),
     }
 }

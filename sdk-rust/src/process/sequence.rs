@@ -14,19 +14,19 @@ use std::collections::BTreeMap;
 
 use exec_protocol::ProcessReadResponse;
 
-use crate::output::{ExitStatus, OutputChunk, ProcessEvent};
+use super::output::{OutputBytes, ProcessEvent, RemoteExitStatus};
 
 /// One event of a process, as the connection's reader routes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Event {
     /// A `process/output` notification.
-    Output(OutputChunk),
+    Output(OutputBytes),
     /// A `process/exited` notification.
     Exited {
         /// Its position in the sequence.
         seq: u64,
         /// How the process ended.
-        status: ExitStatus,
+        status: RemoteExitStatus,
     },
     /// A `process/closed` notification: the last event.
     Closed {
@@ -190,7 +190,7 @@ impl Sequencer {
             if chunk.seq >= self.expected {
                 self.pending.insert(
                     chunk.seq,
-                    Event::Output(OutputChunk {
+                    Event::Output(OutputBytes {
                         seq: chunk.seq,
                         stream: chunk.stream,
                         bytes: chunk.chunk.into_inner(),
@@ -209,7 +209,7 @@ mod tests {
     use super::*;
 
     fn output(seq: u64, bytes: &[u8]) -> Event {
-        Event::Output(OutputChunk {
+        Event::Output(OutputBytes {
             seq,
             stream: OutputStream::Stdout,
             bytes: bytes.to_vec(),
@@ -219,7 +219,7 @@ mod tests {
     fn exited(seq: u64) -> Event {
         Event::Exited {
             seq,
-            status: ExitStatus {
+            status: RemoteExitStatus {
                 exit_code: Some(0),
                 signal: None,
                 reason: ExitReason::Exited,

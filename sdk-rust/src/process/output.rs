@@ -1,12 +1,14 @@
-//! What a remote process reports: [`OutputChunk`], [`ProcessEvent`],
-//! [`ExitStatus`], and [`Output`] (everything at once, like
+//! What a remote process reports: [`OutputBytes`], [`ProcessEvent`],
+//! [`RemoteExitStatus`], and [`Output`] (everything at once, like
 //! `std::process::Output`).
 
 use exec_protocol::{ExitReason, OutputStream, Signal};
 
-/// One chunk of a process's output, in the order the process wrote it.
+/// One piece of a process's output, in the order the process wrote it,
+/// decoded: the bytes that the protocol's `OutputChunk` and `process/output`
+/// carry as base64 text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputChunk {
+pub struct OutputBytes {
     /// Position in the process's sequence (shared with the exit and the
     /// close, starting at 1); consecutive chunks may skip the exit's number.
     pub seq: u64,
@@ -17,9 +19,10 @@ pub struct OutputChunk {
     pub bytes: Vec<u8>,
 }
 
-/// How a process ended.
+/// How a remote process ended, as `process/exited` reports it: unlike
+/// `std::process::ExitStatus`, it also says why (a timeout, a terminate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExitStatus {
+pub struct RemoteExitStatus {
     /// The exit code; `None` when a signal ended the process.
     pub exit_code: Option<i32>,
     /// The signal that ended the process, when it has a protocol name.
@@ -28,7 +31,7 @@ pub struct ExitStatus {
     pub reason: ExitReason,
 }
 
-impl ExitStatus {
+impl RemoteExitStatus {
     /// Whether the process exited by itself with code 0.
     pub fn success(&self) -> bool {
         self.reason == ExitReason::Exited && self.exit_code == Some(0)
@@ -40,7 +43,7 @@ impl ExitStatus {
 #[non_exhaustive]
 pub enum ProcessEvent {
     /// Output bytes.
-    Output(OutputChunk),
+    Output(OutputBytes),
     /// Output the server no longer retained when this client fell behind:
     /// `bytes` bytes at this point of the stream are gone for good. Only
     /// reported when the server's `droppedBytes` says so.
@@ -50,7 +53,7 @@ pub enum ProcessEvent {
     },
     /// The process ended. Output written before it ended may still follow,
     /// until the stream ends (`None`).
-    Exited(ExitStatus),
+    Exited(RemoteExitStatus),
 }
 
 /// Everything a process wrote and how it ended, as [`RemoteChild::output`]
@@ -66,7 +69,7 @@ pub struct Output {
     /// Bytes from stderr; always empty for a PTY process.
     pub stderr: Vec<u8>,
     /// How the process ended.
-    pub status: ExitStatus,
+    pub status: RemoteExitStatus,
     /// Bytes lost because the server no longer retained them (0 unless the
     /// consumer stalled for longer than the server's retention covers).
     pub dropped_bytes: u64,

@@ -1,173 +1,22 @@
-//! [`RemoteChild`], a started process modelled on `tokio::process::Child`,
-//! and [`ProcessHandle`], the clonable part of it that writes, resizes,
-//! signals and terminates (so one task can read output while another types).
+//! [`RemoteChild`], a started process modelled on `tokio::process::Child`:
+//! its output in order and complete, and its controls through a
+//! [`ProcessHandle`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
-use exec_protocol::{
-    Base64Bytes, ProcessCloseStdin, ProcessCloseStdinParams, ProcessId, ProcessRead,
-    ProcessReadParams, ProcessReadResponse, ProcessResize, ProcessResizeParams, ProcessSignal,
-    ProcessSignalParams, ProcessTerminate, ProcessTerminateParams, ProcessWrite,
-    ProcessWriteParams, Signal, WriteStatus,
-};
+use exec_protocol::{ProcessId, ProcessRead, ProcessReadParams, ProcessReadResponse, Signal};
 use futures_util::Stream;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 
-use crate::command::terminal_size;
-use crate::connection::Connection;
+use super::handle::ProcessHandle;
+use super::output::{Output, OutputBytes, ProcessEvent, RemoteExitStatus};
+use super::sequence::{Event, Sequencer};
+use crate::connection::ClientConnection;
 use crate::error::ClientError;
-use crate::output::{ExitStatus, Output, OutputChunk, ProcessEvent};
-use crate::router::{RouteShared, lock};
-use crate::sequence::{Event, Sequencer};
-
-/// Largest piece one `process/write` carries, in bytes; longer writes are
-/// split, so a write never runs into the server's message limit.
-const WRITE_PIECE_BYTES: usize = 1024 * 1024;
-
-/// How often, and how long apart, a write is retried while the server
-/// answers `starting` (the process is not ready for input yet).
-const WRITE_RETRIES: u32 = 100;
-/// See [`WRITE_RETRIES`].
-const WRITE_RETRY_DELAY: Duration = Duration::from_millis(20);
-
-/// The controls of a started process: write to its stdin, close it, resize
-/// its terminal, signal or terminate it. Cheap to clone and usable from any
-/// task while the [`RemoteChild`] reads output.
-#[derive(Clone)]
-pub struct ProcessHandle {
-    /// The connection the process runs on.
-    connection: Arc<Connection>,
-    /// The process's protocol handle.
-    process_id: ProcessId,
-    /// Numbers the `writeId`s of this process's writes.
-    writes: Arc<AtomicU64>,
-    /// Whether stdin was closed through any clone.
-    stdin_closed: Arc<AtomicBool>,
-}
-
-impl std::fmt::Debug for ProcessHandle {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("ProcessHandle")
-            .field("process_id", &self.process_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ProcessHandle {
-    /// The process's protocol handle (its `processId`).
-    pub fn process_id(&self) -> &str {
-        &self.process_id
-    }
-
-    /// Writes `bytes` to the process's stdin (the terminal for a PTY
-    /// process). Each piece of up to 1 MiB carries a `writeId`, so a retry
-    /// while the server answers `starting` is applied once.
-    ///
-    /// # Errors
-    /// [`ClientError::WriteRejected`] with `stdinClosed` (stdin closed or
-    /// never open: no `pipe_stdin` and no PTY, or the process exited) or
-    /// `unknownProcess`; [`ClientError::TransportClosed`].
-    pub async fn write(&self, bytes: impl AsRef<[u8]>) -> Result<(), ClientError> {
-        for piece in bytes.as_ref().chunks(WRITE_PIECE_BYTES) {
-            self.write_piece(piece).await?;
-        }
-        Ok(())
-    }
-
-    /// One `process/write`, retried while the process is starting.
-    async fn write_piece(&self, piece: &[u8]) -> Result<(), ClientError> {
-        let number = self.writes.fetch_add(1, Ordering::Relaxed);
-        let params = ProcessWriteParams {
-            chunk: Base64Bytes(piece.to_vec()),
-            process_id: self.process_id.clone(),
-            write_id: Some(format!("{}:{number}", *self.process_id)),
-        };
-        let mut attempts = 0;
-        loop {
-            let response = self.connection.call::<ProcessWrite>(&params).await?;
-            match response.status {
-                WriteStatus::Accepted => return Ok(()),
-                WriteStatus::Starting if attempts < WRITE_RETRIES => {
-                    attempts += 1;
-                    tokio::time::sleep(WRITE_RETRY_DELAY).await;
-                }
-                status => {
-                    return Err(ClientError::WriteRejected {
-                        process_id: self.process_id.to_string(),
-                        status,
-                    });
-                }
-            }
-        }
-    }
-
-    /// Closes stdin: a pipe process reads EOF; a PTY process gets the
-    /// terminal's EOF character (usually ^D).
-    ///
-    /// # Errors
-    /// [`ClientError::Server`] with kind `stdinClosed` (a pipe process
-    /// without `pipe_stdin`) or `unknownProcess`; [`ClientError::TransportClosed`].
-    pub async fn close_stdin(&self) -> Result<(), ClientError> {
-        let params = ProcessCloseStdinParams {
-            process_id: self.process_id.clone(),
-        };
-        self.connection.call::<ProcessCloseStdin>(&params).await?;
-        self.stdin_closed.store(true, Ordering::Release);
-        Ok(())
-    }
-
-    /// Resizes the process's terminal to `rows` by `cols` character cells
-    /// (each 1 to 65535); the child receives SIGWINCH.
-    ///
-    /// # Errors
-    /// [`ClientError::InvalidInput`] for a zero size; [`ClientError::Server`]
-    /// with kind `notPty` (a pipe process) or `unknownProcess`;
-    /// [`ClientError::TransportClosed`].
-    pub async fn resize(&self, rows: u16, cols: u16) -> Result<(), ClientError> {
-        let size = terminal_size(rows, cols)?;
-        let params = ProcessResizeParams {
-            cols: size.cols,
-            process_id: self.process_id.clone(),
-            rows: size.rows,
-        };
-        self.connection.call::<ProcessResize>(&params).await?;
-        Ok(())
-    }
-
-    /// Sends `signal` to the process's whole process group.
-    ///
-    /// # Errors
-    /// [`ClientError::Server`] with kind `unknownProcess`; [`ClientError::TransportClosed`].
-    pub async fn signal(&self, signal: Signal) -> Result<(), ClientError> {
-        let params = ProcessSignalParams {
-            process_id: self.process_id.clone(),
-            signal,
-        };
-        self.connection.call::<ProcessSignal>(&params).await?;
-        Ok(())
-    }
-
-    /// Kills the process's whole tree. Returns `true` when it was running
-    /// and is now being killed, `false` when it had already exited. The exit
-    /// then reports `reason` `killed`.
-    ///
-    /// # Errors
-    /// [`ClientError::TransportClosed`].
-    pub async fn terminate(&self) -> Result<bool, ClientError> {
-        let params = ProcessTerminateParams {
-            process_id: self.process_id.clone(),
-        };
-        Ok(self
-            .connection
-            .call::<ProcessTerminate>(&params)
-            .await?
-            .running)
-    }
-}
+use crate::router::RouteShared;
+use crate::sync::lock;
 
 /// A process started with [`Command::spawn`](crate::Command::spawn): its
 /// output, in order and complete, and its controls.
@@ -197,14 +46,14 @@ pub struct RemoteChild {
     /// Puts events in order and finds what is missing.
     sequencer: Sequencer,
     /// The exit, once it was handed out.
-    exit: Option<ExitStatus>,
+    exit: Option<RemoteExitStatus>,
 }
 
 impl std::fmt::Debug for RemoteChild {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("RemoteChild")
-            .field("process_id", &self.handle.process_id)
+            .field("process_id", &self.handle.process_id())
             .field("pid", &self.pid)
             .field("exit", &self.exit)
             .finish_non_exhaustive()
@@ -214,19 +63,14 @@ impl std::fmt::Debug for RemoteChild {
 impl RemoteChild {
     /// A child following `process_id` through an already registered route.
     pub(crate) fn new(
-        connection: Arc<Connection>,
+        connection: Arc<ClientConnection>,
         process_id: ProcessId,
         closes_stdin_on_wait: bool,
         events: mpsc::Receiver<Event>,
         route: Arc<RouteShared>,
     ) -> Self {
         Self {
-            handle: ProcessHandle {
-                connection,
-                process_id,
-                writes: Arc::new(AtomicU64::new(1)),
-                stdin_closed: Arc::new(AtomicBool::new(false)),
-            },
+            handle: ProcessHandle::new(connection, process_id),
             pid: 0,
             closes_stdin_on_wait,
             events,
@@ -258,7 +102,7 @@ impl RemoteChild {
 
     /// The exit, if [`RemoteChild::next_event`] or [`RemoteChild::wait`]
     /// already handed it out (like `try_wait`, without asking the server).
-    pub fn exit_status(&self) -> Option<ExitStatus> {
+    pub fn exit_status(&self) -> Option<RemoteExitStatus> {
         self.exit
     }
 
@@ -338,7 +182,7 @@ impl RemoteChild {
                     if self.take_overflow() {
                         continue;
                     }
-                    return Err(self.handle.connection.router().closed_error());
+                    return Err(self.handle.connection().router().closed_error());
                 }
             }
             if self.take_overflow() {
@@ -370,7 +214,7 @@ impl RemoteChild {
     ///
     /// # Errors
     /// As [`RemoteChild::next_event`].
-    pub async fn next_output(&mut self) -> Result<Option<OutputChunk>, ClientError> {
+    pub async fn next_output(&mut self) -> Result<Option<OutputBytes>, ClientError> {
         while let Some(event) = self.next_event().await? {
             if let ProcessEvent::Output(chunk) = event {
                 return Ok(Some(chunk));
@@ -403,7 +247,7 @@ impl RemoteChild {
     /// # Errors
     /// As [`RemoteChild::next_event`]; [`ClientError::Protocol`] when the
     /// server closed the process without an exit.
-    pub async fn wait(&mut self) -> Result<ExitStatus, ClientError> {
+    pub async fn wait(&mut self) -> Result<RemoteExitStatus, ClientError> {
         if let Some(status) = self.exit {
             return Ok(status);
         }
@@ -462,7 +306,7 @@ impl RemoteChild {
         &mut self,
         mut keep: impl FnMut(ProcessEvent),
     ) -> Result<(), ClientError> {
-        if !self.closes_stdin_on_wait || self.handle.stdin_closed.load(Ordering::Acquire) {
+        if !self.closes_stdin_on_wait || self.handle.is_stdin_closed() {
             return Ok(());
         }
         let handle = self.handle.clone();
@@ -489,7 +333,7 @@ impl RemoteChild {
     fn closed_without_exit(&self) -> ClientError {
         ClientError::Protocol(format!(
             "process `{}` was closed without a process/exited notification",
-            *self.handle.process_id
+            self.handle.process_id()
         ))
     }
 
@@ -511,18 +355,18 @@ impl RemoteChild {
         let params = ProcessReadParams {
             after_seq: Some(after_seq),
             max_bytes: None,
-            process_id: self.handle.process_id.clone(),
+            process_id: self.handle.protocol_id().clone(),
             wait_ms: None,
         };
-        self.handle.connection.call::<ProcessRead>(&params).await
+        self.handle.connection().call::<ProcessRead>(&params).await
     }
 }
 
 impl Drop for RemoteChild {
     fn drop(&mut self) {
         self.handle
-            .connection
+            .connection()
             .router()
-            .remove_route(&self.handle.process_id, &self.route);
+            .remove_route(self.handle.process_id(), &self.route);
     }
 }

@@ -1,0 +1,138 @@
+//! [`Route`]: where one process's events go, a bounded channel to its
+//! [`RemoteChild`](crate::RemoteChild), and [`RouteShared`], the state the
+//! reader and the child both look at.
+//!
+//! # Back-pressure and lag
+//! When a process's channel is full, the reader waits for its consumer, up to
+//! [`ConnectOptions::output_stall_timeout`](crate::ConnectOptions::output_stall_timeout).
+//! Waiting stops reading the transport, so the server stops reading the
+//! process's output and nothing is lost. A consumer that takes nothing for
+//! that long is marked as lagging instead: from then on its output is dropped
+//! here (never silently: the child sees the mark and the gap, and reads the
+//! output back with `process/read`) so the rest of the connection goes on.
+//! The exit and the close are never dropped: they wait in a small overflow
+//! queue beside the channel.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
+use tokio::sync::{Notify, mpsc};
+
+use crate::process::sequence::Event;
+use crate::sync::lock;
+
+/// The shared half of a process's route: what the reader and the
+/// `RemoteChild` both look at.
+#[derive(Debug, Default)]
+pub(crate) struct RouteShared {
+    /// Output notifications the reader dropped for this process, counted.
+    /// The child is caught up when [`Self::caught_up`] equals it.
+    pub(crate) dropped: AtomicU64,
+    /// The value of [`Self::dropped`] the child's last successful read
+    /// covered. Counters instead of a flag, so that a drop during a read is
+    /// never forgotten and a cancelled read loses nothing.
+    pub(crate) caught_up: AtomicU64,
+    /// The exit and the close when the channel was full (at most two events).
+    pub(crate) overflow: Mutex<VecDeque<Event>>,
+    /// Wakes the child after a drop or an overflow, which the channel alone
+    /// would not announce.
+    pub(crate) wake: Notify,
+}
+
+impl RouteShared {
+    /// Whether output was dropped since the child's last read.
+    pub(crate) fn is_lagging(&self) -> bool {
+        self.dropped.load(Ordering::Acquire) != self.caught_up.load(Ordering::Acquire)
+    }
+}
+
+/// Where one process's events go.
+#[derive(Clone)]
+pub(crate) struct Route {
+    /// The bounded channel to the `RemoteChild`.
+    events: mpsc::Sender<Event>,
+    /// The state both sides share.
+    shared: Arc<RouteShared>,
+}
+
+impl Route {
+    /// A route whose channel holds `capacity` events, with the child's ends.
+    pub(crate) fn new(capacity: usize) -> (Self, mpsc::Receiver<Event>, Arc<RouteShared>) {
+        let (events, receiver) = mpsc::channel(capacity.max(1));
+        let shared = Arc::new(RouteShared::default());
+        (
+            Self {
+                events,
+                shared: shared.clone(),
+            },
+            receiver,
+            shared,
+        )
+    }
+
+    /// Whether this route's shared half is `shared` (a newer process may
+    /// reuse the id of a route that is gone).
+    pub(super) fn follows(&self, shared: &Arc<RouteShared>) -> bool {
+        Arc::ptr_eq(&self.shared, shared)
+    }
+
+    /// Wakes the child, which then finds its channel closed.
+    pub(super) fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Hands one event to the child, following the back-pressure policy of
+    /// the module doc.
+    pub(super) async fn deliver(&self, event: Event, stall_timeout: Duration) {
+        if !matches!(event, Event::Output(_)) {
+            self.deliver_final(event);
+            return;
+        }
+        let event = match self.events.try_send(event) {
+            Ok(()) | Err(TrySendError::Closed(_)) => return,
+            Err(TrySendError::Full(event)) => event,
+        };
+        if self.shared.is_lagging() {
+            self.note_drop();
+            return;
+        }
+        match self.events.send_timeout(event, stall_timeout).await {
+            Ok(()) | Err(SendTimeoutError::Closed(_)) => {}
+            Err(SendTimeoutError::Timeout(event)) => {
+                tracing::warn!(
+                    seq = event.seq(),
+                    ?stall_timeout,
+                    "a process's output consumer stalled; reading its output back later"
+                );
+                self.note_drop();
+            }
+        }
+    }
+
+    /// The exit and the close are tiny and must never be lost (a read
+    /// reports neither their seq nor the exit's reason), so they skip the
+    /// wait: into the channel if it has room, else into the overflow, in
+    /// order behind anything already there.
+    fn deliver_final(&self, event: Event) {
+        let mut overflow = lock(&self.shared.overflow);
+        if overflow.is_empty() {
+            match self.events.try_send(event) {
+                Ok(()) | Err(TrySendError::Closed(_)) => return,
+                Err(TrySendError::Full(event)) => overflow.push_back(event),
+            }
+        } else {
+            overflow.push_back(event);
+        }
+        drop(overflow);
+        self.shared.wake.notify_one();
+    }
+
+    /// Records a dropped output notification and wakes the child to read it back.
+    fn note_drop(&self) {
+        self.shared.dropped.fetch_add(1, Ordering::AcqRel);
+        self.shared.wake.notify_one();
+    }
+}
