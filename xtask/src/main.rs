@@ -7,11 +7,15 @@
 //!   every Rust test, and the TypeScript checks), with SDK traffic through
 //!   the conformance proxy (`conformance`).
 //! - `bench`: builds in release mode and runs the benchmark driver (`bench/`).
+//! - `tidy` (tests only): the workspace's file-length and import-circle
+//!   rules, checked by `cargo test`.
 
 mod bench;
 mod codegen;
 mod conformance;
 mod test;
+#[cfg(test)]
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
