@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use exec_protocol::{PROCESS_CLOSED_METHOD, PROCESS_OUTPUT_METHOD};
+use exec_testkit::WsServer;
 use serde_json::{Value, json};
 
 use crate::corpus::{AwaitOutput, ExpectedNotifications, NamedCase, Step};
@@ -16,7 +17,7 @@ use crate::coverage::Tally;
 use crate::pattern::{Vars, interpolate, matches, matches_text, substitute};
 use crate::recording::RecordingConnection;
 use crate::schema::ProtocolSchema;
-use crate::server::{ServerSettings, WsServer};
+use crate::server::ServerSettings;
 
 /// How long any one awaited message may take.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -70,7 +71,9 @@ impl Session {
                 None,
             ),
             Transport::WebSocket => {
-                let server = WsServer::start(settings)
+                let server = settings
+                    .launcher()
+                    .start_websocket()
                     .await
                     .map_err(|error| format!("{error:#}"))?;
                 let connection =
