@@ -20,7 +20,8 @@
 //! - `pty_echo`: figure 4, 6 bytes through `cat` on a raw PTY.
 //! - `memory`: figure 5, RSS per idle process, many connections at once.
 //! - `ssh`: figure 6, ssh beside ours when `EXEC_BENCH_SSH` is set.
-//! - `servers`: starting and stopping `exec-server` and the helpers; RSS.
+//! - `servers`: `exec-server` started by the workspace's harness
+//!   (`exec_testkit`), this binary's helpers, and RSS.
 //! - `helpers`: `exec-bench helper ...`, the baselines' other ends.
 //! - `local_pty`: a program on a PTY of this process, for the baselines.
 //! - `stats`, `report`: percentiles; the table and its JSON.
@@ -59,7 +60,8 @@ struct Cli {
     /// Where to write the results as JSON.
     #[arg(long, value_name = "PATH", default_value = "target/bench/results.json")]
     json: PathBuf,
-    /// The `exec-server` binary; default: the one next to this binary.
+    /// The `exec-server` binary; default: `EXEC_SERVER_BIN`, else the one
+    /// next to this binary.
     #[arg(long, value_name = "PATH")]
     server: Option<PathBuf>,
     /// Bytes per output throughput run instead of the mode's size (1 GB, or
@@ -204,10 +206,7 @@ async fn run(cli: Cli) -> Result<Report> {
     let driver = std::env::current_exe().context("locating this binary")?;
     let server = match cli.server {
         Some(server) => server,
-        None => driver
-            .parent()
-            .context("this binary has no directory")?
-            .join("exec-server"),
+        None => exec_testkit::locate_server_binary().context("no --server given")?,
     };
     anyhow::ensure!(
         server.is_file(),

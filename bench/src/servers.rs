@@ -1,24 +1,19 @@
-//! The processes a run starts: the real `exec-server` over WebSocket or
-//! stdio, and this binary's own helpers (`exec-bench helper ...`) that serve
-//! as baselines. Each server is stopped with SIGTERM, so that it kills its
-//! managed processes, never with SIGKILL.
+//! The processes a run starts: the real `exec-server` over WebSocket and
+//! stdio, started by the workspace's one harness (`exec_testkit`), and this
+//! binary's own helpers (`exec-bench helper ...`) that serve as baselines.
+//! Each server is stopped with SIGTERM or the end of its stdin, so that it
+//! kills its managed processes, never with SIGKILL.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use exec_client::{ConnectOptions, ExecClient};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use exec_testkit::{RunningServer, ServerLauncher, ServerProcess, Transport, connect_client};
+use tokio::process::{Child, Command};
 
 /// `PATH` for the processes the server starts (their environment is empty otherwise).
-pub const CHILD_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-
-/// How long a server may take to start, or to stop after SIGTERM.
-const SERVER_TIMEOUT: Duration = Duration::from_secs(10);
+pub use exec_testkit::CHILD_PATH;
 
 /// The binaries a run uses.
 #[derive(Debug, Clone)]
@@ -34,12 +29,17 @@ pub fn client_options() -> ConnectOptions {
     ConnectOptions::new("exec-bench").client_version(env!("CARGO_PKG_VERSION"))
 }
 
-/// `exec-server serve --listen ws://127.0.0.1:0`.
+/// The server `binary` with room for `max_processes` per connection.
+fn launcher(binary: &Path, max_processes: usize) -> ServerLauncher {
+    ServerLauncher::new()
+        .binary(binary)
+        .max_processes(max_processes)
+}
+
+/// `exec-server serve --listen ws://127.0.0.1:0` (SIGTERM when dropped).
 pub struct WsServer {
-    /// The server process.
-    child: Child,
-    /// `ws://127.0.0.1:PORT`, as the server printed it.
-    pub url: String,
+    /// The harness's server.
+    server: exec_testkit::WsServer,
 }
 
 impl WsServer {
@@ -49,34 +49,11 @@ impl WsServer {
     /// # Errors
     /// When it cannot be started or exits before listening.
     pub async fn start(binary: &Path, max_processes: usize) -> Result<Self> {
-        let mut child = Command::new(binary)
-            .args(["serve", "--listen", "ws://127.0.0.1:0", "--max-processes"])
-            .arg(max_processes.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let stderr = child.stderr.take().context("the server's stderr")?;
-        let mut lines = BufReader::new(stderr).lines();
-        let url = tokio::time::timeout(SERVER_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(url) = line.strip_prefix("exec-server listening on ") {
-                    return Ok(url.trim().to_owned());
-                }
-                eprintln!("{line}");
-            }
-            bail!("exec-server exited before it listened")
-        })
-        .await
-        .context("exec-server did not say where it listens")??;
-        // Pass on whatever it logs later (warnings), so nothing is hidden.
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("{line}");
-            }
-        });
-        Ok(Self { child, url })
+        let server = launcher(binary, max_processes)
+            .start_websocket()
+            .await
+            .with_context(|| format!("starting {} on WebSocket", binary.display()))?;
+        Ok(Self { server })
     }
 
     /// A new initialized client of this server.
@@ -84,9 +61,9 @@ impl WsServer {
     /// # Errors
     /// When connecting or the handshake fails.
     pub async fn connect(&self) -> Result<ExecClient> {
-        ExecClient::connect_websocket(&self.url, client_options())
+        ExecClient::connect_websocket(&self.server.url, client_options())
             .await
-            .with_context(|| format!("connecting to {}", self.url))
+            .with_context(|| format!("connecting to {}", self.server.url))
     }
 
     /// The server's resident memory (`VmRSS`), in KiB.
@@ -94,18 +71,19 @@ impl WsServer {
     /// # Errors
     /// When the server is gone.
     pub fn rss_kib(&self) -> Result<u64> {
-        rss_kib(self.child.id().context("the server has exited")?)
+        rss_kib(self.server.process.pid().context("the server has exited")?)
     }
 
     /// Stops the server with SIGTERM (it kills every managed process) and waits.
     ///
     /// # Errors
     /// When it does not exit in time or fails.
-    pub async fn stop(mut self) -> Result<()> {
-        terminate(&self.child);
-        let status = tokio::time::timeout(SERVER_TIMEOUT, self.child.wait())
+    pub async fn stop(self) -> Result<()> {
+        let status = self
+            .server
+            .stop()
             .await
-            .context("exec-server did not exit after SIGTERM")??;
+            .context("stopping exec-server with SIGTERM")?;
         if !status.success() {
             bail!("exec-server exited with {status} after SIGTERM");
         }
@@ -113,17 +91,11 @@ impl WsServer {
     }
 }
 
-impl Drop for WsServer {
-    fn drop(&mut self) {
-        terminate(&self.child);
-    }
-}
-
-/// `exec-server serve --listen stdio://`, started here (rather than by
-/// `ExecClient::spawn_local`) so that it gets `--max-processes`.
+/// `exec-server serve --listen stdio://` with `--max-processes`, which
+/// `ExecClient::spawn_local` cannot pass (SIGTERM when dropped).
 pub struct StdioServer {
     /// The server process.
-    child: Child,
+    process: ServerProcess,
 }
 
 impl StdioServer {
@@ -132,21 +104,14 @@ impl StdioServer {
     /// # Errors
     /// When it cannot be started or the handshake fails.
     pub async fn start(binary: &Path, max_processes: usize) -> Result<(Self, ExecClient)> {
-        let mut child = Command::new(binary)
-            .args(["serve", "--listen", "stdio://", "--max-processes"])
-            .arg(max_processes.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let stdin: ChildStdin = child.stdin.take().context("the server's stdin")?;
-        let stdout: ChildStdout = child.stdout.take().context("the server's stdout")?;
-        let server = Self { child };
-        let client = ExecClient::connect_stdio(stdout, stdin, client_options())
+        let launcher = launcher(binary, max_processes);
+        let (client, server) = connect_client(Transport::Stdio, &launcher, client_options())
             .await
-            .context("connecting to exec-server over stdio")?;
-        Ok((server, client))
+            .with_context(|| format!("connecting to {} over stdio", binary.display()))?;
+        match server {
+            RunningServer::Stdio(process) => Ok((Self { process: *process }, client)),
+            other => bail!("expected a stdio child of the harness, got {other:?}"),
+        }
     }
 
     /// Closes `client` (the server sees EOF, kills its processes and exits)
@@ -156,26 +121,15 @@ impl StdioServer {
     /// When the server does not exit in time or fails.
     pub async fn stop(mut self, client: ExecClient) -> Result<()> {
         client.close().await.context("closing the stdio client")?;
-        let status = tokio::time::timeout(SERVER_TIMEOUT, self.child.wait())
+        let status = self
+            .process
+            .wait()
             .await
-            .context("exec-server did not exit at EOF")??;
+            .context("exec-server did not exit at EOF")?;
         if !status.success() {
             bail!("exec-server exited with {status}");
         }
         Ok(())
-    }
-}
-
-impl Drop for StdioServer {
-    fn drop(&mut self) {
-        terminate(&self.child);
-    }
-}
-
-/// Sends SIGTERM to `child` unless it was already reaped.
-fn terminate(child: &Child) {
-    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
     }
 }
 

@@ -2,7 +2,6 @@
 //! cannot rot: every figure must be there, finite and positive, with no
 //! section failing. Timings are never asserted.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
@@ -27,27 +26,6 @@ const FIGURES: &[&str] = &[
     "connections_processes",
 ];
 
-/// `exec-server` next to the driver (`target/debug`), built if missing
-/// (`cargo test --workspace` builds it before tests run; `-p exec-bench` alone does not).
-fn server_binary() -> PathBuf {
-    let driver = PathBuf::from(env!("CARGO_BIN_EXE_exec-bench"));
-    let binary = driver
-        .parent()
-        .expect("the driver is in target/<profile>")
-        .join("exec-server");
-    if !binary.is_file() {
-        let cargo = option_env!("CARGO").unwrap_or("cargo");
-        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
-        let status = Command::new(cargo)
-            .args(["build", "-p", "exec-server", "--bin", "exec-server"])
-            .args(["--manifest-path", manifest])
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "cargo build -p exec-server failed");
-    }
-    binary
-}
-
 #[test]
 fn quick_bench_runs() {
     let scratch = tempfile::tempdir().expect("a temp dir");
@@ -57,7 +35,9 @@ fn quick_bench_runs() {
         .arg("--json")
         .arg(&json)
         .arg("--server")
-        .arg(server_binary())
+        // The harness's lookup: the debug `exec-server` beside this test's
+        // directory (no test builds it; `cargo test --workspace` does).
+        .arg(exec_testkit::server_binary())
         .env_remove("EXEC_BENCH_SSH")
         .output()
         .expect("running exec-bench");

@@ -9,8 +9,10 @@ use exec_client::protocol::{
 };
 use exec_client::{ConnectOptions, ErrorKind, ExecClient};
 
+/// Runs the example; the error says which expectation failed. Public so
+/// that `tests/examples.rs` can run it.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn main() -> anyhow::Result<()> {
     let client = ExecClient::spawn_local(ConnectOptions::new("files example")).await?;
     let directory = format!(
         "{}/exec-client-files-example-{}",

@@ -5,8 +5,10 @@
 
 use exec_client::{ConnectOptions, ExecClient, OutputStream, ProcessEvent};
 
+/// Runs the example; the error says which expectation failed. Public so
+/// that `tests/examples.rs` can run it.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn main() -> anyhow::Result<()> {
     let client = ExecClient::spawn_local(ConnectOptions::new("run_command example")).await?;
     let info = client.initialize_response();
     println!(

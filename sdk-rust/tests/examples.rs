@@ -1,32 +1,26 @@
 //! Runs every example in `sdk-rust/examples/` against a local server: each
-//! asserts what it gets and exits non-zero otherwise.
+//! asserts what it gets and returns an error otherwise. The examples are
+//! compiled into this test, one module each (their `main` is `pub` for
+//! that), so `cargo test` builds them with it and no test runs cargo.
 
-mod common;
+#[path = "../examples/files.rs"]
+mod files;
+#[path = "../examples/pty_session.rs"]
+mod pty_session;
+#[path = "../examples/run_command.rs"]
+mod run_command;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// `target/<profile>/examples/NAME`, built here if `cargo test` did not
-/// build the examples (e.g. `cargo test --test examples`).
-fn example_binary(name: &str) -> PathBuf {
-    let test_exe = std::env::current_exe().expect("the test binary's path");
-    let target_dir = test_exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("tests run from target/<profile>/deps");
-    let binary = target_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !binary.is_file() {
-        let cargo = option_env!("CARGO").unwrap_or("cargo");
-        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--example", name, "--manifest-path", manifest])
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "cargo build --example {name} failed");
-    }
-    binary
-}
+/// An example's `main`.
+type ExampleMain = fn() -> anyhow::Result<()>;
+
+/// Each example's name and its `main`.
+const EXAMPLES: [(&str, ExampleMain); 3] = [
+    ("files", files::main),
+    ("pty_session", pty_session::main),
+    ("run_command", run_command::main),
+];
 
 #[test]
 fn every_example_runs_and_succeeds() {
@@ -39,23 +33,20 @@ fn every_example_runs_and_succeeds() {
         })
         .collect();
     names.sort();
-    assert!(
-        !names.is_empty(),
-        "no examples in {}",
+    let listed: Vec<&str> = EXAMPLES.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        names,
+        listed,
+        "every file in {} is an example this test runs (add a new one to EXAMPLES)",
         examples_dir.display()
     );
-    let server = common::server_binary();
-    for name in names {
-        let output = std::process::Command::new(example_binary(&name))
-            .env(exec_client::SERVER_BINARY_ENV, &server)
-            .output()
-            .expect("running the example");
-        assert!(
-            output.status.success(),
-            "example {name} failed with {}\nstdout:\n{}\nstderr:\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-        );
+    // The examples find `exec-server` as `ExecClient::spawn_local` does
+    // (`EXEC_SERVER_BIN`, or beside this test's directory); the harness
+    // finds it the same way, and says how to build it when it is missing.
+    exec_testkit::server_binary();
+    for (name, main) in EXAMPLES {
+        if let Err(error) = main() {
+            panic!("example {name} failed: {error:#}");
+        }
     }
 }

@@ -1,8 +1,7 @@
-//! The client against the real `exec-server` binary over stdio
-//! (`ExecClient::spawn_local`): every typed request, the process API,
+//! The client against a real server, each scenario over stdio (the
+//! `exec-server` binary through `ExecClient::spawn_local`) and in-process
+//! (`exec_server::in_process`): every typed request, the process API, files,
 //! errors with their kinds, and lossless output under a slow consumer.
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU16;
@@ -23,7 +22,27 @@ use futures_util::StreamExt;
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
-use common::{PATH, local_client, options, scratch_dir};
+use exec_testkit::{
+    CHILD_PATH as PATH, RunningServer, ServerLauncher, StdioServer, Transport, connect_client,
+    scratch_dir,
+};
+
+/// Options naming the test.
+fn options(test: &str) -> ConnectOptions {
+    ConnectOptions::new(test)
+}
+
+/// A client of a fresh server over `transport`, with the server it needs.
+async fn connect(transport: Transport, options: ConnectOptions) -> (ExecClient, RunningServer) {
+    connect_client(transport, &ServerLauncher::new(), options)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// A client named after `test` of a fresh server over `transport`.
+async fn local_client(transport: Transport, test: &str) -> (ExecClient, RunningServer) {
+    connect(transport, options(test)).await
+}
 
 /// A terminal dimension.
 fn cells(count: u16) -> NonZeroU16 {
@@ -43,24 +62,26 @@ async fn read_until(child: &mut RemoteChild, seen: &mut String, needle: &str) {
     }
 }
 
-#[tokio::test]
-async fn handshake_reports_the_server() {
-    let client = local_client("handshake").await;
+async fn handshake_reports_the_server(transport: Transport) {
+    let (client, _server) = local_client(transport, "handshake").await;
     let info = client.initialize_response();
     assert_eq!(info.protocol_version, "exec-server.v1");
     assert_eq!(info.server_info.name, "exec-server");
     assert_eq!(info.platform.os, std::env::consts::OS);
     assert!(info.limits.retained_output_bytes_per_process >= 1024 * 1024);
-    assert!(client.local_server_pid().is_some());
+    // `spawn_local` knows its child; in-process there is no server process.
+    assert_eq!(
+        client.local_server_pid().is_some(),
+        transport == Transport::Stdio
+    );
     client
         .close()
         .await
         .expect("the server exits when its stdin closes");
 }
 
-#[tokio::test]
-async fn every_typed_request_once() {
-    let client = local_client("every_typed_request").await;
+async fn every_typed_request_once(transport: Transport) {
+    let (client, _server) = local_client(transport, "every_typed_request").await;
     let scratch = scratch_dir();
     let root = scratch.path().display().to_string();
     let mut called = BTreeSet::new();
@@ -283,9 +304,8 @@ async fn every_typed_request_once() {
     assert_eq!(called, requests);
 }
 
-#[tokio::test]
-async fn raw_and_generic_calls() {
-    let client = local_client("raw_and_generic").await;
+async fn raw_and_generic_calls(transport: Transport) {
+    let (client, _server) = local_client(transport, "raw_and_generic").await;
     let listed = client
         .request("process/list", json!({}))
         .await
@@ -310,9 +330,8 @@ async fn raw_and_generic_calls() {
     assert_eq!(listed.processes, vec![]);
 }
 
-#[tokio::test]
-async fn output_and_exit_codes() {
-    let client = local_client("output_and_exit_codes").await;
+async fn output_and_exit_codes(transport: Transport) {
+    let (client, _server) = local_client(transport, "output_and_exit_codes").await;
     let output = client
         .command("/bin/sh")
         .args(["-c", "echo out; echo err >&2; exit 3"])
@@ -358,9 +377,8 @@ async fn output_and_exit_codes() {
     );
 }
 
-#[tokio::test]
-async fn output_streams_in_order_with_consecutive_seqs() {
-    let client = local_client("output_streams").await;
+async fn output_streams_in_order_with_consecutive_seqs(transport: Transport) {
+    let (client, _server) = local_client(transport, "output_streams").await;
     let child = client
         .command("/bin/sh")
         .args([
@@ -397,9 +415,19 @@ async fn output_streams_in_order_with_consecutive_seqs() {
     assert_eq!(text, expected);
 }
 
-#[tokio::test]
-async fn stdin_through_pipe_stdin() {
-    let client = local_client("stdin").await;
+async fn stdin_through_pipe_stdin(transport: Transport) {
+    let (client, _server) = local_client(transport, "stdin").await;
+    let cat = client
+        .command("/bin/cat")
+        .pipe_stdin()
+        .spawn()
+        .await
+        .expect("cat starts");
+    cat.write(b"through stdin \x00\xff").await.expect("writes");
+    let output = cat.output().await.expect("cat ends at EOF");
+    assert_eq!(output.stdout, b"through stdin \x00\xff");
+    assert!(output.status.success());
+
     let child = client
         .command("/bin/cat")
         .pipe_stdin()
@@ -450,12 +478,11 @@ async fn stdin_through_pipe_stdin() {
 /// (more than every buffer between server and child holds): the close's
 /// answer queues behind that output, so the output must be taken meanwhile.
 /// A stall would take a minute here, and lose bytes.
-#[tokio::test]
-async fn output_closes_stdin_while_taking_a_flood_of_output() {
+async fn output_closes_stdin_while_taking_a_flood_of_output(transport: Transport) {
     let options = options("close_stdin_flood")
         .output_buffer_chunks(2)
         .output_stall_timeout(Duration::from_secs(60));
-    let client = ExecClient::spawn_local(options).await.expect("connect");
+    let (client, _server) = connect(transport, options).await;
     let mut child = client
         .command("/bin/sh")
         .args([
@@ -487,9 +514,8 @@ async fn output_closes_stdin_while_taking_a_flood_of_output() {
     assert!(output.stdout.ends_with(b"done") && output.status.success());
 }
 
-#[tokio::test]
-async fn pty_session_with_resize() {
-    let client = local_client("pty").await;
+async fn pty_session_with_resize(transport: Transport) {
+    let (client, _server) = local_client(transport, "pty").await;
     let mut shell = client
         .command("/bin/sh")
         .env("PATH", PATH)
@@ -525,9 +551,8 @@ async fn pty_session_with_resize() {
     pipes.terminate().await.expect("terminate");
 }
 
-#[tokio::test]
-async fn signal_terminate_and_timeout() {
-    let client = local_client("signals").await;
+async fn signal_terminate_and_timeout(transport: Transport) {
+    let (client, _server) = local_client(transport, "signals").await;
     let mut child = client
         .command("/bin/sleep")
         .arg("30")
@@ -572,9 +597,8 @@ async fn signal_terminate_and_timeout() {
     );
 }
 
-#[tokio::test]
-async fn errors_carry_their_kind() {
-    let client = local_client("errors").await;
+async fn errors_carry_their_kind(transport: Transport) {
+    let (client, _server) = local_client(transport, "errors").await;
     let unknown = "nobody".to_owned().try_into().expect("a process id");
     let error = client
         .process_signal(ProcessSignalParams {
@@ -651,16 +675,89 @@ async fn errors_carry_their_kind() {
         .await
         .expect_err("relative path");
     assert_eq!(error.kind(), Some(ErrorKind::InvalidPath));
+
+    let error = client
+        .process_resize(ProcessResizeParams {
+            cols: cells(80),
+            process_id: "nobody".to_owned().try_into().expect("an id"),
+            rows: cells(24),
+        })
+        .await
+        .expect_err("unknown process");
+    assert_eq!(error.kind(), Some(ErrorKind::UnknownProcess));
+    let terminated = client
+        .process_terminate(ProcessTerminateParams {
+            process_id: "nobody".to_owned().try_into().expect("an id"),
+        })
+        .await
+        .expect("terminate is never an error");
+    assert!(!terminated.running);
+}
+
+/// Binary content through `createParents`, a read from an offset to the
+/// end, metadata and a listing; the server runs on this machine, so the
+/// file is right here too.
+async fn files_are_written_read_and_listed(transport: Transport) {
+    let (client, _server) = local_client(transport, "files").await;
+    let scratch = scratch_dir();
+    let root = scratch.path().display().to_string();
+    let file = format!("{root}/nested/data.bin");
+    client
+        .fs_write_file(FsWriteFileParams {
+            append: None,
+            create_parents: Some(true),
+            data_base64: b"binary \x00\xff data".as_slice().into(),
+            mode: None,
+            path: file.clone().into(),
+        })
+        .await
+        .expect("writeFile");
+    assert_eq!(
+        std::fs::read(&file).expect("the file exists"),
+        b"binary \x00\xff data"
+    );
+    let read = client
+        .fs_read_file(FsReadFileParams {
+            max_bytes: None,
+            offset: Some(7),
+            path: file.clone().into(),
+        })
+        .await
+        .expect("readFile");
+    assert_eq!(
+        (read.data_base64.as_bytes(), read.size, read.eof),
+        (&b"\x00\xff data"[..], 14, true)
+    );
+    let metadata = client
+        .fs_get_metadata(FsGetMetadataParams {
+            follow_symlinks: None,
+            path: file.clone().into(),
+        })
+        .await
+        .expect("getMetadata");
+    assert_eq!((metadata.is_file, metadata.size), (true, 14));
+    let listing = client
+        .fs_read_directory(FsReadDirectoryParams {
+            path: format!("{root}/nested").into(),
+        })
+        .await
+        .expect("readDirectory");
+    let names: Vec<&str> = listing
+        .entries
+        .iter()
+        .map(|entry| entry.file_name.as_str())
+        .collect();
+    assert_eq!(names, ["data.bin"]);
+    client.close().await.expect("closes");
 }
 
 /// The consumer takes its time at first (simulated slow processing, not a
 /// wait for anything) while more than 10 MB of numbered lines stream: the
 /// reader holds the server back instead of dropping, so every byte arrives,
 /// in order, and nothing is reported lost.
-#[tokio::test]
-async fn a_slow_consumer_receives_every_byte_of_10_mb_in_order() {
+async fn a_slow_consumer_receives_every_byte_of_10_mb_in_order(transport: Transport) {
     const LINES: u64 = 1_500_000;
-    let client = local_client("slow_consumer").await;
+    let (client, _server) = local_client(transport, "slow_consumer").await;
     let mut child = client
         .command("seq")
         .args(["1", &LINES.to_string()])
@@ -721,12 +818,11 @@ async fn wait_closed_on_server(client: &ExecClient, process_id: &str) {
 
 /// A consumer that takes nothing while the reader's wait runs out is marked
 /// lagging; what it missed is read back from the server's retained output.
-#[tokio::test]
-async fn a_stalled_consumer_is_caught_up_within_the_retention() {
+async fn a_stalled_consumer_is_caught_up_within_the_retention(transport: Transport) {
     let options = options("stalled_consumer")
         .output_buffer_chunks(2)
         .output_stall_timeout(Duration::from_millis(100));
-    let client = ExecClient::spawn_local(options).await.expect("connect");
+    let (client, _server) = connect(transport, options).await;
     let mut child = client
         .command("/usr/bin/head")
         .args(["-c", "500000", "/dev/zero"])
@@ -741,12 +837,11 @@ async fn a_stalled_consumer_is_caught_up_within_the_retention() {
 
 /// Beyond the server's retention the loss is real, and reported exactly:
 /// what arrived plus what is reported lost is all the process wrote.
-#[tokio::test]
-async fn a_stalled_consumer_hears_of_output_the_server_evicted() {
+async fn a_stalled_consumer_hears_of_output_the_server_evicted(transport: Transport) {
     let options = options("evicted_output")
         .output_buffer_chunks(2)
         .output_stall_timeout(Duration::from_millis(100));
-    let client = ExecClient::spawn_local(options).await.expect("connect");
+    let (client, _server) = connect(transport, options).await;
     let retained = client
         .initialize_response()
         .limits
@@ -776,14 +871,13 @@ async fn child_output(child: &mut RemoteChild) -> usize {
 
 #[tokio::test]
 async fn connect_stdio_over_a_child_process_pipes() {
-    let mut server = tokio::process::Command::new(common::server_binary())
-        .args(["serve", "--listen", "stdio://"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
+    let StdioServer {
+        mut process,
+        stdin,
+        stdout,
+    } = ServerLauncher::new()
+        .spawn_stdio()
         .expect("starting exec-server");
-    let stdin = server.stdin.take().expect("piped stdin");
-    let stdout = server.stdout.take().expect("piped stdout");
     let client = ExecClient::connect_stdio(stdout, stdin, ConnectOptions::new("connect_stdio"))
         .await
         .expect("connect");
@@ -796,7 +890,7 @@ async fn connect_stdio_over_a_child_process_pipes() {
     assert_eq!(output.stdout, b"piped\n");
     client.close().await.expect("close");
     // Closing the client closed the server's stdin: it exits by itself.
-    assert!(server.wait().await.expect("wait").success());
+    assert!(process.wait().await.expect("wait").success());
 }
 
 #[tokio::test]
@@ -806,4 +900,21 @@ async fn spawn_local_reports_a_missing_binary() {
         .await
         .expect_err("no binary");
     assert!(matches!(error, ClientError::Spawn { .. }), "{error:?}");
+}
+
+exec_testkit::transport_tests! {
+    handshake_reports_the_server: [stdio, in_process],
+    every_typed_request_once: [stdio, in_process],
+    raw_and_generic_calls: [stdio, in_process],
+    output_and_exit_codes: [stdio, in_process],
+    output_streams_in_order_with_consecutive_seqs: [stdio, in_process],
+    stdin_through_pipe_stdin: [stdio, in_process],
+    output_closes_stdin_while_taking_a_flood_of_output: [stdio, in_process],
+    pty_session_with_resize: [stdio, in_process],
+    signal_terminate_and_timeout: [stdio, in_process],
+    errors_carry_their_kind: [stdio, in_process],
+    files_are_written_read_and_listed: [stdio, in_process],
+    a_slow_consumer_receives_every_byte_of_10_mb_in_order: [stdio, in_process],
+    a_stalled_consumer_is_caught_up_within_the_retention: [stdio, in_process],
+    a_stalled_consumer_hears_of_output_the_server_evicted: [stdio, in_process],
 }

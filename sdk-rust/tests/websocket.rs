@@ -2,8 +2,6 @@
 //! the WebSocket transport, the connection token, and what a pending call
 //! gets when the server goes away.
 
-mod common;
-
 use std::time::Duration;
 
 use exec_client::protocol::{
@@ -12,11 +10,22 @@ use exec_client::protocol::{
 use exec_client::{ClientError, ConnectOptions, ExecClient};
 use pretty_assertions::assert_eq;
 
-use common::{WsServer, scratch_dir};
+use exec_testkit::{ServerLauncher, WsServer, scratch_dir};
+
+/// `exec-server serve --listen ws://127.0.0.1:0`, behind the validating
+/// proxy when `cargo xtask test` names it, requiring `token` when given.
+async fn start_server(token: Option<&str>) -> WsServer {
+    let launcher = ServerLauncher::new().behind_conformance_proxy();
+    let launcher = match token {
+        Some(token) => launcher.token(token),
+        None => launcher,
+    };
+    launcher.start_websocket().await.expect("the server starts")
+}
 
 #[tokio::test]
 async fn processes_and_files_over_websocket() {
-    let server = WsServer::start(None).await;
+    let server = start_server(None).await;
     let client = ExecClient::connect_websocket(&server.url, ConnectOptions::new("websocket"))
         .await
         .expect("connect");
@@ -70,7 +79,7 @@ async fn processes_and_files_over_websocket() {
 
 #[tokio::test]
 async fn the_token_is_sent_as_a_bearer_header() {
-    let server = WsServer::start(Some("s3cret-token")).await;
+    let server = start_server(Some("s3cret-token")).await;
     let error = ExecClient::connect_websocket(&server.url, ConnectOptions::new("no token"))
         .await
         .expect_err("no token");
@@ -98,7 +107,7 @@ async fn the_token_is_sent_as_a_bearer_header() {
 
 #[tokio::test]
 async fn a_pending_call_fails_with_transport_closed_when_the_server_goes_away() {
-    let mut server = WsServer::start(None).await;
+    let mut server = start_server(None).await;
     let client = ExecClient::connect_websocket(&server.url, ConnectOptions::new("goes away"))
         .await
         .expect("connect");
@@ -141,7 +150,7 @@ async fn a_pending_call_fails_with_transport_closed_when_the_server_goes_away() 
         .await
         .expect_err("closed");
     assert!(matches!(error, ClientError::TransportClosed), "{error:?}");
-    assert!(server.wait().await.success());
+    assert!(server.wait().await.expect("the server exits").success());
 }
 
 #[tokio::test]

@@ -1,10 +1,8 @@
 //! The JSON-RPC 2.0 envelope and the lifecycle, against the real binary over
-//! stdio: every malformed message gets an error object and the connection
-//! keeps serving.
+//! stdio and against the in-process mode: every malformed message gets an
+//! error object and the connection keeps serving.
 
-mod common;
-
-use common::TestClient;
+use exec_testkit::{Transport, WireClient};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
@@ -16,9 +14,8 @@ fn error_of(response: &Value) -> (i64, Option<String>) {
     )
 }
 
-#[tokio::test]
-async fn lifecycle_is_enforced() {
-    let mut client = TestClient::stdio().await;
+async fn lifecycle_is_enforced(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     let early = client.request("process/list", json!({})).await;
     assert_eq!(error_of(&early), (-32600, Some("notInitialized".into())));
 
@@ -52,9 +49,8 @@ async fn lifecycle_is_enforced() {
     );
 }
 
-#[tokio::test]
-async fn malformed_messages_get_errors_and_the_connection_keeps_serving() {
-    let mut client = TestClient::stdio().await;
+async fn malformed_messages_get_errors_and_the_connection_keeps_serving(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
 
     client.send_text("this is not json").await;
@@ -105,9 +101,8 @@ async fn malformed_messages_get_errors_and_the_connection_keeps_serving() {
     );
 }
 
-#[tokio::test]
-async fn codex_style_requests_without_jsonrpc_and_with_nulls_are_served() {
-    let mut client = TestClient::stdio().await;
+async fn codex_style_requests_without_jsonrpc_and_with_nulls_are_served(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client
         .send_text(r#"{"id":"init","method":"initialize","params":{"clientName":"codex"}}"#)
         .await;
@@ -131,9 +126,8 @@ async fn codex_style_requests_without_jsonrpc_and_with_nulls_are_served() {
     assert_eq!(client.recv().await["result"], json!({"processes": []}));
 }
 
-#[tokio::test]
-async fn an_over_long_line_is_refused_and_the_next_one_served() {
-    let mut client = TestClient::stdio().await;
+async fn an_over_long_line_is_refused_and_the_next_one_served(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
     let limit = 64 * 1024 * 1024;
     let long = format!(
@@ -149,9 +143,8 @@ async fn an_over_long_line_is_refused_and_the_next_one_served() {
     );
 }
 
-#[tokio::test]
-async fn filesystem_round_trip_over_the_wire() {
-    let mut client = TestClient::stdio().await;
+async fn filesystem_round_trip_over_the_wire(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
     let directory = tempfile::tempdir().expect("a temporary directory");
     let path = directory.path().join("hello.txt");
@@ -173,9 +166,8 @@ async fn filesystem_round_trip_over_the_wire() {
     assert_eq!(error_of(&missing), (-32602, Some("notFound".into())));
 }
 
-#[tokio::test]
-async fn initialized_sent_right_behind_initialize_counts() {
-    let mut client = TestClient::stdio().await;
+async fn initialized_sent_right_behind_initialize_counts(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     // Pipelined: the notification goes out before the response is read.
     client
         .send_text(
@@ -192,12 +184,21 @@ async fn initialized_sent_right_behind_initialize_counts() {
     assert_eq!(client.response(2).await["result"], json!({"processes": []}));
 }
 
-#[tokio::test]
-async fn params_must_be_an_object() {
-    let mut client = TestClient::stdio().await;
+async fn params_must_be_an_object(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
     for params in [json!(null), json!([]), json!(3)] {
         let response = client.request("process/list", params).await;
         assert_eq!(error_of(&response), (-32602, None));
     }
+}
+
+exec_testkit::transport_tests! {
+    lifecycle_is_enforced: [stdio, in_process],
+    malformed_messages_get_errors_and_the_connection_keeps_serving: [stdio, in_process],
+    codex_style_requests_without_jsonrpc_and_with_nulls_are_served: [stdio, in_process],
+    an_over_long_line_is_refused_and_the_next_one_served: [stdio, in_process],
+    filesystem_round_trip_over_the_wire: [stdio, in_process],
+    initialized_sent_right_behind_initialize_counts: [stdio, in_process],
+    params_must_be_an_object: [stdio, in_process],
 }

@@ -9,20 +9,17 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use exec_testkit::{ServerLauncher, WsServer, server_binary};
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 use pretty_assertions::assert_eq;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
 /// How long one run, or one expected piece of terminal output, may take.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_exec-server")
-}
-
 /// `exec-server exec ARGS...`, with no token in its environment.
 fn exec(args: &[&str]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(binary());
+    let mut command = tokio::process::Command::new(server_binary());
     command
         .arg("exec")
         .args(args)
@@ -212,58 +209,22 @@ async fn errors_exit_255_with_one_line() {
     );
 }
 
-/// `exec-server serve --listen ws://127.0.0.1:0`, killed on drop.
-struct WsServer {
-    /// The server process.
-    _child: tokio::process::Child,
-    /// `ws://127.0.0.1:PORT`, as the server printed it.
-    url: String,
-}
-
-impl WsServer {
-    /// Starts a server (with `token` in its `EXEC_SERVER_TOKEN`) and waits
-    /// for its `exec-server listening on` line.
-    async fn start(token: Option<&str>) -> Self {
-        let mut command = tokio::process::Command::new(binary());
-        command
-            .args(["serve", "--listen", "ws://127.0.0.1:0"])
-            .env_remove("EXEC_SERVER_TOKEN")
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(token) = token {
-            command.env("EXEC_SERVER_TOKEN", token);
-        }
-        let mut child = command.spawn().expect("the server starts");
-        let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-        let url = tokio::time::timeout(PATIENCE, async {
-            loop {
-                let line = lines
-                    .next_line()
-                    .await
-                    .expect("reading stderr")
-                    .expect("the server exited before listening");
-                if let Some(url) = line.strip_prefix("exec-server listening on ") {
-                    return url.trim().to_owned();
-                }
-                eprintln!("server: {line}");
-            }
-        })
+/// `exec-server serve --listen ws://127.0.0.1:0`, with `token` in its
+/// `EXEC_SERVER_TOKEN` when given.
+async fn start_ws_server(token: Option<&str>) -> WsServer {
+    let launcher = match token {
+        Some(token) => ServerLauncher::new().token(token),
+        None => ServerLauncher::new(),
+    };
+    launcher
+        .start_websocket()
         .await
-        .expect("the server listens in time");
-        // Keep draining stderr, so the server never blocks on a full pipe.
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("server: {line}");
-            }
-        });
-        Self { _child: child, url }
-    }
+        .expect("the server listens")
 }
 
 #[tokio::test]
 async fn dash_dash_url_runs_on_a_websocket_server() {
-    let server = WsServer::start(None).await;
+    let server = start_ws_server(None).await;
     let run = run(
         exec(&[
             "--url",
@@ -284,7 +245,7 @@ async fn dash_dash_url_runs_on_a_websocket_server() {
 
 #[tokio::test]
 async fn dash_dash_url_sends_the_token_from_the_environment() {
-    let server = WsServer::start(Some("s3cret-token")).await;
+    let server = start_ws_server(Some("s3cret-token")).await;
     let mut with_token = exec(&["--url", &server.url, "-i", "--", "cat"]);
     with_token.env("EXEC_SERVER_TOKEN", "s3cret-token");
     let accepted = run(with_token, Some(b"authorized\n")).await;
@@ -334,7 +295,9 @@ impl TestTerminal {
             })
             .expect("a PTY");
         let mut command = CommandBuilder::new("/bin/sh");
-        command.args(["-c", script, binary()]);
+        command.arg("-c");
+        command.arg(script);
+        command.arg(server_binary());
         command.env_remove("EXEC_SERVER_TOKEN");
         command.env("TERM", "xterm");
         command.cwd(std::env::temp_dir());

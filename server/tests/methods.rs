@@ -1,13 +1,14 @@
 //! Every method, notification, error code and error kind of the protocol,
-//! against the real binary: the coverage the server issue asks for, checked
-//! against the generated method table and the schema's error kinds.
-
-mod common;
+//! against the real binary over stdio and against the in-process mode: the
+//! coverage the server issue asks for, checked against the generated method
+//! table and the schema's error kinds.
 
 use std::collections::BTreeSet;
 
-use common::{TestClient, decode, output_of, wait_gone};
 use exec_protocol::{ErrorKind, METHODS};
+use exec_testkit::{
+    ServerLauncher, Transport, WireClient, decode, output_of, process_alive, wait_gone,
+};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
@@ -24,7 +25,7 @@ fn sh(process_id: &str, script: &str) -> Value {
 struct Seen(BTreeSet<String>);
 
 impl Seen {
-    async fn call(&mut self, client: &mut TestClient, method: &str, params: Value) -> Value {
+    async fn call(&mut self, client: &mut WireClient, method: &str, params: Value) -> Value {
         self.0.insert(method.to_owned());
         client.call(method, params).await
     }
@@ -37,9 +38,8 @@ impl Seen {
     }
 }
 
-#[tokio::test]
-async fn every_method_and_notification_over_the_wire() {
-    let mut client = TestClient::stdio().await;
+async fn every_method_and_notification_over_the_wire(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     let mut seen = Seen::default();
     seen.call(&mut client, "initialize", json!({"clientName": "test"}))
         .await;
@@ -183,9 +183,9 @@ async fn every_method_and_notification_over_the_wire() {
     );
 }
 
-#[tokio::test]
-async fn every_error_code_and_kind() {
-    let mut client = TestClient::stdio_with(&["--max-processes", "2"]).await;
+async fn every_error_code_and_kind(transport: Transport) {
+    let launcher = ServerLauncher::new().max_processes(2);
+    let mut client = WireClient::start(transport, &launcher).await;
     let mut codes = BTreeSet::new();
     let mut kinds = BTreeSet::new();
     let mut expect = |response: &Value, code: i64, kind: Option<&str>| {
@@ -352,9 +352,8 @@ async fn every_error_code_and_kind() {
     let _ = ErrorKind::Io;
 }
 
-#[tokio::test]
-async fn output_is_binary_exact() {
-    let mut client = TestClient::stdio().await;
+async fn output_is_binary_exact(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
     client
         .call(
@@ -371,9 +370,8 @@ async fn output_is_binary_exact() {
     assert_eq!(bytes, b"\x00\xff\x01abc\n\x00");
 }
 
-#[tokio::test]
-async fn three_hundred_thousand_lines_arrive_in_order() {
-    let mut client = TestClient::stdio().await;
+async fn three_hundred_thousand_lines_arrive_in_order(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
     client
         .call("process/start", pipe("seq", &["seq", "1", "300000"]))
@@ -396,9 +394,8 @@ async fn three_hundred_thousand_lines_arrive_in_order() {
     assert_eq!(count, 300_000);
 }
 
-#[tokio::test]
-async fn long_poll_is_woken_by_output() {
-    let mut client = TestClient::stdio().await;
+async fn long_poll_is_woken_by_output(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
     let mut params = sh("poll", "read line; echo got $line");
     params["pipeStdin"] = json!(true);
@@ -426,9 +423,8 @@ async fn long_poll_is_woken_by_output() {
     assert!(response["result"]["nextSeq"].as_u64() >= chunk["seq"].as_u64());
 }
 
-#[tokio::test]
-async fn timeout_and_signals_end_processes_with_their_reason() {
-    let mut client = TestClient::stdio().await;
+async fn timeout_and_signals_end_processes_with_their_reason(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
     let mut params = sh("slow", "sleep 60");
     params["timeoutMs"] = json!(300);
@@ -463,7 +459,7 @@ async fn timeout_and_signals_end_processes_with_their_reason() {
 }
 
 /// A child that starts a `setsid` grandchild and prints the grandchild's pid.
-async fn start_tree(client: &mut TestClient, process_id: &str) -> (i64, i64) {
+async fn start_tree(client: &mut WireClient, process_id: &str) -> (i64, i64) {
     let started = client
         .call(
             "process/start",
@@ -478,12 +474,11 @@ async fn start_tree(client: &mut TestClient, process_id: &str) -> (i64, i64) {
     (started["pid"].as_i64().expect("pid"), grandchild)
 }
 
-#[tokio::test]
-async fn terminate_kills_the_tree_including_a_setsid_grandchild() {
-    let mut client = TestClient::stdio().await;
+async fn terminate_kills_the_tree_including_a_setsid_grandchild(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
     let (child, grandchild) = start_tree(&mut client, "tree").await;
-    assert!(common::process_alive(grandchild));
+    assert!(process_alive(grandchild));
     assert_eq!(
         client
             .call("process/terminate", json!({"processId": "tree"}))
@@ -503,15 +498,12 @@ async fn terminate_kills_the_tree_including_a_setsid_grandchild() {
     );
 }
 
-#[tokio::test]
-async fn disconnect_kills_the_tree_including_a_setsid_grandchild() {
-    let mut client = TestClient::stdio().await;
+async fn disconnect_kills_the_tree_including_a_setsid_grandchild(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
     let (child, grandchild) = start_tree(&mut client, "tree").await;
-    // Closing stdin ends the stdio connection.
-    client
-        .send_message(tokio_tungstenite::tungstenite::Message::Close(None))
-        .await;
+    // Ends the connection: closes stdin over stdio, drops the sender in-process.
+    client.close().await;
     assert!(
         wait_gone(child).await && wait_gone(grandchild).await,
         "the tree survived the disconnect"
@@ -520,12 +512,15 @@ async fn disconnect_kills_the_tree_including_a_setsid_grandchild() {
 
 #[tokio::test]
 async fn twenty_connections_share_a_process_id_without_interference() {
-    let (_server, url) = TestClient::start_ws_server(&[], &[]).await;
+    let server = ServerLauncher::new()
+        .start_websocket()
+        .await
+        .expect("the server starts");
     let mut tasks = Vec::new();
     for connection in 0..20 {
-        let url = url.clone();
+        let url = server.url.clone();
         tasks.push(tokio::spawn(async move {
-            let mut client = TestClient::websocket(&url).await;
+            let mut client = WireClient::websocket(&url).await;
             client.handshake().await;
             let mut params = sh("same", "echo connection-$N");
             params["env"]["N"] = json!(connection.to_string());
@@ -544,9 +539,8 @@ async fn twenty_connections_share_a_process_id_without_interference() {
     }
 }
 
-#[tokio::test]
-async fn pty_echoes_input() {
-    let mut client = TestClient::stdio().await;
+async fn pty_echoes_input(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
     let mut params = pipe("echo", &["cat"]);
     params["tty"] = json!(true);
@@ -570,4 +564,16 @@ async fn pty_echoes_input() {
         .await;
     let exited = client.notification("process/exited", "echo").await;
     assert_eq!(exited["params"]["exitCode"], 0);
+}
+
+exec_testkit::transport_tests! {
+    every_method_and_notification_over_the_wire: [stdio, in_process],
+    every_error_code_and_kind: [stdio, in_process],
+    output_is_binary_exact: [stdio, in_process],
+    three_hundred_thousand_lines_arrive_in_order: [stdio, in_process],
+    long_poll_is_woken_by_output: [stdio, in_process],
+    timeout_and_signals_end_processes_with_their_reason: [stdio, in_process],
+    terminate_kills_the_tree_including_a_setsid_grandchild: [stdio, in_process],
+    disconnect_kills_the_tree_including_a_setsid_grandchild: [stdio, in_process],
+    pty_echoes_input: [stdio, in_process],
 }

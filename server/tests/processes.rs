@@ -1,10 +1,11 @@
-//! Processes end to end against the real binary: ordering and sequence
+//! Processes end to end against the real binary (and, where the scenario
+//! does not need a binary, the in-process mode): ordering and sequence
 //! numbers on the wire, and no process left behind when a connection closes
 //! or the server is told to stop.
 
-mod common;
-
-use common::{TestClient, output_of, wait_gone};
+use exec_testkit::{
+    ServerLauncher, Transport, WireClient, decode, output_of, process_alive, wait_gone,
+};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
@@ -18,7 +19,9 @@ fn start_params(process_id: &str, script: &str, tty: bool) -> Value {
     })
 }
 
-async fn assert_pipe_process_flow(client: &mut TestClient) {
+async fn pipe_process_flow(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
+    client.handshake().await;
     let id = client
         .request(
             "process/start",
@@ -55,24 +58,8 @@ async fn assert_pipe_process_flow(client: &mut TestClient) {
     );
 }
 
-#[tokio::test]
-async fn pipe_process_over_stdio() {
-    let mut client = TestClient::stdio().await;
-    client.handshake().await;
-    assert_pipe_process_flow(&mut client).await;
-}
-
-#[tokio::test]
-async fn pipe_process_over_websocket() {
-    let (_server, url) = TestClient::start_ws_server(&[], &[]).await;
-    let mut client = TestClient::websocket(&url).await;
-    client.handshake().await;
-    assert_pipe_process_flow(&mut client).await;
-}
-
-#[tokio::test]
-async fn output_never_overtakes_the_start_response() {
-    let mut client = TestClient::stdio().await;
+async fn output_never_overtakes_the_start_response(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
     for round in 0..20 {
         let process_id = format!("fast-{round}");
@@ -98,9 +85,8 @@ async fn output_never_overtakes_the_start_response() {
     }
 }
 
-#[tokio::test]
-async fn pty_process_reads_input_and_resizes() {
-    let mut client = TestClient::stdio().await;
+async fn pty_process_reads_input_and_resizes(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
     let mut params = start_params(
         "tty",
@@ -111,7 +97,7 @@ async fn pty_process_reads_input_and_resizes() {
     let started = client.call("process/start", params).await;
     assert!(started["pid"].as_u64().is_some_and(|pid| pid > 0));
     let first = client.notification("process/output", "tty").await;
-    assert!(String::from_utf8_lossy(&common::decode(&first["params"]["chunk"])).contains("30 100"));
+    assert!(String::from_utf8_lossy(&decode(&first["params"]["chunk"])).contains("30 100"));
     client
         .call(
             "process/resize",
@@ -133,32 +119,38 @@ async fn pty_process_reads_input_and_resizes() {
 
 #[tokio::test]
 async fn closing_the_connection_kills_its_processes() {
-    let (mut server, url) = TestClient::start_ws_server(&[], &[]).await;
-    let mut client = TestClient::websocket(&url).await;
+    let mut server = ServerLauncher::new()
+        .start_websocket()
+        .await
+        .expect("the server starts");
+    let url = server.url.clone();
+    let mut client = WireClient::websocket(&url).await;
     client.handshake().await;
     let started = client
         .call("process/start", start_params("sleeper", "sleep 60", false))
         .await;
     let pid = started["pid"].as_i64().expect("pid");
-    assert!(common::process_alive(pid));
-    client
-        .send_message(tokio_tungstenite::tungstenite::Message::Close(None))
-        .await;
+    assert!(process_alive(pid));
+    client.close().await;
     assert!(wait_gone(pid).await, "the process outlived its connection");
     // The server itself keeps running for other clients.
-    let mut other = TestClient::websocket(&url).await;
+    let mut other = WireClient::websocket(&url).await;
     other.handshake().await;
     assert_eq!(
         other.call("process/list", json!({})).await,
         json!({"processes": []})
     );
-    server.start_kill().expect("kill the server");
+    server.process.kill().expect("kill the server");
 }
 
 #[tokio::test]
 async fn sigterm_kills_every_process_tree_and_exits_zero() {
-    let (mut server, url) = TestClient::start_ws_server(&[], &[]).await;
-    let mut client = TestClient::websocket(&url).await;
+    let mut server = ServerLauncher::new()
+        .start_websocket()
+        .await
+        .expect("the server starts");
+    let url = server.url.clone();
+    let mut client = WireClient::websocket(&url).await;
     client.handshake().await;
     // The grandchild leaves the process group with setsid and reports its pid.
     let script = "setsid sleep 60 & echo $!; wait";
@@ -167,20 +159,21 @@ async fn sigterm_kills_every_process_tree_and_exits_zero() {
         .await;
     let child = started["pid"].as_i64().expect("pid");
     let output = client.notification("process/output", "tree").await;
-    let grandchild: i64 = String::from_utf8_lossy(&common::decode(&output["params"]["chunk"]))
+    let grandchild: i64 = String::from_utf8_lossy(&decode(&output["params"]["chunk"]))
         .trim()
         .parse()
         .expect("the grandchild pid");
-    let server_pid = server.id().expect("server pid") as i32;
+    let server_pid = server.process.pid().expect("server pid") as i32;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(server_pid),
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("signal the server");
-    let status = tokio::time::timeout(std::time::Duration::from_secs(5), server.wait())
+    let status = server
+        .process
+        .wait_for(std::time::Duration::from_secs(5))
         .await
-        .expect("the server exits within 5 s")
-        .expect("wait for the server");
+        .expect("the server exits within 5 s");
     assert!(status.success(), "exit status {status}");
     assert!(wait_gone(child).await, "the child survived shutdown");
     assert!(
@@ -189,9 +182,8 @@ async fn sigterm_kills_every_process_tree_and_exits_zero() {
     );
 }
 
-#[tokio::test]
-async fn pty_process_without_path_in_its_environment_starts() {
-    let mut client = TestClient::stdio().await;
+async fn pty_process_without_path_in_its_environment_starts(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
     let params = json!({"processId": "nopath", "argv": ["sh", "-c", "echo ok"], "cwd": "/", "env": {}, "tty": true});
     client.call("process/start", params).await;
@@ -199,9 +191,8 @@ async fn pty_process_without_path_in_its_environment_starts() {
     assert!(output_of(&events, "pty").contains("ok"), "{events:?}");
 }
 
-#[tokio::test]
-async fn arg0_reaches_a_pty_process() {
-    let mut client = TestClient::stdio().await;
+async fn arg0_reaches_a_pty_process(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
     client.handshake().await;
     let mut params = start_params("named", "tr '\\000' ' ' < /proc/$$/cmdline", true);
     params["arg0"] = json!("renamed-shell");
@@ -209,4 +200,13 @@ async fn arg0_reaches_a_pty_process() {
     let events = client.events_until_closed("named").await;
     let output = output_of(&events, "pty");
     assert!(output.starts_with("renamed-shell -c "), "{output:?}");
+}
+
+exec_testkit::transport_tests! {
+    pipe_process_flow: [stdio, websocket, in_process],
+    output_never_overtakes_the_start_response: [stdio, in_process],
+    pty_process_reads_input_and_resizes: [stdio, in_process],
+    pty_process_without_path_in_its_environment_starts: [stdio, in_process],
+    // In-process there is no `arg0` helper: see `in_process.rs`.
+    arg0_reaches_a_pty_process: [stdio],
 }

@@ -1,12 +1,14 @@
 //! The WebSocket listener: frames, pings, and the upgrade's origin and token checks.
 
-mod common;
-
-use common::TestClient;
+use exec_testkit::{Outgoing, Received, ServerLauncher, WireClient, WsServer, server_binary};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+/// A server on a free loopback port, started by `launcher`.
+async fn start(launcher: ServerLauncher) -> WsServer {
+    launcher.start_websocket().await.expect("the server starts")
+}
 
 async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> Option<u16> {
     let mut request = url.into_client_request().expect("a request");
@@ -28,33 +30,27 @@ async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> Option<u16> {
 
 #[tokio::test]
 async fn binary_frames_and_pings_are_served() {
-    let (_server, url) = TestClient::start_ws_server(&[], &[]).await;
-    let mut client = TestClient::websocket(&url).await;
+    let server = start(ServerLauncher::new()).await;
+    let mut client = WireClient::websocket(&server.url).await;
     client.handshake().await;
     let request = json!({"jsonrpc": "2.0", "id": 5, "method": "process/list"}).to_string();
-    client
-        .send_message(Message::Binary(Bytes::from(request)))
-        .await;
+    client.send(Outgoing::Binary(request.into_bytes())).await;
     assert_eq!(
         client.recv().await,
         json!({"jsonrpc": "2.0", "id": 5, "result": {"processes": []}})
     );
-    client
-        .send_message(Message::Ping(Bytes::from_static(b"hi")))
-        .await;
-    assert_eq!(client.recv().await, json!({"pong": "hi"}));
-    client
-        .send_message(Message::Binary(Bytes::from_static(b"\xff\xfe")))
-        .await;
+    client.send(Outgoing::Ping(b"hi".to_vec())).await;
+    assert_eq!(client.recv_raw().await, Received::Pong(b"hi".to_vec()));
+    client.send(Outgoing::Binary(b"\xff\xfe".to_vec())).await;
     assert_eq!(client.recv().await["error"]["code"], -32700);
 }
 
 #[tokio::test]
 async fn a_bad_client_does_not_disturb_another() {
-    let (_server, url) = TestClient::start_ws_server(&[], &[]).await;
-    let mut good = TestClient::websocket(&url).await;
+    let server = start(ServerLauncher::new()).await;
+    let mut good = WireClient::websocket(&server.url).await;
     good.handshake().await;
-    let mut bad = TestClient::websocket(&url).await;
+    let mut bad = WireClient::websocket(&server.url).await;
     bad.send_text("{{{{").await;
     assert_eq!(bad.recv().await["error"]["code"], -32700);
     assert_eq!(
@@ -65,8 +61,8 @@ async fn a_bad_client_does_not_disturb_another() {
 
 #[tokio::test]
 async fn browser_origins_are_refused_unless_allowed() {
-    let (_server, url) =
-        TestClient::start_ws_server(&["--allow-origin", "https://ide.example"], &[]).await;
+    let server = start(ServerLauncher::new().args(["--allow-origin", "https://ide.example"])).await;
+    let url = server.url.clone();
     assert_eq!(
         upgrade_status(&url, &[("origin", "https://evil.example")]).await,
         Some(403)
@@ -80,7 +76,8 @@ async fn browser_origins_are_refused_unless_allowed() {
 
 #[tokio::test]
 async fn the_token_is_required_when_set() {
-    let (_server, url) = TestClient::start_ws_server(&[], &[("EXEC_SERVER_TOKEN", "s3cret")]).await;
+    let server = start(ServerLauncher::new().token("s3cret")).await;
+    let url = server.url.clone();
     assert_eq!(upgrade_status(&url, &[]).await, Some(401));
     assert_eq!(
         upgrade_status(&url, &[("authorization", "Bearer wrong")]).await,
@@ -94,7 +91,7 @@ async fn the_token_is_required_when_set() {
 
 #[tokio::test]
 async fn non_loopback_without_a_token_refuses_to_start() {
-    let output = tokio::process::Command::new(common::server_binary())
+    let output = tokio::process::Command::new(server_binary())
         .args(["serve", "--listen", "ws://0.0.0.0:0"])
         .env_remove("EXEC_SERVER_TOKEN")
         .output()

@@ -10,7 +10,8 @@
 //! - `process_events`: the order rules of a process's notifications.
 //! - `coverage`: [`Tally`], frames, violations and the methods and error
 //!   kinds a run exercised, and the summary line.
-//! - `server`: finding and starting the server binary on stdio or WebSocket.
+//! - `server`: [`ServerSettings`], what a case needs of the server, and the
+//!   `exec_testkit::ServerLauncher` that starts it with them.
 //! - `recording`: [`RecordingConnection`], a client connection that
 //!   validates every frame it sends and receives.
 //! - `pattern`: the placeholder language of the corpus.
@@ -41,10 +42,7 @@ pub use proxy::{PROXY_ENV, Proxy, VIOLATIONS_ENV, ViolationSink, listen_authorit
 pub use recording::RecordingConnection;
 pub use runner::{HANDSHAKE_ID, PATIENCE, Session, Transport, run_case, run_case_on};
 pub use schema::{Direction, MethodKind, MethodSpec, ProtocolSchema, SchemaError};
-pub use server::{
-    SERVER_ENV, ServerSettings, WsServer, listening_url, profile_dir, server_binary, spawn_stdio,
-    terminate,
-};
+pub use server::{SERVER_ENV, ServerSettings};
 pub use validator::{
     Checked, ConnectionValidator, Frame, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST,
     METHOD_NOT_FOUND, Observation, PARSE_ERROR, Violation,

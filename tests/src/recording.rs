@@ -2,37 +2,24 @@
 //! stdio or WebSocket, that validates every frame in both directions as it
 //! travels: outgoing frames before they are written, incoming frames as the
 //! reader task receives them (so the tail of a connection is checked too).
+//! The bytes travel over the harness's `exec_testkit::RawConnection`.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use futures_util::{SinkExt, StreamExt};
+use exec_testkit::{RawConnection, RawSender, Received, ServerProcess, Transport};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Child;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::coverage::Tally;
 use crate::schema::{Direction, ProtocolSchema};
-use crate::server::{ServerSettings, spawn_stdio};
+use crate::server::ServerSettings;
 use crate::validator::{ConnectionValidator, Frame, Violation};
 
 /// How long closing a connection may take (the server kills the
 /// connection's processes first).
 const CLOSE_PATIENCE: Duration = Duration::from_secs(30);
-
-/// What the writer task is asked to do.
-enum Outgoing {
-    /// Write one message: a line, or a text frame.
-    Text(String),
-    /// Close the connection (stdin EOF, or a WebSocket close frame).
-    Close,
-}
 
 /// The validation state both directions of a connection share.
 struct Shared {
@@ -84,11 +71,12 @@ impl Shared {
 /// A validated client connection to the server under test.
 pub struct RecordingConnection {
     shared: Arc<Shared>,
-    outgoing: mpsc::UnboundedSender<Outgoing>,
+    /// The raw connection's sending half (`exec_testkit::RawConnection`).
+    outgoing: RawSender,
     /// The server's messages that held JSON, in arrival order; closed at EOF.
     incoming: mpsc::UnboundedReceiver<Value>,
     /// The server process, for a stdio connection.
-    server: Option<Child>,
+    server: Option<ServerProcess>,
 }
 
 impl RecordingConnection {
@@ -99,47 +87,16 @@ impl RecordingConnection {
         context: &str,
         settings: &ServerSettings,
     ) -> Result<Self> {
-        let mut child = spawn_stdio(settings)?;
-        let mut stdin = child.stdin.take().context("stdin is piped")?;
-        let stdout = child.stdout.take().context("stdout is piped")?;
-        let shared = Self::shared(schema, tally, context);
-        let (outgoing, mut to_write) = mpsc::unbounded_channel::<Outgoing>();
-        let (deliver, incoming) = mpsc::unbounded_channel::<Value>();
-        tokio::spawn(async move {
-            while let Some(Outgoing::Text(text)) = to_write.recv().await {
-                let mut line = text.into_bytes();
-                line.push(b'\n');
-                if stdin.write_all(&line).await.is_err() {
-                    break;
-                }
-            }
-            // Dropping stdin is the end of the connection.
-        });
-        let reader_shared = shared.clone();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                let frame = line.strip_suffix(b"\n").unwrap_or(&line);
-                let (message, _) =
-                    reader_shared.check(Direction::ServerToClient, Frame::Line(frame), false);
-                if let Some(message) = message {
-                    // The test may have stopped listening; keep validating.
-                    let _ = deliver.send(message);
-                }
-            }
-        });
-        Ok(Self {
-            shared,
-            outgoing,
-            incoming,
-            server: Some(child),
-        })
+        let server = settings
+            .launcher()
+            .spawn_stdio()
+            .context("starting the server on stdio")?;
+        Ok(Self::record(
+            RawConnection::stdio(server),
+            schema,
+            tally,
+            context,
+        ))
     }
 
     /// Connects to a WebSocket server at `url`, with `Authorization: Bearer
@@ -151,63 +108,46 @@ impl RecordingConnection {
         url: &str,
         token: Option<&str>,
     ) -> Result<Self> {
-        let config = WebSocketConfig::default()
-            .max_message_size(None)
-            .max_frame_size(None);
-        let mut request = url
-            .into_client_request()
-            .with_context(|| format!("`{url}` is not a WebSocket URL"))?;
-        if let Some(token) = token {
-            let value = format!("Bearer {token}")
-                .parse()
-                .context("the token is a valid header value")?;
-            request.headers_mut().insert(AUTHORIZATION, value);
-        }
-        let (socket, _) =
-            tokio_tungstenite::connect_async_with_config(request, Some(config), false)
-                .await
-                .with_context(|| format!("connecting to {url}"))?;
-        let (mut sink, mut stream) = socket.split();
+        let connection = RawConnection::websocket(url, token).await?;
+        Ok(Self::record(connection, schema, tally, context))
+    }
+
+    /// Validates every frame of `connection`: its reader's messages as they
+    /// arrive (so the tail of a connection is checked even when nobody
+    /// reads it), and what [`RecordingConnection::send`] sends.
+    fn record(
+        connection: RawConnection,
+        schema: Arc<ProtocolSchema>,
+        tally: Arc<Mutex<Tally>>,
+        context: &str,
+    ) -> Self {
+        let transport = connection.transport();
+        let (outgoing, mut received, servers) = connection.into_parts();
         let shared = Self::shared(schema, tally, context);
-        let (outgoing, mut to_write) = mpsc::unbounded_channel::<Outgoing>();
         let (deliver, incoming) = mpsc::unbounded_channel::<Value>();
-        tokio::spawn(async move {
-            while let Some(outgoing) = to_write.recv().await {
-                let (message, closing) = match outgoing {
-                    Outgoing::Text(text) => (Message::text(text), false),
-                    Outgoing::Close => (Message::Close(None), true),
-                };
-                if sink.send(message).await.is_err() || closing {
-                    break;
-                }
-            }
-        });
         let reader_shared = shared.clone();
         tokio::spawn(async move {
-            while let Some(Ok(message)) = stream.next().await {
-                let checked = match &message {
-                    Message::Text(text) => reader_shared.check(
-                        Direction::ServerToClient,
-                        Frame::Text(text.as_str()),
-                        false,
-                    ),
-                    Message::Binary(bytes) => {
-                        reader_shared.check(Direction::ServerToClient, Frame::Binary(bytes), false)
-                    }
-                    Message::Close(_) => break,
-                    _ => continue,
+            while let Some(message) = received.recv().await {
+                let frame = match (&message, transport) {
+                    (Received::Text(text), Transport::WebSocket) => Frame::Text(text),
+                    (Received::Binary(bytes), Transport::WebSocket) => Frame::Binary(bytes),
+                    (Received::Text(text), _) => Frame::Line(text.as_bytes()),
+                    (Received::Binary(bytes), _) => Frame::Line(bytes),
+                    (Received::Pong(_), _) => continue,
                 };
-                if let (Some(message), _) = checked {
+                let (message, _) = reader_shared.check(Direction::ServerToClient, frame, false);
+                if let Some(message) = message {
+                    // The test may have stopped listening; keep validating.
                     let _ = deliver.send(message);
                 }
             }
         });
-        Ok(Self {
+        Self {
             shared,
             outgoing,
             incoming,
-            server: None,
-        })
+            server: servers.into_iter().next(),
+        }
     }
 
     fn shared(schema: Arc<ProtocolSchema>, tally: Arc<Mutex<Tally>>, context: &str) -> Arc<Shared> {
@@ -229,8 +169,7 @@ impl RecordingConnection {
             expected_invalid,
         );
         self.outgoing
-            .send(Outgoing::Text(text.to_owned()))
-            .ok()
+            .send_text(text)
             .context("the connection is closed")?;
         Ok(violations)
     }
@@ -254,7 +193,7 @@ impl RecordingConnection {
     /// Errors: the server did not end the connection in time, or a stdio
     /// server exited unsuccessfully.
     pub async fn close(&mut self) -> Result<Vec<Value>> {
-        let _ = self.outgoing.send(Outgoing::Close);
+        self.outgoing.close();
         let mut tail = Vec::new();
         tokio::time::timeout(CLOSE_PATIENCE, async {
             while let Some(message) = self.incoming.recv().await {
@@ -264,10 +203,10 @@ impl RecordingConnection {
         .await
         .context("the server ends the connection after the client closed it")?;
         if let Some(mut server) = self.server.take() {
-            let status = tokio::time::timeout(CLOSE_PATIENCE, server.wait())
+            let status = server
+                .wait_for(CLOSE_PATIENCE)
                 .await
-                .context("the stdio server exits when its stdin closes")?
-                .context("waiting for the stdio server")?;
+                .context("the stdio server exits when its stdin closes")?;
             anyhow::ensure!(
                 status.success(),
                 "the stdio server exited with {status} after its stdin closed"

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use exec_protocol::{PROCESS_CLOSED_METHOD, PROCESS_OUTPUT_METHOD};
+use exec_testkit::WsServer;
 use serde_json::{Value, json};
 
 use crate::corpus::{AwaitOutput, ExpectedNotifications, NamedCase, Step};
@@ -15,7 +16,7 @@ use crate::coverage::Tally;
 use crate::pattern::{Vars, interpolate, matches, matches_text, substitute};
 use crate::recording::RecordingConnection;
 use crate::schema::ProtocolSchema;
-use crate::server::{ServerSettings, WsServer};
+use crate::server::ServerSettings;
 
 /// How long any one awaited message may take.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -69,7 +70,9 @@ impl Session {
                 None,
             ),
             Transport::WebSocket => {
-                let server = WsServer::start(settings)
+                let server = settings
+                    .launcher()
+                    .start_websocket()
                     .await
                     .map_err(|error| format!("{error:#}"))?;
                 let connection =

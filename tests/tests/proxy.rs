@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use conformance::{
-    NamedCase, ProtocolSchema, RecordingConnection, ServerSettings, Session, Tally, WsServer,
-    corpus_dir, listening_url, load_corpus, run_case_on, terminate,
+    NamedCase, ProtocolSchema, RecordingConnection, ServerSettings, Session, Tally, corpus_dir,
+    load_corpus, run_case_on,
 };
+use exec_testkit::ServerProcess;
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// Cases that need no special server settings and together send frames both
 /// ways, including invalid ones.
@@ -30,21 +31,20 @@ const CASES: [&str; 6] = [
 const TOKEN: &str = "proxy-test-token";
 
 /// Starts the proxy in front of `upstream`, recording into `violations`.
-async fn start_proxy(upstream: &str, violations: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_conformance-proxy"))
+async fn start_proxy(upstream: &str, violations: &Path) -> (ServerProcess, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_conformance-proxy"));
+    command
         .args(["--upstream", upstream, "--listen", "ws://127.0.0.1:0"])
         .arg("--violations")
         .arg(violations)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the proxy starts");
-    let url = listening_url(&mut child, "conformance-proxy listening on ")
+        .stdout(Stdio::null());
+    let proxy = ServerProcess::spawn(command, "conformance-proxy").expect("the proxy starts");
+    let url = proxy
+        .listening_url("conformance-proxy listening on ")
         .await
         .expect("the proxy prints its address");
-    (child, url)
+    (proxy, url)
 }
 
 fn violation_lines(path: &Path) -> Vec<Value> {
@@ -58,7 +58,10 @@ fn violation_lines(path: &Path) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_forwards_validates_and_records() {
     let schema = Arc::new(ProtocolSchema::embedded());
-    let server = WsServer::start_with_token(&ServerSettings::default(), Some(TOKEN))
+    let server = ServerSettings::default()
+        .launcher()
+        .token(TOKEN)
+        .start_websocket()
         .await
         .expect("the server starts");
     let scratch = tempfile::tempdir().expect("a temporary directory");
@@ -144,10 +147,10 @@ async fn the_proxy_forwards_validates_and_records() {
     let failures = session.finish().await;
     assert!(failures.is_empty(), "{failures:?}");
 
-    terminate(&proxy);
-    let status = tokio::time::timeout(Duration::from_secs(20), proxy.wait())
+    proxy.terminate();
+    let status = proxy
+        .wait_for(Duration::from_secs(20))
         .await
-        .expect("the proxy exits after SIGTERM")
-        .expect("waiting for the proxy");
+        .expect("the proxy exits after SIGTERM");
     assert!(status.success(), "the proxy exited with {status}");
 }

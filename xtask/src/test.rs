@@ -25,14 +25,15 @@ pub fn run(root: &Path) -> Result<()> {
     )?;
     eprintln!("==> cargo xtask codegen --check");
     codegen::run(root, codegen::Mode::Check)?;
+    // The Rust tests (through `exec_testkit`) and the TypeScript SDK's tests
+    // run the real server binary, and none of them builds it: build it once
+    // here, so no test depends on what `cargo test` happened to build first.
+    step(root, &cargo, &["build", "-p", "exec-server"])?;
     // SDK test runs go through the validating proxy (see `conformance`).
     let conformance = conformance::sdk_env(root)?;
     step_with_env(root, &cargo, &["test", "--workspace"], &conformance.vars())?;
 
-    // The TypeScript SDK's tests run against the real server binary.
-    // `cargo test` built it already; build it here anyway, so this step
-    // never depends on what an earlier one happened to build.
-    step(root, &cargo, &["build", "-p", "exec-server"])?;
+    // The TypeScript SDK's tests run against the server binary built above.
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), |dir| root.join(dir));
     let server_binary = target_dir.join("debug").join("exec-server");
