@@ -44,9 +44,11 @@
 //! 5. `transport/mod.rs`'s writer loop hands the text to the sink of
 //!    `transport/ws.rs` or `transport/stdio.rs` (or `in_process.rs`), which
 //!    writes the frame or line.
-//! 6. In the Rust SDK: `transport/` reads the text, `router.rs` parses it and
-//!    routes it by `processId`, `process/sequence.rs` puts it in seq order
-//!    (filling gaps from `process/read`), and `process/child.rs` hands the
+//! 6. In the Rust SDK (`exec-client`): `transport/websocket.rs` or
+//!    `transport/stdio.rs` reads the text (capped by `transport/limit.rs`);
+//!    `router/incoming.rs` parses it in one pass; `router/route.rs` hands it
+//!    to the process's bounded channel; `process/sequence.rs` puts it in seq
+//!    order (filling gaps from `process/read`); `process/child.rs` gives the
 //!    bytes to the consumer.
 
 mod config;
