@@ -137,8 +137,10 @@ pub(crate) struct Outgoing {
     attach: Option<oneshot::Receiver<Arc<Session>>>,
     /// The attached session's events.
     events: Option<mpsc::Receiver<ProcessEvent>>,
-    /// An event taken from `events` that waits for the responses queued before it.
-    held: Option<ProcessEvent>,
+    /// An event taken from `events`, and how many responses were queued
+    /// when it was taken: those go out first (a `process/start` response is
+    /// always among them for its process's first event), later ones after it.
+    held: Option<(ProcessEvent, usize)>,
 }
 
 impl Outgoing {
@@ -160,8 +162,8 @@ impl Outgoing {
                     self.events = attached.ok().and_then(|session| session.take_events());
                 }
                 event = next_event(&mut self.events), if self.events.is_some() => match event {
-                    // Held, so that the next round sends any response queued before it first.
-                    Some(event) => self.held = Some(event),
+                    // Held, so that the next round sends the responses queued before it first.
+                    Some(event) => self.held = Some((event, self.responses.len())),
                     None => self.events = None,
                 },
                 else => return None,
@@ -169,35 +171,30 @@ impl Outgoing {
         }
     }
 
-    /// The next text that is ready without waiting.
+    /// The next text that is ready without waiting. Responses and events
+    /// take turns: an event waits only for the responses queued before it
+    /// was taken, so neither stream can hold the other back for long.
     pub(crate) fn try_next(&mut self) -> Option<String> {
-        if let Some(event) = self.held.take() {
-            return Some(self.before(event));
-        }
-        if let Some(response) = self.try_response() {
-            return Some(response);
-        }
-        self.try_attach();
-        match self.events.as_mut()?.try_recv() {
-            Ok(event) => Some(self.before(event)),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => {
-                self.events = None;
-                None
+        if self.held.is_none() {
+            self.try_attach();
+            if let Some(events) = &mut self.events {
+                match events.try_recv() {
+                    Ok(event) => self.held = Some((event, self.responses.len())),
+                    Err(TryRecvError::Empty) => {}
+                    Err(TryRecvError::Disconnected) => self.events = None,
+                }
             }
         }
-    }
-
-    /// A response queued before `event` when there is one (holding the
-    /// event), else the event's text.
-    fn before(&mut self, event: ProcessEvent) -> String {
-        match self.try_response() {
-            Some(response) => {
-                self.held = Some(event);
-                response
+        if let Some((event, ahead)) = self.held.take() {
+            if ahead > 0
+                && let Some(response) = self.try_response()
+            {
+                self.held = Some((event, ahead - 1));
+                return Some(response);
             }
-            None => rpc::encode(&event),
+            return Some(rpc::encode(&event));
         }
+        self.try_response()
     }
 
     /// Takes the session's event queue once `initialize` attached one.
@@ -305,23 +302,54 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_held_event_waits_for_responses_queued_while_it_was_held() {
+    async fn an_event_waits_only_for_the_responses_queued_before_it() {
         let (mut outgoing, responses, events) = outgoing();
         events.send(closed(1)).await.expect("queued");
-        // The event is taken and held because a response is there too.
         responses
             .send(String::from("{\"id\":1}"))
             .await
             .expect("queued");
+        // The event is taken with one response ahead of it.
         assert_eq!(outgoing.try_next().as_deref(), Some("{\"id\":1}"));
+        // A response queued after the event was taken goes after it, so a
+        // stream of responses cannot hold output back.
         responses
             .send(String::from("{\"id\":2}"))
             .await
             .expect("queued");
-        assert_eq!(outgoing.try_next().as_deref(), Some("{\"id\":2}"));
         let event = outgoing.try_next().expect("the held event");
         assert_eq!(method_of(&event), "process/closed");
+        assert_eq!(outgoing.try_next().as_deref(), Some("{\"id\":2}"));
         assert_eq!(outgoing.try_next(), None);
+    }
+
+    #[tokio::test]
+    async fn events_follow_the_responses_queued_when_they_were_taken() {
+        let (mut outgoing, responses, events) = outgoing();
+        for seq in 1..=3 {
+            events.send(closed(seq)).await.expect("queued");
+            responses
+                .send(format!("{{\"id\":{seq}}}"))
+                .await
+                .expect("queued");
+        }
+        let mut order = Vec::new();
+        while let Some(text) = outgoing.try_next() {
+            order.push(method_of(&text));
+        }
+        // The first event is taken with all three responses ahead of it; the
+        // others find none.
+        assert_eq!(
+            order,
+            [
+                "response",
+                "response",
+                "response",
+                "process/closed",
+                "process/closed",
+                "process/closed"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -146,7 +146,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
     let shutdown = Shutdown::new();
-    let server = async {
+    let mut server = Box::pin(async {
         match listen {
             Listen::Stdio => {
                 let signal = shutdown.signal();
@@ -173,15 +173,25 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 Ok(())
             }
         }
+    });
+    let finished = tokio::select! {
+        result = &mut server => Some(result),
+        _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); None }
+        _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); None }
     };
-    let result = tokio::select! {
-        result = server => result,
-        _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); Ok(()) }
-        _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); Ok(()) }
+    shutdown.begin();
+    let result = match finished {
+        Some(result) => result,
+        // The connections end their sessions and drain; the stdio server
+        // returns once its one connection did, the accept loop at once.
+        None => tokio::time::timeout(CONNECTIONS_GRACE, &mut server)
+            .await
+            .unwrap_or(Ok(())),
     };
-    // Also after stdio's EOF: every connection is done by then, and what
-    // remains (nothing, normally) is killed.
-    shutdown.run(CONNECTIONS_GRACE).await;
+    drop(server);
+    // Waits for the WebSocket connections, then kills what remains
+    // (nothing, normally).
+    shutdown.finish(CONNECTIONS_GRACE).await;
     result
 }
 

@@ -1,21 +1,24 @@
-//! Server shutdown, spelled out (mini-redis style): a broadcast tells every
-//! connection to finish; each connection holds a clone of a channel sender
-//! whose last drop tells the server that all are done; the server waits for
-//! that (bounded), then kills whatever process trees remain.
+//! Server shutdown, spelled out (mini-redis style): a watch value tells every
+//! connection (and the accept loop) to finish; each holds a clone of a
+//! channel sender whose last drop tells the server that all are done; the
+//! server waits for that (bounded), then kills whatever process trees remain.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{mpsc, watch};
 
-/// How long [`Shutdown::run`] waits for the connections to finish.
+use crate::sync::lock;
+
+/// How long [`Shutdown::finish`] waits for the connections to finish.
 pub const CONNECTIONS_GRACE: Duration = Duration::from_secs(5);
 
 /// The server's side: starts the shutdown and waits for it.
 pub struct Shutdown {
-    /// Tells every [`ShutdownSignal`] to finish.
-    notify: broadcast::Sender<()>,
-    /// Cloned into every signal; dropped here when the shutdown starts.
-    done_sender: mpsc::Sender<()>,
+    /// True once the shutdown started; every [`ShutdownSignal`] watches it.
+    started: watch::Sender<bool>,
+    /// Cloned into every signal; taken (dropped) here when the shutdown starts.
+    done_sender: Mutex<Option<mpsc::Sender<()>>>,
     /// Returns `None` once every signal (every connection) is dropped.
     done: mpsc::Receiver<()>,
 }
@@ -23,8 +26,8 @@ pub struct Shutdown {
 /// A connection's side: fires when the server shuts down; dropping it tells
 /// the server this connection is done.
 pub struct ShutdownSignal {
-    /// Fires (or closes) when the shutdown starts; `None` for a signal that never fires.
-    notify: Option<broadcast::Receiver<()>>,
+    /// Watches whether the shutdown started; `None` for a signal that never fires.
+    started: Option<watch::Receiver<bool>>,
     /// Held only to be dropped when the connection is done.
     _done: Option<mpsc::Sender<()>>,
 }
@@ -38,39 +41,45 @@ impl Default for Shutdown {
 impl Shutdown {
     /// A shutdown that has not started.
     pub fn new() -> Self {
-        let (notify, _) = broadcast::channel(1);
         let (done_sender, done) = mpsc::channel(1);
         Self {
-            notify,
-            done_sender,
+            started: watch::Sender::new(false),
+            done_sender: Mutex::new(Some(done_sender)),
             done,
         }
     }
 
-    /// A signal for one more connection.
+    /// A signal for one more connection (one that fires at once when the
+    /// shutdown already started).
     pub fn signal(&self) -> ShutdownSignal {
         ShutdownSignal {
-            notify: Some(self.notify.subscribe()),
-            _done: Some(self.done_sender.clone()),
+            started: Some(self.started.subscribe()),
+            _done: lock(&self.done_sender).clone(),
         }
     }
 
-    /// Tells every connection to finish, waits up to `grace` for all of
-    /// them, then kills every managed process tree that is left (exit reason
-    /// `killed`) and waits until the children are reaped.
-    pub async fn run(self, grace: Duration) {
-        let Self {
-            notify,
-            done_sender,
-            mut done,
-        } = self;
-        // No receiver (no connection) is not an error.
-        let _ = notify.send(());
-        drop(done_sender);
-        if tokio::time::timeout(grace, done.recv()).await.is_err() {
+    /// Tells every connection and accept loop to finish. Idempotent.
+    pub fn begin(&self) {
+        self.started.send_replace(true);
+        lock(&self.done_sender).take();
+    }
+
+    /// Begins the shutdown if that did not happen yet, waits up to `grace`
+    /// for every connection to finish, then kills every managed process
+    /// tree that is left (exit reason `killed`) and waits until the children
+    /// are reaped.
+    pub async fn finish(mut self, grace: Duration) {
+        if !self.wait_for_connections(grace).await {
             tracing::warn!(?grace, "connections did not finish in time");
         }
         crate::process::kill_all().await;
+    }
+
+    /// Begins the shutdown and waits up to `grace` for every connection to
+    /// finish; false when some did not in time.
+    async fn wait_for_connections(&mut self, grace: Duration) -> bool {
+        self.begin();
+        tokio::time::timeout(grace, self.done.recv()).await.is_ok()
     }
 }
 
@@ -79,19 +88,45 @@ impl ShutdownSignal {
     /// the in-process mode).
     pub fn never() -> Self {
         Self {
-            notify: None,
+            started: None,
             _done: None,
         }
     }
 
     /// Waits for the shutdown to start. Cancel-safe.
     pub async fn recv(&mut self) {
-        match &mut self.notify {
-            // A message, a lag or a closed channel all mean: shut down.
-            Some(notify) => {
-                let _ = notify.recv().await;
+        match &mut self.started {
+            // A dropped `Shutdown` means the server is ending too.
+            Some(started) => {
+                let _ = started.wait_for(|started| *started).await;
             }
             None => std::future::pending().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn signals_fire_and_finish_waits_for_every_connection() {
+        let mut shutdown = Shutdown::new();
+        let mut first = shutdown.signal();
+        let (finished, mut seen) = mpsc::channel::<&str>(2);
+        let connection = tokio::spawn(async move {
+            first.recv().await;
+            let _ = finished.send("first").await;
+            drop(first);
+        });
+        shutdown.begin();
+        // A signal made after the start fires at once.
+        let mut late = shutdown.signal();
+        late.recv().await;
+        drop(late);
+        // Not `finish`, which would kill the processes of other tests.
+        assert!(shutdown.wait_for_connections(Duration::from_secs(5)).await);
+        assert_eq!(seen.recv().await, Some("first"));
+        connection.await.expect("the connection task ends");
     }
 }

@@ -34,8 +34,8 @@ pub(crate) enum Incoming<'a> {
 /// The members of an incoming message that the envelope rules look at.
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    /// `"2.0"` when present.
-    #[serde(borrow, default)]
+    /// `"2.0"` when present (`Some("null")` for an explicit `null`, which is refused).
+    #[serde(borrow, default, deserialize_with = "present")]
     jsonrpc: Option<&'a RawValue>,
     /// A string or an integer; absent (or `null`) for a notification.
     #[serde(borrow, default)]
@@ -115,7 +115,7 @@ pub(crate) fn parse(text: &str, max_message_bytes: usize) -> Incoming<'_> {
         ));
     };
     let Some(id) = id else {
-        let message = "invalid request: `id` must be an integer or a string";
+        let message = "invalid request: `id` must be a non-negative integer or a string";
         return Incoming::Refused(error_response(Id::Null, INVALID_REQUEST, message));
     };
     if let Some(params) = envelope.params
@@ -175,6 +175,10 @@ mod tests {
             ),
             ("{\"id\":1.5,\"method\":\"m\"}", (-32600, Value::Null)),
             ("{\"id\":[1],\"method\":\"m\"}", (-32600, Value::Null)),
+            (
+                "{\"jsonrpc\":null,\"id\":1,\"method\":\"m\"}",
+                (-32600, json!(1)),
+            ),
             (
                 "{\"id\":\"x\",\"method\":\"m\",\"params\":null}",
                 (-32602, json!("x")),

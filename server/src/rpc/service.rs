@@ -12,10 +12,10 @@ use jsonrpsee::{ConnectionId, MethodCallback, MethodResponse, Methods};
 
 use crate::error::INVALID_REQUEST;
 
-/// Largest response a method may produce, in bytes. Responses are bounded
-/// by what the methods return (an `fs/readFile` is capped well below it);
-/// jsonrpsee replaces a larger one with an error object.
-const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+/// Largest response a method may produce, in bytes: no cap of jsonrpsee's
+/// own, since the methods bound what they return (`fs/readFile` pages,
+/// `process/read`'s `maxBytes` and the retained output).
+const MAX_RESPONSE_BYTES: usize = usize::MAX;
 
 /// Calls the methods of one connection.
 #[derive(Clone)]

@@ -10,12 +10,18 @@ pub mod ws;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
 use crate::config::ServerConfig;
 use crate::connection::{Connection, Outgoing};
 use crate::shutdown::ShutdownSignal;
+
+/// How long a closing connection may take to send what is still queued; a
+/// client that stopped reading (a full TCP window, a stalled pipe) would
+/// otherwise hold the connection, its queues and its task forever.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 /// One thing a transport read.
 pub enum Received<'a> {
@@ -59,7 +65,7 @@ pub trait MessageSink: Send + 'static {
 
 /// Serves one connection until the client closes it or the server shuts
 /// down; then ends the connection's session (kills its processes), sends
-/// what is still queued, and closes the sink.
+/// what is still queued (for at most [`DRAIN_GRACE`]), and closes the sink.
 pub async fn serve_connection<S: MessageSource, K: MessageSink>(
     config: Arc<ServerConfig>,
     mut source: S,
@@ -68,7 +74,7 @@ pub async fn serve_connection<S: MessageSource, K: MessageSink>(
 ) {
     let (connection, outgoing) = Connection::new(config);
     let (stop_writer, stop) = oneshot::channel();
-    let writer = tokio::spawn(write_loop(outgoing, sink, stop));
+    let mut writer = tokio::spawn(write_loop(outgoing, sink, stop));
     loop {
         let received = tokio::select! {
             received = source.next() => received,
@@ -85,8 +91,16 @@ pub async fn serve_connection<S: MessageSource, K: MessageSink>(
     connection.close().await;
     drop(connection);
     let _ = stop_writer.send(());
-    if let Err(error) = writer.await {
-        tracing::warn!(%error, "the writer task failed");
+    match tokio::time::timeout(DRAIN_GRACE, &mut writer).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "the writer task failed"),
+        Err(_) => {
+            tracing::warn!(
+                ?DRAIN_GRACE,
+                "the client stopped reading; dropping what is queued"
+            );
+            writer.abort();
+        }
     }
 }
 

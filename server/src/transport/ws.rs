@@ -75,17 +75,26 @@ const FIRST_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest wait between two failed `accept`s.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(64);
 
-/// Accepts connections on `listener` until the future is dropped, serving
-/// each on its own task with a signal of `shutdown`.
+/// How long a client has to complete the WebSocket upgrade after its TCP
+/// connection was accepted.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections on `listener` until `shutdown` begins, serving each
+/// on its own task with a signal of `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     config: Arc<ServerConfig>,
     policy: Arc<AccessPolicy>,
     shutdown: &Shutdown,
 ) {
+    let mut stopping = shutdown.signal();
     let mut backoff = FIRST_ACCEPT_BACKOFF;
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stopping.recv() => return,
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 backoff = FIRST_ACCEPT_BACKOFF;
                 let config = config.clone();
@@ -95,15 +104,34 @@ pub async fn serve(
                     async move { serve_socket(stream, peer, config, policy, signal).await },
                 );
             }
-            Err(error) => {
-                // Out of file descriptors or a reset before accept: the
-                // listener itself is fine, so keep accepting after a pause.
+            Err(error) if is_out_of_resources(&error) => {
+                // Out of file descriptors or memory: the listener itself is
+                // fine, so keep accepting after a pause that lets some free.
                 tracing::warn!(%error, retry_in = ?backoff, "accepting a connection failed");
-                tokio::time::sleep(backoff).await;
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stopping.recv() => return,
+                }
                 backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+            }
+            Err(error) => {
+                // One connection's own failure (reset or aborted before
+                // accept): the next one may be fine.
+                tracing::debug!(%error, "accepting a connection failed");
             }
         }
     }
+}
+
+/// Whether an `accept` failed for want of a resource (EMFILE, ENFILE,
+/// ENOBUFS, ENOMEM), which retrying at once cannot fix.
+fn is_out_of_resources(error: &io::Error) -> bool {
+    use nix::errno::Errno;
+    error.raw_os_error().is_some_and(|code| {
+        [Errno::EMFILE, Errno::ENFILE, Errno::ENOBUFS, Errno::ENOMEM]
+            .iter()
+            .any(|errno| *errno as i32 == code)
+    })
 }
 
 /// Upgrades one socket to a WebSocket (checking the policy) and serves it.
@@ -114,7 +142,7 @@ async fn serve_socket(
     peer: SocketAddr,
     config: Arc<ServerConfig>,
     policy: Arc<AccessPolicy>,
-    shutdown: ShutdownSignal,
+    mut shutdown: ShutdownSignal,
 ) {
     let _ = stream.set_nodelay(true);
     // tungstenite drops the connection on a frame over its limit; allow twice
@@ -129,16 +157,22 @@ async fn serve_socket(
             Err(refused)
         }
     };
-    let socket =
-        match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config))
-            .await
-        {
-            Ok(socket) => socket,
-            Err(error) => {
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
+    let socket = tokio::select! {
+        handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake) => match handshake {
+            Ok(Ok(socket)) => socket,
+            Ok(Err(error)) => {
                 tracing::debug!(%peer, %error, "WebSocket handshake failed");
                 return;
             }
-        };
+            Err(_) => {
+                tracing::debug!(%peer, ?HANDSHAKE_TIMEOUT, "WebSocket handshake timed out");
+                return;
+            }
+        },
+        () = shutdown.recv() => return,
+    };
     tracing::debug!(%peer, "connection opened");
     let (sink, frames) = socket.split();
     let source = FrameSource {
