@@ -18,7 +18,6 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::config::ServerConfig;
-use crate::process::ProcessEvent;
 use crate::rpc::{self, ConnectionService, Incoming, MethodContext};
 use crate::session::Session;
 
@@ -136,11 +135,11 @@ pub(crate) struct Outgoing {
     /// Learns the session `initialize` created.
     attach: Option<oneshot::Receiver<Arc<Session>>>,
     /// The attached session's events.
-    events: Option<mpsc::Receiver<ProcessEvent>>,
+    events: Option<mpsc::Receiver<String>>,
     /// An event taken from `events`, and how many responses were queued
     /// when it was taken: those go out first (a `process/start` response is
     /// always among them for its process's first event), later ones after it.
-    held: Option<(ProcessEvent, usize)>,
+    held: Option<(String, usize)>,
 }
 
 impl Outgoing {
@@ -192,7 +191,7 @@ impl Outgoing {
                 self.held = Some((event, ahead - 1));
                 return Some(response);
             }
-            return Some(rpc::encode(&event));
+            return Some(event);
         }
         self.try_response()
     }
@@ -245,7 +244,7 @@ async fn wait_attached(
 }
 
 /// The next event; only polled while `events` is `Some`.
-async fn next_event(events: &mut Option<mpsc::Receiver<ProcessEvent>>) -> Option<ProcessEvent> {
+async fn next_event(events: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
     match events {
         Some(events) => events.recv().await,
         None => std::future::pending().await,
@@ -258,9 +257,10 @@ mod tests {
     use pretty_assertions::assert_eq;
 
     use super::*;
+    use crate::process::ProcessEvent;
 
     /// An `Outgoing` already attached to an event queue, with both senders.
-    fn outgoing() -> (Outgoing, mpsc::Sender<String>, mpsc::Sender<ProcessEvent>) {
+    fn outgoing() -> (Outgoing, mpsc::Sender<String>, mpsc::Sender<String>) {
         let (responses, queued) = mpsc::channel(8);
         let (events, received) = mpsc::channel(8);
         let outgoing = Outgoing {
@@ -273,9 +273,12 @@ mod tests {
         (outgoing, responses, events)
     }
 
-    fn closed(seq: u64) -> ProcessEvent {
+    fn closed(seq: u64) -> String {
         let process_id: ProcessId = "p".parse().expect("a process id");
-        ProcessEvent::Closed(ProcessClosedNotification { process_id, seq })
+        rpc::encode(&ProcessEvent::Closed(ProcessClosedNotification {
+            process_id,
+            seq,
+        }))
     }
 
     fn method_of(text: &str) -> String {
@@ -374,7 +377,7 @@ mod tests {
     async fn events_flow_once_the_session_is_attached() {
         let config = Arc::new(ServerConfig::default());
         let (connection, mut outgoing) = Connection::new(config.clone());
-        let session = Session::new(&config);
+        let session = Session::new(&config, rpc::encode);
         connection.context.attach(session.clone());
         assert_eq!(outgoing.try_next(), None);
         assert!(

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use crate::config::ServerConfig;
-use crate::process::{ProcessEvent, ProcessTable};
+use crate::process::{EncodeEvent, EventSink, ProcessTable};
 use crate::sync::lock;
 
 /// One client's session: its processes and their events.
@@ -21,19 +21,21 @@ pub(crate) struct Session {
     id: String,
     /// The processes, their retained output and their limits.
     processes: ProcessTable,
-    /// The receiving end of the processes' event queue, held here while no
-    /// connection is attached, so events wait (bounded) instead of being lost.
-    events: Mutex<Option<mpsc::Receiver<ProcessEvent>>>,
+    /// The receiving end of the processes' event queue (their encoded
+    /// notifications), held here while no connection is attached, so events
+    /// wait (bounded) instead of being lost.
+    events: Mutex<Option<mpsc::Receiver<String>>>,
 }
 
 impl Session {
-    /// A new session with an empty process table whose events queue holds
-    /// up to `config.outbox_capacity` events before it holds output back.
-    pub(crate) fn new(config: &ServerConfig) -> Arc<Self> {
-        let (sink, events) = mpsc::channel(config.outbox_capacity.max(1));
+    /// A new session with an empty process table whose events, encoded by
+    /// `encode`, queue up to `config.outbox_capacity` deep before output is
+    /// held back.
+    pub(crate) fn new(config: &ServerConfig, encode: EncodeEvent) -> Arc<Self> {
+        let (queue, events) = mpsc::channel(config.outbox_capacity.max(1));
         Arc::new(Self {
             id: new_session_id(),
-            processes: ProcessTable::new(config.process.clone(), sink),
+            processes: ProcessTable::new(config.process.clone(), EventSink::new(queue, encode)),
             events: Mutex::new(Some(events)),
         })
     }
@@ -50,7 +52,7 @@ impl Session {
 
     /// Attaches a connection: hands over the event queue's receiving end,
     /// which only one connection at a time can hold (`None` while another has it).
-    pub(crate) fn take_events(&self) -> Option<mpsc::Receiver<ProcessEvent>> {
+    pub(crate) fn take_events(&self) -> Option<mpsc::Receiver<String>> {
         lock(&self.events).take()
     }
 

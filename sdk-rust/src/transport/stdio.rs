@@ -157,7 +157,7 @@ async fn read_line<R: AsyncBufRead + Unpin>(
                 Line::Complete
             });
         }
-        let newline = available.iter().position(|&byte| byte == b'\n');
+        let newline = memchr::memchr(b'\n', available);
         let content = &available[..newline.unwrap_or(available.len())];
         if line.len() + content.len() > limit {
             return Ok(Line::TooLong(line.len() + content.len()));

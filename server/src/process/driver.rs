@@ -73,10 +73,10 @@ pub(crate) struct Driver {
     pub table_closed: watch::Receiver<bool>,
 }
 
-/// An event ready to go out, with the permit of its chunk.
+/// An encoded event ready to go out, with the permit of its chunk.
 struct Queued {
-    /// The event.
-    event: ProcessEvent,
+    /// The event's wire text.
+    text: String,
     /// Returned once the event queue took the event (output chunks only).
     permit: Option<OwnedSemaphorePermit>,
 }
@@ -96,8 +96,8 @@ impl Driver {
             mut table_closed,
         } = self;
         let (queue, queued) = mpsc::unbounded_channel();
-        tokio::spawn(send_events(queued, process.gate(), events));
-        pump(&process, output, exit, read_size, &queue).await;
+        tokio::spawn(send_events(queued, process.gate(), events.clone()));
+        pump(&process, output, exit, read_size, &events, &queue).await;
         drop(queue);
         registry::unregister_live(process.serial);
         // A timer, not a poll: the process is removed when it runs out or the
@@ -179,6 +179,7 @@ async fn pump(
     output: OutputSource,
     mut exit: oneshot::Receiver<io::Result<ExitStatus>>,
     read_size: usize,
+    events: &EventSink,
     queue: &mpsc::UnboundedSender<Queued>,
 ) {
     let permits = Arc::new(Semaphore::new(CHUNKS_IN_FLIGHT));
@@ -195,15 +196,22 @@ async fn pump(
     tokio::pin!(grace);
 
     let record = |stream: OutputStream, bytes: Vec<u8>, permit: Option<OwnedSemaphorePermit>| {
-        let chunk = Base64Bytes(bytes.clone());
-        let seq = process.record_output(stream, bytes);
+        // Only this task logs events, so the seq the event is encoded with
+        // is the one the log gives the chunk. Encoding first lets the log
+        // take the bytes without a copy.
+        let seq = process.next_seq();
         let event = ProcessEvent::Output(ProcessOutputNotification {
-            chunk,
+            chunk: Base64Bytes(bytes),
             process_id: process.process_id.clone(),
             seq,
             stream,
         });
-        let _ = queue.send(Queued { event, permit });
+        let text = events.encode(&event);
+        if let ProcessEvent::Output(output) = event {
+            let logged = process.record_output(stream, output.chunk.0);
+            debug_assert_eq!(seq, logged);
+        }
+        let _ = queue.send(Queued { text, permit });
     };
 
     loop {
@@ -212,7 +220,7 @@ async fn pump(
             && let Some(status) = status
             && !output_open
         {
-            log_exit(process, status, queue);
+            log_exit(process, status, events, queue);
             exit_logged = true;
         }
         if exit_logged && !output_open {
@@ -226,7 +234,7 @@ async fn pump(
             biased;
             () = &mut grace, if status.is_some() && !exit_logged => {
                 if let Some(status) = status {
-                    log_exit(process, status, queue);
+                    log_exit(process, status, events, queue);
                 }
                 exit_logged = true;
             },
@@ -276,7 +284,7 @@ async fn pump(
         seq,
     });
     let _ = queue.send(Queued {
-        event,
+        text: events.encode(&event),
         permit: None,
     });
 }
@@ -285,6 +293,7 @@ async fn pump(
 fn log_exit(
     process: &ManagedProcess,
     status: Option<ExitStatus>,
+    events: &EventSink,
     queue: &mpsc::UnboundedSender<Queued>,
 ) {
     let event = process.record_exit(status);
@@ -296,7 +305,7 @@ fn log_exit(
         signal: event.signal,
     });
     let _ = queue.send(Queued {
-        event,
+        text: events.encode(&event),
         permit: None,
     });
 }
@@ -310,14 +319,14 @@ async fn send_events(
     events: EventSink,
 ) {
     let mut queue_open = true;
-    while let Some(Queued { event, permit }) = queued.recv().await {
+    while let Some(Queued { text, permit }) = queued.recv().await {
         let announced = match gate.wait_for(|gate| *gate != Gate::Pending).await {
             Ok(gate) => *gate == Gate::Announced,
             Err(_) => false,
         };
         if announced && queue_open {
             tokio::select! {
-                sent = events.send(event) => queue_open = sent.is_ok(),
+                sent = events.send(text) => queue_open = sent.is_ok(),
                 _ = gate.wait_for(|gate| *gate == Gate::Silenced) => {}
             }
         }

@@ -186,6 +186,12 @@ impl ManagedProcess {
         true
     }
 
+    /// The seq the next event gets (only the driver adds events, so it stays
+    /// valid until the driver logs one).
+    pub(crate) fn next_seq(&self) -> u64 {
+        lock(&self.state).log.next_seq()
+    }
+
     /// Logs a chunk of output; returns its seq.
     pub(crate) fn record_output(&self, stream: OutputStream, bytes: Vec<u8>) -> u64 {
         let seq = lock(&self.state).log.push_output(stream, bytes);

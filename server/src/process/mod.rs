@@ -70,7 +70,7 @@ mod signal;
 mod start;
 mod tree;
 
-pub use events::{EventSink, ProcessEvent};
+pub use events::{EncodeEvent, EventSink, ProcessEvent};
 pub use pty::{ARG0_HELPER_COMMAND, run_arg0_helper};
 pub use signal::nix_signal;
 

@@ -95,6 +95,11 @@ impl RetainedOutput {
         }
     }
 
+    /// The seq the next event will get.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.last_seq + 1
+    }
+
     /// The seq of the latest event, 0 before the first.
     pub(crate) fn last_seq(&self) -> u64 {
         self.last_seq

@@ -103,7 +103,7 @@ impl Event {
 /// A table with its outbox's receiving end.
 struct Harness {
     table: ProcessTable,
-    notifications: mpsc::Receiver<ProcessEvent>,
+    notifications: mpsc::Receiver<String>,
 }
 
 impl Harness {
@@ -114,7 +114,7 @@ impl Harness {
     fn with(config: ProcessConfig, outbox_capacity: usize) -> Self {
         let (outbox, notifications) = mpsc::channel(outbox_capacity);
         Self {
-            table: ProcessTable::new(config, outbox),
+            table: ProcessTable::new(config, EventSink::new(outbox, crate::rpc::encode)),
             notifications,
         }
     }
@@ -129,18 +129,16 @@ impl Harness {
     }
 
     async fn next(&mut self) -> Event {
-        let event = tokio::time::timeout(PATIENCE, self.notifications.recv())
+        let text = tokio::time::timeout(PATIENCE, self.notifications.recv())
             .await
             .expect("a notification in time")
             .expect("the outbox is open");
-        let (method, params) = match &event {
-            ProcessEvent::Output(params) => ("process/output", serde_json::to_value(params)),
-            ProcessEvent::Exited(params) => ("process/exited", serde_json::to_value(params)),
-            ProcessEvent::Closed(params) => ("process/closed", serde_json::to_value(params)),
-        };
+        let message: Value = serde_json::from_str(&text).expect("a notification is JSON");
+        assert_eq!(message["jsonrpc"], "2.0", "{text}");
+        assert!(message.get("id").is_none(), "{text}");
         Event {
-            method: method.to_owned(),
-            params: params.expect("an event serializes"),
+            method: message["method"].as_str().expect("method").to_owned(),
+            params: message["params"].clone(),
         }
     }
 

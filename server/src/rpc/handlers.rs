@@ -8,6 +8,7 @@ use exec_protocol::*;
 
 use super::answer::Answer;
 use super::context::MethodContext;
+use super::notifications;
 use crate::error::ServerError;
 use crate::fs;
 use crate::session::Session;
@@ -17,7 +18,7 @@ pub(super) async fn initialize(
     _params: InitializeParams,
 ) -> Result<InitializeResponse, ServerError> {
     context.begin_initialize()?;
-    let session = Session::new(&context.config);
+    let session = Session::new(&context.config, notifications::encode);
     let session_id = session.id().to_owned();
     context.attach(session);
     let config = &context.config;

@@ -15,7 +15,9 @@
 //! - `answer`: a handler's result plus what must happen once its response is queued.
 //! - `context`: what one connection's methods share (settings, lifecycle, session).
 //! - `errors`: the one place a failure becomes an error object or response.
-//! - `notifications`: process events encoded as notification texts.
+//! - `notifications`: process events encoded as notification texts (the
+//!   encoder each session hands its processes, so they encode on their own
+//!   tasks without knowing the format).
 //!
 //! A request's path: `incoming::parse` -> `Lifecycle` -> `Dispatcher` ->
 //! the `RpcModule` method (params parsed once) -> its handler -> jsonrpsee's
@@ -40,6 +42,9 @@ use jsonrpsee::core::middleware::RpcServiceBuilder;
 pub(crate) use context::MethodContext;
 pub(crate) use errors::error_response;
 pub(crate) use incoming::{Incoming, parse};
+/// The encoder sessions give their processes (`handlers::initialize` does),
+/// for the tests of the layers below that need real notification texts.
+#[cfg(test)]
 pub(crate) use notifications::encode;
 
 use self::lifecycle::Lifecycle;

@@ -145,7 +145,7 @@ async fn read_line<R: AsyncBufRead + Unpin>(
 }
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&byte| byte == b'\n')
+    memchr::memchr(b'\n', bytes)
 }
 
 fn trim_line_end(line: &[u8]) -> &[u8] {
