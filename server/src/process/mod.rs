@@ -89,7 +89,7 @@ use exec_protocol::{
 use tokio::sync::watch;
 
 use self::managed::ManagedProcess;
-use self::start::Reservation;
+use self::start::{Reservation, Started};
 use crate::error::ServerError;
 use crate::sync::lock;
 
@@ -237,7 +237,15 @@ impl ProcessTable {
         // blocking pool, outside every lock.
         let reservation = Reservation::take(&self.inner, &params.process_id);
         let table = self.clone();
-        tokio::task::spawn_blocking(move || table.start_blocking(params, reservation))
+        // A task of its own, so that the start runs to its end (its tasks
+        // started) even when this future is dropped.
+        let started = tokio::spawn(async move {
+            tokio::task::spawn_blocking(move || table.start_blocking(params, reservation))
+                .await
+                .map_err(|error| ServerError::Internal(format!("the start failed: {error}")))?
+                .map(Started::run)?
+        });
+        started
             .await
             .map_err(|error| ServerError::Internal(format!("the start failed: {error}")))?
     }

@@ -144,14 +144,14 @@ struct Launched {
 
 impl ProcessTable {
     /// The blocking part of [`ProcessTable::start`], on a thread of tokio's
-    /// blocking pool (inside the runtime, so it can start tasks): checks the
-    /// request, spawns the child, puts it in the reservation's place and
-    /// starts its tasks. Errors: those of [`ProcessTable::start`].
+    /// blocking pool: checks the request, spawns the child and puts it in
+    /// the reservation's place. Its tasks are started by [`Started::run`],
+    /// back on a runtime worker. Errors: those of [`ProcessTable::start`].
     pub(super) fn start_blocking(
         &self,
         params: ProcessStartParams,
         reservation: Result<Reservation, ServerError>,
-    ) -> Result<ProcessStartResponse, ServerError> {
+    ) -> Result<Started, ServerError> {
         let serial = NEXT_PROCESS_SERIAL.fetch_add(1, Ordering::Relaxed);
         let marker = format!("{}{serial}/", self.inner.marker_prefix());
         let spec = LaunchSpec::new(&params, &marker)?;
@@ -166,10 +166,16 @@ impl ProcessTable {
         let table_open = reservation.fill(&process);
         registry::register_live(serial, &process);
 
-        let pid = process.pid();
-        tokio::spawn(
-            Driver {
-                process: process.clone(),
+        let response = ProcessStartResponse {
+            pid: process.pid(),
+            process_id: params.process_id,
+        };
+        let timeout = params
+            .timeout_ms
+            .map(|timeout_ms| (process.clone(), Duration::from_millis(timeout_ms)));
+        Ok(Started {
+            driver: Driver {
+                process,
                 output,
                 exit,
                 read_size,
@@ -177,19 +183,40 @@ impl ProcessTable {
                 retention: config.retention,
                 table: Arc::downgrade(&self.inner),
                 table_closed: self.inner.closed.subscribe(),
-            }
-            .run(),
-        );
-        if let Some(timeout_ms) = params.timeout_ms {
-            tokio::spawn(kill_on_timeout(process, Duration::from_millis(timeout_ms)));
+            },
+            timeout,
+            table_open,
+            response,
+        })
+    }
+}
+
+/// A spawned child whose tasks are not started yet.
+pub(super) struct Started {
+    /// Reads its output and learns its exit.
+    driver: Driver,
+    /// The process and its `timeoutMs`, when it has one.
+    timeout: Option<(Arc<ManagedProcess>, Duration)>,
+    /// False when the table shut down while the child was being spawned.
+    table_open: bool,
+    /// What `process/start` answers.
+    response: ProcessStartResponse,
+}
+
+impl Started {
+    /// Starts the process's tasks, from a runtime worker (so they start on
+    /// its local queue, beside the tasks that feed on them, rather than on
+    /// the blocking pool's global one). Errors: `Internal` when the table
+    /// shut down meanwhile (its shutdown kills the process).
+    pub(super) fn run(self) -> Result<ProcessStartResponse, ServerError> {
+        tokio::spawn(self.driver.run());
+        if let Some((process, timeout)) = self.timeout {
+            tokio::spawn(kill_on_timeout(process, timeout));
         }
-        if !table_open {
+        if !self.table_open {
             return Err(closing());
         }
-        Ok(ProcessStartResponse {
-            pid,
-            process_id: params.process_id,
-        })
+        Ok(self.response)
     }
 }
 

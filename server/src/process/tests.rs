@@ -1103,7 +1103,8 @@ async fn a_start_that_loses_the_race_with_shutdown_fails_and_leaves_no_process()
         move || table.start_blocking(params("racer", &["sleep", "60"]), reservation)
     })
     .await
-    .expect("the start ran");
+    .expect("the start ran")
+    .and_then(Started::run);
     assert_eq!(started.err().and_then(error_kind), Some(ErrorKind::Io));
     tokio::time::timeout(PATIENCE, shutdown)
         .await
