@@ -194,9 +194,25 @@ impl TableInner {
             .cloned()
     }
 
-    /// The process with this id, or `UnknownProcess`.
-    fn require(&self, process_id: &ProcessId) -> Result<Arc<ManagedProcess>, ServerError> {
-        self.get(process_id)
+    /// The process with this id, waiting while a start in progress holds
+    /// the id, so that a request pipelined right behind its `process/start`
+    /// finds the process as it would once the start's response came.
+    async fn get_started(&self, process_id: &ProcessId) -> Option<Arc<ManagedProcess>> {
+        loop {
+            let mut start_ended = match lock(&self.processes).get(process_id)? {
+                Slot::Started(process) => return Some(process.clone()),
+                Slot::Reserved(ended) => ended.clone(),
+            };
+            // The reservation's sender never sends; it is dropped when the
+            // start ends, either way.
+            let _ = start_ended.changed().await;
+        }
+    }
+
+    /// [`Self::get_started`], or `UnknownProcess`.
+    async fn require(&self, process_id: &ProcessId) -> Result<Arc<ManagedProcess>, ServerError> {
+        self.get_started(process_id)
+            .await
             .ok_or_else(|| ServerError::UnknownProcess {
                 process_id: process_id.clone(),
             })
@@ -268,7 +284,7 @@ impl ProcessTable {
         &self,
         params: ProcessReadParams,
     ) -> Result<ProcessReadResponse, ServerError> {
-        let process = self.inner.require(&params.process_id)?;
+        let process = self.inner.require(&params.process_id).await?;
         Ok(process
             .read(
                 params.after_seq.unwrap_or(0),
@@ -286,7 +302,7 @@ impl ProcessTable {
         &self,
         params: ProcessWriteParams,
     ) -> Result<ProcessWriteResponse, ServerError> {
-        let Some(process) = self.inner.get(&params.process_id) else {
+        let Some(process) = self.inner.get_started(&params.process_id).await else {
             return Ok(ProcessWriteResponse {
                 status: WriteStatus::UnknownProcess,
             });
@@ -306,7 +322,7 @@ impl ProcessTable {
         &self,
         params: ProcessCloseStdinParams,
     ) -> Result<ProcessCloseStdinResponse, ServerError> {
-        let process = self.inner.require(&params.process_id)?;
+        let process = self.inner.require(&params.process_id).await?;
         process.close_stdin().await?;
         Ok(ProcessCloseStdinResponse {})
     }
@@ -318,7 +334,7 @@ impl ProcessTable {
         &self,
         params: ProcessResizeParams,
     ) -> Result<ProcessResizeResponse, ServerError> {
-        let process = self.inner.require(&params.process_id)?;
+        let process = self.inner.require(&params.process_id).await?;
         process.resize(params.rows.get(), params.cols.get())?;
         Ok(ProcessResizeResponse {})
     }
@@ -331,7 +347,7 @@ impl ProcessTable {
         &self,
         params: ProcessSignalParams,
     ) -> Result<ProcessSignalResponse, ServerError> {
-        let process = self.inner.require(&params.process_id)?;
+        let process = self.inner.require(&params.process_id).await?;
         process.signal(params.signal)?;
         Ok(ProcessSignalResponse {})
     }
@@ -344,7 +360,7 @@ impl ProcessTable {
         &self,
         params: ProcessTerminateParams,
     ) -> Result<ProcessTerminateResponse, ServerError> {
-        let Some(process) = self.inner.get(&params.process_id) else {
+        let Some(process) = self.inner.get_started(&params.process_id).await else {
             return Ok(ProcessTerminateResponse { running: false });
         };
         let running = process.request_kill(ExitReason::Killed);

@@ -39,6 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use exec_protocol::{ProcessId, ProcessStartParams, ProcessStartResponse};
+use futures_util::future::BoxFuture;
 use tokio::sync::{oneshot, watch};
 
 use super::command::LaunchSpec;
@@ -144,6 +145,9 @@ struct Launched {
     output: OutputSource,
     /// Its wait status, once reaped.
     exit: oneshot::Receiver<io::Result<ExitStatus>>,
+    /// The task that waits for a pipe child (a PTY child has a waiter
+    /// thread instead), started by [`Started::run`].
+    waiter: Option<BoxFuture<'static, ()>>,
 }
 
 impl ProcessTable {
@@ -166,6 +170,7 @@ impl ProcessTable {
             process,
             output,
             exit,
+            waiter,
         } = launch(&spec, &params.process_id, serial, marker, config, read_size)?;
         let table_open = reservation.fill(&process);
         registry::register_live(serial, &process);
@@ -178,6 +183,7 @@ impl ProcessTable {
             .timeout_ms
             .map(|timeout_ms| (process.clone(), Duration::from_millis(timeout_ms)));
         Ok(Started {
+            waiter,
             driver: Driver {
                 process,
                 output,
@@ -197,6 +203,9 @@ impl ProcessTable {
 
 /// A spawned child whose tasks are not started yet.
 pub(super) struct Started {
+    /// Waits for a pipe child (until it runs, the child's pid stays in the
+    /// reaper's managed set, so its exit status cannot be taken by another).
+    waiter: Option<BoxFuture<'static, ()>>,
     /// Reads its output and learns its exit.
     driver: Driver,
     /// The process and its `timeoutMs`, when it has one.
@@ -213,6 +222,9 @@ impl Started {
     /// the blocking pool's global one). Errors: `Internal` when the table
     /// shut down meanwhile (its shutdown kills the process).
     pub(super) fn run(self) -> Result<ProcessStartResponse, ServerError> {
+        if let Some(waiter) = self.waiter {
+            tokio::spawn(waiter);
+        }
         tokio::spawn(self.driver.run());
         if let Some((process, timeout)) = self.timeout {
             tokio::spawn(kill_on_timeout(process, timeout));
@@ -259,12 +271,12 @@ fn launch(
             let (status_sender, exit) = oneshot::channel();
             let mut waited = child.child;
             let pid = child.pid;
-            tokio::spawn(async move {
+            let waiter = async move {
                 let status = waited.wait().await;
                 reaper::child_reaped(pid);
                 tree.mark_reaped();
                 let _ = status_sender.send(status);
-            });
+            };
             Ok(Launched {
                 process,
                 output: OutputSource::Pipes {
@@ -272,6 +284,7 @@ fn launch(
                     stderr: child.stderr,
                 },
                 exit,
+                waiter: Some(Box::pin(waiter)),
             })
         }
         Some((rows, cols)) => {
@@ -307,6 +320,7 @@ fn launch(
                 process,
                 output: OutputSource::Pty { chunks },
                 exit,
+                waiter: None,
             })
         }
     }

@@ -1114,3 +1114,69 @@ async fn a_start_that_loses_the_race_with_shutdown_fails_and_leaves_no_process()
     let listed = table.list(ProcessListParams {}).await.expect("list");
     assert_eq!(listed.processes, vec![]);
 }
+
+#[tokio::test]
+async fn a_request_pipelined_behind_its_start_finds_the_process() {
+    let _shared = KILL_ALL_EXCLUSION.read().await;
+    let harness = Harness::new();
+    let table = harness.table.clone();
+    // The start has reserved its id but not spawned yet.
+    let reservation = Reservation::take(&table.inner, &id("pending"));
+    let terminate = tokio::spawn({
+        let table = table.clone();
+        async move {
+            table
+                .terminate(ProcessTerminateParams {
+                    process_id: id("pending"),
+                })
+                .await
+        }
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !terminate.is_finished(),
+        "terminate waits for the start in progress"
+    );
+    let started = tokio::task::spawn_blocking({
+        let table = table.clone();
+        move || table.start_blocking(params("pending", &["sleep", "60"]), reservation)
+    })
+    .await
+    .expect("the start ran")
+    .and_then(Started::run)
+    .expect("the process starts");
+    let terminated = tokio::time::timeout(PATIENCE, terminate)
+        .await
+        .expect("terminate in time")
+        .expect("terminate ran")
+        .expect("terminate answers");
+    assert!(terminated.running, "terminate found the started process");
+    assert!(started.pid > 0);
+
+    // A start that fails gives the waiting request its answer too.
+    let reservation = Reservation::take(&table.inner, &id("failing"));
+    let read = tokio::spawn({
+        let table = table.clone();
+        async move {
+            table
+                .read(ProcessReadParams {
+                    after_seq: None,
+                    max_bytes: None,
+                    process_id: id("failing"),
+                    wait_ms: None,
+                })
+                .await
+        }
+    });
+    drop(reservation);
+    let read = tokio::time::timeout(PATIENCE, read)
+        .await
+        .expect("read in time")
+        .expect("read ran");
+    assert_eq!(
+        read.err().and_then(error_kind),
+        Some(ErrorKind::UnknownProcess)
+    );
+}
