@@ -59,6 +59,10 @@ struct ServeArgs {
     retained_output_bytes: Option<usize>,
 }
 
+/// The shortest token a non-loopback listener accepts, in bytes: anything
+/// reachable from the network must not be guessable.
+const MIN_REMOTE_TOKEN_BYTES: usize = 16;
+
 /// Where to listen.
 enum Listen {
     Stdio,
@@ -154,11 +158,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 Ok(())
             }
             Listen::WebSocket(address) => {
-                if !address.ip().is_loopback() && token.is_none() {
-                    bail!(
-                        "refusing to listen on non-loopback {address} without a token \
-                         (set EXEC_SERVER_TOKEN or --token-file)"
-                    );
+                if !address.ip().is_loopback() {
+                    match &token {
+                        None => bail!(
+                            "refusing to listen on non-loopback {address} without a token \
+                             (set EXEC_SERVER_TOKEN or --token-file)"
+                        ),
+                        Some(token) if token.len() < MIN_REMOTE_TOKEN_BYTES => bail!(
+                            "refusing to listen on non-loopback {address} with a token of \
+                             {} bytes: it must have at least {MIN_REMOTE_TOKEN_BYTES}",
+                            token.len()
+                        ),
+                        Some(_) => {}
+                    }
                 }
                 let listener = tokio::net::TcpListener::bind(address)
                     .await

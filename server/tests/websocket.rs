@@ -15,9 +15,10 @@ async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> Option<u16> {
     for (name, value) in headers {
         let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
             .expect("a header name");
+        // Appended, so a name given twice is sent twice.
         request
             .headers_mut()
-            .insert(name, value.parse().expect("a header value"));
+            .append(name, value.parse().expect("a header value"));
     }
     match tokio_tungstenite::connect_async(request).await {
         Ok(_) => None,
@@ -99,4 +100,46 @@ async fn non_loopback_without_a_token_refuses_to_start() {
         .expect("runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("without a token"));
+}
+
+#[tokio::test]
+async fn a_header_given_twice_is_refused() {
+    let server = start(
+        ServerLauncher::new()
+            .token("s3cret")
+            .args(["--allow-origin", "https://ide.example"]),
+    )
+    .await;
+    let url = server.url.clone();
+    let right = ("authorization", "Bearer s3cret");
+    let wrong = ("authorization", "Bearer wrong");
+    for headers in [[right, wrong], [wrong, right], [right, right]] {
+        assert_eq!(
+            upgrade_status(&url, &headers).await,
+            Some(400),
+            "{headers:?}"
+        );
+    }
+    let origin = ("origin", "https://ide.example");
+    assert_eq!(
+        upgrade_status(&url, &[right, origin, ("origin", "https://evil.example")]).await,
+        Some(400)
+    );
+    assert_eq!(upgrade_status(&url, &[right, origin]).await, None);
+}
+
+#[tokio::test]
+async fn non_loopback_with_a_short_token_refuses_to_start() {
+    let output = tokio::process::Command::new(server_binary())
+        .args(["serve", "--listen", "ws://0.0.0.0:0"])
+        .env("EXEC_SERVER_TOKEN", "x")
+        .output()
+        .await
+        .expect("runs");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("it must have at least 16"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -38,6 +38,13 @@ impl AccessPolicy {
     /// Checks an upgrade request: `Err` is the HTTP response that refuses it.
     #[allow(clippy::result_large_err)] // The type is tungstenite's callback contract.
     fn check(&self, request: &Request) -> Result<(), ErrorResponse> {
+        // With two values of a header, which one a proxy in front of us
+        // checked and which one we would check may differ: refuse both.
+        for name in [header::ORIGIN, header::AUTHORIZATION] {
+            if request.headers().get_all(&name).iter().nth(1).is_some() {
+                return Err(refusal(StatusCode::BAD_REQUEST, "a header given twice"));
+            }
+        }
         if let Some(origin) = request.headers().get(header::ORIGIN) {
             let allowed = origin
                 .to_str()
