@@ -7,8 +7,9 @@
 //! Ordering rule: a process's output never overtakes its `process/start`
 //! response. The response is queued first and only then is the process
 //! announced (the handler's after-queued action), so every event of it is
-//! queued after the response; [`Outgoing`] always takes a queued response
-//! before an event it has seen, so the response goes out first.
+//! queued after the response; [`Outgoing`] sends an event only after the
+//! responses that were queued when it took the event, so the response goes
+//! out first (and later responses cannot hold output back).
 
 use std::sync::Arc;
 
@@ -19,7 +20,6 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::config::ServerConfig;
 use crate::rpc::{self, ConnectionService, Incoming, MethodContext};
-use crate::session::Session;
 
 /// One client connection.
 pub(crate) struct Connection {
@@ -132,8 +132,8 @@ pub(crate) struct Outgoing {
     responses: mpsc::Receiver<String>,
     /// True once `responses` is closed and drained.
     responses_done: bool,
-    /// Learns the session `initialize` created.
-    attach: Option<oneshot::Receiver<Arc<Session>>>,
+    /// Receives the event queue of the session `initialize` created.
+    attach: Option<oneshot::Receiver<mpsc::Receiver<String>>>,
     /// The attached session's events.
     events: Option<mpsc::Receiver<String>>,
     /// An event taken from `events`, and how many responses were queued
@@ -156,10 +156,6 @@ impl Outgoing {
                     Some(response) => return Some(response),
                     None => self.responses_done = true,
                 },
-                attached = wait_attached(&mut self.attach), if self.attach.is_some() => {
-                    self.attach = None;
-                    self.events = attached.ok().and_then(|session| session.take_events());
-                }
                 event = next_event(&mut self.events), if self.events.is_some() => match event {
                     // Held, so that the next round sends the responses queued before it first.
                     Some(event) => self.held = Some((event, self.responses.len())),
@@ -196,15 +192,17 @@ impl Outgoing {
         self.try_response()
     }
 
-    /// Takes the session's event queue once `initialize` attached one.
+    /// Takes the session's event queue once `initialize` attached one. No
+    /// waiting for it is needed: `initialize` attaches before its response
+    /// is queued, and that response wakes the writer.
     fn try_attach(&mut self) {
         let Some(attach) = &mut self.attach else {
             return;
         };
         match attach.try_recv() {
-            Ok(session) => {
+            Ok(events) => {
                 self.attach = None;
-                self.events = session.take_events();
+                self.events = Some(events);
             }
             Err(oneshot::error::TryRecvError::Empty) => {}
             Err(oneshot::error::TryRecvError::Closed) => self.attach = None,
@@ -233,16 +231,6 @@ impl Outgoing {
     }
 }
 
-/// Waits for the attached session; only polled while `attach` is `Some`.
-async fn wait_attached(
-    attach: &mut Option<oneshot::Receiver<Arc<Session>>>,
-) -> Result<Arc<Session>, oneshot::error::RecvError> {
-    match attach {
-        Some(attach) => attach.await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The next event; only polled while `events` is `Some`.
 async fn next_event(events: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
     match events {
@@ -258,6 +246,7 @@ mod tests {
 
     use super::*;
     use crate::process::ProcessEvent;
+    use crate::session::Session;
 
     /// An `Outgoing` already attached to an event queue, with both senders.
     fn outgoing() -> (Outgoing, mpsc::Sender<String>, mpsc::Sender<String>) {

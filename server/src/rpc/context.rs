@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
@@ -27,13 +27,18 @@ pub(crate) struct MethodContext {
     lifecycle: AtomicU8,
     /// The session `initialize` created.
     session: OnceLock<Arc<Session>>,
-    /// Tells the connection which session it is attached to, once.
-    attach: Mutex<Option<oneshot::Sender<Arc<Session>>>>,
+    /// Hands the connection's writer the event queue of the session it is
+    /// attached to, once.
+    attach: Mutex<Option<oneshot::Sender<mpsc::Receiver<String>>>>,
 }
 
 impl MethodContext {
-    /// A context before `initialize`; `attach` learns the session `initialize` creates.
-    pub(crate) fn new(config: Arc<ServerConfig>, attach: oneshot::Sender<Arc<Session>>) -> Self {
+    /// A context before `initialize`; `attach` receives the event queue of
+    /// the session `initialize` creates.
+    pub(crate) fn new(
+        config: Arc<ServerConfig>,
+        attach: oneshot::Sender<mpsc::Receiver<String>>,
+    ) -> Self {
         Self {
             config,
             lifecycle: AtomicU8::new(NEW),
@@ -63,16 +68,19 @@ impl MethodContext {
         self.lifecycle.load(Ordering::Acquire) == READY
     }
 
-    /// Attaches the connection to `session` (once, from `initialize`).
+    /// Attaches the connection to `session` (once, from `initialize`, before
+    /// its response is queued: the writer, woken by that response, takes the
+    /// session's event queue on its next round).
     pub(crate) fn attach(&self, session: Arc<Session>) {
-        if self.session.set(session.clone()).is_err() {
+        let events = session.take_events();
+        if self.session.set(session).is_err() {
             tracing::error!("a second session for one connection; ignored");
             return;
         }
-        if let Some(attach) = lock(&self.attach).take() {
+        if let (Some(attach), Some(events)) = (lock(&self.attach).take(), events) {
             // The connection is closing when its end is gone; the session
             // then ends with it (see `Connection::close`).
-            let _ = attach.send(session);
+            let _ = attach.send(events);
         }
     }
 
