@@ -1098,13 +1098,7 @@ async fn a_start_that_loses_the_race_with_shutdown_fails_and_leaves_no_process()
         "shutdown waits for the start in progress"
     );
 
-    let started = tokio::task::spawn_blocking({
-        let table = table.clone();
-        move || table.start_blocking(params("racer", &["sleep", "60"]), reservation)
-    })
-    .await
-    .expect("the start ran")
-    .and_then(Started::run);
+    let started = finish_start(&table, params("racer", &["sleep", "60"]), reservation).await;
     assert_eq!(started.err().and_then(error_kind), Some(ErrorKind::Io));
     tokio::time::timeout(PATIENCE, shutdown)
         .await
@@ -1139,14 +1133,9 @@ async fn a_request_pipelined_behind_its_start_finds_the_process() {
         !terminate.is_finished(),
         "terminate waits for the start in progress"
     );
-    let started = tokio::task::spawn_blocking({
-        let table = table.clone();
-        move || table.start_blocking(params("pending", &["sleep", "60"]), reservation)
-    })
-    .await
-    .expect("the start ran")
-    .and_then(Started::run)
-    .expect("the process starts");
+    let started = finish_start(&table, params("pending", &["sleep", "60"]), reservation)
+        .await
+        .expect("the process starts");
     let terminated = tokio::time::timeout(PATIENCE, terminate)
         .await
         .expect("terminate in time")
@@ -1179,4 +1168,18 @@ async fn a_request_pipelined_behind_its_start_finds_the_process() {
         read.err().and_then(error_kind),
         Some(ErrorKind::UnknownProcess)
     );
+}
+
+/// Runs the rest of a start whose id `reservation` holds, as
+/// [`ProcessTable::start`] does after reserving.
+async fn finish_start(
+    table: &ProcessTable,
+    params: ProcessStartParams,
+    reservation: Result<Reservation, ServerError>,
+) -> Result<ProcessStartResponse, ServerError> {
+    let table = table.clone();
+    tokio::task::spawn_blocking(move || table.start_blocking(params, reservation))
+        .await
+        .expect("the start ran")
+        .and_then(Started::run)
 }
