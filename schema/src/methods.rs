@@ -25,6 +25,8 @@ pub const FS_WRITE_FILE_METHOD: &str = "fs/writeFile";
 pub const INITIALIZE_METHOD: &str = "initialize";
 ///Wire name of the `initialized` notification.
 pub const INITIALIZED_METHOD: &str = "initialized";
+///Wire name of the `process/ack` notification.
+pub const PROCESS_ACK_METHOD: &str = "process/ack";
 ///Wire name of the `process/closeStdin` request.
 pub const PROCESS_CLOSE_STDIN_METHOD: &str = "process/closeStdin";
 ///Wire name of the `process/closed` notification.
@@ -117,6 +119,13 @@ pub const METHODS: &[MethodInfo] = &[
         kind: MethodKind::Notification,
         direction: Direction::ClientToServer,
         params: "InitializedNotification",
+        result: ::std::option::Option::None,
+    },
+    MethodInfo {
+        name: PROCESS_ACK_METHOD,
+        kind: MethodKind::Notification,
+        direction: Direction::ClientToServer,
+        params: "ProcessAckNotification",
         result: ::std::option::Option::None,
     },
     MethodInfo {
@@ -288,6 +297,14 @@ impl Notification for Initialized {
     const DIRECTION: Direction = Direction::ClientToServer;
     type Params = InitializedNotification;
 }
+///The `process/ack` notification, as a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProcessAck;
+impl Notification for ProcessAck {
+    const METHOD: &'static str = PROCESS_ACK_METHOD;
+    const DIRECTION: Direction = Direction::ClientToServer;
+    type Params = ProcessAckNotification;
+}
 ///The `process/closeStdin` request, as a type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ProcessCloseStdin;
@@ -429,11 +446,12 @@ macro_rules! for_each_request {
 macro_rules! for_each_notification {
     ($callback:ident) => {
         $callback! { ($crate::Initialized, initialized, "initialized",
-        $crate::InitializedNotification, ClientToServer), ($crate::ProcessClosed,
-        process_closed, "process/closed", $crate::ProcessClosedNotification,
-        ServerToClient), ($crate::ProcessExited, process_exited, "process/exited",
-        $crate::ProcessExitedNotification, ServerToClient), ($crate::ProcessOutput,
-        process_output, "process/output", $crate::ProcessOutputNotification,
-        ServerToClient) }
+        $crate::InitializedNotification, ClientToServer), ($crate::ProcessAck,
+        process_ack, "process/ack", $crate::ProcessAckNotification, ClientToServer),
+        ($crate::ProcessClosed, process_closed, "process/closed",
+        $crate::ProcessClosedNotification, ServerToClient), ($crate::ProcessExited,
+        process_exited, "process/exited", $crate::ProcessExitedNotification,
+        ServerToClient), ($crate::ProcessOutput, process_output, "process/output",
+        $crate::ProcessOutputNotification, ServerToClient) }
     };
 }

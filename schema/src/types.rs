@@ -90,6 +90,9 @@ pub enum ErrorKind {
     ///A second `initialize` on the connection (code -32600).
     #[serde(rename = "alreadyInitialized")]
     AlreadyInitialized,
+    ///`initialize`'s `resumeSessionId` names no session of this server: never issued, ended, or detached longer than `limits.sessionTtlMs` (code -32602).
+    #[serde(rename = "unknownSession")]
+    UnknownSession,
     ///The connection has no process with this `processId`.
     #[serde(rename = "unknownProcess")]
     UnknownProcess,
@@ -138,6 +141,7 @@ impl ::std::fmt::Display for ErrorKind {
         match *self {
             Self::NotInitialized => f.write_str("notInitialized"),
             Self::AlreadyInitialized => f.write_str("alreadyInitialized"),
+            Self::UnknownSession => f.write_str("unknownSession"),
             Self::UnknownProcess => f.write_str("unknownProcess"),
             Self::ProcessExists => f.write_str("processExists"),
             Self::NotPty => f.write_str("notPty"),
@@ -161,6 +165,7 @@ impl ::std::str::FromStr for ErrorKind {
         match value {
             "notInitialized" => Ok(Self::NotInitialized),
             "alreadyInitialized" => Ok(Self::AlreadyInitialized),
+            "unknownSession" => Ok(Self::UnknownSession),
             "unknownProcess" => Ok(Self::UnknownProcess),
             "processExists" => Ok(Self::ProcessExists),
             "notPty" => Ok(Self::NotPty),
@@ -443,6 +448,13 @@ pub struct FsWriteFileParams {
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct InitializeParams {
+    ///The client will acknowledge the output it received with `process/ack`. The server then never evicts output that was not acknowledged: when a process's unacknowledged output fills `limits.retainedOutputBytesPerProcess`, the server stops reading that process (back-pressure) until an acknowledgement frees room. With it, a client that resumes after a dropped connection can replay every byte. Default false: output is evicted beyond the retention limit while a connection is attached (as in v1), and kept, with back-pressure, only while the session is detached.
+    #[serde(
+        rename = "acknowledgeOutput",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub acknowledge_output: ::std::option::Option<bool>,
     ///Name of the client program, for logs.
     #[serde(rename = "clientName")]
     pub client_name: ::std::string::String,
@@ -453,6 +465,13 @@ pub struct InitializeParams {
     )]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub client_version: ::std::option::Option<::std::string::String>,
+    ///Resume the session with this id (the `sessionId` of an earlier `initialize` on this server) instead of starting a new one: the connection takes the session over with its processes, which kept running while it was detached (`limits.sessionTtlMs`). A connection still attached to it is closed (WebSocket close code 4000, reason "session resumed by another connection"). An unknown, expired or ended id gets -32602 with `data.kind` `unknownSession`. Codex's name. Over stdio there is never a session to resume.
+    #[serde(
+        rename = "resumeSessionId",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub resume_session_id: ::std::option::Option<::std::string::String>,
 }
 ///Result of `initialize`.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
@@ -468,7 +487,7 @@ pub struct InitializeResponse {
     ///The server program.
     #[serde(rename = "serverInfo")]
     pub server_info: ServerInfo,
-    ///Identifier of this connection's session, for logs (and later for resuming).
+    ///Identifier of this connection's session: 128 random bits as 32 lowercase hex digits, or the `resumeSessionId` that was resumed. Pass it as `resumeSessionId` to take the session over from another connection.
     #[serde(rename = "sessionId")]
     pub session_id: ::std::string::String,
 }
@@ -550,6 +569,16 @@ pub struct Platform {
     pub arch: ::std::string::String,
     ///Operating system, as Rust's `std::env::consts::OS` names it (`linux`, `macos`).
     pub os: ::std::string::String,
+}
+///Params of the `process/ack` notification: the client received every event of the process up to and including `seq`, so with `acknowledgeOutput` the server may evict the output up to it. Sent by the client; an unknown process, or a `seq` at or below an earlier acknowledgement, is ignored.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct ProcessAckNotification {
+    ///The process.
+    #[serde(rename = "processId")]
+    pub process_id: ProcessId,
+    ///The newest `seq` of the process the client received, with every one before it.
+    pub seq: u64,
 }
 ///Params of `process/closeStdin`: close a pipe process's stdin (the child reads EOF), or write the terminal's EOF character (VEOF) to a PTY process.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
@@ -792,7 +821,7 @@ pub struct ProcessStartParams {
     )]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub pipe_stdin: ::std::option::Option<bool>,
-    ///Handle for the new process; `processExists` if the connection already has it.
+    ///Handle for the new process; `processExists` if the session already has it. In a session that was resumed, a start whose `processId` exists with params identical to that process's start returns that process's result instead (a retry after a dropped connection is safe).
     #[serde(rename = "processId")]
     pub process_id: ProcessId,
     ///Initial PTY size; default 24 rows by 80 columns. Ignored without `tty`.
@@ -880,6 +909,9 @@ pub struct ServerLimits {
     ///Bytes of output retained per process for `process/read`; older output is evicted and reported as `droppedBytes`.
     #[serde(rename = "retainedOutputBytesPerProcess")]
     pub retained_output_bytes_per_process: u64,
+    ///How long, in milliseconds, a session stays resumable after its connection closes or drops (`serve --session-ttl`): its processes keep running and their output is retained meanwhile; when the time runs out they are killed. 0: the session ends with its connection (v1). Always 0 over stdio.
+    #[serde(rename = "sessionTtlMs")]
+    pub session_ttl_ms: u64,
 }
 ///A POSIX signal by name: `interrupt` SIGINT, `terminate` SIGTERM, `kill` SIGKILL, `hangup` SIGHUP, `quit` SIGQUIT, `user1` SIGUSR1, `user2` SIGUSR2, `continue` SIGCONT, `stop` SIGSTOP.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
@@ -1328,6 +1360,14 @@ pub fn typescript_declarations(
         files.push((
             path,
             <crate::Platform as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::ProcessAckNotification as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::ProcessAckNotification as ::ts_rs::TS>::export_to_string(config)?,
         ));
     }
     if let ::std::option::Option::Some(path) =

@@ -150,6 +150,8 @@ impl ExecClient {
         let params = InitializeParams {
             client_name: options.client_name.clone(),
             client_version: options.client_version.clone(),
+            resume_session_id: None,
+            acknowledge_output: None,
         };
         let initialize = tokio::time::timeout(
             options.initialize_timeout,

@@ -90,6 +90,8 @@ async fn every_typed_request_once(transport: Transport) {
         .initialize(InitializeParams {
             client_name: "again".into(),
             client_version: None,
+            resume_session_id: None,
+            acknowledge_output: None,
         })
         .await
         .expect_err("one initialize per connection");

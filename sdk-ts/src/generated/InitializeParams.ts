@@ -6,10 +6,18 @@
  */
 export type InitializeParams = { 
 /**
+ *The client will acknowledge the output it received with `process/ack`. The server then never evicts output that was not acknowledged: when a process's unacknowledged output fills `limits.retainedOutputBytesPerProcess`, the server stops reading that process (back-pressure) until an acknowledgement frees room. With it, a client that resumes after a dropped connection can replay every byte. Default false: output is evicted beyond the retention limit while a connection is attached (as in v1), and kept, with back-pressure, only while the session is detached.
+ */
+acknowledgeOutput?: boolean, 
+/**
  *Name of the client program, for logs.
  */
 clientName: string, 
 /**
  *Version of the client program, for logs.
  */
-clientVersion?: string, };
+clientVersion?: string, 
+/**
+ *Resume the session with this id (the `sessionId` of an earlier `initialize` on this server) instead of starting a new one: the connection takes the session over with its processes, which kept running while it was detached (`limits.sessionTtlMs`). A connection still attached to it is closed (WebSocket close code 4000, reason "session resumed by another connection"). An unknown, expired or ended id gets -32602 with `data.kind` `unknownSession`. Codex's name. Over stdio there is never a session to resume.
+ */
+resumeSessionId?: string, };

@@ -25,6 +25,6 @@ protocolVersion: string,
  */
 serverInfo: ServerInfo, 
 /**
- *Identifier of this connection's session, for logs (and later for resuming).
+ *Identifier of this connection's session: 128 random bits as 32 lowercase hex digits, or the `resumeSessionId` that was resumed. Pass it as `resumeSessionId` to take the session over from another connection.
  */
 sessionId: string, };

@@ -33,7 +33,7 @@ inheritEnv?: boolean,
  */
 pipeStdin?: boolean, 
 /**
- *Handle for the new process; `processExists` if the connection already has it.
+ *Handle for the new process; `processExists` if the session already has it. In a session that was resumed, a start whose `processId` exists with params identical to that process's start returns that process's result instead (a retry after a dropped connection is safe).
  */
 processId: ProcessId, 
 /**

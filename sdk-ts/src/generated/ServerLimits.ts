@@ -16,4 +16,8 @@ maxProcessesPerConnection: number,
 /**
  *Bytes of output retained per process for `process/read`; older output is evicted and reported as `droppedBytes`.
  */
-retainedOutputBytesPerProcess: number, };
+retainedOutputBytesPerProcess: number, 
+/**
+ *How long, in milliseconds, a session stays resumable after its connection closes or drops (`serve --session-ttl`): its processes keep running and their output is retained meanwhile; when the time runs out they are killed. 0: the session ends with its connection (v1). Always 0 over stdio.
+ */
+sessionTtlMs: number, };

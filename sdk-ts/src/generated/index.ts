@@ -28,6 +28,7 @@ export type * from "./InitializedNotification.js";
 export type * from "./OutputChunk.js";
 export type * from "./OutputStream.js";
 export type * from "./Platform.js";
+export type * from "./ProcessAckNotification.js";
 export type * from "./ProcessCloseStdinParams.js";
 export type * from "./ProcessCloseStdinResponse.js";
 export type * from "./ProcessClosedNotification.js";

@@ -18,6 +18,7 @@ import type { FsWriteFileResponse } from "./FsWriteFileResponse.js";
 import type { InitializeParams } from "./InitializeParams.js";
 import type { InitializeResponse } from "./InitializeResponse.js";
 import type { InitializedNotification } from "./InitializedNotification.js";
+import type { ProcessAckNotification } from "./ProcessAckNotification.js";
 import type { ProcessCloseStdinParams } from "./ProcessCloseStdinParams.js";
 import type { ProcessCloseStdinResponse } from "./ProcessCloseStdinResponse.js";
 import type { ProcessClosedNotification } from "./ProcessClosedNotification.js";
@@ -83,6 +84,8 @@ export interface RequestMap {
 export interface ClientNotificationMap {
   /** `initialized` notification. */
   "initialized": InitializedNotification;
+  /** `process/ack` notification. */
+  "process/ack": ProcessAckNotification;
 }
 
 /** Every notification the server sends: method name to its params type. */

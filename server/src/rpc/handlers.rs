@@ -37,6 +37,7 @@ pub(super) async fn initialize(
             retained_output_bytes_per_process: config.process.retained_output_bytes as u64,
             max_processes_per_connection: config.process.max_processes as u64,
             max_message_bytes: config.max_message_bytes as u64,
+            session_ttl_ms: 0,
         },
     })
 }
