@@ -5,14 +5,20 @@
 //!
 //! Events reach a [`RemoteChild`](crate::RemoteChild) three ways: the
 //! reader's bounded channel (in order, but with holes where the reader had to
-//! drop output for a lagging consumer), the route's overflow (the exit and
-//! the close, which are never dropped), and `process/read` responses (output
-//! chunks only: a read reports the exit as flags, without its `seq` or
-//! `reason`). The sequencer is pure bookkeeping; the child does the I/O.
+//! drop output for a lagging consumer, or where notifications were lost in
+//! flight with a dropped connection), the route's overflow (the exit and the
+//! close, which are never dropped by the reader), and `process/read`
+//! responses (output chunks, and the exit and the close as flags, without
+//! their `seq` or the exit's `reason`). After a resumed connection the
+//! server may send an event again, so every event is deduplicated: output
+//! by `seq`, the exit and the close by being the only ones. An exit or close
+//! lost in flight is rebuilt from a read's flags (see
+//! [`Sequencer::apply_read`]). The sequencer is pure bookkeeping; the child
+//! does the I/O.
 
 use std::collections::BTreeMap;
 
-use exec_protocol::ProcessReadResponse;
+use exec_protocol::{ExitReason, ProcessReadResponse};
 
 use super::output::{OutputBytes, ProcessEvent, RemoteExitStatus};
 
@@ -67,6 +73,23 @@ pub(crate) struct Sequencer {
     read_at: Option<u64>,
     /// The close was handed out: the stream has ended.
     finished: bool,
+    /// An exit is held in `pending` or was handed out: another one (sent
+    /// again on a resumed connection, or rebuilt from a read) is a duplicate.
+    exit_known: bool,
+    /// A close is held in `pending` (or was handed out).
+    close_known: bool,
+    /// The exit a read reported when its `seq` could not be worked out: it
+    /// is handed out just before the close if no exit came by then.
+    exit_from_read: Option<RemoteExitStatus>,
+    /// The seq of an exit rebuilt from a read, while it waits in `pending`:
+    /// the real notification replaces it (with the exact `reason`) if it
+    /// arrives before it is handed out.
+    rebuilt_exit: Option<u64>,
+    /// The connection was resumed since the last read: events may have been
+    /// lost in flight, so the next read rebuilds a missing exit and close.
+    /// Without a resume, the exit and the close are never lost, and a read
+    /// waits for them rather than guess their `reason`.
+    resumed: bool,
 }
 
 impl Sequencer {
@@ -80,16 +103,31 @@ impl Sequencer {
             lost_bytes: 0,
             read_at: None,
             finished: false,
+            exit_known: false,
+            close_known: false,
+            exit_from_read: None,
+            rebuilt_exit: None,
+            resumed: false,
         }
     }
 
     /// Takes in an event from the reader (channel or overflow).
     pub(crate) fn accept(&mut self, event: Event) {
         // An output chunk before the cursor was already handed out (a read
-        // returned it first) or counted as lost; the exit and the close are
-        // only ever sent once, so they are kept whatever their seq.
-        if matches!(event, Event::Output(_)) && event.seq() < self.expected {
-            return;
+        // returned it first) or counted as lost. The exit and the close are
+        // kept whatever their seq (eviction may have moved the cursor past
+        // them), unless one is already known: a resumed connection may send
+        // them again.
+        match event {
+            Event::Output(_) if event.seq() < self.expected => return,
+            Event::Exited { seq, .. } if self.rebuilt_exit == Some(seq) => {
+                self.rebuilt_exit = None;
+            }
+            Event::Exited { .. } if self.exit_known => return,
+            Event::Closed { .. } if self.close_known => return,
+            Event::Exited { .. } => self.exit_known = true,
+            Event::Closed { .. } => self.close_known = true,
+            Event::Output(_) => {}
         }
         self.pending.insert(event.seq(), event);
     }
@@ -115,8 +153,23 @@ impl Sequencer {
                         }
                         // A duplicate of output already handed out.
                         Event::Output(_) => continue,
-                        Event::Exited { status, .. } => return Some(ProcessEvent::Exited(status)),
-                        Event::Closed { .. } => {
+                        Event::Exited { status, .. } => {
+                            self.rebuilt_exit = None;
+                            return Some(ProcessEvent::Exited(status));
+                        }
+                        Event::Closed { seq } => {
+                            if let Some(status) = self.exit_from_read.take()
+                                && !self.exit_known
+                            {
+                                // The exit's place is unknown; it still comes
+                                // before the end, where a consumer looks for it.
+                                self.exit_known = true;
+                                self.pending.insert(seq, Event::Closed { seq });
+                                if in_order {
+                                    self.expected -= 1;
+                                }
+                                return Some(ProcessEvent::Exited(status));
+                            }
                             self.finished = true;
                             return None;
                         }
@@ -162,9 +215,29 @@ impl Sequencer {
         (lagging || (gap && self.read_at != Some(self.expected))).then(|| self.expected - 1)
     }
 
+    /// Notes that the connection was resumed: the next read may have to
+    /// rebuild an exit and a close lost in flight (see [`Self::apply_read`]).
+    pub(crate) fn note_resume(&mut self) {
+        self.resumed = true;
+    }
+
     /// Merges a `process/read` response for the cursor `after_seq`.
+    ///
+    /// A read reports the exit and the close only as flags. When they may
+    /// have been lost in flight with a dropped connection (the first read
+    /// after [`Self::note_resume`]), they are rebuilt here: a
+    /// read without eviction covers every seq from the cursor to its
+    /// `nextSeq`, so the close is at `nextSeq` and the exit is the one seq of
+    /// that range that is neither a chunk nor an event already held. When
+    /// that seq cannot be told (output was evicted), the exit is handed out
+    /// just before the close. A rebuilt exit's `reason` is `signaled` when a signal ended the
+    /// process and `exited` otherwise (a read does not say `killed` or
+    /// `timedOut`).
     pub(crate) fn apply_read(&mut self, after_seq: u64, response: ProcessReadResponse) {
         self.read_at = Some(after_seq + 1);
+        if std::mem::take(&mut self.resumed) {
+            self.rebuild_final_events(after_seq, &response);
+        }
         if response.dropped_bytes > 0 {
             // Everything between the cursor and the first chunk the server
             // still has was evicted. Chunks of that range this client already
@@ -201,9 +274,62 @@ impl Sequencer {
     }
 }
 
+impl Sequencer {
+    /// The exit and the close a read without eviction reports as flags,
+    /// when this sequencer holds neither (see [`Sequencer::apply_read`]).
+    fn rebuild_final_events(&mut self, after_seq: u64, response: &ProcessReadResponse) {
+        let end = response.next_seq;
+        if response.closed && !self.close_known && end > after_seq {
+            self.close_known = true;
+            self.pending.insert(end, Event::Closed { seq: end });
+        }
+        if !response.exited || self.exit_known {
+            return;
+        }
+        let status = RemoteExitStatus {
+            exit_code: response.exit_code,
+            signal: response.signal,
+            reason: if response.signal.is_some() {
+                ExitReason::Signaled
+            } else {
+                ExitReason::Exited
+            },
+        };
+        // Every seq of (after_seq, end] is a returned chunk, an event held
+        // here, or the exit: at most the chunks, the held events and the
+        // exit and close, else the range is not what it should be.
+        let span = end.saturating_sub(after_seq);
+        let known = response.chunks.len() as u64 + self.pending.len() as u64 + 2;
+        let exit_seq = if response.dropped_bytes == 0 && span <= known {
+            let mut missing = (after_seq + 1..=end).filter(|seq| {
+                *seq >= self.expected
+                    && !self.pending.contains_key(seq)
+                    && response
+                        .chunks
+                        .binary_search_by_key(seq, |chunk| chunk.seq)
+                        .is_err()
+            });
+            match (missing.next(), missing.next()) {
+                (Some(seq), None) => Some(seq),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        match exit_seq {
+            Some(seq) => {
+                self.exit_known = true;
+                self.rebuilt_exit = Some(seq);
+                self.pending.insert(seq, Event::Exited { seq, status });
+            }
+            None => self.exit_from_read = Some(status),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use exec_protocol::{Base64Bytes, ExitReason, OutputStream};
+    use exec_protocol::{Base64Bytes, OutputStream, Signal};
     use pretty_assertions::assert_eq;
 
     use super::*;
@@ -345,5 +471,176 @@ mod tests {
         sequencer.apply_read(0, read(&[], 4, 9));
         sequencer.accept(Event::Closed { seq: 4 });
         assert_eq!(drain(&mut sequencer), ["lost 9", "exited", "closed"]);
+    }
+
+    /// A read that reached the end: the process exited (`exit_code`, or
+    /// `signal`) and, when `closed`, was closed.
+    fn final_read(
+        chunks: &[(u64, &[u8])],
+        next_seq: u64,
+        closed: bool,
+        exit_code: Option<i32>,
+        signal: Option<Signal>,
+    ) -> ProcessReadResponse {
+        ProcessReadResponse {
+            closed,
+            exited: true,
+            exit_code,
+            signal,
+            ..read(chunks, next_seq, 0)
+        }
+    }
+
+    #[test]
+    fn events_sent_again_after_a_resume_are_handed_out_once() {
+        let mut sequencer = Sequencer::new();
+        for event in [output(1, b"a"), output(2, b"b"), exited(3)] {
+            sequencer.accept(event);
+        }
+        assert_eq!(drain(&mut sequencer), ["1:a", "2:b", "exited"]);
+        // The new connection repeats what was queued at the drop.
+        for event in [
+            output(2, b"b"),
+            exited(3),
+            output(4, b"c"),
+            output(4, b"c"),
+            Event::Closed { seq: 5 },
+            Event::Closed { seq: 5 },
+        ] {
+            sequencer.accept(event);
+        }
+        assert_eq!(drain(&mut sequencer), ["4:c", "closed"]);
+    }
+
+    #[test]
+    fn an_exit_and_close_lost_in_flight_are_rebuilt_in_place_from_a_read() {
+        let mut sequencer = Sequencer::new();
+        sequencer.accept(output(1, b"a"));
+        assert_eq!(drain(&mut sequencer), ["1:a"]);
+        // Lost with the old connection: 2 (output), 3 (the exit), 4
+        // (output written after the exit) and 5 (the close).
+        assert_eq!(sequencer.wants_read(true), Some(1));
+        sequencer.note_resume();
+        sequencer.apply_read(
+            1,
+            final_read(&[(2, b"b"), (4, b"d")], 5, true, Some(3), None),
+        );
+        let mut seen = Vec::new();
+        while let Some(event) = sequencer.next_ready() {
+            seen.push(event);
+        }
+        let status = RemoteExitStatus {
+            exit_code: Some(3),
+            signal: None,
+            reason: ExitReason::Exited,
+        };
+        assert_eq!(
+            seen,
+            [
+                ProcessEvent::Output(OutputBytes {
+                    seq: 2,
+                    stream: OutputStream::Stdout,
+                    bytes: b"b".to_vec()
+                }),
+                ProcessEvent::Exited(status),
+                ProcessEvent::Output(OutputBytes {
+                    seq: 4,
+                    stream: OutputStream::Stdout,
+                    bytes: b"d".to_vec()
+                }),
+            ]
+        );
+        assert!(sequencer.is_finished());
+        // The notifications the server still had queued come late: ignored.
+        sequencer.accept(exited(3));
+        sequencer.accept(Event::Closed { seq: 5 });
+        assert_eq!(drain(&mut sequencer), ["closed"]);
+    }
+
+    #[test]
+    fn a_rebuilt_exit_whose_place_was_evicted_comes_just_before_the_close() {
+        let mut sequencer = Sequencer::new();
+        // Seqs 1 to 3 (output and the exit) are gone; 4 is output, 5 the close.
+        sequencer.note_resume();
+        sequencer.apply_read(
+            0,
+            ProcessReadResponse {
+                dropped_bytes: 5,
+                ..final_read(&[(4, b"d")], 5, true, None, Some(Signal::Kill))
+            },
+        );
+        assert_eq!(drain(&mut sequencer), ["lost 5", "4:d", "exited", "closed"]);
+        let mut again = Sequencer::new();
+        again.note_resume();
+        again.apply_read(
+            0,
+            ProcessReadResponse {
+                dropped_bytes: 5,
+                ..final_read(&[(4, b"d")], 5, true, None, Some(Signal::Kill))
+            },
+        );
+        let events: Vec<ProcessEvent> = std::iter::from_fn(|| again.next_ready()).collect();
+        assert_eq!(
+            events.get(2),
+            Some(&ProcessEvent::Exited(RemoteExitStatus {
+                exit_code: None,
+                signal: Some(Signal::Kill),
+                reason: ExitReason::Signaled,
+            }))
+        );
+    }
+
+    #[test]
+    fn a_read_does_not_repeat_an_exit_already_held() {
+        let mut sequencer = Sequencer::new();
+        sequencer.accept(output(1, b"a"));
+        sequencer.accept(exited(2));
+        sequencer.note_resume();
+        sequencer.apply_read(0, final_read(&[(1, b"a")], 3, true, Some(0), None));
+        assert_eq!(drain(&mut sequencer), ["1:a", "exited", "closed"]);
+    }
+
+    #[test]
+    fn without_a_resume_a_read_waits_for_the_exit_and_its_reason() {
+        let mut sequencer = Sequencer::new();
+        sequencer.accept(output(1, b"a"));
+        sequencer.accept(output(3, b"c"));
+        assert_eq!(drain(&mut sequencer), ["1:a"]);
+        sequencer.apply_read(1, final_read(&[(3, b"c")], 3, false, None, Some(Signal::Kill)));
+        assert_eq!(drain(&mut sequencer), Vec::<String>::new());
+        sequencer.accept(Event::Exited {
+            seq: 2,
+            status: RemoteExitStatus {
+                exit_code: None,
+                signal: Some(Signal::Kill),
+                reason: ExitReason::TimedOut,
+            },
+        });
+        let next = sequencer.next_ready();
+        assert!(
+            matches!(next, Some(ProcessEvent::Exited(status)) if status.reason == ExitReason::TimedOut),
+            "{next:?}"
+        );
+    }
+
+    #[test]
+    fn the_real_exit_replaces_a_rebuilt_one_not_yet_handed_out() {
+        let mut sequencer = Sequencer::new();
+        sequencer.note_resume();
+        sequencer.apply_read(0, final_read(&[(2, b"b")], 2, false, None, Some(Signal::Kill)));
+        sequencer.accept(Event::Exited {
+            seq: 1,
+            status: RemoteExitStatus {
+                exit_code: None,
+                signal: Some(Signal::Kill),
+                reason: ExitReason::Killed,
+            },
+        });
+        let next = sequencer.next_ready();
+        assert!(
+            matches!(next, Some(ProcessEvent::Exited(status)) if status.reason == ExitReason::Killed),
+            "{next:?}"
+        );
+        assert_eq!(drain(&mut sequencer), ["2:b"]);
     }
 }
