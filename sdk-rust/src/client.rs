@@ -5,17 +5,20 @@
 use std::sync::Arc;
 
 use exec_protocol::{
-    INITIALIZED_METHOD, Initialize, InitializeParams, InitializeResponse, InitializedNotification,
-    PROTOCOL_VERSION, Request,
+    INITIALIZED_METHOD, Initialize, InitializeResponse, InitializedNotification, Request,
 };
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
 
-use crate::connection::ClientConnection;
+use crate::connection::{ClientConnection, WebSocketEnd};
 use crate::error::ClientError;
+use crate::handshake::{check_version, initialize_params};
 use crate::local::{SERVER_BINARY_ENV, locate_server_binary, start_server};
 use crate::options::ConnectOptions;
 use crate::process::Command;
+use crate::router::is_repeatable_raw_call;
+use crate::state::ConnectionState;
 use crate::transport::TransportChannels;
 use crate::transport::limit::IncomingLimit;
 use crate::transport::stdio::limited_stdio_transport;
@@ -28,6 +31,12 @@ use crate::transport::websocket::limited_websocket_transport;
 /// clone and the last [`RemoteChild`](crate::RemoteChild) are dropped (or
 /// when [`ExecClient::close`] is called). The server kills the processes of
 /// a connection when it closes.
+///
+/// A WebSocket connection that drops is resumed by default (see
+/// [`ConnectOptions::reconnect`]): the processes keep running on the server,
+/// each [`RemoteChild`](crate::RemoteChild) still gets every byte once and in
+/// order, and [`ExecClient::connection_state`] reports the drop and the
+/// resume.
 ///
 /// Besides the typed method per request (`fs_read_file`, `process_start`, ...),
 /// [`ExecClient::command`] starts processes the way `tokio::process::Command`
@@ -59,6 +68,11 @@ impl ExecClient {
     /// no TLS is compiled in) and initializes, sending `options.token` as
     /// `Authorization: Bearer TOKEN` when set.
     ///
+    /// With [`ConnectOptions::reconnect`] (the default) the session is
+    /// resumable: `initialize` asks for `acknowledgeOutput`, and a drop is
+    /// followed by a resume on a new connection to `url`. The first connect
+    /// is not retried.
+    ///
     /// # Errors
     /// [`ClientError::Connect`] when the connection or the upgrade fails
     /// (HTTP 401 for a missing or wrong token); [`ClientError::Timeout`] after
@@ -68,14 +82,20 @@ impl ExecClient {
         options: ConnectOptions,
     ) -> Result<Self, ClientError> {
         let limit = Arc::new(IncomingLimit::new(options.max_incoming_message_bytes));
-        let channels = limited_websocket_transport(
+        let (channels, close_code) = limited_websocket_transport(
             url,
             options.token.as_deref(),
             options.connect_timeout,
             limit.clone(),
         )
         .await?;
-        Self::handshake(ClientConnection::start(channels, limit, options, None)).await
+        let acknowledge_output = options.reconnect;
+        let websocket = WebSocketEnd {
+            close_code,
+            redial: options.reconnect.then(|| url.to_owned()),
+        };
+        let connection = ClientConnection::start(channels, limit, options, None, Some(websocket));
+        Self::handshake(connection, acknowledge_output).await
     }
 
     /// Connects over newline-delimited JSON: `reader` carries the server's
@@ -96,7 +116,7 @@ impl ExecClient {
     {
         let limit = Arc::new(IncomingLimit::new(options.max_incoming_message_bytes));
         let channels = limited_stdio_transport(reader, writer, limit.clone());
-        Self::handshake(ClientConnection::start(channels, limit, options, None)).await
+        Self::handshake(ClientConnection::start(channels, limit, options, None, None), false).await
     }
 
     /// Starts `exec-server serve --listen stdio://` as a child process,
@@ -121,12 +141,10 @@ impl ExecClient {
         tracing::debug!(program = %program.display(), "starting a local exec-server");
         let limit = Arc::new(IncomingLimit::new(options.max_incoming_message_bytes));
         let (server, channels) = start_server(&program, limit.clone())?;
-        Self::handshake(ClientConnection::start(
-            channels,
-            limit,
-            options,
-            Some(server),
-        ))
+        Self::handshake(
+            ClientConnection::start(channels, limit, options, Some(server), None),
+            false,
+        )
         .await
     }
 
@@ -141,18 +159,17 @@ impl ExecClient {
     ) -> Result<Self, ClientError> {
         // Nothing enforces this cap: the messages are already in memory.
         let limit = Arc::new(IncomingLimit::new(options.max_incoming_message_bytes));
-        Self::handshake(ClientConnection::start(channels, limit, options, None)).await
+        Self::handshake(ClientConnection::start(channels, limit, options, None, None), false).await
     }
 
-    /// Sends `initialize`, checks the protocol version, sends `initialized`.
-    async fn handshake(connection: Arc<ClientConnection>) -> Result<Self, ClientError> {
+    /// Sends `initialize` (asking for `acknowledgeOutput` when the session
+    /// is to be resumable), checks the protocol version, sends `initialized`.
+    async fn handshake(
+        connection: Arc<ClientConnection>,
+        acknowledge_output: bool,
+    ) -> Result<Self, ClientError> {
         let options = connection.options();
-        let params = InitializeParams {
-            client_name: options.client_name.clone(),
-            client_version: options.client_version.clone(),
-            resume_session_id: None,
-            acknowledge_output: None,
-        };
+        let params = initialize_params(options, None, acknowledge_output);
         let initialize = tokio::time::timeout(
             options.initialize_timeout,
             connection.call::<Initialize>(&params),
@@ -161,13 +178,8 @@ impl ExecClient {
         .map_err(|_| ClientError::Timeout {
             what: String::from("the initialize response"),
         })??;
-        if initialize.protocol_version != PROTOCOL_VERSION {
-            return Err(ClientError::Protocol(format!(
-                "the server speaks `{}`, this client `{PROTOCOL_VERSION}`",
-                initialize.protocol_version
-            )));
-        }
-        connection.set_max_message_bytes(initialize.limits.max_message_bytes);
+        check_version(&initialize)?;
+        connection.adopt_initialize(&initialize, acknowledge_output);
         connection
             .notify(INITIALIZED_METHOD, &InitializedNotification {})
             .await?;
@@ -177,10 +189,21 @@ impl ExecClient {
         })
     }
 
-    /// The server's answer to `initialize`: protocol version, session id,
-    /// server name and version, platform, and limits (bytes and counts).
+    /// The server's answer to the first `initialize`: protocol version,
+    /// session id, server name and version, platform, and limits (bytes,
+    /// counts, and the session's TTL in milliseconds). A resume keeps the
+    /// session id.
     pub fn initialize_response(&self) -> &InitializeResponse {
         &self.initialize
+    }
+
+    /// The connection's state, now and as it changes: `Connected`,
+    /// `Reconnecting { attempt }` while a dropped WebSocket connection is
+    /// being resumed, and `Closed(reason)` at the end (see
+    /// [`ConnectionState`]). Each change is one event of the `watch` channel;
+    /// a receiver that looks only now and then sees the latest state.
+    pub fn connection_state(&self) -> watch::Receiver<ConnectionState> {
+        self.connection.router().state()
     }
 
     /// The OS pid of the server [`ExecClient::spawn_local`] started, while it runs.
@@ -188,20 +211,28 @@ impl ExecClient {
         self.connection.local_server_pid()
     }
 
-    /// Sends any request and returns its raw `result`.
+    /// Sends any request and returns its raw `result`. A `process/start`,
+    /// and a `process/write` with a `writeId`, are sent again after a resume
+    /// if the connection drops before the answer.
     ///
     /// # Errors
     /// [`ClientError::Server`] for a JSON-RPC error (e.g. -32601 for an
-    /// unknown method); [`ClientError::TransportClosed`] when the connection
-    /// closes first.
+    /// unknown method); [`ClientError::ConnectionLost`] when the connection
+    /// drops first (the request may or may not have run);
+    /// [`ClientError::TransportClosed`] when it closes first.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
-        let raw = self.connection.request_raw(method, &params).await?;
+        let repeatable = is_repeatable_raw_call(method, &params);
+        let raw = self
+            .connection
+            .request_raw(method, &params, repeatable)
+            .await?;
         serde_json::from_str(raw.get()).map_err(|error| {
             ClientError::Protocol(format!("the result of `{method}` is not JSON ({error})"))
         })
     }
 
-    /// Sends any notification (no response comes back).
+    /// Sends any notification (no response comes back). While a dropped
+    /// connection is being resumed, it waits for the resume.
     ///
     /// # Errors
     /// [`ClientError::TransportClosed`] when the connection is closed.
@@ -215,7 +246,10 @@ impl ExecClient {
     /// # Errors
     /// [`ClientError::Server`] for a JSON-RPC error; [`ClientError::Protocol`]
     /// when the result does not match the schema;
-    /// [`ClientError::TransportClosed`] when the connection closes first.
+    /// [`ClientError::ConnectionLost`] when the connection drops first (not
+    /// for `process/start`, nor `process/write` with a `writeId`, which are
+    /// sent again after the resume); [`ClientError::TransportClosed`] when
+    /// it closes first.
     pub async fn call<M: Request>(&self, params: M::Params) -> Result<M::Response, ClientError> {
         self.connection.call::<M>(&params).await
     }
@@ -226,9 +260,10 @@ impl ExecClient {
         Command::new(self.connection.clone(), program.into())
     }
 
-    /// Closes the connection for every clone: no more calls can be sent, the
-    /// server ends the connection (killing its processes), and calls still
-    /// waiting fail with [`ClientError::TransportClosed`]. Waits up to 10 s
+    /// Closes the connection for every clone: no more calls can be sent, a
+    /// resume in progress stops, the server ends the session (killing its
+    /// processes), and calls still waiting fail with
+    /// [`ClientError::TransportClosed`]. Waits up to 10 s
     /// for the server to end the connection and, for [`ExecClient::spawn_local`],
     /// up to 10 s for the server process to exit before killing it.
     ///

@@ -1,71 +1,66 @@
-//! [`ClientConnection`]: the client's end of one connection to a server (the
-//! server has a `Connection` of its own). It numbers requests, writes them to
-//! the transport, waits for the router to hand back their responses, and owns
-//! what must live exactly as long as the connection: the sender to the
-//! transport, the reader task, the cap on incoming messages and a local
-//! server process.
+//! [`ClientConnection`]: the client's end of one session with a server (the
+//! server has a `Connection` of its own). It numbers requests, hands them to
+//! the router's link, waits for their responses, and owns what must live
+//! exactly as long as the session: the router, the supervisor task (which
+//! runs each transport's reader and resumes a dropped WebSocket), the cap on
+//! incoming messages and a local server process.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use exec_protocol::Request;
+use exec_protocol::{InitializeResponse, Request};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::error::ClientError;
+use crate::message::{notification_text, request_text};
 use crate::options::ConnectOptions;
-use crate::router::Router;
+use crate::reconnect::{SessionTerms, Supervisor};
+use crate::router::{Router, is_repeatable_call};
+use crate::state::ClosedReason;
 use crate::sync::lock;
 use crate::transport::TransportChannels;
 use crate::transport::limit::IncomingLimit;
+use crate::transport::websocket::CloseCode;
 
 /// How long [`ClientConnection::close`] waits for the server to finish the
 /// connection, and for a local server to exit.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One connection to a server, shared by an [`ExecClient`](crate::ExecClient)'s
+/// How a WebSocket connection can be told apart from a drop, and dialled again.
+pub(crate) struct WebSocketEnd {
+    /// Where the first transport records the server's close code.
+    pub(crate) close_code: Arc<CloseCode>,
+    /// The URL to dial again after a drop; `None` when reconnect is disabled.
+    pub(crate) redial: Option<String>,
+}
+
+/// One session with a server, shared by an [`ExecClient`](crate::ExecClient)'s
 /// clones and its [`RemoteChild`](crate::RemoteChild)ren. Dropping the last
-/// of them drops the sender, which closes the transport.
+/// of them closes it.
 pub(crate) struct ClientConnection {
-    /// Pending calls and process routes, fed by the reader task.
+    /// The link, pending calls and process routes, fed by the reader tasks.
     router: Arc<Router>,
-    /// The transport's sending end; `None` once [`ClientConnection::close`] ran.
-    outgoing: Mutex<Option<mpsc::Sender<String>>>,
     /// The server's `limits.maxMessageBytes` (0 until `initialize` said).
     max_message_bytes: AtomicU64,
-    /// The cap on one message from the server, shared with the transport's
+    /// The cap on one message from the server, shared with every transport's
     /// reader; lowered when `initialize` reports the server's limit.
     incoming_limit: Arc<IncomingLimit>,
     /// The options the connection was made with.
     options: ConnectOptions,
-    /// The reader task, awaited by [`ClientConnection::close`].
-    reader: Mutex<Option<JoinHandle<()>>>,
+    /// The session to resume after a drop, once the first `initialize` said
+    /// it; shared with the supervisor.
+    session: Arc<OnceLock<SessionTerms>>,
+    /// The supervisor task, awaited by [`ClientConnection::close`].
+    supervisor: Mutex<Option<JoinHandle<()>>>,
     /// The server process [`ExecClient::spawn_local`](crate::ExecClient::spawn_local)
     /// started. Never killed on drop: closing its stdin makes it kill its
     /// own process groups and exit, which a kill would skip.
     local_server: Mutex<Option<tokio::process::Child>>,
     /// Numbers the default `processId`s.
     next_process: AtomicU64,
-}
-
-/// A request as written on the wire.
-#[derive(Serialize)]
-struct RequestMessage<'a, P: ?Sized> {
-    jsonrpc: &'static str,
-    id: u64,
-    method: &'a str,
-    params: &'a P,
-}
-
-/// A notification as written on the wire.
-#[derive(Serialize)]
-struct NotificationMessage<'a, P: ?Sized> {
-    jsonrpc: &'static str,
-    method: &'a str,
-    params: &'a P,
 }
 
 /// Forgets a call when its future is dropped before the response came (a
@@ -82,34 +77,49 @@ impl Drop for ForgetOnDrop<'_> {
 }
 
 impl ClientConnection {
-    /// Starts the reader task over `channels`, whose reader enforces
+    /// Starts the supervisor over `channels`, whose reader enforces
     /// `incoming_limit`, and returns the connection (not yet initialized).
-    /// Needs a Tokio runtime.
+    /// `websocket` is set for a WebSocket transport. Needs a Tokio runtime.
     pub(crate) fn start(
         channels: TransportChannels,
         incoming_limit: Arc<IncomingLimit>,
         options: ConnectOptions,
         local_server: Option<tokio::process::Child>,
+        websocket: Option<WebSocketEnd>,
     ) -> Arc<Self> {
-        let router = Arc::new(Router::new(options.output_stall_timeout));
+        let (router, acks) = Router::new(options.output_stall_timeout, channels.outgoing);
+        let router = Arc::new(router);
         let reader = tokio::spawn(
             router
                 .clone()
                 .run(channels.incoming, incoming_limit.clone()),
         );
+        let session = Arc::new(OnceLock::new());
+        let (close_code, redial) = match websocket {
+            Some(websocket) => (Some(websocket.close_code), websocket.redial),
+            None => (None, None),
+        };
+        let supervisor = Supervisor {
+            router: router.clone(),
+            limit: incoming_limit.clone(),
+            options: options.clone(),
+            redial,
+            session: session.clone(),
+        };
+        let supervisor = tokio::spawn(supervisor.run(reader, close_code, acks));
         Arc::new(Self {
             router,
-            outgoing: Mutex::new(Some(channels.outgoing)),
             max_message_bytes: AtomicU64::new(0),
             incoming_limit,
             options,
-            reader: Mutex::new(Some(reader)),
+            session,
+            supervisor: Mutex::new(Some(supervisor)),
             local_server: Mutex::new(local_server),
             next_process: AtomicU64::new(1),
         })
     }
 
-    /// The router, for process routes.
+    /// The router, for process routes and the connection state.
     pub(crate) fn router(&self) -> &Router {
         &self.router
     }
@@ -119,11 +129,25 @@ impl ClientConnection {
         &self.options
     }
 
-    /// Records the server's message size limit, in bytes: what this client
-    /// may send, and (4 times it) what it accepts.
-    pub(crate) fn set_max_message_bytes(&self, limit: u64) {
-        self.max_message_bytes.store(limit, Ordering::Relaxed);
-        self.incoming_limit.adopt_server_limit(limit);
+    /// Takes in the first `initialize` answer: the message size limit (in
+    /// bytes: what this client may send, and 4 times it what it accepts),
+    /// the session to resume after a drop, and, when output is
+    /// acknowledged, the acknowledgement threshold (a quarter of the
+    /// server's retention per process).
+    pub(crate) fn adopt_initialize(&self, response: &InitializeResponse, acknowledge_output: bool) {
+        let limits = &response.limits;
+        self.max_message_bytes
+            .store(limits.max_message_bytes, Ordering::Relaxed);
+        self.incoming_limit
+            .adopt_server_limit(limits.max_message_bytes);
+        let _ = self.session.set(SessionTerms {
+            session_id: response.session_id.clone(),
+            ttl: Duration::from_millis(limits.session_ttl_ms),
+        });
+        if acknowledge_output {
+            self.router
+                .acknowledge_output(limits.retained_output_bytes_per_process / 4);
+        }
     }
 
     /// A `processId` no other default id of this connection has.
@@ -139,39 +163,40 @@ impl ClientConnection {
             .and_then(tokio::process::Child::id)
     }
 
-    /// Sends a request and waits for its raw result.
+    /// Sends a request and waits for its raw result. A `repeatable` request
+    /// is sent again after a resume instead of failing with
+    /// [`ClientError::ConnectionLost`]; while the connection is being
+    /// resumed, the request waits for it.
     ///
     /// # Errors
     /// [`ClientError::Server`] for a JSON-RPC error; the closed error when
-    /// the connection closes first; [`ClientError::InvalidInput`] when
-    /// `params` do not serialize; [`ClientError::MessageTooLarge`].
+    /// the connection closes first; [`ClientError::ConnectionLost`] when it
+    /// drops first (not for a `repeatable` request); [`ClientError::InvalidInput`]
+    /// when `params` do not serialize; [`ClientError::MessageTooLarge`].
     pub(crate) async fn request_raw<P: Serialize + ?Sized>(
         &self,
         method: &str,
         params: &P,
+        repeatable: bool,
     ) -> Result<Box<RawValue>, ClientError> {
-        let (id, response) = self.router.register_call()?;
+        let id = self.router.reserve_id();
+        let text = request_text(id, method, params)?;
+        self.check_size(&text)?;
+        let resend = repeatable.then(|| text.clone());
+        let (sender, response) = self.router.register_call(id, method, resend).await?;
         let _forget = ForgetOnDrop {
             router: &self.router,
             id,
         };
-        let text = serde_json::to_string(&RequestMessage {
-            jsonrpc: "2.0",
-            id,
-            method,
-            params,
-        })
-        .map_err(|error| {
-            ClientError::InvalidInput(format!(
-                "the params of `{method}` do not serialize: {error}"
-            ))
-        })?;
-        self.send(text).await?;
-        // The sender is only dropped unanswered when the router closes.
+        // A send fails only when the transport is going away; the drop (or
+        // the close) that follows answers the call, so it is awaited anyway.
+        let _ = sender.send(text).await;
+        // The sender is only dropped unanswered when the router is dropped.
         response.await.map_err(|_| self.router.closed_error())?
     }
 
-    /// Sends request `M` and parses its result.
+    /// Sends request `M` and parses its result (a `process/start`, and a
+    /// `process/write` with a `writeId`, are repeated after a resume).
     ///
     /// # Errors
     /// As [`Self::request_raw`], and [`ClientError::Protocol`] when the
@@ -180,7 +205,8 @@ impl ClientConnection {
         &self,
         params: &M::Params,
     ) -> Result<M::Response, ClientError> {
-        let raw = self.request_raw(M::METHOD, params).await?;
+        let repeatable = is_repeatable_call::<M>(params);
+        let raw = self.request_raw(M::METHOD, params, repeatable).await?;
         serde_json::from_str(raw.get()).map_err(|error| {
             ClientError::Protocol(format!(
                 "the result of `{}` does not match the schema ({error}): {}",
@@ -190,7 +216,9 @@ impl ClientConnection {
         })
     }
 
-    /// Sends a notification.
+    /// Sends a notification, waiting for a resume in progress. A
+    /// notification written while the transport drops is lost with it, as
+    /// any message in flight.
     ///
     /// # Errors
     /// The closed error when the connection is closed; [`ClientError::InvalidInput`]
@@ -200,21 +228,17 @@ impl ClientConnection {
         method: &str,
         params: &P,
     ) -> Result<(), ClientError> {
-        let text = serde_json::to_string(&NotificationMessage {
-            jsonrpc: "2.0",
-            method,
-            params,
-        })
-        .map_err(|error| {
-            ClientError::InvalidInput(format!(
-                "the params of `{method}` do not serialize: {error}"
-            ))
-        })?;
-        self.send(text).await
+        let text = notification_text(method, params)?;
+        self.check_size(&text)?;
+        let sender = self.router.sender().await?;
+        if sender.send(text).await.is_err() && self.router.is_closed() {
+            return Err(self.router.closed_error());
+        }
+        Ok(())
     }
 
-    /// Writes one message to the transport.
-    async fn send(&self, text: String) -> Result<(), ClientError> {
+    /// Refuses a message over the server's limit.
+    fn check_size(&self, text: &str) -> Result<(), ClientError> {
         let limit = self.max_message_bytes.load(Ordering::Relaxed);
         if limit > 0 && text.len() as u64 > limit {
             return Err(ClientError::MessageTooLarge {
@@ -222,33 +246,27 @@ impl ClientConnection {
                 limit,
             });
         }
-        let sender = lock(&self.outgoing)
-            .clone()
-            .ok_or(ClientError::TransportClosed)?;
-        sender
-            .send(text)
-            .await
-            .map_err(|_| self.router.closed_error())
+        Ok(())
     }
 
     /// Closes the connection: stops sending (the transport closes the
-    /// connection once what is queued is written), waits up to 10 s for the
-    /// server to finish it, fails whatever still waits with
-    /// [`ClientError::TransportClosed`], and waits up to 10 s for a local
-    /// server to exit (killing it after that).
+    /// connection once what is queued is written) and any resume in
+    /// progress, waits up to 10 s for the server to finish it, fails
+    /// whatever still waits with [`ClientError::TransportClosed`], and waits
+    /// up to 10 s for a local server to exit (killing it after that).
     ///
     /// # Errors
     /// [`ClientError::Timeout`] when a local server had to be killed;
     /// [`ClientError::Io`] when waiting for it failed.
     pub(crate) async fn close(&self) -> Result<(), ClientError> {
-        drop(lock(&self.outgoing).take());
-        let reader = lock(&self.reader).take();
-        if let Some(reader) = reader
-            && tokio::time::timeout(CLOSE_TIMEOUT, reader).await.is_err()
+        self.router.request_close();
+        let supervisor = lock(&self.supervisor).take();
+        if let Some(supervisor) = supervisor
+            && tokio::time::timeout(CLOSE_TIMEOUT, supervisor).await.is_err()
         {
             tracing::warn!("the server did not end the connection in time");
         }
-        self.router.close();
+        self.router.close_with(ClosedReason::ClientClosed);
         let server = lock(&self.local_server).take();
         if let Some(mut server) = server {
             match tokio::time::timeout(CLOSE_TIMEOUT, server.wait()).await {
@@ -265,5 +283,13 @@ impl ClientConnection {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for ClientConnection {
+    fn drop(&mut self) {
+        // The last user is gone: the transport closes, and a resume in
+        // progress stops.
+        self.router.request_close();
     }
 }

@@ -39,6 +39,21 @@ pub enum ClientError {
     /// call still waiting when the connection closes fails with this.
     #[error("the connection to the exec-server is closed")]
     TransportClosed,
+    /// The connection dropped while this call waited for its answer, so the
+    /// request may or may not have run on the server: retry it if that is
+    /// safe. The client resumes the session by itself (see
+    /// [`ConnectionState`](crate::ConnectionState)), so a retry waits for the
+    /// resume. `process/start` and `process/write` with a `writeId` (every
+    /// write of a [`ProcessHandle`](crate::ProcessHandle)) never fail this
+    /// way: they are sent again after the resume, where the server applies
+    /// them once.
+    #[error(
+        "the connection dropped while `{method}` was waiting for its answer; it may or may not have run"
+    )]
+    ConnectionLost {
+        /// The method of the call, e.g. `process/read`.
+        method: String,
+    },
     /// Something took longer than its configured limit.
     #[error("timed out waiting for {what}")]
     Timeout {

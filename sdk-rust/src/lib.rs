@@ -33,12 +33,23 @@
 //!     otherwise;
 //!   - `output`: what a process reports: [`OutputBytes`], [`ProcessEvent`],
 //!     [`RemoteExitStatus`], [`Output`].
-//! - `router/`: the one reader task per connection: responses by id to their
-//!   calls, notifications by `processId` to their child through bounded
-//!   channels; `incoming` parses the server's messages (one pass for
-//!   `process/output`), `route` holds the back-pressure and lag policy.
-//! - `connection`: the client's end of a connection: request ids, sending,
-//!   closing; owns a local server process.
+//! - `router/`: the session's link, pending calls and process routes, fed by
+//!   one reader task per transport: responses by id to their calls,
+//!   notifications by `processId` to their child through bounded channels;
+//!   `dispatch` is the reader loop, `calls` the pending calls and which are
+//!   sent again after a resume, `incoming` parses the server's messages (one
+//!   pass for `process/output`), `route` holds the back-pressure and lag
+//!   policy, `received` decides the `process/ack`s.
+//! - `connection`: the client's end of a session: request ids, sending,
+//!   closing; owns the supervisor and a local server process.
+//! - `reconnect/`: the supervisor of a session's transports: what an ended
+//!   transport means, and resuming a dropped WebSocket connection
+//!   (`backoff`: when to try again, when to give up).
+//! - `state`: [`ConnectionState`] and [`ClosedReason`], the connection's
+//!   state as events ([`ExecClient::connection_state`]).
+//! - `handshake`: the `initialize` params and checks shared by a first
+//!   connection and a resume.
+//! - `message`: the JSON-RPC texts the client writes.
 //! - `transport/`: [`TransportChannels`] (the abstraction: channels of
 //!   complete JSON texts), [`stdio_transport`], [`websocket_transport`], and
 //!   `limit`, the cap on one message from the server
@@ -52,11 +63,15 @@
 mod client;
 mod connection;
 mod error;
+mod handshake;
 mod local;
+mod message;
 mod methods;
 mod options;
 mod process;
+mod reconnect;
 mod router;
+mod state;
 mod sync;
 mod transport;
 
@@ -69,6 +84,7 @@ pub use options::ConnectOptions;
 pub use process::{
     Command, Output, OutputBytes, ProcessEvent, ProcessHandle, RemoteChild, RemoteExitStatus,
 };
+pub use state::{ClosedReason, ConnectionState};
 pub use transport::TransportChannels;
 pub use transport::stdio::stdio_transport;
 pub use transport::websocket::websocket_transport;

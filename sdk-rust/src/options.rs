@@ -1,5 +1,6 @@
 //! [`ConnectOptions`]: how a client connects, identifies itself, buffers
-//! output and bounds what it accepts from the server.
+//! output, bounds what it accepts from the server, and resumes a dropped
+//! WebSocket connection.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -62,6 +63,30 @@ pub struct ConnectOptions {
     /// whose messages are already in memory. Default 256 MiB (4 times the
     /// server's default limit of 64 MiB).
     pub max_incoming_message_bytes: usize,
+    /// WebSocket only: whether a connection that drops (without being closed
+    /// by this client or taken over by another one) is resumed. The client
+    /// then dials the same URL again, with the same token, resumes the
+    /// session (`initialize` with `resumeSessionId`), reads back what each
+    /// [`RemoteChild`](crate::RemoteChild) missed, and sends again the
+    /// `process/start` and `process/write` calls that were waiting; other
+    /// waiting calls fail with
+    /// [`ClientError::ConnectionLost`](crate::ClientError::ConnectionLost).
+    /// It also asks the server to keep unacknowledged output
+    /// (`acknowledgeOutput`) and acknowledges what it receives, so nothing
+    /// is lost while detached. Follow it with
+    /// [`ExecClient::connection_state`](crate::ExecClient::connection_state).
+    /// When `false`, a drop closes the client as in v1. Default `true`.
+    pub reconnect: bool,
+    /// The wait before the first reconnect attempt after a drop; each
+    /// further attempt waits twice as long, up to
+    /// [`ConnectOptions::reconnect_max_delay`]. Default 100 ms.
+    pub reconnect_initial_delay: Duration,
+    /// The longest wait between two reconnect attempts. Default 2 s.
+    pub reconnect_max_delay: Duration,
+    /// How long after a drop the client gives up reconnecting, if shorter
+    /// than the session's TTL (the server's `limits.sessionTtlMs`, after
+    /// which the session is gone anyway). Default none: the TTL.
+    pub reconnect_max_elapsed: Option<Duration>,
 }
 
 impl ConnectOptions {
@@ -122,6 +147,28 @@ impl ConnectOptions {
         self.max_incoming_message_bytes = bytes.max(1);
         self
     }
+
+    /// Enables (the default) or disables resuming a dropped WebSocket
+    /// connection; see [`ConnectOptions::reconnect`].
+    pub fn reconnect(mut self, enabled: bool) -> Self {
+        self.reconnect = enabled;
+        self
+    }
+
+    /// Sets the wait before the first reconnect attempt and the longest
+    /// wait between two attempts (raised to `initial` if below it).
+    pub fn reconnect_delays(mut self, initial: Duration, max: Duration) -> Self {
+        self.reconnect_initial_delay = initial;
+        self.reconnect_max_delay = max.max(initial);
+        self
+    }
+
+    /// Gives up reconnecting this long after a drop, if that comes before
+    /// the session's TTL runs out.
+    pub fn reconnect_max_elapsed(mut self, max_elapsed: Duration) -> Self {
+        self.reconnect_max_elapsed = Some(max_elapsed);
+        self
+    }
 }
 
 impl Default for ConnectOptions {
@@ -136,6 +183,10 @@ impl Default for ConnectOptions {
             output_buffer_chunks: 64,
             output_stall_timeout: Duration::from_secs(2),
             max_incoming_message_bytes: DEFAULT_MAX_INCOMING_MESSAGE_BYTES,
+            reconnect: true,
+            reconnect_initial_delay: Duration::from_millis(100),
+            reconnect_max_delay: Duration::from_secs(2),
+            reconnect_max_elapsed: None,
         }
     }
 }
@@ -157,6 +208,10 @@ impl fmt::Debug for ConnectOptions {
                 "max_incoming_message_bytes",
                 &self.max_incoming_message_bytes,
             )
+            .field("reconnect", &self.reconnect)
+            .field("reconnect_initial_delay", &self.reconnect_initial_delay)
+            .field("reconnect_max_delay", &self.reconnect_max_delay)
+            .field("reconnect_max_elapsed", &self.reconnect_max_elapsed)
             .finish()
     }
 }
@@ -171,5 +226,24 @@ mod tests {
         let shown = format!("{options:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn reconnect_is_on_by_default_with_bounded_backoff() {
+        let options = ConnectOptions::default();
+        assert!(options.reconnect);
+        assert_eq!(options.reconnect_initial_delay, Duration::from_millis(100));
+        assert_eq!(options.reconnect_max_delay, Duration::from_secs(2));
+        assert_eq!(options.reconnect_max_elapsed, None);
+        let options = ConnectOptions::new("test")
+            .reconnect(false)
+            .reconnect_delays(Duration::from_secs(3), Duration::from_secs(1))
+            .reconnect_max_elapsed(Duration::from_secs(5));
+        assert!(!options.reconnect);
+        assert_eq!(
+            (options.reconnect_initial_delay, options.reconnect_max_delay),
+            (Duration::from_secs(3), Duration::from_secs(3))
+        );
+        assert_eq!(options.reconnect_max_elapsed, Some(Duration::from_secs(5)));
     }
 }

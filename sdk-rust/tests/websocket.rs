@@ -108,9 +108,14 @@ async fn the_token_is_sent_as_a_bearer_header() {
 #[tokio::test]
 async fn a_pending_call_fails_with_transport_closed_when_the_server_goes_away() {
     let mut server = start_server(None).await;
-    let client = ExecClient::connect_websocket(&server.url, ConnectOptions::new("goes away"))
-        .await
-        .expect("connect");
+    // Without reconnect, as in v1: the end of the connection is the end of
+    // the client (`resume.rs` covers what reconnect does instead).
+    let client = ExecClient::connect_websocket(
+        &server.url,
+        ConnectOptions::new("goes away").reconnect(false),
+    )
+    .await
+    .expect("connect");
     let child = client
         .command("/bin/sleep")
         .arg("30")

@@ -24,9 +24,12 @@ use crate::sync::lock;
 /// Output is read with [`RemoteChild::next_event`] / [`RemoteChild::next_output`]
 /// (or [`RemoteChild::into_events`] as a `Stream`), or collected by
 /// [`RemoteChild::output`]. Every chunk arrives exactly once and in order:
-/// when this consumer falls behind, the output it missed is read back from
-/// the server, and only bytes the server no longer retains (beyond 1 MiB per
-/// process by default) are reported, as [`ProcessEvent::OutputLost`].
+/// when this consumer falls behind, or a dropped connection lost output in
+/// flight (the client resumes the session by itself, see
+/// [`ConnectOptions::reconnect`](crate::ConnectOptions::reconnect)), the
+/// output it missed is read back from the server, and only bytes the server
+/// no longer retains (beyond 1 MiB per process by default, never while the
+/// session acknowledges output) are reported, as [`ProcessEvent::OutputLost`].
 ///
 /// Dropping a `RemoteChild` stops following the process but does not stop
 /// it; the server kills it when the connection closes, or call
@@ -47,6 +50,9 @@ pub struct RemoteChild {
     sequencer: Sequencer,
     /// The exit, once it was handed out.
     exit: Option<RemoteExitStatus>,
+    /// The route's resume count at this child's last look: a new resume
+    /// makes the next read rebuild what was lost in flight.
+    resumes_seen: u64,
 }
 
 impl std::fmt::Debug for RemoteChild {
@@ -77,6 +83,7 @@ impl RemoteChild {
             route,
             sequencer: Sequencer::new(),
             exit: None,
+            resumes_seen: 0,
         }
     }
 
@@ -160,7 +167,8 @@ impl RemoteChild {
     ///
     /// # Errors
     /// [`ClientError::TransportClosed`] when the connection closed before
-    /// the stream ended; the errors of `process/read` while catching up.
+    /// the stream ended (including a dropped connection that could not be
+    /// resumed); the errors of `process/read` while catching up.
     pub async fn next_event(&mut self) -> Result<Option<ProcessEvent>, ClientError> {
         loop {
             if let Some(event) = self.sequencer.next_ready() {
@@ -188,14 +196,39 @@ impl RemoteChild {
             if self.take_overflow() {
                 continue;
             }
-            // Read the counter before the read: a drop during the read stays
-            // unacknowledged and triggers another read.
+            // Read the counters before the read: a drop (or a resume)
+            // during the read stays unacknowledged and triggers another read.
             let dropped = self.route.dropped.load(Ordering::Acquire);
+            let resumes = self.route.resumes.load(Ordering::Acquire);
+            if resumes != self.resumes_seen {
+                self.resumes_seen = resumes;
+                self.sequencer.note_resume();
+            }
             let lagging = dropped != self.route.caught_up.load(Ordering::Acquire);
             if let Some(after_seq) = self.sequencer.wants_read(lagging) {
-                let response = self.read_after(after_seq).await?;
+                let response = match self.read_after(after_seq).await {
+                    Ok(response) => response,
+                    // The connection dropped under the read: the resume
+                    // marks this route for another read, made on the next
+                    // round (which waits for the resume).
+                    Err(ClientError::ConnectionLost { .. }) => continue,
+                    Err(error) => return Err(error),
+                };
+                let next_seq = response.next_seq;
+                let bytes = response
+                    .chunks
+                    .iter()
+                    .map(|chunk| chunk.chunk.0.len() as u64)
+                    .sum();
                 self.sequencer.apply_read(after_seq, response);
                 self.route.caught_up.store(dropped, Ordering::Release);
+                self.handle.connection().router().acknowledge_read(
+                    self.handle.protocol_id(),
+                    &self.route,
+                    after_seq,
+                    next_seq,
+                    bytes,
+                );
                 continue;
             }
             let received = tokio::select! {

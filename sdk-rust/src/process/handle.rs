@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use exec_protocol::{
-    Base64Bytes, ProcessCloseStdin, ProcessCloseStdinParams, ProcessId, ProcessResize,
+    Base64Bytes, ErrorKind, ProcessCloseStdin, ProcessCloseStdinParams, ProcessId, ProcessResize,
     ProcessResizeParams, ProcessSignal, ProcessSignalParams, ProcessTerminate,
     ProcessTerminateParams, ProcessWrite, ProcessWriteParams, Signal, WriteStatus,
 };
@@ -84,7 +84,8 @@ impl ProcessHandle {
 
     /// Writes `bytes` to the process's stdin (the terminal for a PTY
     /// process). Each piece of up to 1 MiB carries a `writeId`, so a retry
-    /// while the server answers `starting` is applied once.
+    /// (while the server answers `starting`, or after a resumed connection)
+    /// is applied once.
     ///
     /// # Errors
     /// [`ClientError::WriteRejected`] with `stdinClosed` (stdin closed or
@@ -125,7 +126,9 @@ impl ProcessHandle {
     }
 
     /// Closes stdin: a pipe process reads EOF; a PTY process gets the
-    /// terminal's EOF character (usually ^D).
+    /// terminal's EOF character (usually ^D). When the connection drops
+    /// before the answer, the close is sent again after the resume, and a
+    /// `stdinClosed` answer then means the first one was applied.
     ///
     /// # Errors
     /// [`ClientError::Server`] with kind `stdinClosed` (a pipe process
@@ -134,7 +137,15 @@ impl ProcessHandle {
         let params = ProcessCloseStdinParams {
             process_id: self.process_id.clone(),
         };
-        self.connection.call::<ProcessCloseStdin>(&params).await?;
+        let mut repeated = false;
+        loop {
+            match self.connection.call::<ProcessCloseStdin>(&params).await {
+                Ok(_) => break,
+                Err(ClientError::ConnectionLost { .. }) => repeated = true,
+                Err(error) if repeated && error.kind() == Some(ErrorKind::StdinClosed) => break,
+                Err(error) => return Err(error),
+            }
+        }
         self.stdin_closed.store(true, Ordering::Release);
         Ok(())
     }

@@ -1,46 +1,57 @@
-//! [`Router`]: the one reader task of a connection. It takes every message
-//! from the server and routes it: a response by `id` to the call waiting for
-//! it, a process notification by `processId` to that process's
-//! [`RemoteChild`](crate::RemoteChild) through a bounded channel.
+//! [`Router`]: the client's side of a session, across the transports that
+//! carry it. It holds where messages to the server go now (the link), the
+//! calls waiting for their answers, and the routes of the processes a
+//! [`RemoteChild`](crate::RemoteChild) follows; one reader task per
+//! transport feeds it ([`Router::run`]): a response by `id` to the call
+//! waiting for it, a process notification by `processId` to that process's
+//! child through a bounded channel.
+//!
+//! The link and the public [`ConnectionState`] change together, under one
+//! lock: a call made while the connection is being resumed waits for it,
+//! and a call registered on a link is answered on it, sent again on the
+//! next one (see `calls`), or failed when the link drops.
 //!
 //! # Layout
-//! - this file: the routing tables (pending calls, process routes), the
-//!   reader loop, and closing.
+//! - this file: the link, the routing tables, registering calls and routes,
+//!   dropping, resuming and closing.
+//! - `dispatch`: the reader loop and what each message from the server does.
+//! - `calls`: the pending calls and which of them are sent again after a resume.
 //! - `incoming`: the shapes of the server's messages, parsed once, with the
 //!   one-pass `process/output` path.
 //! - `route`: one process's route, and the back-pressure and lag policy of
 //!   handing it events.
+//! - `received`: which events of a process were received, and when to
+//!   acknowledge them with `process/ack`.
 
+mod calls;
+mod dispatch;
 mod incoming;
+mod received;
 mod route;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use exec_protocol::{
-    ProcessClosedNotification, ProcessExitedNotification, ProcessOutputNotification,
-};
-use serde_json::value::RawValue;
-use tokio::sync::{mpsc, oneshot};
+use exec_protocol::{ProcessAckNotification, ProcessId};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use self::incoming::{Incoming, OutputMessage, OutputParams, excerpt, parse_params};
+use self::calls::PendingCalls;
+use self::received::Received;
 use crate::error::ClientError;
-use crate::process::output::{OutputBytes, RemoteExitStatus};
-use crate::process::sequence::Event;
+use crate::state::{ClosedReason, ConnectionState};
 use crate::sync::lock;
-use crate::transport::limit::IncomingLimit;
 
+pub(crate) use self::calls::{CallResult, is_repeatable_call, is_repeatable_raw_call};
 pub(crate) use self::route::{Route, RouteShared};
 
-/// What a waiting call receives: the raw `result`, or the error.
-pub(crate) type CallResult = Result<Box<RawValue>, ClientError>;
-
-/// Why the connection is closed.
-#[derive(Debug, Clone)]
-enum Closed {
-    /// The transport ended or the client closed it.
-    Transport,
+/// How one transport's reader loop ended.
+#[derive(Debug)]
+pub(crate) enum ReaderEnd {
+    /// The transport ended: the server closed it, it failed, or the client
+    /// closed it.
+    Ended,
     /// The server broke the protocol in a way that could hide a response.
     Violation(String),
     /// The server sent a message over the cap; the transport stopped reading.
@@ -52,94 +63,185 @@ enum Closed {
     },
 }
 
-/// The routing tables, behind one lock.
-struct RouterState {
-    /// `Some` once the connection is closed; nothing is registered after.
-    closed: Option<Closed>,
-    /// The id the next request gets. Ids below it that are not pending
-    /// belong to calls that gave up waiting (a timeout, a dropped future).
-    next_id: u64,
-    /// Calls waiting for their response, by request id.
-    pending: HashMap<u64, oneshot::Sender<CallResult>>,
-    /// Processes followed by a live `RemoteChild`, by `processId`.
-    routes: HashMap<String, Route>,
+/// Where messages to the server go now.
+#[derive(Debug)]
+enum Link {
+    /// Attached to the session: the sending end of its transport.
+    Connected(mpsc::Sender<String>),
+    /// The transport dropped; the supervisor is resuming the session.
+    Reconnecting,
+    /// The client asked to close: nothing new is sent, and the calls still
+    /// waiting get their answers until the transport ends.
+    Closing,
+    /// Closed for good.
+    Closed(ClosedReason),
 }
 
-/// The routing side of a connection: pending calls and process routes, and
-/// the reader loop that feeds them.
+/// The routing tables, behind one lock.
+struct RouterState {
+    /// Where messages go.
+    link: Link,
+    /// Calls waiting for their response.
+    calls: PendingCalls,
+    /// Processes followed by a live `RemoteChild`, by `processId`.
+    routes: HashMap<String, Route>,
+    /// The received output of processes no child follows, by `processId`,
+    /// acknowledged as it arrives (nobody reads it back), so that they run
+    /// as they would without `acknowledgeOutput`.
+    unfollowed: HashMap<String, Received>,
+}
+
+/// The client's side of a session: link, pending calls and process routes.
 pub(crate) struct Router {
     /// The tables.
     state: Mutex<RouterState>,
     /// See [`ConnectOptions::output_stall_timeout`](crate::ConnectOptions::output_stall_timeout).
     stall_timeout: Duration,
+    /// The public state; changed under `state`'s lock so that it always
+    /// agrees with the link.
+    connection_state: watch::Sender<ConnectionState>,
+    /// Set once the client asks to close, for a supervisor that is resuming.
+    close_requested: watch::Sender<bool>,
+    /// Output bytes after which a process is acknowledged: a quarter of the
+    /// server's `retainedOutputBytesPerProcess`. 0 while the session does not
+    /// acknowledge output.
+    ack_threshold: AtomicU64,
+    /// Acknowledgements for the supervisor to send (never awaited by the
+    /// reader, which must not wait on the writer).
+    acks: mpsc::UnboundedSender<ProcessAckNotification>,
 }
 
 impl Router {
-    /// An open router with no calls and no routes.
-    pub(crate) fn new(stall_timeout: Duration) -> Self {
-        Self {
+    /// A router attached through `outgoing`, with no calls and no routes,
+    /// and the receiving end of its acknowledgements.
+    pub(crate) fn new(
+        stall_timeout: Duration,
+        outgoing: mpsc::Sender<String>,
+    ) -> (Self, mpsc::UnboundedReceiver<ProcessAckNotification>) {
+        let (acks, ack_queue) = mpsc::unbounded_channel();
+        let router = Self {
             state: Mutex::new(RouterState {
-                closed: None,
-                next_id: 1,
-                pending: HashMap::new(),
+                link: Link::Connected(outgoing),
+                calls: PendingCalls::new(),
                 routes: HashMap::new(),
+                unfollowed: HashMap::new(),
             }),
             stall_timeout,
-        }
+            connection_state: watch::Sender::new(ConnectionState::Connected),
+            close_requested: watch::Sender::new(false),
+            ack_threshold: AtomicU64::new(0),
+            acks,
+        };
+        (router, ack_queue)
     }
 
-    /// The reader loop: routes every incoming message until the transport
-    /// ends or the server breaks the protocol, then closes the router. The
-    /// transport records in `limit` when it ended over a message too large.
-    pub(crate) async fn run(
-        self: Arc<Self>,
-        mut incoming: mpsc::Receiver<String>,
-        limit: Arc<IncomingLimit>,
-    ) {
-        while let Some(text) = incoming.recv().await {
-            if let Err(violation) = self.handle_message(&text).await {
-                tracing::error!(%violation, "the server broke the protocol; closing the connection");
-                self.close_with(Closed::Violation(violation));
-                return;
-            }
-        }
-        // The transport records a breach before it drops its sender, so it
-        // is visible once the channel has reported its end.
-        match limit.exceeded() {
-            Some((bytes, limit)) => self.close_with(Closed::IncomingTooLarge { bytes, limit }),
-            None => self.close_with(Closed::Transport),
-        }
+    /// The connection state, as a watch receiver.
+    pub(crate) fn state(&self) -> watch::Receiver<ConnectionState> {
+        self.connection_state.subscribe()
+    }
+
+    /// A receiver that sees `true` once the client asked to close.
+    pub(crate) fn close_requested(&self) -> watch::Receiver<bool> {
+        self.close_requested.subscribe()
     }
 
     /// The error a call gets once the connection is closed.
     pub(crate) fn closed_error(&self) -> ClientError {
-        match &lock(&self.state).closed {
-            Some(closed) => closed_error(closed),
-            None => ClientError::TransportClosed,
+        match &lock(&self.state).link {
+            Link::Closed(reason) => closed_error(reason),
+            _ => ClientError::TransportClosed,
         }
     }
 
-    /// Registers a call: its request id and where its response will arrive.
+    /// A fresh request id.
+    pub(crate) fn reserve_id(&self) -> u64 {
+        lock(&self.state).calls.reserve_id()
+    }
+
+    /// Registers the call `id` (from [`Self::reserve_id`]) and returns the
+    /// link to send it on and where its answer will arrive. While the
+    /// connection is being resumed, waits for the resume. `resend` is the
+    /// request text of a call that is sent again after a later drop.
     ///
     /// # Errors
-    /// The closed error once the connection is closed.
-    pub(crate) fn register_call(
+    /// [`ClientError::TransportClosed`] once the client asked to close; the
+    /// closed error once the connection is closed.
+    pub(crate) async fn register_call(
         &self,
-    ) -> Result<(u64, oneshot::Receiver<CallResult>), ClientError> {
-        let mut state = lock(&self.state);
-        if let Some(closed) = &state.closed {
-            return Err(closed_error(closed));
+        id: u64,
+        method: &str,
+        resend: Option<String>,
+    ) -> Result<(mpsc::Sender<String>, oneshot::Receiver<CallResult>), ClientError> {
+        let mut resend = resend;
+        loop {
+            let mut changes = {
+                let mut guard = lock(&self.state);
+                let state = &mut *guard;
+                match &state.link {
+                    Link::Connected(sender) => {
+                        let receiver = state.calls.insert(id, method, resend.take());
+                        return Ok((sender.clone(), receiver));
+                    }
+                    Link::Reconnecting => self.connection_state.subscribe(),
+                    Link::Closing => return Err(ClientError::TransportClosed),
+                    Link::Closed(reason) => return Err(closed_error(reason)),
+                }
+            };
+            wait_while_reconnecting(&mut changes).await;
         }
-        let id = state.next_id;
-        state.next_id += 1;
-        let (sender, receiver) = oneshot::channel();
-        state.pending.insert(id, sender);
-        Ok((id, receiver))
+    }
+
+    /// Registers the `initialize` of a resume, which goes out on the new
+    /// transport before the link is attached to it.
+    pub(crate) fn register_handshake(
+        &self,
+        id: u64,
+        method: &str,
+    ) -> oneshot::Receiver<CallResult> {
+        lock(&self.state).calls.insert(id, method, None)
     }
 
     /// Forgets a call that stopped waiting; its late response is ignored.
     pub(crate) fn forget_call(&self, id: u64) {
-        lock(&self.state).pending.remove(&id);
+        lock(&self.state).calls.forget(id);
+    }
+
+    /// The link to send a notification on, waiting for a resume in progress.
+    ///
+    /// # Errors
+    /// As [`Self::register_call`].
+    pub(crate) async fn sender(&self) -> Result<mpsc::Sender<String>, ClientError> {
+        loop {
+            let mut changes = {
+                let state = lock(&self.state);
+                match &state.link {
+                    Link::Connected(sender) => return Ok(sender.clone()),
+                    Link::Reconnecting => self.connection_state.subscribe(),
+                    Link::Closing => return Err(ClientError::TransportClosed),
+                    Link::Closed(reason) => return Err(closed_error(reason)),
+                }
+            };
+            wait_while_reconnecting(&mut changes).await;
+        }
+    }
+
+    /// The link, if attached now (for the supervisor, which must not wait
+    /// for a resume it is itself in charge of).
+    pub(crate) fn sender_now(&self) -> Option<mpsc::Sender<String>> {
+        match &lock(&self.state).link {
+            Link::Connected(sender) => Some(sender.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection is closed for good.
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(lock(&self.state).link, Link::Closed(_))
+    }
+
+    /// Whether the client asked to close.
+    pub(crate) fn is_closing(&self) -> bool {
+        *self.close_requested.borrow()
     }
 
     /// Starts routing `process_id`'s notifications to `route`.
@@ -149,8 +251,8 @@ impl Router {
     /// already follows that id; the closed error once the connection is closed.
     pub(crate) fn register_route(&self, process_id: &str, route: Route) -> Result<(), ClientError> {
         let mut state = lock(&self.state);
-        if let Some(closed) = &state.closed {
-            return Err(closed_error(closed));
+        if let Link::Closed(reason) = &state.link {
+            return Err(closed_error(reason));
         }
         if state.routes.contains_key(process_id) {
             return Err(ClientError::InvalidInput(format!(
@@ -174,201 +276,134 @@ impl Router {
         }
     }
 
-    /// Closes the router as if the transport had ended (the client closed it).
-    pub(crate) fn close(&self) {
-        self.close_with(Closed::Transport);
+    /// The client asks to close: nothing new is sent, the transport closes
+    /// once its sending end is dropped here, and a resume in progress stops.
+    pub(crate) fn request_close(&self) {
+        let mut state = lock(&self.state);
+        if matches!(state.link, Link::Connected(_) | Link::Reconnecting) {
+            // Dropping the sender lets the transport close once it has
+            // written what is queued.
+            state.link = Link::Closing;
+        }
+        self.close_requested.send_replace(true);
     }
 
-    /// Fails every waiting call and drops every route (each child's channel
-    /// then reports the close). The first reason sticks.
-    fn close_with(&self, why: Closed) {
-        let (pending, routes) = {
+    /// The transport dropped and the session can be resumed: calls that
+    /// cannot be sent again fail with [`ClientError::ConnectionLost`], and
+    /// new calls wait. `false` when the client asked to close or the
+    /// connection is closed: there is nothing to resume for.
+    pub(crate) fn begin_reconnect(&self) -> bool {
+        let mut state = lock(&self.state);
+        if !matches!(state.link, Link::Connected(_)) {
+            return false;
+        }
+        state.link = Link::Reconnecting;
+        state.calls.fail_unrepeatable();
+        self.connection_state
+            .send_replace(ConnectionState::Reconnecting { attempt: 1 });
+        true
+    }
+
+    /// Reports the reconnect attempt under way.
+    pub(crate) fn set_attempt(&self, attempt: u32) {
+        let state = lock(&self.state);
+        if matches!(state.link, Link::Reconnecting) {
+            self.connection_state
+                .send_replace(ConnectionState::Reconnecting { attempt });
+        }
+    }
+
+    /// The session was resumed on the transport `outgoing` sends to: the
+    /// link is attached to it, every followed process is told to read back
+    /// what was lost in flight, and the texts of the calls to send again are
+    /// returned, in id order. `None` when the client asked to close meanwhile.
+    pub(crate) fn resume(&self, outgoing: mpsc::Sender<String>) -> Option<Vec<String>> {
+        let mut state = lock(&self.state);
+        if !matches!(state.link, Link::Reconnecting) {
+            return None;
+        }
+        state.link = Link::Connected(outgoing);
+        for route in state.routes.values() {
+            route.note_resume();
+        }
+        self.connection_state
+            .send_replace(ConnectionState::Connected);
+        Some(state.calls.resend_texts())
+    }
+
+    /// Closes for good: every waiting call fails, every route is dropped
+    /// (each child's channel then reports the close). The first reason sticks.
+    pub(crate) fn close_with(&self, reason: ClosedReason) {
+        let routes = {
             let mut state = lock(&self.state);
-            if state.closed.is_some() {
+            if matches!(state.link, Link::Closed(_)) {
                 return;
             }
-            state.closed = Some(why.clone());
-            (
-                std::mem::take(&mut state.pending),
-                std::mem::take(&mut state.routes),
-            )
+            state.calls.fail_all(|| closed_error(&reason));
+            state.link = Link::Closed(reason.clone());
+            state.unfollowed.clear();
+            self.connection_state
+                .send_replace(ConnectionState::Closed(reason));
+            std::mem::take(&mut state.routes)
         };
-        for (_, waiting) in pending {
-            let _ = waiting.send(Err(closed_error(&why)));
-        }
         for (_, route) in routes {
             route.wake();
         }
     }
 
-    /// Routes one message. `Err` is a violation that closes the connection.
-    async fn handle_message(&self, text: &str) -> Result<(), String> {
-        if let Some(output) = OutputMessage::parse(text) {
-            let OutputParams {
-                chunk,
-                process_id,
-                seq,
-                stream,
-            } = output.params;
-            let chunk = OutputBytes {
-                seq,
-                stream,
-                bytes: chunk,
-            };
-            self.deliver(&process_id, Event::Output(chunk)).await;
-            return Ok(());
-        }
-        let message: Incoming<'_> = serde_json::from_str(text).map_err(|error| {
-            format!(
-                "the server sent a message that is not a JSON-RPC object ({error}): {}",
-                excerpt(text)
-            )
-        })?;
-        if let Some(method) = &message.method {
-            if message.id.is_some() {
-                // v1 defines no server-to-client requests; nothing waits on
-                // an answer that matters to this client.
-                tracing::warn!(method, "ignoring a request from the server");
-                return Ok(());
-            }
-            self.route_notification(method, message.params).await;
-            return Ok(());
-        }
-        let Some(id) = message.id else {
-            if let Some(error) = message.error {
-                // An error with a null id: the server could not tell which
-                // message it was about (this client sends only valid JSON).
-                tracing::warn!(
-                    code = error.code,
-                    message = error.message,
-                    "the server reported an error about no request"
-                );
-                return Ok(());
-            }
-            return Err(format!(
-                "a message with neither `method` nor `id`: {}",
-                excerpt(text)
-            ));
-        };
-        let id: u64 = serde_json::from_str(id.get()).map_err(|_| {
-            format!(
-                "a response with id {}, which this client never uses",
-                id.get()
-            )
-        })?;
-        let outcome =
-            match (message.error, message.result) {
-                (Some(error), _) => Err(ClientError::from_wire(
-                    error.code,
-                    error.message,
-                    error.data,
-                )),
-                (None, Some(result)) => Ok(result.to_owned()),
-                (None, None) => Ok(RawValue::from_string(String::from("null"))
-                    .map_err(|error| error.to_string())?),
-            };
-        let waiting = {
-            let mut state = lock(&self.state);
-            match state.pending.remove(&id) {
-                Some(waiting) => Some(waiting),
-                None if id < state.next_id => None,
-                None => {
-                    return Err(format!(
-                        "a response to id {id}, which no request of this client had"
-                    ));
-                }
-            }
-        };
-        match waiting {
-            Some(waiting) => {
-                let _ = waiting.send(outcome);
-            }
-            None => tracing::debug!(id, "a response to a call that stopped waiting"),
-        }
-        Ok(())
+    /// Acknowledges output from now on: a process once `threshold` bytes
+    /// arrived since its last acknowledgement (at least 1).
+    pub(crate) fn acknowledge_output(&self, threshold: u64) {
+        self.ack_threshold
+            .store(threshold.max(1), Ordering::Relaxed);
     }
 
-    /// Hands an event to the process's route, if a `RemoteChild` follows it.
-    async fn deliver(&self, process_id: &str, event: Event) {
-        let route = lock(&self.state).routes.get(process_id).cloned();
-        match route {
-            Some(route) => route.deliver(event, self.stall_timeout).await,
-            None => tracing::trace!(process_id, "an event for a process no RemoteChild follows"),
+    /// After a child's read after `after_seq` that covered every seq up to
+    /// `next_seq` with `bytes` bytes of output: acknowledges what the
+    /// process's child has received, if anything new.
+    pub(crate) fn acknowledge_read(
+        &self,
+        process_id: &ProcessId,
+        shared: &RouteShared,
+        after_seq: u64,
+        next_seq: u64,
+        bytes: u64,
+    ) {
+        if self.ack_threshold.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let due = {
+            let mut received = lock(&shared.received);
+            received.read(after_seq, next_seq, bytes);
+            received.flush()
+        };
+        if let Some(seq) = due {
+            self.queue_ack(process_id.clone(), seq);
         }
     }
 
-    /// `process/output`: a chunk for the process's child.
-    async fn process_output(&self, params: ProcessOutputNotification) {
-        let chunk = OutputBytes {
-            seq: params.seq,
-            stream: params.stream,
-            bytes: params.chunk.into_inner(),
-        };
-        self.deliver(&params.process_id, Event::Output(chunk)).await;
-    }
-
-    /// `process/exited`: the process's exit.
-    async fn process_exited(&self, params: ProcessExitedNotification) {
-        let status = RemoteExitStatus {
-            exit_code: params.exit_code,
-            signal: params.signal,
-            reason: params.reason,
-        };
-        self.deliver(
-            &params.process_id,
-            Event::Exited {
-                seq: params.seq,
-                status,
-            },
-        )
-        .await;
-    }
-
-    /// `process/closed`: the process's last event.
-    async fn process_closed(&self, params: ProcessClosedNotification) {
-        self.deliver(&params.process_id, Event::Closed { seq: params.seq })
-            .await;
+    /// Hands an acknowledgement to the supervisor, which sends it.
+    fn queue_ack(&self, process_id: ProcessId, seq: u64) {
+        let _ = self.acks.send(ProcessAckNotification { process_id, seq });
     }
 }
 
-/// The error for a closed connection.
-fn closed_error(closed: &Closed) -> ClientError {
-    match closed {
-        Closed::Transport => ClientError::TransportClosed,
-        Closed::Violation(violation) => ClientError::Protocol(violation.clone()),
-        &Closed::IncomingTooLarge { bytes, limit } => {
+/// Waits until the state is no longer `Reconnecting` (the link changed).
+async fn wait_while_reconnecting(changes: &mut watch::Receiver<ConnectionState>) {
+    // An error means the router is gone, and the caller's next look at the
+    // link says what to do.
+    let _ = changes
+        .wait_for(|state| !matches!(state, ConnectionState::Reconnecting { .. }))
+        .await;
+}
+
+/// The error for a connection closed for `reason`.
+fn closed_error(reason: &ClosedReason) -> ClientError {
+    match reason {
+        ClosedReason::ProtocolViolation(violation) => ClientError::Protocol(violation.clone()),
+        &ClosedReason::IncomingMessageTooLarge { bytes, limit } => {
             ClientError::IncomingMessageTooLarge { bytes, limit }
         }
+        _ => ClientError::TransportClosed,
     }
 }
-
-/// Generates [`Router::route_notification`] from the protocol's notification
-/// table: every server-to-client notification calls the `Router` method of
-/// its snake-case name, so a notification added to the schema does not
-/// compile until this client handles it.
-macro_rules! route_notifications {
-    ($(($marker:path, $snake:ident, $wire:literal, $params:path, $direction:ident)),* $(,)?) => {
-        impl Router {
-            /// Routes one notification by its method name.
-            async fn route_notification(&self, method: &str, params: Option<&RawValue>) {
-                match method {
-                    $($wire => route_notifications!(@arm $direction, self, $snake, $params, params, $wire),)*
-                    other => tracing::debug!(method = other, "ignoring a notification this client does not know"),
-                }
-            }
-        }
-    };
-    (@arm ServerToClient, $router:expr, $snake:ident, $params:path, $raw:ident, $wire:literal) => {
-        match parse_params::<$params>($raw) {
-            Ok(params) => $router.$snake(params).await,
-            // Not fatal: the process's child sees the gap and reads the
-            // event back with `process/read`.
-            Err(error) => tracing::warn!(method = $wire, %error, "ignoring a notification whose params do not match the schema"),
-        }
-    };
-    (@arm ClientToServer, $router:expr, $snake:ident, $params:path, $raw:ident, $wire:literal) => {
-        tracing::debug!(method = $wire, "ignoring a client-to-server notification sent by the server")
-    };
-}
-
-exec_protocol::for_each_notification!(route_notifications);

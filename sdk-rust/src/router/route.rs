@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 use tokio::sync::{Notify, mpsc};
 
+use super::received::Received;
 use crate::process::sequence::Event;
 use crate::sync::lock;
 
@@ -28,8 +29,9 @@ use crate::sync::lock;
 /// `RemoteChild` both look at.
 #[derive(Debug, Default)]
 pub(crate) struct RouteShared {
-    /// Output notifications the reader dropped for this process, counted.
-    /// The child is caught up when [`Self::caught_up`] equals it.
+    /// Output notifications the reader dropped for this process, or may
+    /// have lost in flight with a dropped connection, counted. The child is
+    /// caught up when [`Self::caught_up`] equals it.
     pub(crate) dropped: AtomicU64,
     /// The value of [`Self::dropped`] the child's last successful read
     /// covered. Counters instead of a flag, so that a drop during a read is
@@ -40,6 +42,12 @@ pub(crate) struct RouteShared {
     /// Wakes the child after a drop or an overflow, which the channel alone
     /// would not announce.
     pub(crate) wake: Notify,
+    /// How many times the session was resumed while this route lived: the
+    /// child's first read after a resume may have to rebuild an exit and a
+    /// close lost in flight.
+    pub(crate) resumes: AtomicU64,
+    /// The events handed to the child, for `process/ack`.
+    pub(crate) received: Mutex<Received>,
 }
 
 impl RouteShared {
@@ -79,28 +87,41 @@ impl Route {
         Arc::ptr_eq(&self.shared, shared)
     }
 
+    /// The state shared with the child.
+    pub(super) fn shared(&self) -> &RouteShared {
+        &self.shared
+    }
+
     /// Wakes the child, which then finds its channel closed.
     pub(super) fn wake(&self) {
         self.shared.wake.notify_one();
     }
 
+    /// The session was resumed: output may have been lost in flight, so the
+    /// child reads back from its cursor, as after a drop of its own.
+    pub(super) fn note_resume(&self) {
+        self.shared.resumes.fetch_add(1, Ordering::AcqRel);
+        self.note_drop();
+    }
+
     /// Hands one event to the child, following the back-pressure policy of
-    /// the module doc.
-    pub(super) async fn deliver(&self, event: Event, stall_timeout: Duration) {
+    /// the module doc. `true` when the child got it (channel or overflow).
+    pub(super) async fn deliver(&self, event: Event, stall_timeout: Duration) -> bool {
         if !matches!(event, Event::Output(_)) {
-            self.deliver_final(event);
-            return;
+            return self.deliver_final(event);
         }
         let event = match self.events.try_send(event) {
-            Ok(()) | Err(TrySendError::Closed(_)) => return,
+            Ok(()) => return true,
+            Err(TrySendError::Closed(_)) => return false,
             Err(TrySendError::Full(event)) => event,
         };
         if self.shared.is_lagging() {
             self.note_drop();
-            return;
+            return false;
         }
         match self.events.send_timeout(event, stall_timeout).await {
-            Ok(()) | Err(SendTimeoutError::Closed(_)) => {}
+            Ok(()) => true,
+            Err(SendTimeoutError::Closed(_)) => false,
             Err(SendTimeoutError::Timeout(event)) => {
                 tracing::warn!(
                     seq = event.seq(),
@@ -108,6 +129,7 @@ impl Route {
                     "a process's output consumer stalled; reading its output back later"
                 );
                 self.note_drop();
+                false
             }
         }
     }
@@ -115,12 +137,13 @@ impl Route {
     /// The exit and the close are tiny and must never be lost (a read
     /// reports neither their seq nor the exit's reason), so they skip the
     /// wait: into the channel if it has room, else into the overflow, in
-    /// order behind anything already there.
-    fn deliver_final(&self, event: Event) {
+    /// order behind anything already there. `true` when the child got it.
+    fn deliver_final(&self, event: Event) -> bool {
         let mut overflow = lock(&self.shared.overflow);
         if overflow.is_empty() {
             match self.events.try_send(event) {
-                Ok(()) | Err(TrySendError::Closed(_)) => return,
+                Ok(()) => return true,
+                Err(TrySendError::Closed(_)) => return false,
                 Err(TrySendError::Full(event)) => overflow.push_back(event),
             }
         } else {
@@ -128,6 +151,7 @@ impl Route {
         }
         drop(overflow);
         self.shared.wake.notify_one();
+        true
     }
 
     /// Records a dropped output notification and wakes the child to read it back.

@@ -2,7 +2,7 @@
 //! `exec-server serve --listen ws://IP:PORT` speaks it. Binary frames holding
 //! UTF-8 JSON are accepted too; pings are answered by tungstenite.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -38,11 +38,27 @@ pub async fn websocket_transport(
     connect_timeout: Duration,
 ) -> Result<TransportChannels, ClientError> {
     let limit = Arc::new(IncomingLimit::new(DEFAULT_MAX_INCOMING_MESSAGE_BYTES));
-    limited_websocket_transport(url, token, connect_timeout, limit).await
+    let (channels, _close_code) =
+        limited_websocket_transport(url, token, connect_timeout, limit).await?;
+    Ok(channels)
+}
+
+/// The code of the close frame the server ended the connection with, if it
+/// sent one: the reconnect supervisor tells a session another connection
+/// took over (4000) from a drop by it.
+#[derive(Debug, Default)]
+pub(crate) struct CloseCode(OnceLock<u16>);
+
+impl CloseCode {
+    /// The code, once the server's close frame was read.
+    pub(crate) fn get(&self) -> Option<u16> {
+        self.0.get().copied()
+    }
 }
 
 /// [`websocket_transport`] with the cap on one incoming message shared with
-/// the client, which lowers it after `initialize` and reports a breach.
+/// the client, which lowers it after `initialize` and reports a breach, and
+/// where the code of the server's close frame will be recorded.
 ///
 /// # Errors
 /// As [`websocket_transport`].
@@ -51,7 +67,7 @@ pub(crate) async fn limited_websocket_transport(
     token: Option<&str>,
     connect_timeout: Duration,
     limit: Arc<IncomingLimit>,
-) -> Result<TransportChannels, ClientError> {
+) -> Result<(TransportChannels, Arc<CloseCode>), ClientError> {
     let connect_error = |source: Box<dyn std::error::Error + Send + Sync>| ClientError::Connect {
         url: url.to_owned(),
         source,
@@ -83,6 +99,8 @@ pub(crate) async fn limited_websocket_transport(
     let (outgoing, mut to_send) = mpsc::channel::<String>(TRANSPORT_CAPACITY);
     let (received, incoming) = mpsc::channel(TRANSPORT_CAPACITY);
     let (reader_done, mut reader_gone) = oneshot::channel::<()>();
+    let close_code = Arc::new(CloseCode::default());
+    let record_close = close_code.clone();
 
     tokio::spawn(async move {
         // Dropping `reader_done` when this task ends tells the writer.
@@ -99,7 +117,12 @@ pub(crate) async fn limited_websocket_transport(
                         return;
                     }
                 },
-                Ok(Message::Close(_)) => return,
+                Ok(Message::Close(frame)) => {
+                    if let Some(frame) = frame {
+                        let _ = record_close.0.set(u16::from(frame.code));
+                    }
+                    return;
+                }
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
                 Err(WebSocketError::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
                     tracing::error!(
@@ -148,5 +171,5 @@ pub(crate) async fn limited_websocket_transport(
         let _ = sink.close().await;
     });
 
-    Ok(TransportChannels { outgoing, incoming })
+    Ok((TransportChannels { outgoing, incoming }, close_code))
 }

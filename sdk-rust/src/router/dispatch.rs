@@ -1,0 +1,232 @@
+//! The reader loop of one transport ([`Router::run`]) and what each message
+//! from the server does: a response goes to its call, a process
+//! notification to its child, and the output that was handed over counts
+//! towards the process's next `process/ack`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use exec_protocol::{
+    ProcessClosedNotification, ProcessExitedNotification, ProcessId, ProcessOutputNotification,
+};
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use super::calls::Answered;
+use super::incoming::{Incoming, OutputMessage, OutputParams, excerpt, parse_params};
+use super::{ReaderEnd, Router};
+use crate::error::ClientError;
+use crate::process::output::{OutputBytes, RemoteExitStatus};
+use crate::process::sequence::Event;
+use crate::sync::lock;
+use crate::transport::limit::IncomingLimit;
+
+impl Router {
+    /// The reader loop of one transport: routes every incoming message until
+    /// the transport ends or the server breaks the protocol, and says which.
+    /// The transport records in `limit` when it ended over a message too
+    /// large. What happens next (resume or close) is the supervisor's call.
+    pub(crate) async fn run(
+        self: Arc<Self>,
+        mut incoming: mpsc::Receiver<String>,
+        limit: Arc<IncomingLimit>,
+    ) -> ReaderEnd {
+        while let Some(text) = incoming.recv().await {
+            if let Err(violation) = self.handle_message(&text).await {
+                tracing::error!(%violation, "the server broke the protocol; closing the connection");
+                return ReaderEnd::Violation(violation);
+            }
+        }
+        // The transport records a breach before it drops its sender, so it
+        // is visible once the channel has reported its end.
+        match limit.exceeded() {
+            Some((bytes, limit)) => ReaderEnd::IncomingTooLarge { bytes, limit },
+            None => ReaderEnd::Ended,
+        }
+    }
+
+    /// Routes one message. `Err` is a violation that closes the connection.
+    async fn handle_message(&self, text: &str) -> Result<(), String> {
+        if let Some(output) = OutputMessage::parse(text) {
+            let OutputParams {
+                chunk,
+                process_id,
+                seq,
+                stream,
+            } = output.params;
+            let chunk = OutputBytes {
+                seq,
+                stream,
+                bytes: chunk,
+            };
+            self.deliver(&process_id, Event::Output(chunk)).await;
+            return Ok(());
+        }
+        let message: Incoming<'_> = serde_json::from_str(text).map_err(|error| {
+            format!(
+                "the server sent a message that is not a JSON-RPC object ({error}): {}",
+                excerpt(text)
+            )
+        })?;
+        if let Some(method) = &message.method {
+            if message.id.is_some() {
+                // The protocol defines no server-to-client requests; nothing
+                // waits on an answer that matters to this client.
+                tracing::warn!(method, "ignoring a request from the server");
+                return Ok(());
+            }
+            self.route_notification(method, message.params).await;
+            return Ok(());
+        }
+        let Some(id) = message.id else {
+            if let Some(error) = message.error {
+                // An error with a null id: the server could not tell which
+                // message it was about (this client sends only valid JSON).
+                tracing::warn!(
+                    code = error.code,
+                    message = error.message,
+                    "the server reported an error about no request"
+                );
+                return Ok(());
+            }
+            return Err(format!(
+                "a message with neither `method` nor `id`: {}",
+                excerpt(text)
+            ));
+        };
+        let id: u64 = serde_json::from_str(id.get()).map_err(|_| {
+            format!(
+                "a response with id {}, which this client never uses",
+                id.get()
+            )
+        })?;
+        let outcome =
+            match (message.error, message.result) {
+                (Some(error), _) => Err(ClientError::from_wire(
+                    error.code,
+                    error.message,
+                    error.data,
+                )),
+                (None, Some(result)) => Ok(result.to_owned()),
+                (None, None) => Ok(RawValue::from_string(String::from("null"))
+                    .map_err(|error| error.to_string())?),
+            };
+        let answered = lock(&self.state).calls.answer(id, outcome);
+        match answered {
+            Answered::Delivered => {}
+            Answered::Late => tracing::debug!(id, "a response to a call that stopped waiting"),
+            Answered::Unknown => {
+                return Err(format!(
+                    "a response to id {id}, which no request of this client had"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands an event to the process's route, if a `RemoteChild` follows
+    /// it, and counts it towards the process's next acknowledgement.
+    async fn deliver(&self, process_id: &str, event: Event) {
+        let threshold = self.ack_threshold.load(Ordering::Relaxed);
+        let seq = event.seq();
+        let bytes = match &event {
+            Event::Output(chunk) => chunk.bytes.len() as u64,
+            _ => 0,
+        };
+        let route = lock(&self.state).routes.get(process_id).cloned();
+        let due = match route {
+            Some(route) => {
+                let handed = route.deliver(event, self.stall_timeout).await;
+                if !handed || threshold == 0 {
+                    return;
+                }
+                let mut received = lock(&route.shared().received);
+                received.event(seq, bytes);
+                received.due(threshold)
+            }
+            None => {
+                tracing::trace!(process_id, "an event for a process no RemoteChild follows");
+                if threshold == 0 {
+                    return;
+                }
+                let mut state = lock(&self.state);
+                if matches!(event, Event::Closed { .. }) {
+                    state.unfollowed.remove(process_id);
+                    return;
+                }
+                let received = state.unfollowed.entry(process_id.to_owned()).or_default();
+                received.skip_to(seq, bytes);
+                received.due(threshold)
+            }
+        };
+        if let Some(seq) = due
+            && let Ok(process_id) = ProcessId::try_from(process_id.to_owned())
+        {
+            self.queue_ack(process_id, seq);
+        }
+    }
+
+    /// `process/output`: a chunk for the process's child.
+    async fn process_output(&self, params: ProcessOutputNotification) {
+        let chunk = OutputBytes {
+            seq: params.seq,
+            stream: params.stream,
+            bytes: params.chunk.into_inner(),
+        };
+        self.deliver(&params.process_id, Event::Output(chunk)).await;
+    }
+
+    /// `process/exited`: the process's exit.
+    async fn process_exited(&self, params: ProcessExitedNotification) {
+        let status = RemoteExitStatus {
+            exit_code: params.exit_code,
+            signal: params.signal,
+            reason: params.reason,
+        };
+        self.deliver(
+            &params.process_id,
+            Event::Exited {
+                seq: params.seq,
+                status,
+            },
+        )
+        .await;
+    }
+
+    /// `process/closed`: the process's last event.
+    async fn process_closed(&self, params: ProcessClosedNotification) {
+        self.deliver(&params.process_id, Event::Closed { seq: params.seq })
+            .await;
+    }
+}
+
+/// Generates [`Router::route_notification`] from the protocol's notification
+/// table: every server-to-client notification calls the `Router` method of
+/// its snake-case name, so a notification added to the schema does not
+/// compile until this client handles it.
+macro_rules! route_notifications {
+    ($(($marker:path, $snake:ident, $wire:literal, $params:path, $direction:ident)),* $(,)?) => {
+        impl Router {
+            /// Routes one notification by its method name.
+            async fn route_notification(&self, method: &str, params: Option<&RawValue>) {
+                match method {
+                    $($wire => route_notifications!(@arm $direction, self, $snake, $params, params, $wire),)*
+                    other => tracing::debug!(method = other, "ignoring a notification this client does not know"),
+                }
+            }
+        }
+    };
+    (@arm ServerToClient, $router:expr, $snake:ident, $params:path, $raw:ident, $wire:literal) => {
+        match parse_params::<$params>($raw) {
+            Ok(params) => $router.$snake(params).await,
+            // Not fatal: the process's child sees the gap and reads the
+            // event back with `process/read`.
+            Err(error) => tracing::warn!(method = $wire, %error, "ignoring a notification whose params do not match the schema"),
+        }
+    };
+    (@arm ClientToServer, $router:expr, $snake:ident, $params:path, $raw:ident, $wire:literal) => {
+        tracing::debug!(method = $wire, "ignoring a client-to-server notification sent by the server")
+    };
+}
+
+exec_protocol::for_each_notification!(route_notifications);
