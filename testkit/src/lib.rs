@@ -30,12 +30,15 @@
 //! - `raw`: [`RawConnection`], raw texts and frames over any transport.
 //! - `wire_client`: [`WireClient`], a JSON-RPC test client on a raw connection.
 //! - `client`: [`connect_client`], an `ExecClient` over any transport.
+//! - `cut_proxy`: [`CutProxy`], a TCP proxy that resets connections after
+//!   so many bytes or on demand, for reconnect tests.
 //! - `procfs`: whether a pid is alive, and waiting until it is gone.
 //! - `fixtures`: the `PATH` of the server's processes, a scratch directory.
 //! - `scenarios`: [`transport_tests!`] and [`block_on`].
 
 mod binary;
 mod client;
+mod cut_proxy;
 mod error;
 mod fixtures;
 mod launcher;
@@ -50,6 +53,7 @@ mod ws_server;
 
 pub use binary::{CARGO_BIN_EXE_ENV, locate_server_binary, profile_dir, server_binary};
 pub use client::{RunningServer, connect_client};
+pub use cut_proxy::CutProxy;
 pub use error::HarnessError;
 pub use fixtures::{CHILD_PATH, scratch_dir};
 pub use launcher::{ServerLauncher, StdioServer};
