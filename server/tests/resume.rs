@@ -2,6 +2,11 @@
 //! that drops (a TCP reset, no close frame) or closes leaves its session
 //! detached, a new connection resumes it with `initialize
 //! {resumeSessionId}`, and replays what it missed with `process/read`.
+//!
+//! Tests whose connections end cleanly run behind the validating
+//! conformance proxy when `cargo xtask test` provides it, so their frames
+//! are checked against the schema; the ones that reset a TCP connection
+//! talk to the server directly, so the server itself sees the reset.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -249,6 +254,7 @@ async fn a_dropped_connection_resumes_and_replays_every_byte_once() {
 #[tokio::test]
 async fn an_exit_while_detached_is_readable_and_notified_on_resume() {
     let server = ServerLauncher::new()
+        .behind_conformance_proxy()
         .start_websocket()
         .await
         .expect("the server starts");
@@ -320,6 +326,7 @@ async fn an_exit_while_detached_is_readable_and_notified_on_resume() {
 #[tokio::test]
 async fn an_unknown_session_is_refused_and_the_connection_may_start_afresh() {
     let server = ServerLauncher::new()
+        .behind_conformance_proxy()
         .start_websocket()
         .await
         .expect("the server starts");
@@ -351,6 +358,7 @@ async fn list_or_close(peer: &mut Peer) -> Incoming {
 #[tokio::test]
 async fn of_two_connections_racing_to_resume_one_wins_and_the_others_are_told() {
     let server = ServerLauncher::new()
+        .behind_conformance_proxy()
         .start_websocket()
         .await
         .expect("the server starts");
@@ -399,6 +407,7 @@ async fn of_two_connections_racing_to_resume_one_wins_and_the_others_are_told() 
 #[tokio::test]
 async fn a_retried_start_in_a_resumed_session_returns_the_original_process() {
     let server = ServerLauncher::new()
+        .behind_conformance_proxy()
         .start_websocket()
         .await
         .expect("the server starts");
