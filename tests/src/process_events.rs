@@ -42,9 +42,7 @@ impl ProcessEvents {
         if self.resumed {
             // A start retried after a resume may answer with a process whose
             // notifications already flowed here, or flowed elsewhere first.
-            self.processes
-                .entry(process_id.to_owned())
-                .or_insert_with(Sequence::default);
+            self.processes.entry(process_id.to_owned()).or_default();
             return;
         }
         self.processes.insert(
@@ -82,9 +80,7 @@ impl ProcessEvents {
             return Vec::new();
         };
         if self.resumed {
-            self.processes
-                .entry(process_id.to_owned())
-                .or_insert_with(Sequence::default);
+            self.processes.entry(process_id.to_owned()).or_default();
         }
         let Some(sequence) = self.processes.get_mut(process_id) else {
             return vec![format!(
