@@ -30,7 +30,8 @@ use crate::transport::websocket::limited_websocket_transport;
 /// Cheap to clone: clones share the connection, which closes when the last
 /// clone and the last [`RemoteChild`](crate::RemoteChild) are dropped (or
 /// when [`ExecClient::close`] is called). The server kills the processes of
-/// a connection when it closes.
+/// the session when it ends: with the connection over stdio, or a session
+/// TTL (`limits.sessionTtlMs`) after the connection closes over WebSocket.
 ///
 /// A WebSocket connection that drops is resumed by default (see
 /// [`ConnectOptions::reconnect`]): the processes keep running on the server,
@@ -116,7 +117,11 @@ impl ExecClient {
     {
         let limit = Arc::new(IncomingLimit::new(options.max_incoming_message_bytes));
         let channels = limited_stdio_transport(reader, writer, limit.clone());
-        Self::handshake(ClientConnection::start(channels, limit, options, None, None), false).await
+        Self::handshake(
+            ClientConnection::start(channels, limit, options, None, None),
+            false,
+        )
+        .await
     }
 
     /// Starts `exec-server serve --listen stdio://` as a child process,
@@ -159,7 +164,11 @@ impl ExecClient {
     ) -> Result<Self, ClientError> {
         // Nothing enforces this cap: the messages are already in memory.
         let limit = Arc::new(IncomingLimit::new(options.max_incoming_message_bytes));
-        Self::handshake(ClientConnection::start(channels, limit, options, None, None), false).await
+        Self::handshake(
+            ClientConnection::start(channels, limit, options, None, None),
+            false,
+        )
+        .await
     }
 
     /// Sends `initialize` (asking for `acknowledgeOutput` when the session
@@ -261,9 +270,11 @@ impl ExecClient {
     }
 
     /// Closes the connection for every clone: no more calls can be sent, a
-    /// resume in progress stops, the server ends the session (killing its
-    /// processes), and calls still waiting fail with
-    /// [`ClientError::TransportClosed`]. Waits up to 10 s
+    /// resume in progress stops, and calls still waiting fail with
+    /// [`ClientError::TransportClosed`]. The server ends the session and
+    /// kills its processes at once over stdio; over WebSocket it keeps them
+    /// for the session's TTL (`limits.sessionTtlMs`, 0 for at once), during
+    /// which another client may resume the session by its id. Waits up to 10 s
     /// for the server to end the connection and, for [`ExecClient::spawn_local`],
     /// up to 10 s for the server process to exit before killing it.
     ///

@@ -262,7 +262,9 @@ impl ClientConnection {
         self.router.request_close();
         let supervisor = lock(&self.supervisor).take();
         if let Some(supervisor) = supervisor
-            && tokio::time::timeout(CLOSE_TIMEOUT, supervisor).await.is_err()
+            && tokio::time::timeout(CLOSE_TIMEOUT, supervisor)
+                .await
+                .is_err()
         {
             tracing::warn!("the server did not end the connection in time");
         }

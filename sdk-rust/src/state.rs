@@ -78,12 +78,8 @@ impl fmt::Display for ClosedReason {
         match self {
             Self::ClientClosed => formatter.write_str("closed by the client"),
             Self::ConnectionLost => formatter.write_str("the connection was lost"),
-            Self::ResumedElsewhere => {
-                formatter.write_str("another connection resumed the session")
-            }
-            Self::SessionExpired => {
-                formatter.write_str("the server no longer has the session")
-            }
+            Self::ResumedElsewhere => formatter.write_str("another connection resumed the session"),
+            Self::SessionExpired => formatter.write_str("the server no longer has the session"),
             Self::GaveUp { attempts } => write!(
                 formatter,
                 "the connection was lost and {attempts} reconnect attempts failed"

@@ -126,14 +126,21 @@ impl CutProxy {
         }
     }
 
-    /// Cuts every live connection now; returns how many were live.
+    /// Cuts every live connection now (they count as cut at once, and
+    /// pass nothing more on); returns how many were live.
     pub fn cut_all(&self) -> usize {
-        let live: Vec<Arc<Notify>> = lock(&self.shared.live).values().cloned().collect();
+        let live: Vec<Arc<Notify>> = lock(&self.shared.live)
+            .drain()
+            .map(|(_, switch)| switch)
+            .collect();
         for switch in &live {
             // A stored permit: the connection's task takes it even if it is
             // not waiting this instant.
             switch.notify_one();
         }
+        self.shared
+            .cuts
+            .fetch_add(live.len() as u64, Ordering::SeqCst);
         live.len()
     }
 
@@ -182,8 +189,10 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Sh
 enum Ending {
     /// Both sides finished; close normally.
     Finished,
-    /// Cut: reset both sides.
+    /// Cut after its bytes: count it, reset both sides.
     Cut,
+    /// Cut by [`CutProxy::cut_all`], which counted it: reset both sides.
+    CutOnDemand,
 }
 
 /// Relays one connection until both sides finish or it is cut.
@@ -210,10 +219,10 @@ async fn relay(
             tokio::select! {
                 () = &mut upstream, if !upstream_done => upstream_done = true,
                 ending = &mut downstream, if !downstream_done => match ending {
-                    Ending::Cut => break Ending::Cut,
                     Ending::Finished => downstream_done = true,
+                    cut => break cut,
                 },
-                () = switch.notified() => break Ending::Cut,
+                () = switch.notified() => break Ending::CutOnDemand,
             }
             if upstream_done && downstream_done {
                 break Ending::Finished;
@@ -223,6 +232,8 @@ async fn relay(
     lock(&shared.live).remove(&number);
     if let Ending::Cut = ending {
         shared.cuts.fetch_add(1, Ordering::SeqCst);
+    }
+    if let Ending::Cut | Ending::CutOnDemand = ending {
         // SO_LINGER 0: closing sends a reset, as a network failure would
         // look to both ends, instead of an orderly FIN.
         let _ = client.set_zero_linger();
@@ -256,6 +267,10 @@ async fn pass_downstream(
             }
             Ok(read) => read,
         };
+        // A hold that began while this read waited applies to what it read.
+        if hold.wait_for(|held| !*held).await.is_err() {
+            return Ending::Cut;
+        }
         if to_client.write_all(&buffer[..read]).await.is_err() {
             return Ending::Finished;
         }

@@ -32,8 +32,10 @@ use crate::sync::lock;
 /// session acknowledges output) are reported, as [`ProcessEvent::OutputLost`].
 ///
 /// Dropping a `RemoteChild` stops following the process but does not stop
-/// it; the server kills it when the connection closes, or call
-/// [`RemoteChild::terminate`] first.
+/// it; the server kills it when the session ends (see
+/// [`ExecClient::close`](crate::ExecClient::close)), or call
+/// [`RemoteChild::terminate`] first. Its further output is acknowledged as
+/// it arrives, so it never waits for a reader that is gone.
 pub struct RemoteChild {
     /// The controls, shared with [`RemoteChild::handle`]'s clones.
     handle: ProcessHandle,
@@ -215,6 +217,14 @@ impl RemoteChild {
                     Err(error) => return Err(error),
                 };
                 let next_seq = response.next_seq;
+                tracing::debug!(
+                    after_seq,
+                    next_seq,
+                    chunks = response.chunks.len(),
+                    exited = response.exited,
+                    closed = response.closed,
+                    "read back"
+                );
                 let bytes = response
                     .chunks
                     .iter()

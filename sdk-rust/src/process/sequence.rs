@@ -606,7 +606,10 @@ mod tests {
         sequencer.accept(output(1, b"a"));
         sequencer.accept(output(3, b"c"));
         assert_eq!(drain(&mut sequencer), ["1:a"]);
-        sequencer.apply_read(1, final_read(&[(3, b"c")], 3, false, None, Some(Signal::Kill)));
+        sequencer.apply_read(
+            1,
+            final_read(&[(3, b"c")], 3, false, None, Some(Signal::Kill)),
+        );
         assert_eq!(drain(&mut sequencer), Vec::<String>::new());
         sequencer.accept(Event::Exited {
             seq: 2,
@@ -627,7 +630,10 @@ mod tests {
     fn the_real_exit_replaces_a_rebuilt_one_not_yet_handed_out() {
         let mut sequencer = Sequencer::new();
         sequencer.note_resume();
-        sequencer.apply_read(0, final_read(&[(2, b"b")], 2, false, None, Some(Signal::Kill)));
+        sequencer.apply_read(
+            0,
+            final_read(&[(2, b"b")], 2, false, None, Some(Signal::Kill)),
+        );
         sequencer.accept(Event::Exited {
             seq: 1,
             status: RemoteExitStatus {

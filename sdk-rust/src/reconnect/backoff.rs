@@ -68,7 +68,10 @@ mod tests {
     #[test]
     fn a_cap_below_the_first_delay_is_the_first_delay() {
         let mut backoff = Backoff::new(500 * MS, 100 * MS);
-        assert_eq!((backoff.next_delay(), backoff.next_delay()), (500 * MS, 500 * MS));
+        assert_eq!(
+            (backoff.next_delay(), backoff.next_delay()),
+            (500 * MS, 500 * MS)
+        );
     }
 
     #[test]

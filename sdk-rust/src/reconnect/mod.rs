@@ -161,9 +161,8 @@ impl Supervisor {
             }
             ReaderEnd::Ended => {
                 let terms = self.session.get();
-                let give_up = terms.and_then(|terms| {
-                    give_up_after(terms.ttl, self.options.reconnect_max_elapsed)
-                });
+                let give_up = terms
+                    .and_then(|terms| give_up_after(terms.ttl, self.options.reconnect_max_elapsed));
                 return match (&self.redial, terms, give_up) {
                     (Some(url), Some(terms), Some(give_up)) => Verdict::Resume {
                         url: url.clone(),
@@ -182,8 +181,10 @@ impl Supervisor {
     /// one after each read that follows a resume.
     async fn send_ack(&self, ack: &ProcessAckNotification) {
         let Some(sender) = self.router.sender_now() else {
+            tracing::debug!(process_id = %*ack.process_id, seq = ack.seq, "an acknowledgement waits for no link; dropped");
             return;
         };
+        tracing::debug!(process_id = %*ack.process_id, seq = ack.seq, "acknowledging");
         match notification_text(PROCESS_ACK_METHOD, ack) {
             Ok(text) => {
                 let _ = sender.send(text).await;
@@ -253,8 +254,15 @@ impl Supervisor {
         .await
         .map_err(|error| AttemptFailure::Retry(error.to_string()))?;
         let outgoing = channels.outgoing;
-        let mut reader = tokio::spawn(self.router.clone().run(channels.incoming, self.limit.clone()));
-        if let Err(failure) = self.handshake(&outgoing, &mut reader, terms, deadline).await {
+        let mut reader = tokio::spawn(
+            self.router
+                .clone()
+                .run(channels.incoming, self.limit.clone()),
+        );
+        if let Err(failure) = self
+            .handshake(&outgoing, &mut reader, terms, deadline)
+            .await
+        {
             reader.abort();
             return Err(failure);
         }
@@ -283,8 +291,9 @@ impl Supervisor {
     ) -> Result<(), AttemptFailure> {
         let params = initialize_params(&self.options, Some(terms.session_id.clone()), true);
         let id = self.router.reserve_id();
-        let text = request_text(id, INITIALIZE_METHOD, &params)
-            .map_err(|error| AttemptFailure::Final(ClosedReason::ResumeRefused(error.to_string())))?;
+        let text = request_text(id, INITIALIZE_METHOD, &params).map_err(|error| {
+            AttemptFailure::Final(ClosedReason::ResumeRefused(error.to_string()))
+        })?;
         let answer = self.router.register_handshake(id, INITIALIZE_METHOD);
         let outcome = async {
             outgoing
@@ -306,7 +315,9 @@ impl Supervisor {
         let response = resumed_session(outcome?, terms)?;
         tracing::debug!(session_id = %response.session_id, "resumed");
         let initialized = notification_text(INITIALIZED_METHOD, &InitializedNotification {})
-            .map_err(|error| AttemptFailure::Final(ClosedReason::ResumeRefused(error.to_string())))?;
+            .map_err(|error| {
+                AttemptFailure::Final(ClosedReason::ResumeRefused(error.to_string()))
+            })?;
         outgoing
             .send(initialized)
             .await

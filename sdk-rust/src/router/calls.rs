@@ -190,8 +190,14 @@ mod tests {
             &exec_protocol::ProcessListParams {}
         ));
         assert!(is_repeatable_raw_call("process/start", &json!({})));
-        assert!(is_repeatable_raw_call("process/write", &json!({"writeId": "w"})));
-        assert!(!is_repeatable_raw_call("process/write", &json!({"writeId": null})));
+        assert!(is_repeatable_raw_call(
+            "process/write",
+            &json!({"writeId": "w"})
+        ));
+        assert!(!is_repeatable_raw_call(
+            "process/write",
+            &json!({"writeId": null})
+        ));
         assert!(!is_repeatable_raw_call("process/read", &json!({})));
     }
 

@@ -315,20 +315,42 @@ impl Router {
 
     /// The session was resumed on the transport `outgoing` sends to: the
     /// link is attached to it, every followed process is told to read back
-    /// what was lost in flight, and the texts of the calls to send again are
+    /// what was lost in flight, every process is acknowledged again up to
+    /// what was received (the last acknowledgement may have been lost in
+    /// flight, and the server stops a process whose unacknowledged output
+    /// fills its retention), and the texts of the calls to send again are
     /// returned, in id order. `None` when the client asked to close meanwhile.
     pub(crate) fn resume(&self, outgoing: mpsc::Sender<String>) -> Option<Vec<String>> {
-        let mut state = lock(&self.state);
-        if !matches!(state.link, Link::Reconnecting) {
-            return None;
+        let mut acks = Vec::new();
+        let resend = {
+            let mut guard = lock(&self.state);
+            let state = &mut *guard;
+            if !matches!(state.link, Link::Reconnecting) {
+                return None;
+            }
+            state.link = Link::Connected(outgoing);
+            for (process_id, route) in &state.routes {
+                route.note_resume();
+                let mut received = lock(&route.shared().received);
+                received.resumed();
+                acks.extend(received.flush().map(|seq| (process_id.clone(), seq)));
+            }
+            for (process_id, received) in &mut state.unfollowed {
+                received.resumed();
+                acks.extend(received.flush().map(|seq| (process_id.clone(), seq)));
+            }
+            self.connection_state
+                .send_replace(ConnectionState::Connected);
+            state.calls.resend_texts()
+        };
+        if self.ack_threshold.load(Ordering::Relaxed) > 0 {
+            for (process_id, seq) in acks {
+                if let Ok(process_id) = ProcessId::try_from(process_id) {
+                    self.queue_ack(process_id, seq);
+                }
+            }
         }
-        state.link = Link::Connected(outgoing);
-        for route in state.routes.values() {
-            route.note_resume();
-        }
-        self.connection_state
-            .send_replace(ConnectionState::Connected);
-        Some(state.calls.resend_texts())
+        Some(resend)
     }
 
     /// Closes for good: every waiting call fails, every route is dropped

@@ -5,8 +5,9 @@
 //! not acknowledged, and stops reading a process whose unacknowledged output
 //! fills its retention (`limits.retainedOutputBytesPerProcess`). So the
 //! client acknowledges a process each time the output it received since the
-//! last acknowledgement reaches a quarter of that retention, and after each
-//! read that caught it up (the read after a resume among them). It
+//! last acknowledgement reaches a quarter of that retention, after each read
+//! that caught it up, and right after each resume (an acknowledgement lost
+//! in flight would otherwise leave the process stalled for good). It
 //! acknowledges the newest seq up to which it has received every event:
 //! handed to the process's [`RemoteChild`](crate::RemoteChild) (channel,
 //! overflow or read), not necessarily consumed. An event that was not
@@ -89,6 +90,13 @@ impl Received {
         Some(self.through)
     }
 
+    /// The session was resumed: the last acknowledgement may have been lost
+    /// in flight, so the next [`Self::flush`] sends the prefix again even if
+    /// it did not grow (the server ignores one it already has).
+    pub(crate) fn resumed(&mut self) {
+        self.acknowledged = 0;
+    }
+
     /// Moves `through` over the seqs received ahead that now follow it.
     fn absorb(&mut self) {
         while let Some(&first) = self.ahead.first() {
@@ -146,6 +154,17 @@ mod tests {
         received.read(3, 9, 0);
         assert_eq!(received.flush(), Some(1));
         received.read(0, 1, 0);
+        assert_eq!(received.flush(), None);
+    }
+
+    #[test]
+    fn after_a_resume_the_prefix_is_acknowledged_again() {
+        let mut received = Received::default();
+        received.event(1, 10);
+        assert_eq!(received.flush(), Some(1));
+        // That acknowledgement may have been lost with the connection.
+        received.resumed();
+        assert_eq!(received.flush(), Some(1));
         assert_eq!(received.flush(), None);
     }
 
