@@ -1,7 +1,8 @@
 //! `exec-server exec`, run as the real binary: exit statuses, byte-exact
 //! output, stdin, environment and working directory, `--url` with and
-//! without a token, error reporting, and `-t`, Ctrl-C and window resizes
-//! driven through a real terminal (a PTY this test opens).
+//! without a token and through a proxy that cuts the connection, error
+//! reporting, and `-t`, Ctrl-C and window resizes driven through a real
+//! terminal (a PTY this test opens).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -9,9 +10,10 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use exec_testkit::{ServerLauncher, WsServer, server_binary};
+use exec_testkit::{CutProxy, ServerLauncher, WsServer, server_binary};
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 use pretty_assertions::assert_eq;
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 /// How long one run, or one expected piece of terminal output, may take.
@@ -264,6 +266,78 @@ async fn dash_dash_url_sends_the_token_from_the_environment() {
     let line = one_error_line(&refused);
     assert!(line.contains("401"), "{line}");
     assert!(!line.contains("wrong"), "the token is never shown: {line}");
+}
+
+/// How long a run of 100 MB through a cutting proxy may take (a debug
+/// build on a loaded machine).
+const CUT_PATIENCE: Duration = Duration::from_secs(240);
+
+/// Asserts that every line of `stderr` is the note of a slow resume, the
+/// only thing `exec` may add to the command's stderr when its connection is
+/// cut and resumed.
+fn only_resume_notes(stderr: &[u8]) {
+    let stderr = std::str::from_utf8(stderr).expect("UTF-8 on stderr");
+    for line in stderr.lines() {
+        assert!(
+            line.starts_with("exec-server: the connection dropped and was resumed after "),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn dash_dash_url_rides_through_connection_cuts_byte_exact() {
+    // `seq` writes 100,000,008 bytes of distinct lines: a lost, repeated or
+    // reordered piece changes the digest. The server runs on this machine,
+    // so the same program gives the expected digest here.
+    let script = "seq 1 12345679";
+    let expected = std::process::Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .expect("seq runs locally");
+    let server = start_ws_server(None).await;
+    let proxy = CutProxy::in_front_of(&server.url, Some(4 * 1024 * 1024))
+        .await
+        .expect("the proxy starts");
+    let mut command = exec(&["--url", &proxy.url(), "--", "sh", "-c", script]);
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exec-server starts");
+    let output = tokio::time::timeout(CUT_PATIENCE, child.wait_with_output())
+        .await
+        .expect("exec ends in time")
+        .expect("waiting for exec");
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(output.stdout.len(), expected.stdout.len());
+    assert_eq!(
+        Sha256::digest(&output.stdout),
+        Sha256::digest(&expected.stdout),
+        "the output is byte-exact"
+    );
+    only_resume_notes(&output.stderr);
+    assert!(proxy.cuts() > 0, "the proxy cut the connection");
+}
+
+#[tokio::test]
+async fn dash_dash_url_stdin_and_the_exit_status_ride_through_cuts() {
+    let server = start_ws_server(None).await;
+    let proxy = CutProxy::in_front_of(&server.url, Some(256 * 1024))
+        .await
+        .expect("the proxy starts");
+    let input: Vec<u8> = (0..1_000_000u32)
+        .map(|index| (index.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let run = run(
+        exec(&["--url", &proxy.url(), "-i", "--", "sh", "-c", "cat; exit 3"]),
+        Some(&input),
+    )
+    .await;
+    assert_eq!(run.status, 3, "{:?}", String::from_utf8_lossy(&run.stderr));
+    assert!(run.stdout == input, "stdin came back byte-exact");
+    only_resume_notes(&run.stderr);
+    assert!(proxy.cuts() > 0, "the proxy cut the connection");
 }
 
 /// A shell script run on a PTY this test opens, as a person at a terminal

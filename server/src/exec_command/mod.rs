@@ -7,9 +7,19 @@
 //! - `mod.rs` (this file): the arguments, connecting, the session loop and
 //!   the exit status.
 //! - `local_server`: the server started over stdio when no `--url` is given.
+//! - `reconnect_note`: the note on stderr when a dropped `--url` connection
+//!   took more than a second to resume.
 //! - `input`: forwarding stdin (`-i`, `-t`).
 //! - `signals`: the signals handled while the process runs.
 //! - `terminal`: the local terminal's size and raw mode (`-t`).
+//!
+//! # Dropped connections
+//! With `--url`, a connection that drops (a reset, no close frame) is
+//! resumed by the SDK: the process keeps running on the server, and its
+//! output comes through byte-exact and its exit status right. A resume that
+//! takes more than a second is noted with one line on stderr; one that
+//! cannot be made (the server is gone longer than its session TTL) is an
+//! error of the connection.
 //!
 //! # Exit status
 //! The remote exit code; 128 + N when signal N ended the remote process, or
@@ -20,6 +30,7 @@
 
 mod input;
 mod local_server;
+mod reconnect_note;
 mod signals;
 mod terminal;
 
@@ -27,8 +38,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use exec_client::{
-    ClientError, ConnectOptions, ExecClient, OutputBytes, OutputStream, ProcessEvent,
-    ProcessHandle, RemoteExitStatus,
+    ClientError, ClosedReason, ConnectOptions, ConnectionState, ExecClient, OutputBytes,
+    OutputStream, ProcessEvent, ProcessHandle, RemoteExitStatus,
 };
 use nix::sys::signal::Signal as NixSignal;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -139,6 +150,22 @@ fn describe(error: ClientError) -> anyhow::Error {
     }
 }
 
+/// An error of the output stream, with why the connection closed when a
+/// drop could not be resumed (the session expired, the server stayed out of
+/// reach, another client took the session over).
+fn lost(client: &ExecClient, error: ClientError) -> anyhow::Error {
+    let state = client.connection_state().borrow().clone();
+    match state {
+        ConnectionState::Closed(
+            reason @ (ClosedReason::SessionExpired
+            | ClosedReason::GaveUp { .. }
+            | ClosedReason::ResumedElsewhere
+            | ClosedReason::ResumeRefused(_)),
+        ) => describe(error).context(reason.to_string()),
+        _ => describe(error),
+    }
+}
+
 /// What the remote process is started with.
 struct Launch {
     /// Program and arguments.
@@ -171,7 +198,9 @@ async fn execute(args: ExecArgs) -> Result<u8> {
             (client, Some(server))
         }
     };
+    let notes = reconnect_note::follow(&client);
     let outcome = session(&client, launch).await;
+    notes.abort();
     if let Err(error) = client.close().await {
         tracing::debug!(%error, "closing the connection");
     }
@@ -264,7 +293,7 @@ async fn session(client: &ExecClient, launch: Launch) -> Result<u8> {
     let mut status = None;
     loop {
         tokio::select! {
-            event = child.next_event() => match event.map_err(describe)? {
+            event = child.next_event() => match event.map_err(|error| lost(client, error))? {
                 Some(ProcessEvent::Output(chunk)) => {
                     if let Err(error) = output.write(&chunk).await {
                         if error.kind() == std::io::ErrorKind::BrokenPipe {
