@@ -76,6 +76,10 @@ pub struct ConnectOptions {
     /// is lost while detached. Follow it with
     /// [`ExecClient::connection_state`](crate::ExecClient::connection_state).
     /// When `false`, a drop closes the client as in v1. Default `true`.
+    ///
+    /// An exit notification lost in flight is rebuilt from `process/read`,
+    /// which does not tell `killed` or `timedOut` apart: such an exit then
+    /// reports `signaled`.
     pub reconnect: bool,
     /// The wait before the first reconnect attempt after a drop; each
     /// further attempt waits twice as long, up to

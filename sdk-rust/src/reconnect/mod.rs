@@ -75,6 +75,7 @@ pub(crate) struct Supervisor {
 }
 
 /// What an ended transport means.
+#[derive(Debug)]
 enum Verdict {
     /// Closed for good.
     Close(ClosedReason),
@@ -90,6 +91,7 @@ enum Verdict {
 }
 
 /// Why one resume attempt did not resume.
+#[derive(Debug)]
 enum AttemptFailure {
     /// Worth another attempt (the server could not be reached, the new
     /// transport dropped, the answer took too long).
@@ -363,5 +365,125 @@ async fn wait_for_close(close_requested: &mut watch::Receiver<bool>) {
     if close_requested.wait_for(|closing| *closing).await.is_err() {
         // The router is gone, so nobody waits for this session any more.
         std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::value::RawValue;
+
+    use super::*;
+
+    fn supervisor(redial: Option<&str>, ttl: Option<Duration>) -> Supervisor {
+        let (outgoing, _) = mpsc::channel(1);
+        let (router, _acks) = Router::new(Duration::from_secs(1), outgoing);
+        let session = Arc::new(OnceLock::new());
+        if let Some(ttl) = ttl {
+            let _ = session.set(SessionTerms {
+                session_id: String::from("s1"),
+                ttl,
+            });
+        }
+        Supervisor {
+            router: Arc::new(router),
+            limit: Arc::new(IncomingLimit::new(1024)),
+            options: ConnectOptions::default(),
+            redial: redial.map(String::from),
+            session,
+        }
+    }
+
+    fn closed(verdict: Verdict) -> ClosedReason {
+        match verdict {
+            Verdict::Close(reason) => reason,
+            other => panic!("expected a close, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_drop_is_resumed_only_when_the_session_can_be() {
+        let ttl = Some(Duration::from_secs(30));
+        let resumable = supervisor(Some("ws://server"), ttl);
+        match resumable.verdict(ReaderEnd::Ended, None) {
+            Verdict::Resume { url, give_up, .. } => {
+                assert_eq!(
+                    (url.as_str(), give_up),
+                    ("ws://server", Duration::from_secs(30))
+                );
+            }
+            other => panic!("expected a resume, got {other:?}"),
+        }
+        assert_eq!(
+            closed(resumable.verdict(ReaderEnd::Ended, Some(4000))),
+            ClosedReason::ResumedElsewhere
+        );
+        assert_eq!(
+            closed(resumable.verdict(ReaderEnd::Violation(String::from("bad")), None)),
+            ClosedReason::ProtocolViolation(String::from("bad"))
+        );
+        assert_eq!(
+            closed(supervisor(None, ttl).verdict(ReaderEnd::Ended, None)),
+            ClosedReason::ConnectionLost
+        );
+        assert_eq!(
+            closed(
+                supervisor(Some("ws://server"), Some(Duration::ZERO))
+                    .verdict(ReaderEnd::Ended, None)
+            ),
+            ClosedReason::ConnectionLost
+        );
+        // Dropped before the first `initialize` answered: nothing to resume.
+        assert_eq!(
+            closed(supervisor(Some("ws://server"), None).verdict(ReaderEnd::Ended, None)),
+            ClosedReason::ConnectionLost
+        );
+        resumable.router.request_close();
+        assert_eq!(
+            closed(resumable.verdict(ReaderEnd::Ended, None)),
+            ClosedReason::ClientClosed
+        );
+    }
+
+    fn answer(session_id: &str) -> Result<Box<RawValue>, ClientError> {
+        let result = serde_json::json!({
+            "protocolVersion": exec_protocol::PROTOCOL_VERSION,
+            "sessionId": session_id,
+            "serverInfo": {"name": "exec-server", "version": "0"},
+            "platform": {"os": "linux", "arch": "x86_64"},
+            "limits": {"maxMessageBytes": 1, "maxProcessesPerConnection": 1,
+                "retainedOutputBytesPerProcess": 1, "sessionTtlMs": 1}
+        });
+        Ok(RawValue::from_string(result.to_string()).expect("JSON"))
+    }
+
+    #[test]
+    fn the_answer_to_a_resume_decides_between_retry_and_close() {
+        let terms = SessionTerms {
+            session_id: String::from("s1"),
+            ttl: Duration::from_secs(30),
+        };
+        assert!(resumed_session(answer("s1"), &terms).is_ok());
+        let unknown = ClientError::from_wire(
+            -32602,
+            String::from("no such session"),
+            Some(serde_json::json!({"kind": "unknownSession"})),
+        );
+        assert!(matches!(
+            resumed_session(Err(unknown), &terms),
+            Err(AttemptFailure::Final(ClosedReason::SessionExpired))
+        ));
+        let refused = ClientError::from_wire(-32603, String::from("odd"), None);
+        assert!(matches!(
+            resumed_session(Err(refused), &terms),
+            Err(AttemptFailure::Final(ClosedReason::ResumeRefused(message))) if message == "odd"
+        ));
+        assert!(matches!(
+            resumed_session(Err(ClientError::TransportClosed), &terms),
+            Err(AttemptFailure::Retry(_))
+        ));
+        assert!(matches!(
+            resumed_session(answer("s2"), &terms),
+            Err(AttemptFailure::Final(ClosedReason::ResumeRefused(_)))
+        ));
     }
 }
