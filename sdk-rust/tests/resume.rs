@@ -102,9 +102,9 @@ async fn a_hundred_megabytes_arrive_byte_exact_through_a_connection_cut_every_4_
     let mut received: u64 = 0;
     let mut next_seq = 0;
     let mut status = None;
-    while let Some(event) = child
-        .next_event()
+    while let Some(event) = tokio::time::timeout(PATIENCE, child.next_event())
         .await
+        .expect("the next event comes in time")
         .expect("the stream rides through the cuts")
     {
         match event {
