@@ -16,6 +16,11 @@ pub struct ServerConfig {
     /// Requests of one connection handled at once; further requests wait to
     /// be read, so a flooding client slows only itself.
     pub max_requests_in_flight: usize,
+    /// How long a session stays resumable after its connection closes or
+    /// drops (`serve --session-ttl`, reported as `limits.sessionTtlMs`);
+    /// zero ends it with its connection, as v1 did. Zero by default, and
+    /// always over stdio, whose one connection has no successor.
+    pub session_ttl: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -25,6 +30,7 @@ impl Default for ServerConfig {
             max_message_bytes: 64 * 1024 * 1024,
             outbox_capacity: 256,
             max_requests_in_flight: 64,
+            session_ttl: std::time::Duration::ZERO,
         }
     }
 }

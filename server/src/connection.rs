@@ -10,16 +10,30 @@
 //! queued after the response; [`Outgoing`] sends an event only after the
 //! responses that were queued when it took the event, so the response goes
 //! out first (and later responses cannot hold output back).
+//!
+//! The writer holds the session's event queue (locked) while attached. When
+//! the connection goes and the session stays (detached, or resumed by
+//! another connection), the queue is let go of at once, with the events in
+//! it, for the next connection's writer to lock.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use jsonrpsee::core::middleware::RpcServiceT as _;
 use jsonrpsee::types::{Id, Request};
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedMutexGuard, Semaphore, mpsc, oneshot};
 
 use crate::config::ServerConfig;
 use crate::rpc::{self, ConnectionService, Incoming, MethodContext};
+use crate::session::{Departure, EventQueue};
+
+/// The session's event queue, held by the attached connection's writer.
+type HeldEvents = OwnedMutexGuard<mpsc::Receiver<String>>;
+
+/// Waiting for the previous connection's writer to let go of the queue.
+type Locking = Pin<Box<dyn Future<Output = HeldEvents> + Send>>;
 
 /// One client connection.
 pub(crate) struct Connection {
@@ -51,6 +65,7 @@ impl Connection {
             responses: queued,
             responses_done: false,
             attach: Some(attached),
+            locking: None,
             events: None,
             held: None,
         };
@@ -115,12 +130,20 @@ impl Connection {
         let _ = self.responses.send(text).await;
     }
 
-    /// The connection ended: ends its session (kills every process it
-    /// started and waits for them).
-    pub(crate) async fn close(&self) {
-        if let Ok(session) = self.context.session() {
-            tracing::debug!(session = session.id(), "ending the session");
-            session.end().await;
+    /// Notified when another connection resumed this one's session.
+    pub(crate) fn superseded(&self) -> Arc<Notify> {
+        self.context.superseded().clone()
+    }
+
+    /// The connection ended: detaches its session, which then ends at once
+    /// (its processes killed) when the TTL is zero. Says what became of it.
+    pub(crate) async fn close(&self) -> Departure {
+        match self.context.attachment() {
+            Some((session, generation)) => {
+                tracing::debug!(session = session.id(), "detaching the session");
+                session.detach(*generation).await
+            }
+            None => Departure::Ended,
         }
     }
 }
@@ -132,10 +155,12 @@ pub(crate) struct Outgoing {
     responses: mpsc::Receiver<String>,
     /// True once `responses` is closed and drained.
     responses_done: bool,
-    /// Receives the event queue of the session `initialize` created.
-    attach: Option<oneshot::Receiver<mpsc::Receiver<String>>>,
+    /// Receives the event queue of the session `initialize` attached.
+    attach: Option<oneshot::Receiver<EventQueue>>,
+    /// Locking the event queue while an earlier connection's writer lets go of it.
+    locking: Option<Locking>,
     /// The attached session's events.
-    events: Option<mpsc::Receiver<String>>,
+    events: Option<HeldEvents>,
     /// An event taken from `events`, and how many responses were queued
     /// when it was taken: those go out first (a `process/start` response is
     /// always among them for its process's first event), later ones after it.
@@ -160,6 +185,10 @@ impl Outgoing {
                     // Held, so that the next round sends the responses queued before it first.
                     Some(event) => self.held = Some((event, self.responses.len())),
                     None => self.events = None,
+                },
+                events = lock_events(&mut self.locking), if self.locking.is_some() => {
+                    self.locking = None;
+                    self.events = Some(events);
                 },
                 else => return None,
             }
@@ -194,15 +223,20 @@ impl Outgoing {
 
     /// Takes the session's event queue once `initialize` attached one. No
     /// waiting for it is needed: `initialize` attaches before its response
-    /// is queued, and that response wakes the writer.
+    /// is queued, and that response wakes the writer. The queue is locked
+    /// at once unless the writer of the connection this one superseded
+    /// still holds it; then [`Self::next`] waits for it.
     fn try_attach(&mut self) {
         let Some(attach) = &mut self.attach else {
             return;
         };
         match attach.try_recv() {
-            Ok(events) => {
+            Ok(queue) => {
                 self.attach = None;
-                self.events = Some(events);
+                match queue.clone().try_lock_owned() {
+                    Ok(events) => self.events = Some(events),
+                    Err(_) => self.locking = Some(Box::pin(queue.lock_owned())),
+                }
             }
             Err(oneshot::error::TryRecvError::Empty) => {}
             Err(oneshot::error::TryRecvError::Closed) => self.attach = None,
@@ -220,21 +254,37 @@ impl Outgoing {
         }
     }
 
-    /// The connection is closing: nothing more is accepted, what is queued
-    /// still comes out of [`Self::next`], then it returns `None`.
-    pub(crate) fn stop(&mut self) {
+    /// The connection is closing: nothing more is accepted, the queued
+    /// responses still come out of [`Self::next`], then it returns `None`.
+    /// With `drain_events` (the session ended) so do the queued events;
+    /// without (the session lives on), the event queue is let go of at once,
+    /// its events left for the next connection.
+    pub(crate) fn stop(&mut self, drain_events: bool) {
         self.responses.close();
-        if let Some(events) = &mut self.events {
-            events.close();
+        if drain_events {
+            if let Some(events) = &mut self.events {
+                events.close();
+            }
+        } else {
+            self.events = None;
         }
         self.attach = None;
+        self.locking = None;
     }
 }
 
 /// The next event; only polled while `events` is `Some`.
-async fn next_event(events: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
+async fn next_event(events: &mut Option<HeldEvents>) -> Option<String> {
     match events {
         Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The locked event queue; only polled while `locking` is `Some`.
+async fn lock_events(locking: &mut Option<Locking>) -> HeldEvents {
+    match locking {
+        Some(locking) => locking.await,
         None => std::future::pending().await,
     }
 }
@@ -256,7 +306,12 @@ mod tests {
             responses: queued,
             responses_done: false,
             attach: None,
-            events: Some(received),
+            locking: None,
+            events: Some(
+                Arc::new(tokio::sync::Mutex::new(received))
+                    .try_lock_owned()
+                    .expect("a new lock is free"),
+            ),
             held: None,
         };
         (outgoing, responses, events)
@@ -352,7 +407,7 @@ mod tests {
             .await
             .expect("queued");
         events.send(closed(1)).await.expect("queued");
-        outgoing.stop();
+        outgoing.stop(true);
         assert!(responses.send(String::from("{\"id\":2}")).await.is_err());
         assert!(events.send(closed(2)).await.is_err());
         let mut drained = Vec::new();
@@ -367,13 +422,47 @@ mod tests {
         let config = Arc::new(ServerConfig::default());
         let (connection, mut outgoing) = Connection::new(config.clone());
         let session = Session::new(&config, rpc::encode);
-        connection.context.attach(session.clone());
+        let generation = session
+            .attach(connection.superseded(), false)
+            .expect("a new session");
+        connection.context.attach(session.clone(), generation);
         assert_eq!(outgoing.try_next(), None);
         assert!(
-            session.take_events().is_none(),
+            session.event_queue().try_lock().is_err(),
             "the connection holds the queue"
         );
         connection.queue(String::from("{\"id\":9}")).await;
         assert_eq!(outgoing.next().await.as_deref(), Some("{\"id\":9}"));
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_stops_without_draining_lets_go_of_the_events() {
+        let config = Arc::new(ServerConfig::default());
+        let session = Session::new(&config, rpc::encode);
+        let (first, mut first_outgoing) = Connection::new(config.clone());
+        let generation = session
+            .attach(first.superseded(), false)
+            .expect("a new session");
+        first.context.attach(session.clone(), generation);
+        assert_eq!(first_outgoing.try_next(), None);
+        // A second connection resumes the session: the first is told.
+        let (second, mut second_outgoing) = Connection::new(config.clone());
+        let superseded = first.superseded();
+        let resumed = session
+            .attach(second.superseded(), false)
+            .expect("a live session");
+        second.context.attach(session.clone(), resumed);
+        superseded.notified().await;
+        assert_eq!(first.close().await, Departure::Superseded);
+        // The second writer waits for the queue until the first lets go.
+        assert_eq!(second_outgoing.try_next(), None);
+        let locking = second_outgoing
+            .locking
+            .as_mut()
+            .expect("the first writer holds the queue");
+        assert!(futures_util::FutureExt::now_or_never(locking).is_none());
+        first_outgoing.stop(false);
+        let events = lock_events(&mut second_outgoing.locking).await;
+        drop(events);
     }
 }

@@ -26,6 +26,14 @@ pub enum ServerError {
     /// A second `initialize` on one connection.
     #[error("the connection is already initialized")]
     AlreadyInitialized,
+    /// `initialize`'s `resumeSessionId` names no live session of this server.
+    #[error(
+        "no session `{session_id}` to resume: unknown, ended, or detached longer than the session TTL"
+    )]
+    UnknownSession {
+        /// The id the client sent.
+        session_id: String,
+    },
     /// The params do not match the method's params type.
     #[error("invalid params: {message}")]
     InvalidParams {
@@ -129,6 +137,7 @@ impl ServerError {
         Some(match self {
             Self::NotInitialized => ErrorKind::NotInitialized,
             Self::AlreadyInitialized => ErrorKind::AlreadyInitialized,
+            Self::UnknownSession { .. } => ErrorKind::UnknownSession,
             Self::InvalidParams { .. } => return None,
             Self::UnknownProcess { .. } => ErrorKind::UnknownProcess,
             Self::ProcessExists { .. } => ErrorKind::ProcessExists,

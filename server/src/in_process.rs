@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 
 use crate::config::ServerConfig;
 use crate::shutdown::ShutdownSignal;
-use crate::transport::{MessageSink, MessageSource, Received, serve_connection};
+use crate::transport::{Farewell, MessageSink, MessageSource, Received, serve_connection};
 
 /// Starts a server connection with the default [`ServerConfig`] in this
 /// process and connects a client to it (`initialize` included). The server
@@ -107,5 +107,5 @@ impl MessageSink for ChannelSink {
         Ok(())
     }
 
-    async fn close(self) {}
+    async fn close(self, _farewell: Farewell) {}
 }

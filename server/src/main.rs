@@ -57,6 +57,12 @@ struct ServeArgs {
     /// Output retained per process for `process/read`, in bytes.
     #[arg(long, value_name = "BYTES")]
     retained_output_bytes: Option<usize>,
+    /// How long a WebSocket session stays resumable (`initialize
+    /// {resumeSessionId}`) after its connection closes or drops, in seconds:
+    /// its processes keep running meanwhile, then are killed. 0 ends a
+    /// session with its connection. Not used over stdio.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    session_ttl: u64,
 }
 
 /// The shortest token a non-loopback listener accepts, in bytes: anything
@@ -143,6 +149,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     if let Some(bytes) = args.retained_output_bytes {
         config.process.retained_output_bytes = bytes;
+    }
+    // Over stdio the one connection has no successor: its session ends with it.
+    if matches!(listen, Listen::WebSocket(_)) {
+        config.session_ttl = std::time::Duration::from_secs(args.session_ttl);
     }
     let config = Arc::new(config);
     let mut terminate =

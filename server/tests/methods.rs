@@ -75,6 +75,19 @@ async fn every_method_and_notification_over_the_wire(transport: Transport) {
         )
         .await;
     assert_eq!(read["chunks"][0]["chunk"], "aGVsbG8K");
+    // An acknowledgement lets the server evict only beyond the retention
+    // limit: the output under it stays readable.
+    client
+        .notify(
+            "process/ack",
+            json!({"processId": "cat", "seq": read["nextSeq"].clone()}),
+        )
+        .await;
+    seen.0.insert("process/ack".into());
+    let reread = client
+        .request("process/read", json!({"processId": "cat", "afterSeq": 0}))
+        .await;
+    assert_eq!(reread["result"]["chunks"][0]["chunk"], "aGVsbG8K");
     assert_eq!(
         (
             read["exited"].clone(),
@@ -201,6 +214,14 @@ async fn every_error_code_and_kind(transport: Transport) {
         }
     };
 
+    let response = client
+        .request(
+            "initialize",
+            json!({"clientName": "resume", "resumeSessionId": "0123456789abcdef0123456789abcdef"}),
+        )
+        .await;
+    expect(&response, -32602, Some("unknownSession"));
+    // The failed resume leaves the connection uninitialized, free to initialize afresh.
     let response = client.request("process/list", json!({})).await;
     expect(&response, -32600, Some("notInitialized"));
     client.handshake().await;

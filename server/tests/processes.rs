@@ -118,8 +118,9 @@ async fn pty_process_reads_input_and_resizes(transport: Transport) {
 }
 
 #[tokio::test]
-async fn closing_the_connection_kills_its_processes() {
+async fn without_a_session_ttl_closing_the_connection_kills_its_processes() {
     let mut server = ServerLauncher::new()
+        .args(["--session-ttl", "0"])
         .start_websocket()
         .await
         .expect("the server starts");

@@ -4,6 +4,12 @@
 //! counter starting at 1; `process/exited` comes once, `process/closed` comes
 //! after it and is the last; and no notification of a process overtakes the
 //! successful response to its `process/start`.
+//!
+//! A connection that resumed a session (`initialize {resumeSessionId}`)
+//! also receives the notifications of processes started on the session's
+//! earlier connections, from wherever their sequences had got to: there a
+//! process's first notification may come without a start on this
+//! connection and with any `seq`, and the order is checked from it on.
 
 use std::collections::HashMap;
 
@@ -25,12 +31,20 @@ struct Sequence {
 #[derive(Debug, Default)]
 pub struct ProcessEvents {
     processes: HashMap<String, Sequence>,
+    /// The connection resumed a session.
+    resumed: bool,
 }
 
 impl ProcessEvents {
     /// A `process/start` for `process_id` was answered with a result: its
     /// notifications may flow, numbered from 1 (a reused id starts over).
     pub fn started(&mut self, process_id: &str) {
+        if self.resumed {
+            // A start retried after a resume may answer with a process whose
+            // notifications already flowed here, or flowed elsewhere first.
+            self.processes.entry(process_id.to_owned()).or_default();
+            return;
+        }
         self.processes.insert(
             process_id.to_owned(),
             Sequence {
@@ -38,6 +52,12 @@ impl ProcessEvents {
                 ..Sequence::default()
             },
         );
+    }
+
+    /// The connection resumed a session: processes of its earlier
+    /// connections may notify here.
+    pub fn resumed(&mut self) {
+        self.resumed = true;
     }
 
     /// Checks a server notification; returns what is out of order. Methods
@@ -59,11 +79,19 @@ impl ProcessEvents {
         ) else {
             return Vec::new();
         };
+        if self.resumed {
+            self.processes.entry(process_id.to_owned()).or_default();
+        }
         let Some(sequence) = self.processes.get_mut(process_id) else {
             return vec![format!(
                 "`{method}` for process `{process_id}` before a successful `process/start` response for it"
             )];
         };
+        // Seqs start at 1, so 0 marks a sequence whose start this
+        // connection did not see: it goes on from its first notification.
+        if sequence.next_seq == 0 {
+            sequence.next_seq = seq;
+        }
         let mut problems = Vec::new();
         if sequence.closed {
             problems.push(format!(

@@ -52,7 +52,7 @@ fn a_valid_conversation_passes() {
         ),
         (
             S2C,
-            r#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"exec-server.v1","sessionId":"s","serverInfo":{"name":"n","version":"1"},"platform":{"os":"linux","arch":"x86_64"},"limits":{"retainedOutputBytesPerProcess":1,"maxProcessesPerConnection":1,"maxMessageBytes":1}}}"#,
+            r#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"exec-server.v1","sessionId":"s","serverInfo":{"name":"n","version":"1"},"platform":{"os":"linux","arch":"x86_64"},"limits":{"retainedOutputBytesPerProcess":1,"maxProcessesPerConnection":1,"maxMessageBytes":1,"sessionTtlMs":0}}}"#,
             &[],
         ),
         // Codex style: no `jsonrpc`, no params where none are required.
@@ -359,6 +359,27 @@ fn process_notifications_follow_their_start_in_sequence() {
             &["params", "params", "processEvents"],
         ),
     ]);
+}
+
+#[test]
+fn a_resumed_connection_takes_up_sequences_where_they_are() {
+    const RESUME: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"clientName":"t","resumeSessionId":"s"}}"#;
+    const RESUMED: &str = r#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"exec-server.v1","sessionId":"s","serverInfo":{"name":"n","version":"1"},"platform":{"os":"linux","arch":"x86_64"},"limits":{"retainedOutputBytesPerProcess":1,"maxProcessesPerConnection":1,"maxMessageBytes":1,"sessionTtlMs":30000}}}"#;
+    const OUTPUT_7: &str = r#"{"jsonrpc":"2.0","method":"process/output","params":{"processId":"p","seq":7,"stream":"stdout","chunk":"aGkK"}}"#;
+    const OUTPUT_8: &str = r#"{"jsonrpc":"2.0","method":"process/output","params":{"processId":"p","seq":8,"stream":"stdout","chunk":"aGkK"}}"#;
+    // A process of an earlier connection notifies from where it got to; a
+    // retried start does not restart its sequence; order is still checked.
+    conversation(&[
+        (C2S, RESUME, &[]),
+        (S2C, RESUMED, &[]),
+        (S2C, OUTPUT_7, &[]),
+        (C2S, START, &[]),
+        (S2C, STARTED, &[]),
+        (S2C, OUTPUT_8, &[]),
+        (S2C, OUTPUT_7, &["processEvents"]),
+    ]);
+    // Without a resume the same notification is out of place.
+    conversation(&[(S2C, OUTPUT_7, &["processEvents"])]);
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //! queue is full the driver stops reading, the pipe or terminal fills, and
 //! the child blocks on write: output waits, it is never dropped. The exit
 //! and the close need no permit, so they are logged (and `process/read`
-//! sees them) even while the queue is full.
+//! sees them) even while the queue is full. The driver also stops reading
+//! while the process's log has no room (see `resume`).
 
 use std::io;
 use std::process::ExitStatus;
@@ -226,6 +227,10 @@ async fn pump(
         if exit_logged && !output_open {
             break;
         }
+        // Output is read only while the log has room: while the session is
+        // detached or its client acknowledges output, a full log waits for
+        // an acknowledgement or a new connection (see `resume`).
+        let room = process.has_room();
         // Biased, in this order: the grace first, so that output that never
         // stops cannot hold `process/exited` back; then the wait status,
         // which only starts the grace (the exit is logged once the output
@@ -252,11 +257,12 @@ async fn pump(
                 });
                 grace.as_mut().reset(tokio::time::Instant::now() + EXIT_AFTER_OUTPUT_GRACE);
             },
+            () = process.room_changed(), if !room && output_open => {}
             acquired = permits.clone().acquire_owned(), if permit.is_none() && output_open => {
                 // The semaphore is never closed, so acquiring cannot fail.
                 permit = acquired.ok();
             }
-            read = read_some(&mut stdout, stdout_buffer.space()), if permit.is_some() => match read {
+            read = read_some(&mut stdout, stdout_buffer.space()), if permit.is_some() && room => match read {
                 Ok(0) => stdout = None,
                 Ok(length) => record(OutputStream::Stdout, stdout_buffer.take(length), permit.take()),
                 Err(error) => {
@@ -264,7 +270,7 @@ async fn pump(
                     stdout = None;
                 }
             },
-            read = read_some(&mut stderr, stderr_buffer.space()), if permit.is_some() => match read {
+            read = read_some(&mut stderr, stderr_buffer.space()), if permit.is_some() && room => match read {
                 Ok(0) => stderr = None,
                 Ok(length) => record(OutputStream::Stderr, stderr_buffer.take(length), permit.take()),
                 Err(error) => {
@@ -272,7 +278,7 @@ async fn pump(
                     stderr = None;
                 }
             },
-            chunk = receive_some(&mut pty), if permit.is_some() => match chunk {
+            chunk = receive_some(&mut pty), if permit.is_some() && room => match chunk {
                 Some(bytes) => record(OutputStream::Pty, bytes, permit.take()),
                 None => pty = None,
             },

@@ -10,12 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use exec_protocol::{
-    ExitReason, OutputStream, ProcessId, ProcessInfo, ProcessReadResponse, Signal, WriteStatus,
+    ExitReason, OutputStream, ProcessId, ProcessInfo, ProcessReadResponse, ProcessStartParams,
+    Signal, WriteStatus,
 };
 use portable_pty::{MasterPty, PtySize};
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::ChildStdin;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::output::{ExitEvent, RetainedOutput};
 use super::signal::{nix_signal, protocol_signal};
@@ -97,8 +98,9 @@ pub(crate) struct ManagedProcess {
     pub(crate) process_id: ProcessId,
     /// Unique among all processes of this server, for the `kill_all` registry.
     pub(crate) serial: u64,
-    /// The argument vector as started, for `process/list`.
-    pub(crate) argv: Vec<String>,
+    /// The request that started it: its `argv` for `process/list`, and
+    /// what a retried `process/start` in a resumed session is compared with.
+    pub(crate) start: ProcessStartParams,
     /// The process's tree: pid, marker, reaped flag.
     pub(crate) tree: Arc<Tree>,
     /// Pipes or PTY.
@@ -109,6 +111,9 @@ pub(crate) struct ManagedProcess {
     events: watch::Sender<u64>,
     /// Whether notifications may go out.
     gate: watch::Sender<Gate>,
+    /// Wakes the driver when the log may have room again (an
+    /// acknowledgement, a change of the eviction rule).
+    room: Notify,
     /// stdin, behind an async lock because pipe writes wait for the child.
     stdin: Arc<tokio::sync::Mutex<Stdin>>,
 }
@@ -118,7 +123,7 @@ impl ManagedProcess {
     pub(crate) fn new(
         process_id: ProcessId,
         serial: u64,
-        argv: Vec<String>,
+        start: ProcessStartParams,
         tree: Arc<Tree>,
         child_io: ChildIo,
         stdin: Option<StdinSink>,
@@ -127,7 +132,7 @@ impl ManagedProcess {
         Self {
             process_id,
             serial,
-            argv,
+            start,
             tree,
             child_io,
             state: Mutex::new(State {
@@ -136,6 +141,7 @@ impl ManagedProcess {
             }),
             events: watch::Sender::new(0),
             gate: watch::Sender::new(Gate::Pending),
+            room: Notify::new(),
             stdin: Arc::new(tokio::sync::Mutex::new(Stdin {
                 sink: stdin,
                 recent_order: VecDeque::new(),
@@ -190,6 +196,30 @@ impl ManagedProcess {
     /// valid until the driver logs one).
     pub(crate) fn next_seq(&self) -> u64 {
         lock(&self.state).log.next_seq()
+    }
+
+    /// Whether the log has room for another chunk (see `output`).
+    pub(crate) fn has_room(&self) -> bool {
+        lock(&self.state).log.has_room()
+    }
+
+    /// Resolves after [`Self::has_room`] may have changed since the last
+    /// time it resolved (a change while nobody waits is kept for the next wait).
+    pub(crate) async fn room_changed(&self) {
+        self.room.notified().await;
+    }
+
+    /// `process/ack`: the client received every event up to `seq`.
+    pub(crate) fn acknowledge(&self, seq: u64) {
+        lock(&self.state).log.acknowledge(seq);
+        self.room.notify_one();
+    }
+
+    /// Sets whether output the client did not acknowledge may be evicted
+    /// (see `output`).
+    pub(crate) fn set_evict_unacknowledged(&self, evict: bool) {
+        lock(&self.state).log.set_evict_unacknowledged(evict);
+        self.room.notify_one();
     }
 
     /// Logs a chunk of output; returns its seq.
@@ -262,7 +292,7 @@ impl ManagedProcess {
     pub(crate) fn info(&self) -> ProcessInfo {
         let exit = lock(&self.state).log.exit();
         ProcessInfo {
-            argv: self.argv.clone(),
+            argv: self.start.argv.clone(),
             exit_code: exit.and_then(|exit| exit.exit_code),
             pid: self.pid(),
             process_id: self.process_id.clone(),

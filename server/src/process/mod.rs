@@ -21,6 +21,8 @@
 //! - `reaper`: the child subreaper, the orphan reaper, and the managed
 //!   children it must leave alone.
 //! - `registry`: the live processes of every table, for [`kill_all`].
+//! - `resume`: what a table does for a session that detaches and resumes:
+//!   the eviction rule, `process/ack`, and answering retried starts.
 //! - `procfs`: reading `/proc`.
 //!
 //! Imports between these files flow one way, from `start` down to `procfs`:
@@ -66,6 +68,7 @@ mod procfs;
 mod pty;
 mod reaper;
 mod registry;
+mod resume;
 mod signal;
 mod start;
 mod tree;
@@ -75,7 +78,7 @@ pub use pty::{ARG0_HELPER_COMMAND, run_arg0_helper};
 pub use signal::nix_signal;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -146,6 +149,10 @@ pub(crate) struct TableInner {
     processes: Mutex<BTreeMap<ProcessId, Slot>>,
     /// True once the table shut down: no more starts, retention ends.
     closed: watch::Sender<bool>,
+    /// Whether output not acknowledged may be evicted (see `resume`).
+    evict_unacknowledged: AtomicBool,
+    /// Whether the session was resumed: a retried start is then answered (see `resume`).
+    resumed: AtomicBool,
 }
 
 /// What a table holds under one process id.
@@ -229,6 +236,8 @@ impl ProcessTable {
                 events,
                 processes: Mutex::new(BTreeMap::new()),
                 closed: watch::Sender::new(false),
+                evict_unacknowledged: AtomicBool::new(true),
+                resumed: AtomicBool::new(false),
             }),
         }
     }
@@ -247,6 +256,9 @@ impl ProcessTable {
         &self,
         params: ProcessStartParams,
     ) -> Result<ProcessStartResponse, ServerError> {
+        if let Some(retried) = self.retried_start(&params).await {
+            return retried;
+        }
         // Reserved before the first await, so that of two starts with one id
         // the one called first wins, as when a start ran all at once. The
         // rest blocks (stat, PATH search, fork and exec), so it runs on the

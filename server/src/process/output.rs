@@ -1,6 +1,13 @@
 //! [`RetainedOutput`]: one process's event log. It owns the sequence counter
 //! that output chunks, the exit and the close share, and the bounded buffer of
 //! output chunks that `process/read` serves with cursors.
+//!
+//! Eviction follows the session's delivery: while a connection that does not
+//! acknowledge output is attached, the oldest chunks are evicted beyond the
+//! limit (v1). Otherwise (the session is detached, or its client sends
+//! `process/ack`) only acknowledged chunks are; when unacknowledged output
+//! fills the limit the log has no room, and the driver stops reading the
+//! child until an acknowledgement or a new connection frees some.
 
 use std::collections::VecDeque;
 
@@ -76,6 +83,10 @@ pub(crate) struct RetainedOutput {
     exit: Option<ExitEvent>,
     /// The seq of `process/closed`, once all output reached EOF after the exit.
     closed_seq: Option<u64>,
+    /// Whether chunks the client has not acknowledged may be evicted.
+    evict_unacknowledged: bool,
+    /// The newest seq the client acknowledged (`process/ack`).
+    acknowledged_seq: u64,
 }
 
 impl RetainedOutput {
@@ -92,7 +103,44 @@ impl RetainedOutput {
             eviction_checkpoints: Vec::new(),
             exit: None,
             closed_seq: None,
+            evict_unacknowledged: true,
+            acknowledged_seq: 0,
         }
+    }
+
+    /// Sets whether chunks not yet acknowledged may be evicted, evicting
+    /// what may now go.
+    pub(crate) fn set_evict_unacknowledged(&mut self, evict: bool) {
+        self.evict_unacknowledged = evict;
+        self.evict();
+    }
+
+    /// The client received every event up to `seq`: those chunks may be
+    /// evicted. An older `seq` than a previous one changes nothing.
+    pub(crate) fn acknowledge(&mut self, seq: u64) {
+        self.acknowledged_seq = self.acknowledged_seq.max(seq.min(self.last_seq));
+        self.evict();
+    }
+
+    /// Whether another chunk may be read: always while unacknowledged chunks
+    /// may be evicted, otherwise while the unacknowledged retained bytes are
+    /// under the limit. (Acknowledged chunks stay readable up to the limit
+    /// too, so a process retains at most twice the limit, plus one chunk.)
+    pub(crate) fn has_room(&self) -> bool {
+        self.evict_unacknowledged || self.unacknowledged_bytes() < self.limit
+    }
+
+    /// Retained bytes of the chunks after the acknowledged seq.
+    fn unacknowledged_bytes(&self) -> usize {
+        let acknowledged = self
+            .chunks
+            .partition_point(|chunk| chunk.seq <= self.acknowledged_seq);
+        let acknowledged_bytes = match acknowledged {
+            0 => 0,
+            // The retained chunks are the output after the evicted prefix.
+            index => (self.chunks[index - 1].end_offset - self.evicted_bytes) as usize,
+        };
+        self.retained_bytes - acknowledged_bytes
     }
 
     /// The seq the next event will get.
@@ -127,7 +175,19 @@ impl RetainedOutput {
             bytes,
             end_offset: self.total_bytes,
         });
+        self.evict();
+        self.last_seq
+    }
+
+    /// Evicts the oldest chunks while over the limit and allowed to.
+    fn evict(&mut self) {
         while self.retained_bytes > self.limit {
+            let Some(oldest) = self.chunks.front() else {
+                break;
+            };
+            if !self.evict_unacknowledged && oldest.seq > self.acknowledged_seq {
+                break;
+            }
             let Some(evicted) = self.chunks.pop_front() else {
                 break;
             };
@@ -140,7 +200,6 @@ impl RetainedOutput {
                 self.thin_checkpoints();
             }
         }
-        self.last_seq
     }
 
     /// Logs the exit and returns its seq.
@@ -319,6 +378,56 @@ mod tests {
         );
         assert_eq!(outcome.dropped_bytes, 8);
         assert_eq!(outcome.next_seq, 4);
+    }
+
+    #[test]
+    fn unacknowledged_output_is_kept_and_fills_the_log() {
+        let mut log = RetainedOutput::new(10);
+        log.set_evict_unacknowledged(false);
+        log.push_output(OutputStream::Stdout, b"aaaa".to_vec()); // 1
+        log.push_output(OutputStream::Stdout, b"bbbb".to_vec()); // 2
+        assert!(log.has_room());
+        log.push_output(OutputStream::Stdout, b"cccc".to_vec()); // 3, over the limit
+        assert!(!log.has_room(), "nothing acknowledged may be evicted");
+        assert_eq!(log.read(0, u64::MAX).chunks.len(), 3);
+        assert_eq!(log.dropped_after(0), 0);
+        // Acknowledging chunk 1 lets it go and frees room.
+        log.acknowledge(1);
+        assert!(log.has_room());
+        // A chunk that fills the limit on its own leaves no room until it is
+        // acknowledged, though it is not over the limit.
+        let mut full = RetainedOutput::new(4);
+        full.set_evict_unacknowledged(false);
+        full.push_output(OutputStream::Stdout, b"abcd".to_vec());
+        assert!(!full.has_room());
+        full.acknowledge(1);
+        assert!(full.has_room());
+        let outcome = log.read(1, u64::MAX);
+        assert_eq!(
+            outcome.chunks,
+            vec![
+                chunk(2, OutputStream::Stdout, b"bbbb"),
+                chunk(3, OutputStream::Stdout, b"cccc")
+            ]
+        );
+        assert_eq!(outcome.dropped_bytes, 0);
+        // An older acknowledgement changes nothing.
+        log.acknowledge(0);
+        assert_eq!(log.read(1, u64::MAX).chunks.len(), 2);
+    }
+
+    #[test]
+    fn allowing_eviction_again_evicts_down_to_the_limit() {
+        let mut log = RetainedOutput::new(8);
+        log.set_evict_unacknowledged(false);
+        for _ in 0..4 {
+            log.push_output(OutputStream::Stdout, b"xxxx".to_vec());
+        }
+        assert!(!log.has_room());
+        log.set_evict_unacknowledged(true);
+        assert!(log.has_room());
+        assert_eq!(log.dropped_after(0), 8);
+        assert_eq!(log.read(2, u64::MAX).chunks.len(), 2);
     }
 
     #[test]

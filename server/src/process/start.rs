@@ -114,6 +114,9 @@ impl Reservation {
     /// was still open (if not, its shutdown kills the process).
     fn fill(mut self, process: &Arc<ManagedProcess>) -> bool {
         let mut processes = lock(&self.table.processes);
+        // Under the lock that `ProcessTable::set_delivery` holds, so the
+        // process gets the eviction rule in force when it joins the table.
+        process.set_evict_unacknowledged(self.table.evicts_unacknowledged());
         processes.insert(self.process_id.clone(), Slot::Started(process.clone()));
         self.filled = true;
         !*self.table.closed.borrow()
@@ -171,7 +174,7 @@ impl ProcessTable {
             output,
             exit,
             waiter,
-        } = launch(&spec, &params.process_id, serial, marker, config, read_size)?;
+        } = launch(&spec, &params, serial, marker, config, read_size)?;
         let table_open = reservation.fill(&process);
         registry::register_live(serial, &process);
 
@@ -243,7 +246,7 @@ impl Started {
 /// cannot start (the child is then killed and left to the orphan reaper).
 fn launch(
     spec: &LaunchSpec,
-    process_id: &ProcessId,
+    params: &ProcessStartParams,
     serial: u64,
     marker: String,
     config: &ProcessConfig,
@@ -258,9 +261,9 @@ fn launch(
             let child = pipe::spawn(spec).map_err(spawn_failed)?;
             let tree = Arc::new(Tree::new(child.pid, marker));
             let process = Arc::new(ManagedProcess::new(
-                process_id.clone(),
+                params.process_id.clone(),
                 serial,
-                spec.argv.clone(),
+                params.clone(),
                 tree.clone(),
                 ChildIo::Pipes {
                     pipe_stdin: spec.pipe_stdin,
@@ -306,9 +309,9 @@ fn launch(
                 |error| ServerError::Internal(format!("cannot start the child waiter: {error}")),
             )?;
             let process = Arc::new(ManagedProcess::new(
-                process_id.clone(),
+                params.process_id.clone(),
                 serial,
-                spec.argv.clone(),
+                params.clone(),
                 tree,
                 ChildIo::Pty {
                     master: Mutex::new(child.master),

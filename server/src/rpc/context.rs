@@ -5,11 +5,11 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
-use crate::session::Session;
+use crate::session::{EventQueue, Session};
 use crate::sync::lock;
 
 /// Lifecycle states (protocol.md, "Lifecycle"): nothing received yet.
@@ -25,26 +25,40 @@ pub(crate) struct MethodContext {
     pub(crate) config: Arc<ServerConfig>,
     /// One of [`NEW`], [`INITIALIZING`], [`READY`].
     lifecycle: AtomicU8,
-    /// The session `initialize` created.
-    session: OnceLock<Arc<Session>>,
+    /// The session `initialize` created or resumed, and the generation of
+    /// this connection's attachment to it.
+    session: OnceLock<(Arc<Session>, u64)>,
     /// Hands the connection's writer the event queue of the session it is
     /// attached to, once.
-    attach: Mutex<Option<oneshot::Sender<mpsc::Receiver<String>>>>,
+    attach: Mutex<Option<oneshot::Sender<EventQueue>>>,
+    /// Notified when another connection resumed this one's session.
+    superseded: Arc<Notify>,
 }
 
 impl MethodContext {
     /// A context before `initialize`; `attach` receives the event queue of
     /// the session `initialize` creates.
-    pub(crate) fn new(
-        config: Arc<ServerConfig>,
-        attach: oneshot::Sender<mpsc::Receiver<String>>,
-    ) -> Self {
+    pub(crate) fn new(config: Arc<ServerConfig>, attach: oneshot::Sender<EventQueue>) -> Self {
         Self {
             config,
             lifecycle: AtomicU8::new(NEW),
             session: OnceLock::new(),
             attach: Mutex::new(Some(attach)),
+            superseded: Arc::new(Notify::new()),
         }
+    }
+
+    /// Back from initializing to new, after an `initialize` that failed
+    /// (an unknown `resumeSessionId`), so the client may send another.
+    pub(crate) fn abort_initialize(&self) {
+        let _ =
+            self.lifecycle
+                .compare_exchange(INITIALIZING, NEW, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// What tells this connection that another resumed its session.
+    pub(crate) fn superseded(&self) -> &Arc<Notify> {
+        &self.superseded
     }
 
     /// Moves from new to initializing; fails with `alreadyInitialized` after the first time.
@@ -68,24 +82,33 @@ impl MethodContext {
         self.lifecycle.load(Ordering::Acquire) == READY
     }
 
-    /// Attaches the connection to `session` (once, from `initialize`, before
-    /// its response is queued: the writer, woken by that response, takes the
-    /// session's event queue on its next round).
-    pub(crate) fn attach(&self, session: Arc<Session>) {
-        let events = session.take_events();
-        if self.session.set(session).is_err() {
+    /// Records that the connection is attached to `session` as its
+    /// attachment `generation` (once, from `initialize`, before its response
+    /// is queued: the writer, woken by that response, takes the session's
+    /// event queue on its next round).
+    pub(crate) fn attach(&self, session: Arc<Session>, generation: u64) {
+        let events = session.event_queue();
+        if self.session.set((session, generation)).is_err() {
             tracing::error!("a second session for one connection; ignored");
             return;
         }
-        if let (Some(attach), Some(events)) = (lock(&self.attach).take(), events) {
+        if let Some(attach) = lock(&self.attach).take() {
             // The connection is closing when its end is gone; the session
-            // then ends with it (see `Connection::close`).
+            // is then detached (see `Connection::close`).
             let _ = attach.send(events);
         }
     }
 
     /// The attached session. Errors: `notInitialized` before `initialize`.
     pub(crate) fn session(&self) -> Result<&Arc<Session>, ServerError> {
-        self.session.get().ok_or(ServerError::NotInitialized)
+        self.session
+            .get()
+            .map(|(session, _)| session)
+            .ok_or(ServerError::NotInitialized)
+    }
+
+    /// The attached session and this connection's attachment generation.
+    pub(crate) fn attachment(&self) -> Option<&(Arc<Session>, u64)> {
+        self.session.get()
     }
 }

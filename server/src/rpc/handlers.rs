@@ -12,15 +12,29 @@ use super::notifications;
 use crate::error::ServerError;
 use crate::fs;
 use crate::session::Session;
+use crate::sessions;
 
 pub(super) async fn initialize(
     context: &MethodContext,
-    _params: InitializeParams,
+    params: InitializeParams,
 ) -> Result<InitializeResponse, ServerError> {
     context.begin_initialize()?;
-    let session = Session::new(&context.config, notifications::encode);
+    let acknowledged = params.acknowledge_output.unwrap_or(false);
+    let superseded = context.superseded().clone();
+    let (session, generation) = match params.resume_session_id {
+        Some(id) => sessions::resume(&id, superseded, acknowledged).inspect_err(|_| {
+            context.abort_initialize();
+        })?,
+        None => {
+            let session = Session::new(&context.config, notifications::encode);
+            let generation = session.attach(superseded, acknowledged).ok_or_else(|| {
+                ServerError::Internal(String::from("a new session ended before it was attached"))
+            })?;
+            (session, generation)
+        }
+    };
     let session_id = session.id().to_owned();
-    context.attach(session);
+    context.attach(session, generation);
     let config = &context.config;
     Ok(InitializeResponse {
         protocol_version: PROTOCOL_VERSION.to_owned(),
@@ -37,9 +51,23 @@ pub(super) async fn initialize(
             retained_output_bytes_per_process: config.process.retained_output_bytes as u64,
             max_processes_per_connection: config.process.max_processes as u64,
             max_message_bytes: config.max_message_bytes as u64,
-            session_ttl_ms: 0,
+            session_ttl_ms: u64::try_from(config.session_ttl.as_millis()).unwrap_or(u64::MAX),
         },
     })
+}
+
+/// The `process/ack` notification: lets the process evict the output the
+/// client received. Params that do not parse are logged and ignored (a
+/// notification gets no reply).
+pub(super) fn process_ack(context: &MethodContext, params: Option<&serde_json::value::RawValue>) {
+    let Ok(session) = context.session() else {
+        return;
+    };
+    let params = params.map_or("null", serde_json::value::RawValue::get);
+    match serde_json::from_str::<ProcessAckNotification>(params) {
+        Ok(ack) => session.processes().acknowledge(&ack.process_id, ack.seq),
+        Err(error) => tracing::debug!(%error, "ignoring a `process/ack` with bad params"),
+    }
 }
 
 /// Starts the process; its notifications go out once the response is queued.

@@ -2,19 +2,21 @@
 //! `initialize`/`initialized` handshake (protocol.md, "Lifecycle") in one
 //! place: every method of the table except `initialize` is refused with
 //! `notInitialized` until the `initialized` notification arrived, and that
-//! notification is handled here. Unknown methods pass through, so they get
+//! notification is handled here, as is the client's other notification,
+//! `process/ack`, once ready. Unknown methods pass through, so they get
 //! "Method not found" whatever the state.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use exec_protocol::{INITIALIZE_METHOD, INITIALIZED_METHOD};
+use exec_protocol::{INITIALIZE_METHOD, INITIALIZED_METHOD, PROCESS_ACK_METHOD};
 use jsonrpsee::core::middleware::{Batch, Notification, ResponseFuture, RpcServiceT};
 use jsonrpsee::types::Request;
 use jsonrpsee::{MethodResponse, Methods};
 
 use super::context::MethodContext;
 use super::errors::into_error_object;
+use super::handlers;
 use crate::error::ServerError;
 
 /// The lifecycle check around an inner RPC service.
@@ -76,6 +78,14 @@ where
         if notification.method_name() == INITIALIZED_METHOD {
             if !self.context.finish_initialize() {
                 tracing::warn!("`initialized` without a preceding `initialize`; ignored");
+            }
+            ResponseFuture::ready(MethodResponse::notification())
+        } else if notification.method_name() == PROCESS_ACK_METHOD {
+            // Like a method, served only once the connection is ready.
+            if self.context.is_ready() {
+                handlers::process_ack(&self.context, notification.params.as_deref());
+            } else {
+                tracing::debug!("`process/ack` before `initialized`; ignored");
             }
             ResponseFuture::ready(MethodResponse::notification())
         } else {

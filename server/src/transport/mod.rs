@@ -16,12 +16,38 @@ use tokio::sync::oneshot;
 
 use crate::config::ServerConfig;
 use crate::connection::{Connection, Outgoing};
+use crate::session::Departure;
 use crate::shutdown::ShutdownSignal;
 
 /// How long a closing connection may take to send what is still queued; a
 /// client that stopped reading (a full TCP window, a stalled pipe) would
 /// otherwise hold the connection, its queues and its task forever.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// The same for a connection whose session lives on (detached, or resumed
+/// by another connection): only its responses and a close remain to send,
+/// and a writer stuck on a dead socket must soon let go of the session's
+/// event queue for the connection that resumes it.
+const DETACH_GRACE: Duration = Duration::from_secs(1);
+
+/// Why a connection is closed, for the transport's goodbye.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Farewell {
+    /// The client closed it, the server is shutting down, or it failed.
+    Normal,
+    /// Another connection resumed its session (WebSocket close code 4000,
+    /// reason "session resumed by another connection").
+    SessionResumed,
+}
+
+/// What the writer is told when the connection closes.
+struct Stop {
+    /// Whether the session's queued events are still sent (it ended) or
+    /// left for the next connection (it lives on).
+    drain_events: bool,
+    /// How the sink says goodbye.
+    farewell: Farewell,
+}
 
 /// One thing a transport read.
 pub enum Received<'a> {
@@ -59,13 +85,16 @@ pub trait MessageSink: Send + 'static {
     /// The client is gone; the writer stops.
     fn flush(&mut self) -> impl Future<Output = io::Result<()>> + Send;
 
-    /// Ends the connection cleanly (a WebSocket close frame, EOF on stdout).
-    fn close(self) -> impl Future<Output = ()> + Send;
+    /// Ends the connection cleanly (a WebSocket close frame, EOF on stdout),
+    /// saying why where the transport can.
+    fn close(self, farewell: Farewell) -> impl Future<Output = ()> + Send;
 }
 
-/// Serves one connection until the client closes it or the server shuts
-/// down; then ends the connection's session (kills its processes), sends
-/// what is still queued (for at most [`DRAIN_GRACE`]), and closes the sink.
+/// Serves one connection until the client closes it, the server shuts
+/// down, or another connection resumes its session; then detaches the
+/// session (which ends, killing its processes, when the session TTL is
+/// zero), sends what is still queued (for at most [`DRAIN_GRACE`], or
+/// [`DETACH_GRACE`] when the session lives on), and closes the sink.
 pub async fn serve_connection<S: MessageSource, K: MessageSink>(
     config: Arc<ServerConfig>,
     mut source: S,
@@ -73,12 +102,14 @@ pub async fn serve_connection<S: MessageSource, K: MessageSink>(
     mut shutdown: ShutdownSignal,
 ) {
     let (connection, outgoing) = Connection::new(config);
+    let superseded = connection.superseded();
     let (stop_writer, stop) = oneshot::channel();
     let mut writer = tokio::spawn(write_loop(outgoing, sink, stop));
     loop {
         let received = tokio::select! {
             received = source.next() => received,
             () = shutdown.recv() => break,
+            () = superseded.notified() => break,
         };
         match received {
             Some(Received::Message(text)) => connection.handle_message(text).await,
@@ -88,15 +119,23 @@ pub async fn serve_connection<S: MessageSource, K: MessageSink>(
             None => break,
         }
     }
-    connection.close().await;
+    let departure = connection.close().await;
     drop(connection);
-    let _ = stop_writer.send(());
-    match tokio::time::timeout(DRAIN_GRACE, &mut writer).await {
+    let ended = departure == Departure::Ended;
+    let _ = stop_writer.send(Stop {
+        drain_events: ended,
+        farewell: match departure {
+            Departure::Superseded => Farewell::SessionResumed,
+            Departure::Ended | Departure::Detached => Farewell::Normal,
+        },
+    });
+    let grace = if ended { DRAIN_GRACE } else { DETACH_GRACE };
+    match tokio::time::timeout(grace, &mut writer).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(%error, "the writer task failed"),
         Err(_) => {
             tracing::warn!(
-                ?DRAIN_GRACE,
+                ?grace,
                 "the client stopped reading; dropping what is queued"
             );
             writer.abort();
@@ -110,9 +149,10 @@ pub async fn serve_connection<S: MessageSource, K: MessageSink>(
 async fn write_loop<K: MessageSink>(
     mut outgoing: Outgoing,
     mut sink: K,
-    mut stop: oneshot::Receiver<()>,
+    mut stop: oneshot::Receiver<Stop>,
 ) {
     let mut stopping = false;
+    let mut farewell = Farewell::Normal;
     loop {
         let next = if stopping {
             outgoing.next().await
@@ -120,8 +160,12 @@ async fn write_loop<K: MessageSink>(
             tokio::select! {
                 biased;
                 next = outgoing.next() => next,
-                _ = &mut stop => {
-                    outgoing.stop();
+                stopped = &mut stop => {
+                    // A dropped sender means the connection task is gone:
+                    // nothing is left to keep the events for.
+                    let stopped = stopped.unwrap_or(Stop { drain_events: true, farewell });
+                    outgoing.stop(stopped.drain_events);
+                    farewell = stopped.farewell;
                     stopping = true;
                     continue;
                 }
@@ -140,5 +184,5 @@ async fn write_loop<K: MessageSink>(
             return;
         }
     }
-    sink.close().await;
+    sink.close(farewell).await;
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
-use super::{MessageSink, MessageSource, Received, serve_connection};
+use super::{Farewell, MessageSink, MessageSource, Received, serve_connection};
 use crate::config::ServerConfig;
 use crate::error::{INVALID_REQUEST, PARSE_ERROR};
 use crate::shutdown::ShutdownSignal;
@@ -86,7 +86,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> MessageSink for LineSink<W> {
         self.writer.flush().await
     }
 
-    async fn close(mut self) {
+    async fn close(mut self, _farewell: Farewell) {
         let _ = self.writer.flush().await;
     }
 }

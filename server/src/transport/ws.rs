@@ -14,10 +14,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{StatusCode, header};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::{MessageSink, MessageSource, Received, serve_connection};
+use super::{Farewell, MessageSink, MessageSource, Received, serve_connection};
 use crate::config::ServerConfig;
 use crate::error::PARSE_ERROR;
 use crate::shutdown::{Shutdown, ShutdownSignal};
@@ -81,6 +82,10 @@ const FIRST_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The longest wait between two failed `accept`s.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(64);
+
+/// The WebSocket close code (in the range RFC 6455 leaves to applications)
+/// of a connection whose session another connection resumed.
+pub const SESSION_RESUMED_CLOSE_CODE: u16 = 4000;
 
 /// How long a client has to complete the WebSocket upgrade after its TCP
 /// connection was accepted.
@@ -254,7 +259,14 @@ impl MessageSink for FrameSink {
         self.sink.flush().await.map_err(io::Error::other)
     }
 
-    async fn close(mut self) {
+    async fn close(mut self, farewell: Farewell) {
+        if farewell == Farewell::SessionResumed {
+            let frame = CloseFrame {
+                code: CloseCode::Library(SESSION_RESUMED_CLOSE_CODE),
+                reason: Utf8Bytes::from_static("session resumed by another connection"),
+            };
+            let _ = self.sink.send(Message::Close(Some(frame))).await;
+        }
         let _ = self.sink.close().await;
     }
 }

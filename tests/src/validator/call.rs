@@ -85,6 +85,7 @@ impl ConnectionValidator {
                         .get("processId")
                         .and_then(Value::as_str)
                         .map(str::to_owned),
+                    resumes: params.get("resumeSessionId").is_some_and(Value::is_string),
                 };
                 if valid_id(id) && self.pending.insert(key, pending).is_some() {
                     report.add(

@@ -52,6 +52,8 @@ struct PendingRequest {
     params_valid: bool,
     /// The `processId` of its params, for `process/start`.
     process_id: Option<String>,
+    /// Its params carry a `resumeSessionId` (an `initialize` that resumes a session).
+    resumes: bool,
 }
 
 /// Validation state of one connection: the requests awaiting a response in

@@ -118,6 +118,13 @@ impl ConnectionValidator {
                 self.processes.started(&process_id);
             }
         }
+        if problems.is_empty()
+            && request.method == exec_protocol::INITIALIZE_METHOD
+            && request.resumes
+            && report.direction == Direction::ServerToClient
+        {
+            self.processes.resumed();
+        }
         for problem in problems {
             report.add(
                 "result",
