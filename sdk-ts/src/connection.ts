@@ -46,6 +46,8 @@ export interface Route extends NotificationHandlers {
   connectionClosed(): void;
   /** The socket dropped; the connection is reconnecting. */
   connectionDropped(): void;
+  /** The resume is done (replayed, waiting calls sent): the socket carries every call again. */
+  connectionResumed(): void;
   /**
    * The session was resumed on a new socket: read back what the dropped
    * one lost, with calls made `{ internal: true }`, and acknowledge.
@@ -112,6 +114,11 @@ export class Connection {
   /** Whether the connection is closed for good. */
   get isClosed(): boolean {
     return this.#closed !== undefined;
+  }
+
+  /** Whether a socket carries every call now (not detached, resuming or closed). */
+  get isAttached(): boolean {
+    return this.#phase === "attached";
   }
 
   /** Sets the largest message the server accepts, in bytes. */
@@ -297,7 +304,13 @@ export class Connection {
     for (const call of this.#pending.takeUnsent()) {
       this.#send(call.text);
     }
-    return this.#phase === "attached";
+    if (this.#phase !== "attached") {
+      return false;
+    }
+    for (const route of [...this.#routes.values()]) {
+      route.connectionResumed();
+    }
+    return true;
   }
 
   /** The resume on `socket` failed: detaches it (when it is still the socket) and closes it. */

@@ -8,7 +8,7 @@
 
 import { encodeBase64, toBytes } from "./base64.js";
 import type { Connection } from "./connection.js";
-import { WriteRejectedError } from "./errors.js";
+import { ConnectionLostError, WriteRejectedError } from "./errors.js";
 import type { Signal } from "./generated/Signal.js";
 import type { ExitStatus, ProcessOutput } from "./output.js";
 import type { ProcessRoute } from "./route.js";
@@ -224,16 +224,27 @@ export class RemoteProcess {
         if (route.isConnectionClosed) {
           throw this.#connection.closedError();
         }
-        // Read the counter before the read: a drop during the read stays
-        // unacknowledged and triggers another read.
+        // While the connection is down or resuming, the reconnect's replay
+        // reads back what is missing; a read of the consumer's own would
+        // only wait, and repeat what the replay brings.
         const dropped = route.dropped;
-        const afterSeq = sequencer.wantsRead(dropped !== route.caughtUp);
+        const afterSeq = this.#connection.isAttached ? sequencer.wantsRead(dropped !== route.caughtUp) : undefined;
         if (afterSeq !== undefined) {
-          // No `maxBytes`: the server returns all it retains after the
-          // cursor (at most its retention), so one read closes a gap. A
-          // read changes nothing on the server, so a drop sends it again
-          // after the reconnect instead of failing the iteration.
-          const response = await this.#connection.call("process/read", { processId: this.processId, afterSeq }, { retry: true });
+          // Read the counter before the read: a drop during the read stays
+          // unacknowledged and triggers another read. No `maxBytes`: the
+          // server returns all it retains after the cursor (at most its
+          // retention), so one read closes a gap.
+          let response;
+          try {
+            response = await this.#connection.call("process/read", { processId: this.processId, afterSeq });
+          } catch (error) {
+            if (error instanceof ConnectionLostError) {
+              // The reconnect's replay takes over; the consumer looks
+              // again once it is done.
+              continue;
+            }
+            throw error;
+          }
           route.applyRead(afterSeq, response);
           route.caughtUp = dropped;
           continue;

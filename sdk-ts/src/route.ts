@@ -195,6 +195,11 @@ export class ProcessRoute implements Route {
     this.#stopHolding();
   }
 
+  /** The resume is done: the consumer looks for gaps again. */
+  connectionResumed(): void {
+    this.#wakeConsumer();
+  }
+
   /**
    * The session was resumed: reads back every event after the newest seq
    * this route has all of, until caught up (or until the buffer is full:

@@ -4,7 +4,8 @@
  * abruptly (`resetAndDestroy`: a TCP RST, no close frame) after every
  * `cutEveryBytes` bytes from the server, or when the server's bytes contain
  * a marker, or on demand. Bytes the server had sent when the cut came are
- * lost in flight, as on a real network.
+ * lost in flight, as on a real network. It can also hold new connections
+ * back (the network is down) until released.
  *
  * @module
  */
@@ -25,6 +26,10 @@ export interface CuttingProxy {
   readonly cuts: number;
   /** Cuts every open connection now. */
   cutNow(): void;
+  /** Holds new connections (accepted, not forwarded) until {@link release}. */
+  holdNew(): void;
+  /** Forwards the held connections, and new ones again. */
+  release(): void;
   /**
    * Cuts the connection whose server sends `marker` next, before that data
    * is forwarded; resolves when it is cut. Once.
@@ -55,6 +60,7 @@ export async function startCuttingProxy(upstreamUrl: string, options: CuttingOpt
   const pairs = new Set<Pair>();
   let cuts = 0;
   let marker: { readonly text: string; readonly done: () => void } | undefined;
+  let held: (() => void)[] | undefined;
 
   const cut = (pair: Pair): void => {
     if (pair.cut) {
@@ -67,8 +73,8 @@ export async function startCuttingProxy(upstreamUrl: string, options: CuttingOpt
     pair.upstream.resetAndDestroy();
   };
 
-  const server = createServer((client) => {
-    client.setNoDelay(true);
+  const forward = (client: Socket): void => {
+    client.resume();
     const upstream = createConnection({ host: target.hostname, port: Number(target.port) });
     upstream.setNoDelay(true);
     const pair: Pair = { client, upstream, forwarded: 0, cut: false, tail: "" };
@@ -115,6 +121,18 @@ export async function startCuttingProxy(upstreamUrl: string, options: CuttingOpt
         client.once("drain", () => upstream.resume());
       }
     });
+  };
+
+  const server = createServer((client) => {
+    client.setNoDelay(true);
+    if (held === undefined) {
+      forward(client);
+      return;
+    }
+    // The network is down: nothing passes until it is released.
+    client.pause();
+    client.on("error", () => client.destroy());
+    held.push(() => forward(client));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
@@ -129,6 +147,16 @@ export async function startCuttingProxy(upstreamUrl: string, options: CuttingOpt
     cutNow() {
       for (const pair of [...pairs]) {
         cut(pair);
+      }
+    },
+    holdNew() {
+      held ??= [];
+    },
+    release() {
+      const waiting = held ?? [];
+      held = undefined;
+      for (const start of waiting) {
+        start();
       }
     },
     cutAtMarker(text: string) {

@@ -10,22 +10,17 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { watch } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 
-import {
-  ConnectionClosedError,
-  ConnectionLostError,
-  type ConnectionState,
-  ExecClient,
-  type ExecClient as Client,
-} from "exec-server-client";
+import { ConnectionClosedError, ConnectionLostError, type ConnectionState, ExecClient } from "exec-server-client";
 import { WebSocket } from "ws";
 
 import { type CuttingProxy, startCuttingProxy } from "./cutting-proxy.js";
-import { type TestServer, collect, startServer } from "./harness.js";
+import { type TestServer, collect, readUntil, startServer } from "./harness.js";
 
 /** Output of the big test: 100,000,000 bytes of numbered lines, each different. */
 const BIG_OUTPUT_COMMAND = "seq -w 0 99999999 | head -c 100000000";
@@ -61,14 +56,14 @@ async function localDigest(command: string): Promise<{ sha256: string; bytes: nu
 }
 
 /** Records every state `client` goes through. */
-function recordStates(client: Client): ConnectionState[] {
+function recordStates(client: ExecClient): ConnectionState[] {
   const states: ConnectionState[] = [];
   client.onConnectionStateChange((state) => states.push(state));
   return states;
 }
 
 /** Resolves with the next state of `client` that is `status`. */
-function reaches(client: Client, status: ConnectionState["status"]): Promise<ConnectionState> {
+function reaches(client: ExecClient, status: ConnectionState["status"]): Promise<ConnectionState> {
   return new Promise((resolve) => {
     const stop = client.onConnectionStateChange((state) => {
       if (state.status === status) {
@@ -162,19 +157,120 @@ test("a process/start whose answer a cut lost is sent again and starts the proce
   }
 });
 
+test("a write pending at a cut is sent again and applied once", { timeout: 30_000 }, async () => {
+  const proxy = await startCuttingProxy(server.url);
+  const client = await ExecClient.connect(proxy.url, { clientName: "resume-write" });
+  try {
+    const proc = await client.spawn({ argv: ["cat"], pipeStdin: true });
+    // Cut as soon as the write is sent: whether it reached the server or
+    // not, its answer did not come back.
+    const written = proc.write("once\n");
+    proxy.cutNow();
+    await written;
+    await proc.closeStdin();
+    assert.equal((await collect(proc)).stdout, "once\n");
+    assert.equal(proxy.cuts, 1);
+  } finally {
+    await client.close();
+    await proxy.close();
+  }
+});
+
+test("a process that ended while the connection was down: its output and exit arrive after the resume", { timeout: 30_000 }, async () => {
+  const proxy = await startCuttingProxy(server.url);
+  const client = await ExecClient.connect(proxy.url, { clientName: "resume-exit-while-down" });
+  try {
+    const done = join(directory, "done");
+    const finished = new Promise<void>((resolve) => {
+      const watcher = watch(directory, (_, name) => {
+        if (name === "done") {
+          watcher.close();
+          resolve();
+        }
+      });
+    });
+    // After the write, the process goes on by itself: a moment (its own
+    // sleep, not the test's) to be sure the network is down by then.
+    const script = `echo start; read line; sleep 0.2; echo "got $line"; echo end; : > ${done}`;
+    const proc = await client.spawn({ argv: ["sh", "-c", script], pipeStdin: true });
+    const output = proc.output[Symbol.asyncIterator]();
+    let text = await readUntil(output, "start\n");
+    await proc.write("before the cut\n");
+    proxy.holdNew();
+    proxy.cutNow();
+    // Up again only once the process wrote its last line, about when it
+    // exits: its end is read back, or notified, after the resume.
+    await finished;
+    proxy.release();
+    for (let next = await output.next(); next.done !== true; next = await output.next()) {
+      text += Buffer.from(next.value.data).toString();
+    }
+    assert.equal(text, "start\ngot before the cut\nend\n");
+    assert.deepEqual(await proc.wait(), { exitCode: 0, signal: null, reason: "exited" });
+    assert.equal(proc.droppedBytes, 0);
+  } finally {
+    await client.close();
+    await proxy.close();
+  }
+});
+
+test("the session's TTL passing while the network is down closes the client; a TTL of 0 never reconnects", { timeout: 30_000 }, async () => {
+  const [shortServer, noSessionServer] = await Promise.all([
+    startServer({ args: ["--session-ttl", "1"] }),
+    startServer({ args: ["--session-ttl", "0"] }),
+  ]);
+  const shortProxy = await startCuttingProxy(shortServer.url);
+  const noSessionProxy = await startCuttingProxy(noSessionServer.url);
+  try {
+    const client = await ExecClient.connect(shortProxy.url, { clientName: "resume-ttl" });
+    assert.equal(client.initializeResponse.limits.sessionTtlMs, 1_000);
+    const states = recordStates(client);
+    const proc = await client.spawn({ argv: ["sleep", "30"] });
+    const closed = reaches(client, "closed");
+    shortProxy.holdNew();
+    shortProxy.cutNow();
+    const state = await closed;
+    assert.ok(state.status === "closed");
+    assert.match(state.error.message, /reconnecting gave up after \d+ attempts/);
+    assert.equal(states[0]?.status, "reconnecting");
+    await assert.rejects(proc.wait(), ConnectionClosedError);
+    await client.close();
+
+    const plain = await ExecClient.connect(noSessionProxy.url, { clientName: "resume-ttl-0" });
+    assert.equal(plain.initializeResponse.limits.sessionTtlMs, 0);
+    const plainStates = recordStates(plain);
+    await plain.request("process/list", {});
+    const plainClosed = reaches(plain, "closed");
+    noSessionProxy.cutNow();
+    await plainClosed;
+    assert.deepEqual(
+      plainStates.map((state) => state.status),
+      ["closed"],
+    );
+    await plain.close();
+  } finally {
+    shortProxy.release();
+    await Promise.all([shortProxy.close(), noSessionProxy.close()]);
+    await Promise.all([shortServer.stop(), noSessionServer.stop()]);
+  }
+});
+
 test("another connection resuming the session closes the client for good (code 4000)", { timeout: 30_000 }, async () => {
   const client = await ExecClient.connect(server.url, { clientName: "resume-taken-over" });
   const states = recordStates(client);
-  const raw = new WebSocket(server.url);
+  let raw: WebSocket | undefined;
   try {
     const proc = await client.spawn({ argv: ["sleep", "30"] });
     const closed = reaches(client, "closed");
+    // A second client, without the SDK, takes the session over.
+    const taker = new WebSocket(server.url);
+    raw = taker;
     await new Promise((resolve, reject) => {
-      raw.once("open", resolve);
-      raw.once("error", reject);
+      taker.once("open", resolve);
+      taker.once("error", reject);
     });
-    const answer = new Promise<Record<string, unknown>>((resolve) => raw.once("message", (data) => resolve(JSON.parse(String(data)))));
-    raw.send(
+    const answer = new Promise<Record<string, unknown>>((resolve) => taker.once("message", (data) => resolve(JSON.parse(String(data)))));
+    taker.send(
       JSON.stringify({
         jsonrpc: "2.0",
         id: 1,
@@ -186,7 +282,7 @@ test("another connection resuming the session closes the client for good (code 4
     assert.equal((response["result"] as { sessionId: string }).sessionId, client.initializeResponse.sessionId);
     const state = await closed;
     assert.ok(state.status === "closed");
-    assert.match(state.error.message, /resumed by another connection \(code 4000/);
+    assert.match(state.error.message, /resumed by another connection.*\(code 4000/);
     assert.deepEqual(
       states.map((state) => state.status),
       ["closed"],
@@ -195,7 +291,7 @@ test("another connection resuming the session closes the client for good (code 4
     await assert.rejects(proc.wait(), ConnectionClosedError);
     await assert.rejects(client.request("process/list", {}), ConnectionClosedError);
   } finally {
-    raw.close();
+    raw?.close();
     await client.close();
   }
 });
