@@ -8,23 +8,21 @@
  *
  * # Dropped sockets
  * With a drop handler set (reconnecting is on), a socket that ends without
- * the client asking, other than with close code 4000, is a drop, not a
- * close: the connection is *detached*. Calls waiting for an answer fail with
- * {@link ConnectionLostError}, except those that are safe to send again
- * (`process/start`, `process/write` with a `writeId`, and the SDK's own
- * reads), which wait; new calls wait too. The reconnector then gives the
- * connection a new socket ({@link Connection.beginResume}): only its own
- * calls (the handshake, the replay of each route) go out on it until
- * {@link Connection.finishResume} sends every waiting call, in the order
- * they were made. Close code 4000 means another connection resumed the
- * session: the connection closes for good.
+ * the client asking, other than with close code 4000 (another connection
+ * resumed the session: closed for good), is a drop: the connection is
+ * *detached*. Calls waiting for an answer fail with
+ * {@link ConnectionLostError}, except those safe to send again (see
+ * {@link CallOptions.retry}), which wait, as new calls do. The reconnector
+ * gives the connection a new socket ({@link Connection.beginResume}) that
+ * carries only its own calls (the handshake, each route's replay) until
+ * {@link Connection.finishResume} sends every waiting call, in order.
  *
  * @module
  */
 
-import { ConnectionClosedError, ConnectionLostError, ExecError, MessageTooLargeError, ProtocolError, isRecord } from "./errors.js";
-import type { ClientNotificationMap, RequestMethod, RequestParams, RequestResult, ServerNotificationMap, ServerNotificationMethod } from "./generated/methods.js";
 import { UnroutedAcknowledgements } from "./acknowledge.js";
+import { ConnectionClosedError, ConnectionLostError, ExecError, MessageTooLargeError, ProtocolError } from "./errors.js";
+import type { ClientNotificationMap, RequestMethod, RequestParams, RequestResult, ServerNotificationMap, ServerNotificationMethod } from "./generated/methods.js";
 import { parseIncoming } from "./incoming.js";
 import { type CallOptions, type PendingCall, PendingCalls, retryByDefault } from "./pending.js";
 import { WEBSOCKET_CLOSED, type WebSocketLike } from "./transport.js";
@@ -48,12 +46,7 @@ export interface Route extends NotificationHandlers {
   connectionDropped(): void;
   /** The resume is done (replayed, waiting calls sent): the socket carries every call again. */
   connectionResumed(): void;
-  /**
-   * The session was resumed on a new socket: read back what the dropped
-   * one lost, with calls made `{ internal: true }`, and acknowledge.
-   * Rejects when a read fails other than for a process the server does not
-   * know (yet).
-   */
+  /** The session was resumed on a new socket: read back what the drop lost with internal calls, and acknowledge. */
   resumed(): Promise<void>;
 }
 
