@@ -91,7 +91,7 @@ fn initialize_result() -> Value {
         "sessionId": "fake-session",
         "serverInfo": {"name": "fake", "version": "0.0.0"},
         "platform": {"os": "linux", "arch": "x86_64"},
-        "limits": {"retainedOutputBytesPerProcess": 1048576, "maxProcessesPerConnection": 8, "maxMessageBytes": 65536}
+        "limits": {"retainedOutputBytesPerProcess": 1048576, "maxProcessesPerConnection": 8, "maxMessageBytes": 65536, "sessionTtlMs": 0}
     })
 }
 

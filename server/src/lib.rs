@@ -16,7 +16,7 @@
 //! - `session`: what `initialize` creates and a connection attaches to: the
 //!   processes (with their retained output and limits) and their event
 //!   queue; detached, not ended, when its connection goes, for the session TTL.
-//! - `sessions`: the server's sessions by id, for `initialize {resumeSessionId}`.
+//!   `session/registry.rs` holds them by id, for `initialize {resumeSessionId}`.
 //! - `process/`: processes on pipes and PTYs, sequence-numbered retained
 //!   output, typed events, and killing whole process trees.
 //! - `fs/`: the `fs/*` methods, one file per operation.
@@ -61,7 +61,6 @@ pub mod in_process;
 pub mod process;
 mod rpc;
 mod session;
-mod sessions;
 pub mod shutdown;
 mod sync;
 pub mod transport;

@@ -11,8 +11,7 @@ use super::context::MethodContext;
 use super::notifications;
 use crate::error::ServerError;
 use crate::fs;
-use crate::session::Session;
-use crate::sessions;
+use crate::session::{self, Session};
 
 pub(super) async fn initialize(
     context: &MethodContext,
@@ -22,7 +21,7 @@ pub(super) async fn initialize(
     let acknowledged = params.acknowledge_output.unwrap_or(false);
     let superseded = context.superseded().clone();
     let (session, generation) = match params.resume_session_id {
-        Some(id) => sessions::resume(&id, superseded, acknowledged).inspect_err(|_| {
+        Some(id) => session::resume(&id, superseded, acknowledged).inspect_err(|_| {
             context.abort_initialize();
         })?,
         None => {

@@ -10,6 +10,10 @@
 //! runs out, or at once when it is zero, the session ends and its processes
 //! are killed. A session is attached to at most one connection: resuming it
 //! from another closes the older one (as Codex's exec-server does).
+//!
+//! `registry` holds the server's sessions by id, for resuming.
+
+mod registry;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,8 +22,9 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::config::ServerConfig;
 use crate::process::{EncodeEvent, EventSink, ProcessTable};
-use crate::sessions;
 use crate::sync::lock;
+
+pub(crate) use self::registry::resume;
 
 /// The receiving end of a session's event queue: held by the attached
 /// connection's writer while it is attached, waiting here otherwise, so
@@ -81,7 +86,7 @@ impl Session {
                 ended: false,
             }),
         });
-        sessions::register(&session);
+        registry::register(&session);
         session
     }
 
@@ -137,7 +142,7 @@ impl Session {
             }
         }
         if self.ttl.is_zero() {
-            sessions::remove(&self.id);
+            registry::remove(&self.id);
             self.processes.shutdown().await;
             return Departure::Ended;
         }
@@ -164,7 +169,7 @@ impl Session {
             attachment.ended = true;
         }
         tracing::info!(session = %self.id, "a detached session expired; killing its processes");
-        sessions::remove(&self.id);
+        registry::remove(&self.id);
         self.processes.shutdown().await;
     }
 }

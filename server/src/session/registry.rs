@@ -9,8 +9,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use tokio::sync::Notify;
 
+use super::Session;
 use crate::error::ServerError;
-use crate::session::Session;
 use crate::sync::lock;
 
 /// Every live session (attached or detached), by id.
