@@ -903,7 +903,7 @@ pub struct ServerLimits {
     ///Largest incoming message, in bytes; a larger one gets -32600.
     #[serde(rename = "maxMessageBytes")]
     pub max_message_bytes: u64,
-    ///Processes a connection may have at once, running or still retained; one more gets `limitExceeded`.
+    ///Processes a session may have at once that have not closed (running, or exited with output still open); one more gets `limitExceeded`. Closed processes do not count; up to this many of them stay retained for `process/read`, the oldest leaving first.
     #[serde(rename = "maxProcessesPerConnection")]
     pub max_processes_per_connection: u64,
     ///Bytes of output retained per process for `process/read`; older output is evicted and reported as `droppedBytes`.
