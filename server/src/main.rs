@@ -3,6 +3,7 @@
 //! program through a server (see `exec_command`).
 
 mod exec_command;
+mod token_env;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -228,7 +229,5 @@ fn read_token(path: Option<&std::path::Path>) -> Result<Option<String>> {
         }
         return Ok(Some(token));
     }
-    Ok(std::env::var("EXEC_SERVER_TOKEN")
-        .ok()
-        .filter(|token| !token.is_empty()))
+    Ok(token_env::take())
 }
