@@ -29,6 +29,7 @@ const ERROR_KINDS: Record<ErrorKind, true> = {
   notADirectory: true,
   isADirectory: true,
   directoryNotEmpty: true,
+  invalidParams: true,
   invalidPath: true,
   limitExceeded: true,
   io: true,

@@ -214,6 +214,6 @@ mod tests {
             kind(params(&["no-such-program-anywhere"], "/")),
             Some(ErrorKind::SpawnFailed)
         );
-        assert_eq!(kind(params(&[], "/")), None);
+        assert_eq!(kind(params(&[], "/")), Some(ErrorKind::InvalidParams));
     }
 }
