@@ -212,11 +212,21 @@ exec_testkit::transport_tests! {
     arg0_reaches_a_pty_process: [stdio],
 }
 
-/// A stdio server whose stdin stays open still obeys SIGTERM: the shutdown
-/// tells its connection to finish (the reader no longer blocks it), the
-/// process tree dies, and the server exits 0.
+/// A stdio server whose stdin stays open still obeys SIGTERM, SIGINT and
+/// SIGHUP: the shutdown tells its connection to finish (the reader no longer
+/// blocks it), the process tree dies, and the server exits 0.
 #[tokio::test]
-async fn a_stdio_server_with_open_stdin_exits_on_sigterm() {
+async fn a_stdio_server_with_open_stdin_exits_on_sigterm_sigint_and_sighup() {
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGHUP,
+    ] {
+        stdio_server_exits_on(signal).await;
+    }
+}
+
+async fn stdio_server_exits_on(signal: nix::sys::signal::Signal) {
     let mut client = WireClient::connect(Transport::Stdio).await;
     client.handshake().await;
     let started = client
@@ -225,17 +235,17 @@ async fn a_stdio_server_with_open_stdin_exits_on_sigterm() {
     let child = started["pid"].as_i64().expect("pid");
     let server = client.server_mut().expect("a stdio server process");
     let server_pid = server.pid().expect("server pid") as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server_pid),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("signal the server");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(server_pid), signal)
+        .expect("signal the server");
     let status = server
         .wait_for(std::time::Duration::from_secs(5))
         .await
         .expect("the server exits within 5 s although its stdin is open");
-    assert!(status.success(), "exit status {status}");
-    assert!(wait_gone(child).await, "the child survived shutdown");
+    assert!(status.success(), "{signal}: exit status {status}");
+    assert!(
+        wait_gone(child).await,
+        "{signal}: the child survived shutdown"
+    );
 }
 
 /// Open file descriptors of process `pid`.
