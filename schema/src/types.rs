@@ -126,6 +126,9 @@ pub enum ErrorKind {
     ///The directory is not empty (ENOTEMPTY).
     #[serde(rename = "directoryNotEmpty")]
     DirectoryNotEmpty,
+    ///The params do not fit the method's params type: not an object, a member missing or of the wrong type (code -32602); `message` names it.
+    #[serde(rename = "invalidParams")]
+    InvalidParams,
     ///The path is not absolute, or otherwise unusable (code -32602).
     #[serde(rename = "invalidPath")]
     InvalidPath,
@@ -153,6 +156,7 @@ impl ::std::fmt::Display for ErrorKind {
             Self::NotADirectory => f.write_str("notADirectory"),
             Self::IsADirectory => f.write_str("isADirectory"),
             Self::DirectoryNotEmpty => f.write_str("directoryNotEmpty"),
+            Self::InvalidParams => f.write_str("invalidParams"),
             Self::InvalidPath => f.write_str("invalidPath"),
             Self::LimitExceeded => f.write_str("limitExceeded"),
             Self::Io => f.write_str("io"),
@@ -177,6 +181,7 @@ impl ::std::str::FromStr for ErrorKind {
             "notADirectory" => Ok(Self::NotADirectory),
             "isADirectory" => Ok(Self::IsADirectory),
             "directoryNotEmpty" => Ok(Self::DirectoryNotEmpty),
+            "invalidParams" => Ok(Self::InvalidParams),
             "invalidPath" => Ok(Self::InvalidPath),
             "limitExceeded" => Ok(Self::LimitExceeded),
             "io" => Ok(Self::Io),
@@ -903,7 +908,7 @@ pub struct ServerLimits {
     ///Largest incoming message, in bytes; a larger one gets -32600.
     #[serde(rename = "maxMessageBytes")]
     pub max_message_bytes: u64,
-    ///Processes a connection may have at once, running or still retained; one more gets `limitExceeded`.
+    ///Processes a session may have at once that have not closed (running, or exited with output still open); one more gets `limitExceeded`. Closed processes do not count; up to this many of them stay retained for `process/read`, the oldest leaving first.
     #[serde(rename = "maxProcessesPerConnection")]
     pub max_processes_per_connection: u64,
     ///Bytes of output retained per process for `process/read`; older output is evicted and reported as `droppedBytes`.

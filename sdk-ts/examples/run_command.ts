@@ -24,6 +24,14 @@ const token = process.env["EXEC_SERVER_TOKEN"];
 const client = await ExecClient.connect(url, { clientName: "run-command-example", ...(token === undefined ? {} : { token }) });
 const { serverInfo, platform } = client.initializeResponse;
 console.log(`connected to ${serverInfo.name} ${serverInfo.version} on ${platform.os}/${platform.arch}`);
+// A dropped connection is resumed by itself (within the session's TTL); say so when it happens.
+client.onConnectionStateChange((state) => {
+  if (state.status === "reconnecting") {
+    console.error(`connection dropped, reconnecting (attempt ${state.attempt})`);
+  } else if (state.status === "connected") {
+    console.error("reconnected");
+  }
+});
 
 try {
   // Output streams as it comes, each chunk tagged with its stream.

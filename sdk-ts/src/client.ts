@@ -1,20 +1,24 @@
 /**
  * {@link ExecClient}: connecting over WebSocket with the `initialize` /
- * `initialized` handshake, typed requests from the generated method map,
- * starting processes, closing.
+ * `initialized` handshake, reconnecting after drops, typed requests from the
+ * generated method map, starting processes, connection states, closing.
  *
  * @module
  */
 
+import { acknowledgeEveryBytes } from "./acknowledge.js";
 import { Connection } from "./connection.js";
 import { ConnectError, ConnectionClosedError, ProtocolError } from "./errors.js";
 import type { InitializeResponse } from "./generated/InitializeResponse.js";
-import { PROTOCOL_VERSION, type RequestMethod, type RequestParams, type RequestResult } from "./generated/methods.js";
+import type { RequestMethod, RequestParams, RequestResult } from "./generated/methods.js";
 import type { ProcessStartParams } from "./generated/ProcessStartParams.js";
 import type { TerminalSize } from "./generated/TerminalSize.js";
+import { handshake } from "./handshake.js";
 import { RemoteProcess } from "./process.js";
+import { type ReconnectOptions, Reconnector, reconnectPolicy } from "./reconnect.js";
 import { ProcessRoute, type RouteLimits } from "./route.js";
-import { type WebSocketConstructor, openWebSocket } from "./transport.js";
+import { type ConnectionState, type ConnectionStateListener, StateEvents } from "./state.js";
+import { type WebSocketConstructor, type WebSocketLike, openWebSocket } from "./transport.js";
 
 /** How {@link ExecClient.connect} connects and buffers output. Every field is optional. */
 export interface ConnectOptions {
@@ -51,6 +55,26 @@ export interface ConnectOptions {
    * server and read back. Default 2000.
    */
   outputStallTimeoutMs?: number | undefined;
+  /**
+   * Reconnecting after a dropped connection (a reset, an end without a close
+   * frame, a failed read or write, any close the client did not ask for
+   * other than code 4000). On by default (`true`, or the
+   * {@link ReconnectOptions} to tune it); `false` turns it off, and a drop
+   * then closes the client as a close does.
+   *
+   * On, the client asks the server for `acknowledgeOutput` and acknowledges
+   * output as it receives it. After a drop it reconnects to the same URL
+   * with the same token, resumes the session, reads back each process's
+   * output from the last byte it received, and sends again the
+   * `process/start` and `process/write` calls the drop left unanswered;
+   * other calls left unanswered reject with a `ConnectionLostError`, and
+   * calls made meanwhile wait. It gives up when the session's TTL
+   * (`limits.sessionTtlMs`, 0 over a server that keeps no sessions: then it
+   * never reconnects) has passed since the drop, or `maxElapsedMs`, and
+   * closes (`ConnectionClosedError`). See
+   * {@link ExecClient.onConnectionStateChange}.
+   */
+  reconnect?: boolean | ReconnectOptions | undefined;
 }
 
 /**
@@ -137,12 +161,15 @@ export class ExecClient {
   readonly #connection: Connection;
   /** How processes buffer output. */
   readonly #limits: RouteLimits;
+  /** The connection's state and its listeners. */
+  readonly #state = new StateEvents();
 
   /** @internal Use {@link ExecClient.connect}. */
   private constructor(connection: Connection, initializeResponse: InitializeResponse, limits: RouteLimits) {
     this.#connection = connection;
     this.initializeResponse = initializeResponse;
     this.#limits = limits;
+    connection.onClosed((error) => this.#state.set({ status: "closed", error }));
   }
 
   /**
@@ -155,7 +182,8 @@ export class ExecClient {
    * closes before the handshake is done, or when all this takes longer
    * than `connectTimeoutMs`; an `ExecError` when
    * the server refuses `initialize`; a `ProtocolError` when it speaks
-   * another protocol version.
+   * another protocol version. Connecting is not retried: only a
+   * connection that was up reconnects.
    */
   static async connect(url: string, options: ConnectOptions = {}): Promise<ExecClient> {
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
@@ -164,29 +192,22 @@ export class ExecClient {
       () => deadline.abort(new Error(`no connection and handshake within ${timeoutMs} ms`)),
       timeoutMs,
     );
+    const reconnect = options.reconnect ?? true;
+    const clientName = options.clientName ?? DEFAULT_CLIENT_NAME;
     try {
       const WebSocketClass = options.WebSocket ?? (await defaultWebSocket());
-      const socket = await openWebSocket(WebSocketClass, url, options.token, deadline.signal);
-      const connection = new Connection(socket);
-      const initialize = connection.call("initialize", {
-        clientName: options.clientName ?? DEFAULT_CLIENT_NAME,
-        ...(options.clientVersion === undefined ? {} : { clientVersion: options.clientVersion }),
-      });
-      const timedOut = new Promise<never>((_, reject) => {
-        deadline.signal.addEventListener("abort", () => {
-          reject(new ConnectError(url, "no initialize response in time", undefined, { cause: deadline.signal.reason }));
-        });
-      });
+      const open = (signal: AbortSignal): Promise<WebSocketLike> => openWebSocket(WebSocketClass, url, options.token, signal);
+      const connection = new Connection(await open(deadline.signal));
       let response: InitializeResponse;
       try {
-        response = await Promise.race([initialize, timedOut]);
-        if (response.protocolVersion !== PROTOCOL_VERSION) {
-          throw new ProtocolError(`the server speaks ${response.protocolVersion}, this client ${PROTOCOL_VERSION}`);
-        }
-        connection.setMaxMessageBytes(response.limits.maxMessageBytes);
-        connection.notify("initialized", {});
+        response = await handshake(
+          connection,
+          { clientName, clientVersion: options.clientVersion, acknowledgeOutput: reconnect !== false },
+          url,
+          deadline.signal,
+          false,
+        );
       } catch (error) {
-        initialize.catch(() => {});
         await connection.close();
         if (error instanceof ConnectionClosedError) {
           // Closed before the handshake completed: connecting failed.
@@ -194,18 +215,60 @@ export class ExecClient {
         }
         throw error;
       }
-      return new ExecClient(connection, response, {
+      const acknowledgeEvery =
+        reconnect === false ? undefined : acknowledgeEveryBytes(response.limits.retainedOutputBytesPerProcess);
+      if (acknowledgeEvery !== undefined) {
+        connection.acknowledgeUnrouted(acknowledgeEvery);
+      }
+      const client = new ExecClient(connection, response, {
         outputBufferBytes: options.outputBufferBytes ?? DEFAULT_OUTPUT_BUFFER_BYTES,
         outputStallTimeoutMs: options.outputStallTimeoutMs ?? DEFAULT_OUTPUT_STALL_TIMEOUT_MS,
+        acknowledgeEveryBytes: acknowledgeEvery,
       });
+      // A server that keeps no session after a drop (TTL 0, as an older
+      // server reports none) has nothing to resume.
+      const sessionTtlMs = response.limits.sessionTtlMs ?? 0;
+      if (reconnect !== false && sessionTtlMs > 0) {
+        const target = {
+          url,
+          open,
+          connectTimeoutMs: timeoutMs,
+          clientName,
+          clientVersion: options.clientVersion,
+          sessionId: response.sessionId,
+          sessionTtlMs,
+        };
+        new Reconnector(connection, target, reconnectPolicy(reconnect === true ? {} : reconnect), client.#state);
+      }
+      return client;
     } finally {
       clearTimeout(timer);
     }
   }
 
-  /** Whether the connection is closed (by {@link ExecClient.close}, the server, or a protocol violation). */
+  /**
+   * Whether the connection is closed for good (by {@link ExecClient.close},
+   * the server, another connection resuming the session, reconnecting
+   * giving up, or a protocol violation). A client that is reconnecting is
+   * not closed.
+   */
   get isClosed(): boolean {
     return this.#connection.isClosed;
+  }
+
+  /** The connection's state now: `connected`, `reconnecting` or `closed` (see {@link ConnectionState}). */
+  get connectionState(): ConnectionState {
+    return this.#state.current;
+  }
+
+  /**
+   * Calls `listener` with each new {@link ConnectionState}: `reconnecting`
+   * at each attempt after a drop, `connected` once the session is resumed
+   * (its output replayed, the waiting calls sent), `closed` once, at the
+   * end. Returns the function that removes the listener.
+   */
+  onConnectionStateChange(listener: ConnectionStateListener): () => void {
+    return this.#state.subscribe(listener);
   }
 
   /**
@@ -215,7 +278,14 @@ export class ExecClient {
    *
    * Rejects with an `ExecError` (the JSON-RPC `code`, the protocol's
    * `kind`, `data`) when the server answers with an error, and a
-   * `ConnectionClosedError` when the connection closes before the answer.
+   * `ConnectionClosedError` when the connection closes for good before the
+   * answer. When it drops and reconnects: `process/start`, and
+   * `process/write` with a `writeId`, are sent again and applied once; any
+   * other call the drop left unanswered rejects with a
+   * `ConnectionLostError` (it may or may not have run). With reconnecting
+   * on, the output of a process started here (not with `spawn`) is
+   * acknowledged as it arrives, so the server evicts it beyond its
+   * retention as it would without `acknowledgeOutput`.
    */
   request<M extends RequestMethod>(method: M, params: RequestParams<M>): Promise<RequestResult<M>> {
     return this.#connection.call(method, params);
@@ -228,7 +298,9 @@ export class ExecClient {
    *
    * Rejects with an `ExecError`: kind `spawnFailed` (no such program, a
    * `cwd` that does not exist), `invalidPath` (a relative `cwd`),
-   * `processExists`, `limitExceeded`; or a `ConnectionClosedError`.
+   * `processExists`, `limitExceeded`; or a `ConnectionClosedError`. A start
+   * that a drop left unanswered is sent again after the reconnect, and the
+   * server starts the process once.
    */
   async spawn(options: SpawnOptions): Promise<RemoteProcess> {
     const processId = options.processId ?? newProcessId();
@@ -266,7 +338,9 @@ export class ExecClient {
   /**
    * Closes the connection and resolves once the socket is closed. Every
    * call still waiting rejects with a `ConnectionClosedError`, and so does
-   * every later one; the server kills the connection's processes.
+   * every later one. The server ends the session when its TTL
+   * (`limits.sessionTtlMs`) has passed, and kills its processes then
+   * (at once when the TTL is 0).
    */
   close(): Promise<void> {
     return this.#connection.close();

@@ -17,6 +17,7 @@ import type { WriteStatus } from "./generated/WriteStatus.js";
 const ERROR_KINDS: Record<ErrorKind, true> = {
   notInitialized: true,
   alreadyInitialized: true,
+  unknownSession: true,
   unknownProcess: true,
   processExists: true,
   notPty: true,
@@ -28,6 +29,7 @@ const ERROR_KINDS: Record<ErrorKind, true> = {
   notADirectory: true,
   isADirectory: true,
   directoryNotEmpty: true,
+  invalidParams: true,
   invalidPath: true,
   limitExceeded: true,
   io: true,
@@ -67,13 +69,37 @@ export class ExecError extends ExecClientError {
 }
 
 /**
- * The connection is closed: {@link ExecClient.close} was called, the server
- * went away, or the server broke the protocol. Every call still waiting when
- * the connection closes rejects with this, and so does every call after it.
- * When the server broke the protocol, `cause` is the {@link ProtocolError}.
+ * The connection is closed for good: {@link ExecClient.close} was called,
+ * the server went away and the client does not reconnect (reconnecting is
+ * off, the server keeps no session, or reconnecting gave up), the session was
+ * resumed by another connection (WebSocket close code 4000), or the server
+ * broke the protocol. Every call still waiting then rejects with this, and
+ * so does every call after it. When the server broke the protocol, `cause`
+ * is the {@link ProtocolError}.
  */
 export class ConnectionClosedError extends ExecClientError {
   override name = "ConnectionClosedError";
+}
+
+/**
+ * The connection dropped while this request was waiting for its answer, and
+ * the client is reconnecting: the request may or may not have run on the
+ * server. Retry it if that is safe (a read, a signal the process can take
+ * twice), or check first. `process/start` and `process/write` with a
+ * `writeId` never fail this way: the client sends them again after the
+ * reconnect, and the server applies them once. Calls made after the drop are
+ * not affected: they wait for the reconnect.
+ */
+export class ConnectionLostError extends ExecClientError {
+  override name = "ConnectionLostError";
+  /** The request method that was waiting. */
+  readonly method: string;
+
+  /** The error for a pending `method` whose connection dropped. */
+  constructor(method: string, options?: ErrorOptions) {
+    super(`the connection to the exec-server dropped while ${method} was waiting for its answer; it may or may not have run`, options);
+    this.method = method;
+  }
 }
 
 /**

@@ -14,16 +14,25 @@
  * ```
  *
  * # Layout
- * - `client`: {@link ExecClient}: connect and handshake, typed
- *   `request(method, params)` from the generated method map, `spawn`, `close`.
+ * - `client`: {@link ExecClient}: connect, typed `request(method, params)`
+ *   from the generated method map, `spawn`, connection states, `close`.
+ * - `handshake`: `initialize` and `initialized`, first and on each resume.
+ * - `reconnect`: after a drop, a new socket, the session resumed, every
+ *   process replayed, the waiting calls sent; `backoff`: when to try.
+ * - `state`: {@link ConnectionState} (connected / reconnecting / closed)
+ *   and its listeners.
  * - `process`: {@link RemoteProcess}: output as an async iterable, write,
  *   closeStdin, resize, signal, terminate, wait.
  * - `route`: a process's side of the connection: its output buffer,
- *   back-pressure on the server for a slow consumer, and lag.
+ *   back-pressure on the server for a slow consumer, lag, acknowledgements,
+ *   and its replay after a reconnect.
+ * - `acknowledge`: when `process/ack` is sent.
  * - `sequence`: puts a process's events in order and fills gaps from
  *   `process/read`, so output is lossless unless the server says otherwise.
- * - `connection`: JSON-RPC over one WebSocket: request ids, responses,
- *   notification routing, pausing the socket, closing.
+ * - `connection`: JSON-RPC over a WebSocket that a reconnect replaces:
+ *   responses, notification routing, pausing the socket, drops, closing.
+ * - `pending`: the calls waiting for answers, and which a drop fails.
+ * - `incoming`: what a frame from the server is, in one parse.
  * - `transport`: the WebSocket shape this package needs, opening one.
  * - `output`: {@link ProcessOutput} and {@link ExitStatus}.
  * - `errors`: {@link ExecError} and the other errors.
@@ -39,6 +48,7 @@ export type { ConnectOptions, SpawnOptions } from "./client.js";
 export {
   ConnectError,
   ConnectionClosedError,
+  ConnectionLostError,
   ExecClientError,
   ExecError,
   MessageTooLargeError,
@@ -47,5 +57,7 @@ export {
 } from "./errors.js";
 export type { ExitStatus, ProcessOutput } from "./output.js";
 export { RemoteProcess } from "./process.js";
+export type { ReconnectOptions } from "./reconnect.js";
+export type { ConnectionState, ConnectionStateListener } from "./state.js";
 export type { WebSocketClientOptions, WebSocketConstructor, WebSocketLike } from "./transport.js";
 export * from "./generated/index.js";

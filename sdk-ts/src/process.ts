@@ -8,7 +8,7 @@
 
 import { encodeBase64, toBytes } from "./base64.js";
 import type { Connection } from "./connection.js";
-import { WriteRejectedError } from "./errors.js";
+import { ConnectionLostError, WriteRejectedError } from "./errors.js";
 import type { Signal } from "./generated/Signal.js";
 import type { ExitStatus, ProcessOutput } from "./output.js";
 import type { ProcessRoute } from "./route.js";
@@ -40,13 +40,19 @@ export interface RemoteProcessParts {
  * Read its output by iterating {@link RemoteProcess.output} (once); every
  * chunk arrives exactly once and in order, and the iteration ends after the
  * server's `process/closed`. A consumer that falls behind is caught up from
- * the server's retained output; only bytes the server no longer retains
- * (beyond `retainedOutputBytesPerProcess`, 1 MiB by default) are lost, and
- * counted in {@link RemoteProcess.droppedBytes}. Leaving the loop early
- * (`break`) discards the rest of the output.
+ * the server's retained output. With reconnecting on (the default), the
+ * server keeps the output this client has not acknowledged, so a consumer
+ * that iterates loses nothing, across reconnects too: the process waits for
+ * it instead. Bytes are lost only when the server no longer retains them
+ * (beyond `retainedOutputBytesPerProcess`, 1 MiB by default): output nobody
+ * iterated while more than `outputBufferBytes` waited, or any output a
+ * consumer fell behind on without acknowledgements. They are counted in
+ * {@link RemoteProcess.droppedBytes}. Leaving the loop early (`break`)
+ * discards the rest of the output.
  *
  * Dropping the object does not stop the process; the server kills it when
- * the connection closes, or call {@link RemoteProcess.terminate}.
+ * its session ends (when the connection closes, after the session's TTL
+ * `limits.sessionTtlMs`), or call {@link RemoteProcess.terminate}.
  */
 export class RemoteProcess {
   /** The process's protocol handle, unique within the connection. */
@@ -56,9 +62,11 @@ export class RemoteProcess {
   /**
    * The output, in order, as `{ stream, data, seq }` chunks; the iteration
    * ends after the process's last output (`process/closed`). It can be
-   * iterated once. It rejects with a `ConnectionClosedError` when the
-   * connection closes first (after what had arrived), and with the error of
-   * `process/read` when catching up fails.
+   * iterated once. A dropped connection does not end it: what the drop lost
+   * is read back after the reconnect. It rejects with a
+   * `ConnectionClosedError` when the connection closes for good first
+   * (after what had arrived), and with the error of `process/read` when
+   * catching up fails.
    */
   readonly output: AsyncIterable<ProcessOutput>;
   /** The connection the process runs on. */
@@ -105,8 +113,9 @@ export class RemoteProcess {
   /**
    * Writes to the process's stdin (the terminal for a PTY process): a
    * string as UTF-8, bytes as they are. Pieces of up to 1 MiB each carry a
-   * `writeId`, so a retry while the server answers `starting` is applied
-   * once. Needs `pipeStdin` or `tty`.
+   * `writeId`, so a retry (while the server answers `starting`, or after a
+   * reconnect when a drop left the write unanswered) is applied once. Needs
+   * `pipeStdin` or `tty`.
    *
    * Rejects with a {@link WriteRejectedError} (`stdinClosed`: stdin closed
    * or never open, or the process exited; `unknownProcess`), or a
@@ -123,6 +132,12 @@ export class RemoteProcess {
    * Closes stdin: a pipe process reads EOF; a PTY process gets the
    * terminal's EOF character (usually ^D). Rejects with an `ExecError` of
    * kind `stdinClosed` for a pipe process started without `pipeStdin`.
+   *
+   * Like {@link RemoteProcess.resize}, {@link RemoteProcess.signal} and
+   * {@link RemoteProcess.terminate}, it rejects with a `ConnectionLostError`
+   * when the connection drops before the answer (it may or may not have
+   * happened), and with a `ConnectionClosedError` when the connection is
+   * closed for good.
    */
   async closeStdin(): Promise<void> {
     await this.#connection.call("process/closeStdin", { processId: this.processId });
@@ -156,8 +171,14 @@ export class RemoteProcess {
    * Resolves with how the process ended, as soon as its exit arrives;
    * output need not be read first, and stays readable through
    * {@link RemoteProcess.output}. Stdin is not closed for you: a process
-   * that reads it until EOF needs {@link RemoteProcess.closeStdin}.
-   * Rejects with a `ConnectionClosedError` when the connection closes first.
+   * that reads it until EOF needs {@link RemoteProcess.closeStdin}. It
+   * waits through reconnects. Rejects with a `ConnectionClosedError` when
+   * the connection closes for good first.
+   *
+   * When the exit happened while the connection was down and its
+   * notification was lost with the connection, the exit is read back with
+   * `process/read`, which does not tell why the process ended: `reason` is
+   * then `signaled` when `exitCode` is `null`, else `exited`.
    */
   wait(): Promise<ExitStatus> {
     return this.#route.waitForExit();
@@ -203,15 +224,28 @@ export class RemoteProcess {
         if (route.isConnectionClosed) {
           throw this.#connection.closedError();
         }
-        // Read the counter before the read: a drop during the read stays
-        // unacknowledged and triggers another read.
+        // While the connection is down or resuming, the reconnect's replay
+        // reads back what is missing; a read of the consumer's own would
+        // only wait, and repeat what the replay brings.
         const dropped = route.dropped;
-        const afterSeq = sequencer.wantsRead(dropped !== route.caughtUp);
+        const afterSeq = this.#connection.isAttached ? sequencer.wantsRead(dropped !== route.caughtUp) : undefined;
         if (afterSeq !== undefined) {
-          // No `maxBytes`: the server returns all it retains after the
-          // cursor (at most its retention), so one read closes a gap.
-          const response = await this.#connection.call("process/read", { processId: this.processId, afterSeq });
-          sequencer.applyRead(afterSeq, response);
+          // Read the counter before the read: a drop during the read stays
+          // unacknowledged and triggers another read. No `maxBytes`: the
+          // server returns all it retains after the cursor (at most its
+          // retention), so one read closes a gap.
+          let response;
+          try {
+            response = await this.#connection.call("process/read", { processId: this.processId, afterSeq });
+          } catch (error) {
+            if (error instanceof ConnectionLostError) {
+              // The reconnect's replay takes over; the consumer looks
+              // again once it is done.
+              continue;
+            }
+            throw error;
+          }
+          route.applyRead(afterSeq, response);
           route.caughtUp = dropped;
           continue;
         }

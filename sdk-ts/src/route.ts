@@ -18,15 +18,32 @@
  * server no longer retains them, and then reported (`droppedBytes`). The
  * exit and the close are never dropped.
  *
+ * # Acknowledgements and reconnects
+ * With `acknowledgeOutput` (whenever reconnecting is on) the route
+ * acknowledges, with `process/ack`, the newest seq up to which it has every
+ * event (see {@link AcknowledgePolicy} for how often). Output dropped here
+ * while a consumer iterates is not acknowledged, so the server keeps it and,
+ * when it has no more room, stops reading the process until the consumer
+ * reads it back: nothing is lost. Output dropped while nobody iterates is
+ * acknowledged, so the server evicts it beyond its retention as it would
+ * without acknowledgements and such a process runs to its end (`wait()`
+ * needs no consumer); output abandoned by a consumer that left the loop is
+ * acknowledged too. After a reconnect, {@link ProcessRoute.resumed} reads
+ * back from the server every event after that seq, which the dropped
+ * connection may have lost in flight (the exit and the close included),
+ * then acknowledges.
+ *
  * @module
  */
 
+import { AcknowledgePolicy } from "./acknowledge.js";
 import { decodeBase64 } from "./base64.js";
 import type { Connection, Route } from "./connection.js";
-import { ProtocolError } from "./errors.js";
+import { ExecError, ProtocolError } from "./errors.js";
 import type { ProcessClosedNotification } from "./generated/ProcessClosedNotification.js";
 import type { ProcessExitedNotification } from "./generated/ProcessExitedNotification.js";
 import type { ProcessOutputNotification } from "./generated/ProcessOutputNotification.js";
+import type { ProcessReadResponse } from "./generated/ProcessReadResponse.js";
 import type { ExitStatus } from "./output.js";
 import { Sequencer } from "./sequence.js";
 
@@ -36,6 +53,8 @@ export interface RouteLimits {
   readonly outputBufferBytes: number;
   /** How long the server is held back for a consumer that takes nothing, in milliseconds. */
   readonly outputStallTimeoutMs: number;
+  /** With `acknowledgeOutput`: output bytes received between two `process/ack`s; `undefined` without. */
+  readonly acknowledgeEveryBytes: number | undefined;
 }
 
 /** A caller of `wait()`. */
@@ -84,12 +103,20 @@ export class ProcessRoute implements Route {
   #exitWaiters: ExitWaiter[] = [];
   /** The connection closed before the process did. */
   #connectionClosed = false;
+  /** When to acknowledge, with `acknowledgeOutput`. */
+  readonly #acknowledgements: AcknowledgePolicy | undefined;
+  /** The newest seq of any event of the process seen (abandoned output is acknowledged up to it). */
+  #newestSeen = 0;
+  /** The newest seq dropped while nobody iterated, with every seq before it accounted for: acknowledged as if received. */
+  #discardedThrough = 0;
 
   /** A route for `processId` on `connection`. */
   constructor(processId: string, connection: Connection, limits: RouteLimits) {
     this.#processId = processId;
     this.#connection = connection;
     this.#limits = limits;
+    this.#acknowledgements =
+      limits.acknowledgeEveryBytes === undefined ? undefined : new AcknowledgePolicy(limits.acknowledgeEveryBytes);
   }
 
   /** Whether output was dropped since the consumer's last read. */
@@ -109,7 +136,11 @@ export class ProcessRoute implements Route {
 
   /** `process/output`: buffers the chunk, or drops it (see the module doc). */
   "process/output"(params: ProcessOutputNotification): void {
+    this.#newestSeen = Math.max(this.#newestSeen, params.seq);
+    // The decoded size, without decoding output that is dropped.
+    const bytes = Math.floor((params.chunk.length * 3) / 4);
     if (this.#abandoned) {
+      this.#received(bytes);
       return;
     }
     const full = this.sequencer.bufferedBytes >= this.#limits.outputBufferBytes;
@@ -119,10 +150,15 @@ export class ProcessRoute implements Route {
     const keepBuffering = this.#iterating && !this.#gaveUp && this.#connection.canHold;
     if (this.lagging || (full && !keepBuffering)) {
       this.dropped += 1;
+      if (!this.#iterating && params.seq <= this.#acknowledgeable() + 1) {
+        this.#discardedThrough = Math.max(this.#discardedThrough, params.seq);
+      }
+      this.#received(bytes);
       this.#wakeConsumer();
       return;
     }
     this.sequencer.accept({ type: "output", seq: params.seq, stream: params.stream, data: decodeBase64(params.chunk) });
+    this.#received(bytes);
     if (keepBuffering && this.sequencer.bufferedBytes >= this.#limits.outputBufferBytes) {
       this.#hold();
     }
@@ -131,11 +167,9 @@ export class ProcessRoute implements Route {
 
   /** `process/exited`: settles `wait()` and takes the exit's place in the sequence. */
   "process/exited"(params: ProcessExitedNotification): void {
+    this.#newestSeen = Math.max(this.#newestSeen, params.seq);
     const status: ExitStatus = { exitCode: params.exitCode, signal: params.signal, reason: params.reason };
-    this.#exit = status;
-    for (const waiter of this.#exitWaiters.splice(0)) {
-      waiter.resolve(status);
-    }
+    this.#setExit(status);
     if (!this.#abandoned) {
       this.sequencer.accept({ type: "exited", seq: params.seq, status });
     }
@@ -154,6 +188,55 @@ export class ProcessRoute implements Route {
       this.#fail(() => new ProtocolError(`process ${processId} was closed without a process/exited notification`));
     }
     this.#wakeConsumer();
+  }
+
+  /** The socket dropped: the server can no longer be held back through it. */
+  connectionDropped(): void {
+    this.#stopHolding();
+  }
+
+  /** The resume is done: the consumer looks for gaps again. */
+  connectionResumed(): void {
+    this.#wakeConsumer();
+  }
+
+  /**
+   * The session was resumed: reads back every event after the newest seq
+   * this route has all of, until caught up (or until the buffer is full:
+   * the consumer reads the rest), then acknowledges. The exit and the close
+   * a read reports are taken as if notified: their notifications may have
+   * been lost with the dropped connection.
+   */
+  async resumed(): Promise<void> {
+    for (;;) {
+      const mode = this.#replayMode();
+      const afterSeq = mode === "merge" ? this.sequencer.contiguous : this.#acknowledgeable();
+      let response: ProcessReadResponse;
+      try {
+        response = await this.#connection.call("process/read", { processId: this.#processId, afterSeq }, { internal: true });
+      } catch (error) {
+        if (error instanceof ExecError) {
+          // `unknownProcess`: its `process/start` has not run yet; it is
+          // sent again after the resume, and the process starts then. Any
+          // other refusal leaves the catching up to the consumer's reads.
+          return;
+        }
+        throw error;
+      }
+      const progressed = this.#applyReplay(mode, afterSeq, response);
+      if (!progressed || response.closed || this.#connection.isClosed) {
+        break;
+      }
+    }
+    const seq = this.#acknowledgements?.take(this.#acknowledgeable(), true);
+    if (seq !== undefined) {
+      this.#connection.notify("process/ack", { processId: this.#processId, seq }, true);
+    }
+  }
+
+  /** Merges a read the consumer made; acknowledges what it completed. */
+  applyRead(afterSeq: number, response: ProcessReadResponse): void {
+    this.#received(this.sequencer.applyRead(afterSeq, response));
   }
 
   /** The connection closed: `wait()` fails, the consumer gets what is buffered, then the error. */
@@ -207,6 +290,87 @@ export class ProcessRoute implements Route {
     return new Promise((resolve) => {
       this.#wake = resolve;
     });
+  }
+
+  /**
+   * What a replay read is for: `merge` into the sequencer, read after its
+   * {@link Sequencer.contiguous}; `discard` what nobody iterates while the
+   * buffer is full, as notifications would be dropped (see the module doc),
+   * and `abandon` what the consumer left, both read after what the route
+   * acknowledges.
+   */
+  #replayMode(): "merge" | "discard" | "abandon" {
+    if (this.#abandoned) {
+      return "abandon";
+    }
+    return !this.#iterating && this.sequencer.bufferedBytes >= this.#limits.outputBufferBytes ? "discard" : "merge";
+  }
+
+  /**
+   * Applies a replay read made at `afterSeq` for `mode`; returns whether it
+   * moved the route on (`false`: caught up, or the buffer is full and the
+   * consumer reads the rest).
+   */
+  #applyReplay(mode: "merge" | "discard" | "abandon", afterSeq: number, response: ProcessReadResponse): boolean {
+    let progressed = response.nextSeq > afterSeq && response.chunks.length > 0;
+    if (mode === "abandon" || this.#abandoned) {
+      this.#newestSeen = Math.max(this.#newestSeen, response.nextSeq);
+    } else if (mode === "discard") {
+      // The consumer, when it comes, reads from the sequencer's cursor.
+      this.dropped += 1;
+      this.#discardedThrough = Math.max(this.#discardedThrough, response.nextSeq);
+    } else {
+      this.sequencer.applyRead(afterSeq, response);
+      if (this.sequencer.bufferedBytes >= this.#limits.outputBufferBytes) {
+        // The consumer reads the rest when it has room.
+        this.dropped += 1;
+        progressed = false;
+      }
+    }
+    if (response.exited && this.#exit === undefined) {
+      // A read does not say why the process ended: a signal's name or
+      // none (a signal without one) means a signal, a code its own exit.
+      this.#setExit({
+        exitCode: response.exitCode,
+        signal: response.signal,
+        reason: response.exitCode === null ? "signaled" : "exited",
+      });
+    }
+    if (response.closed) {
+      this["process/closed"]({ processId: this.#processId, seq: response.nextSeq });
+    }
+    const bytes = response.chunks.reduce((sum, chunk) => sum + Math.floor((chunk.chunk.length * 3) / 4), 0);
+    this.#received(bytes);
+    this.#wakeConsumer();
+    return progressed;
+  }
+
+  /** The newest seq up to which the route has every event, or has let it go: what it acknowledges and reads after. */
+  #acknowledgeable(): number {
+    if (this.#abandoned) {
+      return this.#newestSeen;
+    }
+    return Math.max(this.sequencer.contiguous, this.#discardedThrough);
+  }
+
+  /** Counts `bytes` of output received, and acknowledges when it is time. */
+  #received(bytes: number): void {
+    const acknowledgements = this.#acknowledgements;
+    if (acknowledgements === undefined || !acknowledgements.received(bytes)) {
+      return;
+    }
+    const seq = acknowledgements.take(this.#acknowledgeable());
+    if (seq !== undefined) {
+      this.#connection.acknowledge(this.#processId, seq);
+    }
+  }
+
+  /** Keeps the exit and settles `wait()`. */
+  #setExit(status: ExitStatus): void {
+    this.#exit = status;
+    for (const waiter of this.#exitWaiters.splice(0)) {
+      waiter.resolve(status);
+    }
   }
 
   /** Wakes the consumer, if it waits. */

@@ -5,11 +5,14 @@
  * server says the bytes are gone. A port of the Rust SDK's `sequence.rs`.
  *
  * Events reach it two ways: the connection's notifications (in order, but
- * with holes where the connection dropped output for a lagging consumer;
- * the exit and the close are never dropped), and `process/read` responses
- * (output chunks only: a read reports the exit as flags, without its `seq`
- * or `reason`). The sequencer is pure bookkeeping and also the buffer of
- * events waiting for the consumer; the process does the I/O.
+ * with holes where the connection dropped output for a lagging consumer or
+ * the network dropped the connection, and with repeats after a reconnect),
+ * and `process/read` responses (output chunks only: a read reports the exit
+ * and the close as flags, without their `seq` or the exit's `reason`). A read
+ * accounts for every seq up to its `nextSeq`: each is a chunk it returned,
+ * output the server evicted (its `droppedBytes`), or the exit or the close.
+ * The sequencer is pure bookkeeping and also the buffer of events waiting
+ * for the consumer; the process does the I/O.
  *
  * @module
  */
@@ -46,7 +49,7 @@ export class Sequencer {
   /** Lost bytes not yet handed out as a `lost` event. */
   #unreportedLostBytes = 0;
   /**
-   * `#expected` at the last read: a gap that a read at the same cursor did
+   * The cursor of the last read: a gap that a read at the same cursor did
    * not close is an exit or close still on its way, not lost output, so it
    * is awaited rather than read again.
    */
@@ -62,6 +65,46 @@ export class Sequencer {
   /** Whether the close was handed out. */
   get finished(): boolean {
     return this.#finished;
+  }
+
+  /**
+   * The newest seq up to which every event is accounted for here: handed
+   * out, buffered, or known to be lost. It is the cursor to read after, and
+   * what the client may acknowledge with `process/ack` (the consumer need
+   * not have taken it yet: it is buffered here).
+   */
+  get contiguous(): number {
+    const base = Math.max(this.#expected, this.#skipUntil) - 1;
+    const pending = this.#pending;
+    // The first buffered event after `base`.
+    let low = this.#head;
+    let high = pending.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((pending[middle]?.seq ?? Infinity) <= base) {
+        low = middle + 1;
+      } else {
+        high = middle;
+      }
+    }
+    const first = pending[low];
+    if (first === undefined || first.seq !== base + 1) {
+      return base;
+    }
+    // Seqs are sorted and unique, so `seq - index` never decreases, and the
+    // run without holes is where it stays at the first event's value.
+    const offset = first.seq - low;
+    let last = low;
+    high = pending.length - 1;
+    while (last < high) {
+      const middle = (last + high + 1) >>> 1;
+      if ((pending[middle]?.seq ?? Infinity) - middle === offset) {
+        last = middle;
+      } else {
+        high = middle - 1;
+      }
+    }
+    return pending[last]?.seq ?? base;
   }
 
   /** Takes in an event from the connection. */
@@ -130,14 +173,19 @@ export class Sequencer {
     if (this.#finished) {
       return undefined;
     }
-    const first = this.#pending[this.#head];
-    const gap = first !== undefined && first.seq > this.#expected;
-    return lagging || (gap && this.#readAt !== this.#expected) ? this.#expected - 1 : undefined;
+    const cursor = this.contiguous;
+    const last = this.#pending[this.#pending.length - 1];
+    const gap = this.#pending.length > this.#head && last !== undefined && last.seq > cursor + 1;
+    return lagging || (gap && this.#readAt !== cursor) ? cursor : undefined;
   }
 
-  /** Merges a `process/read` response for the cursor `afterSeq`. */
-  applyRead(afterSeq: number, response: ProcessReadResponse): void {
-    this.#readAt = afterSeq + 1;
+  /**
+   * Merges a `process/read` response for the cursor `afterSeq` (at or after
+   * {@link contiguous} at the time of the read); returns its output bytes
+   * that were new here.
+   */
+  applyRead(afterSeq: number, response: ProcessReadResponse): number {
+    this.#readAt = afterSeq;
     if (response.droppedBytes > 0) {
       // Everything between the cursor and the first chunk the server still
       // has was evicted. Chunks of that range already held here (they came
@@ -149,19 +197,37 @@ export class Sequencer {
         if (event === undefined || event.seq >= resume) {
           break;
         }
-        if (event.type === "output" && event.seq >= this.#expected) {
+        if (event.type === "output" && event.seq > afterSeq && event.seq >= this.#expected) {
           held += event.data.byteLength;
         }
       }
       const lost = Math.max(0, response.droppedBytes - held);
       this.#unreportedLostBytes += lost;
-      this.#skipUntil = Math.max(this.#skipUntil, resume);
     }
+    let added = 0;
     for (const chunk of response.chunks) {
       if (chunk.seq >= this.#expected) {
-        this.#insert({ type: "output", seq: chunk.seq, stream: chunk.stream, data: decodeBase64(chunk.chunk) });
+        const data = decodeBase64(chunk.chunk);
+        added += data.byteLength;
+        this.#insert({ type: "output", seq: chunk.seq, stream: chunk.stream, data });
       }
     }
+    // Every seq up to `nextSeq` that is not here now is evicted output or
+    // the exit or the close: none is output still to come. The exit and the
+    // close are kept whenever they come (see `accept`).
+    this.#skipUntil = Math.max(this.#skipUntil, response.nextSeq + 1);
+    if (response.closed && !this.#finished && !this.#holdsClose()) {
+      // The read reached the close (its seq is `nextSeq`): the stream ends
+      // there even when its notification was lost with a connection.
+      this.#insert({ type: "closed", seq: response.nextSeq });
+    }
+    return added;
+  }
+
+  /** Whether the close is buffered. */
+  #holdsClose(): boolean {
+    const last = this.#pending[this.#pending.length - 1];
+    return this.#pending.length > this.#head && last?.type === "closed";
   }
 
   /** Inserts `event` in seq order, replacing an event of the same seq. */

@@ -2,7 +2,7 @@
  * Errors against the real server: `ExecError` with its code, kind and data
  * for each class of failure, connect failures (refused upgrade, no server,
  * a timeout), and a connection closed under pending calls, by the client
- * and by the server going away.
+ * and by the server going away (with reconnecting off).
  */
 
 import assert from "node:assert/strict";
@@ -181,10 +181,12 @@ test("close() rejects every pending call, wait and output with ConnectionClosedE
   await assert.rejects(proc.wait(), ConnectionClosedError);
 });
 
-test("a server that goes away rejects every pending call with ConnectionClosedError", { timeout: 30_000 }, async () => {
+test("a server that goes away rejects every pending call with ConnectionClosedError (reconnect off)", { timeout: 30_000 }, async () => {
   const doomed = await startServer();
   try {
-    const orphan = await connect(doomed, "server-goes-away");
+    // Reconnecting would wait up to the session's TTL for a server that
+    // will not come back; `resume.test.ts` covers that side.
+    const orphan = await connect(doomed, "server-goes-away", { reconnect: false });
     const proc = await orphan.spawn({ argv: ["sleep", "30"] });
     const read = orphan.request("process/read", { processId: proc.processId, afterSeq: 0, waitMs: 20_000 });
     const waited = proc.wait();

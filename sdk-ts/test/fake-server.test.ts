@@ -32,7 +32,7 @@ const INITIALIZE_RESULT = {
   sessionId: "fake",
   serverInfo: { name: "fake", version: "0" },
   platform: { os: "linux", arch: "x86_64" },
-  limits: { maxMessageBytes: 1_000_000, maxProcessesPerConnection: 8, retainedOutputBytesPerProcess: 1_000 },
+  limits: { maxMessageBytes: 1_000_000, maxProcessesPerConnection: 8, retainedOutputBytesPerProcess: 1_000, sessionTtlMs: 0 },
 };
 
 before(async () => {

@@ -8,13 +8,17 @@
  * - the generated run-time lists name every method of the type maps;
  * - wrong uses do not compile (each `@ts-expect-error` must meet an error,
  *   or `tsc` reports it unused);
- * - `ws`'s WebSocket and a browser's fit `WebSocketConstructor`.
+ * - `ws`'s WebSocket and a browser's fit `WebSocketConstructor`;
+ * - a connection state is told apart by its `status`, and `reconnect` takes
+ *   `false` or its options.
  */
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
+  type ConnectOptions,
+  type ConnectionState,
   type ExecClient,
   type ProcessOutput,
   REQUEST_METHODS,
@@ -129,6 +133,24 @@ export async function wrongUses(exec: ExecClient, proc: RemoteProcess): Promise<
 /** `ws`'s class and a browser's fit the `WebSocket` option. */
 export const wsFits: WebSocketConstructor = NodeWebSocket;
 export const browserFits: WebSocketConstructor = globalThis.WebSocket;
+
+/** What each connection state carries, by its `status`. */
+export function describeState(state: ConnectionState): string {
+  switch (state.status) {
+    case "connected":
+      return "connected";
+    case "reconnecting":
+      return `reconnecting, attempt ${state.attempt}${state.lastError === undefined ? "" : ` after ${state.lastError.message}`}`;
+    case "closed":
+      return `closed: ${state.error.message}`;
+  }
+}
+
+/** `reconnect` is on, off, or tuned; nothing else. */
+export const reconnectOff: ConnectOptions = { reconnect: false };
+export const reconnectTuned: ConnectOptions = { reconnect: { initialDelayMs: 50, maxDelayMs: 1_000, maxElapsedMs: 5_000 } };
+// @ts-expect-error: a delay alone is not the options.
+export const reconnectWrong: ConnectOptions = { reconnect: 100 };
 
 /** An output chunk's shape, as the issue gives it. */
 export type OutputShape = Expect<Equal<ProcessOutput, { readonly stream: "stdout" | "stderr" | "pty"; readonly data: Uint8Array; readonly seq: number }>>;

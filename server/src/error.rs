@@ -131,14 +131,13 @@ impl ServerError {
         }
     }
 
-    /// The schema's `data.kind`; `None` only for params that do not parse,
-    /// which have no kind of their own.
+    /// The schema's `data.kind`; every error has one.
     pub fn kind(&self) -> Option<ErrorKind> {
         Some(match self {
             Self::NotInitialized => ErrorKind::NotInitialized,
             Self::AlreadyInitialized => ErrorKind::AlreadyInitialized,
             Self::UnknownSession { .. } => ErrorKind::UnknownSession,
-            Self::InvalidParams { .. } => return None,
+            Self::InvalidParams { .. } => ErrorKind::InvalidParams,
             Self::UnknownProcess { .. } => ErrorKind::UnknownProcess,
             Self::ProcessExists { .. } => ErrorKind::ProcessExists,
             Self::NotPty { .. } => ErrorKind::NotPty,
@@ -156,7 +155,7 @@ impl ServerError {
         let data = self.kind().map(|kind| ErrorData {
             kind,
             path: match self {
-                Self::InvalidPath { path, .. } | Self::Fs { path, .. } => Some(path.clone()),
+                Self::InvalidPath { path, .. } | Self::Fs { path, .. } => Some(echo(path)),
                 _ => None,
             },
             process_id: match self {
@@ -169,10 +168,28 @@ impl ServerError {
         });
         ErrorObject {
             code: self.code(),
-            message: self.to_string(),
+            message: echo(&self.to_string()),
             data,
         }
     }
+}
+
+/// Most bytes of a client's input (a path, a value serde quotes) an error
+/// object repeats: a longer one is cut, so that a huge request cannot make
+/// a huge reply. PATH_MAX (4096) keeps every path the kernel accepts whole.
+pub const MAX_ECHO_BYTES: usize = 4096;
+
+/// `text`, or its first [`MAX_ECHO_BYTES`] (at a character boundary) and
+/// how long it was.
+fn echo(text: &str) -> String {
+    if text.len() <= MAX_ECHO_BYTES {
+        return text.to_owned();
+    }
+    let mut end = MAX_ECHO_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
 }
 
 /// Maps an OS error to the schema's error kind (POSIX errno names in the comments).
@@ -184,6 +201,7 @@ pub fn io_error_kind(error: &io::Error) -> ErrorKind {
         io::ErrorKind::NotADirectory => ErrorKind::NotADirectory, // ENOTDIR
         io::ErrorKind::IsADirectory => ErrorKind::IsADirectory, // EISDIR
         io::ErrorKind::DirectoryNotEmpty => ErrorKind::DirectoryNotEmpty, // ENOTEMPTY
+        io::ErrorKind::InvalidFilename => ErrorKind::InvalidPath, // ENAMETOOLONG
         _ => ErrorKind::Io,
     }
 }

@@ -65,5 +65,5 @@ pub mod shutdown;
 mod sync;
 pub mod transport;
 
-pub use config::ServerConfig;
+pub use config::{ServerConfig, TOKEN_ENV_VARIABLE};
 pub use error::*;

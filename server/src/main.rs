@@ -3,6 +3,7 @@
 //! program through a server (see `exec_command`).
 
 mod exec_command;
+mod token_env;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -140,6 +141,9 @@ fn main() -> ExitCode {
 async fn serve(args: ServeArgs) -> Result<()> {
     let listen = parse_listen(&args.listen)?;
     let token = read_token(args.token_file.as_deref())?;
+    // Looked at before `init_reaper`, which gives inherited-ignored signals a
+    // handler: a server started under `nohup` keeps ignoring hangups.
+    let hangup_ignored = inherited_ignored(nix::sys::signal::Signal::SIGHUP);
     exec_server::process::init_reaper().context("becoming the child subreaper")?;
     let mut config = ServerConfig::default();
     // This binary is also the `arg0` helper for PTY processes.
@@ -158,6 +162,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    // A hangup (the terminal or the session leader went away) shuts down
+    // like SIGTERM, unless the server was told to ignore it.
+    let mut hangup = if hangup_ignored {
+        None
+    } else {
+        Some(signal(SignalKind::hangup()).context("installing the SIGHUP handler")?)
+    };
 
     let shutdown = Shutdown::new();
     let mut server = Box::pin(async {
@@ -200,6 +211,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         result = &mut server => Some(result),
         _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); None }
         _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); None }
+        Some(()) = next_signal(&mut hangup) => { tracing::info!("SIGHUP: shutting down"); None }
     };
     shutdown.begin();
     let result = match finished {
@@ -217,6 +229,27 @@ async fn serve(args: ServeArgs) -> Result<()> {
     result
 }
 
+/// The next delivery of `signal`; never when there is no handler.
+async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether this process started with `signal` ignored (the `SigIgn` mask of
+/// `/proc/self/status`, as `nohup` leaves SIGHUP).
+fn inherited_ignored(signal: nix::sys::signal::Signal) -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (signal as i32 - 1)) != 0)
+}
+
 /// The connection token: `--token-file`, else `EXEC_SERVER_TOKEN`, else none.
 fn read_token(path: Option<&std::path::Path>) -> Result<Option<String>> {
     if let Some(path) = path {
@@ -228,7 +261,5 @@ fn read_token(path: Option<&std::path::Path>) -> Result<Option<String>> {
         }
         return Ok(Some(token));
     }
-    Ok(std::env::var("EXEC_SERVER_TOKEN")
-        .ok()
-        .filter(|token| !token.is_empty()))
+    Ok(token_env::take())
 }

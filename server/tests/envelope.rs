@@ -86,7 +86,39 @@ async fn malformed_messages_get_errors_and_the_connection_keeps_serving(transpor
     let bad_params = client
         .request("process/start", json!({"processId": "p"}))
         .await;
-    assert_eq!(error_of(&bad_params), (-32602, None));
+    assert_eq!(
+        error_of(&bad_params),
+        (-32602, Some("invalidParams".into()))
+    );
+
+    // A message with an id but no usable `method` is answered, with its id;
+    // one without either is answered with id null (JSON-RPC 2.0, 5.1).
+    for (text, id) in [
+        (r#"{"id":8}"#, json!(8)),
+        (r#"{"id":1,"method":null}"#, json!(1)),
+        ("{}", Value::Null),
+    ] {
+        client.send_text(text).await;
+        let response = client.recv().await;
+        assert_eq!(
+            (response["id"].clone(), error_of(&response)),
+            (id, (-32600, None)),
+            "{text}"
+        );
+    }
+
+    // A path too long for the kernel is the request's fault, and the reply
+    // repeats at most a few KiB of it.
+    let long_path = format!("/{}", "a".repeat(1024 * 1024));
+    let too_long = client
+        .request("fs/getMetadata", json!({"path": long_path}))
+        .await;
+    assert_eq!(error_of(&too_long), (-32602, Some("invalidPath".into())));
+    assert!(
+        too_long.to_string().len() < 16 * 1024,
+        "the reply echoes {} bytes",
+        too_long.to_string().len()
+    );
 
     let relative = client
         .request("fs/readFile", json!({"path": "etc/hostname"}))
@@ -189,7 +221,7 @@ async fn params_must_be_an_object(transport: Transport) {
     client.handshake().await;
     for params in [json!(null), json!([]), json!(3)] {
         let response = client.request("process/list", params).await;
-        assert_eq!(error_of(&response), (-32602, None));
+        assert_eq!(error_of(&response), (-32602, Some("invalidParams".into())));
     }
 }
 

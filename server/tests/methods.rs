@@ -239,7 +239,7 @@ async fn every_error_code_and_kind(transport: Transport) {
     expect(
         &client.request("process/start", json!({"argv": []})).await,
         -32602,
-        None,
+        Some("invalidParams"),
     );
 
     expect(

@@ -212,11 +212,21 @@ exec_testkit::transport_tests! {
     arg0_reaches_a_pty_process: [stdio],
 }
 
-/// A stdio server whose stdin stays open still obeys SIGTERM: the shutdown
-/// tells its connection to finish (the reader no longer blocks it), the
-/// process tree dies, and the server exits 0.
+/// A stdio server whose stdin stays open still obeys SIGTERM, SIGINT and
+/// SIGHUP: the shutdown tells its connection to finish (the reader no longer
+/// blocks it), the process tree dies, and the server exits 0.
 #[tokio::test]
-async fn a_stdio_server_with_open_stdin_exits_on_sigterm() {
+async fn a_stdio_server_with_open_stdin_exits_on_sigterm_sigint_and_sighup() {
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGHUP,
+    ] {
+        stdio_server_exits_on(signal).await;
+    }
+}
+
+async fn stdio_server_exits_on(signal: nix::sys::signal::Signal) {
     let mut client = WireClient::connect(Transport::Stdio).await;
     client.handshake().await;
     let started = client
@@ -225,15 +235,82 @@ async fn a_stdio_server_with_open_stdin_exits_on_sigterm() {
     let child = started["pid"].as_i64().expect("pid");
     let server = client.server_mut().expect("a stdio server process");
     let server_pid = server.pid().expect("server pid") as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server_pid),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("signal the server");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(server_pid), signal)
+        .expect("signal the server");
     let status = server
         .wait_for(std::time::Duration::from_secs(5))
         .await
         .expect("the server exits within 5 s although its stdin is open");
-    assert!(status.success(), "exit status {status}");
-    assert!(wait_gone(child).await, "the child survived shutdown");
+    assert!(status.success(), "{signal}: exit status {status}");
+    assert!(
+        wait_gone(child).await,
+        "{signal}: the child survived shutdown"
+    );
+}
+
+/// Open file descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+#[tokio::test]
+async fn closed_processes_count_against_no_limit_and_hold_no_descriptors() {
+    let server = ServerLauncher::new()
+        .max_processes(2)
+        .start_websocket()
+        .await
+        .expect("the server starts");
+    let pid = server.process.pid().expect("the server's pid");
+    let mut client = WireClient::websocket(&server.url).await;
+    client.handshake().await;
+    // Warm up (the first PTY opens what every later one shares), then count.
+    client
+        .call("process/start", start_params("warm", "true", true))
+        .await;
+    client.events_until_closed("warm").await;
+    let before = open_fds(pid);
+    // Ten times the limit of processes, one after the other, on pipes and
+    // PTYs: every start succeeds once the previous process closed, though
+    // each stays retained (readable) for its retention time.
+    for round in 0..20 {
+        let id = format!("p{round}");
+        let started = client
+            .request(
+                "process/start",
+                start_params(&id, "echo hi", round % 2 == 0),
+            )
+            .await;
+        assert!(
+            started["result"]["pid"].is_i64(),
+            "round {round}: {started}"
+        );
+        client.events_until_closed(&id).await;
+    }
+    let read = client
+        .call("process/read", json!({"processId": "p19", "afterSeq": 0}))
+        .await;
+    assert_eq!(read["closed"], true, "a closed process stays readable");
+    assert!(
+        open_fds(pid) <= before,
+        "closed processes hold no descriptors: {} before, {} after",
+        before,
+        open_fds(pid)
+    );
+    // Running processes still count.
+    for id in ["s1", "s2"] {
+        client
+            .call("process/start", start_params(id, "sleep 60", false))
+            .await;
+    }
+    let refused = client
+        .request("process/start", start_params("s3", "sleep 60", false))
+        .await;
+    assert_eq!(
+        refused["error"]["data"]["kind"], "limitExceeded",
+        "{refused}"
+    );
+    // At most `max_processes` closed ones are retained: the oldest went.
+    let listing = client.call("process/list", json!({})).await;
+    let listed = listing["processes"].as_array().map_or(0, Vec::len);
+    assert_eq!(listed, 4, "two running and two retained: {listing}");
 }

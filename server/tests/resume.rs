@@ -487,3 +487,41 @@ async fn when_the_ttl_runs_out_the_whole_tree_is_killed() {
     };
     assert_eq!(expired["error"]["data"]["kind"], "unknownSession");
 }
+
+/// The server probes idle connections (TCP keepalive), so a client that
+/// vanished without a reset is noticed and its session detached, not kept
+/// attached forever. Read off the kernel's socket table, `/proc/net/tcp`,
+/// whose `tr` column is 2 while a keepalive timer runs.
+#[tokio::test]
+async fn idle_connections_are_probed_so_a_vanished_client_is_noticed() {
+    let server = ServerLauncher::new()
+        .start_websocket()
+        .await
+        .expect("the server starts");
+    let mut peer = Peer::connect(&server.url).await;
+    peer.initialize(json!({"clientName": "idle"})).await;
+    let port: u16 = server
+        .server_url
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("a port");
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let timers: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit_once(':')?.1;
+            let established = *fields.get(3)? == "01";
+            (established && u16::from_str_radix(local_port, 16).ok()? == port)
+                .then(|| fields.get(5)?.split(':').next())
+                .flatten()
+        })
+        .collect();
+    assert_eq!(
+        timers,
+        ["02"],
+        "the server's side of the connection has a keepalive timer"
+    );
+}

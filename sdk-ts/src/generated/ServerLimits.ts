@@ -10,7 +10,7 @@ export type ServerLimits = {
  */
 maxMessageBytes: number, 
 /**
- *Processes a connection may have at once, running or still retained; one more gets `limitExceeded`.
+ *Processes a session may have at once that have not closed (running, or exited with output still open); one more gets `limitExceeded`. Closed processes do not count; up to this many of them stay retained for `process/read`, the oldest leaving first.
  */
 maxProcessesPerConnection: number, 
 /**

@@ -259,7 +259,7 @@ mod tests {
         };
         assert_eq!(
             outcome(write_file(params).await),
-            Err((INVALID_PARAMS, None, None)),
+            Err((INVALID_PARAMS, Some(ErrorKind::InvalidParams), None)),
             "a mode above 0o7777"
         );
         assert!(

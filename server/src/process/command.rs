@@ -77,7 +77,10 @@ impl LaunchSpec {
         }
 
         let mut env: BTreeMap<OsString, OsString> = if params.inherit_env == Some(true) {
-            std::env::vars_os().collect()
+            // The server's connection token is never passed on.
+            std::env::vars_os()
+                .filter(|(name, _)| name != crate::config::TOKEN_ENV_VARIABLE)
+                .collect()
         } else {
             BTreeMap::new()
         };
@@ -211,6 +214,6 @@ mod tests {
             kind(params(&["no-such-program-anywhere"], "/")),
             Some(ErrorKind::SpawnFailed)
         );
-        assert_eq!(kind(params(&[], "/")), None);
+        assert_eq!(kind(params(&[], "/")), Some(ErrorKind::InvalidParams));
     }
 }

@@ -101,6 +101,10 @@ impl Driver {
         pump(&process, output, exit, read_size, &events, &queue).await;
         drop(queue);
         registry::unregister_live(process.serial);
+        process.release_io().await;
+        if let Some(table) = table.upgrade() {
+            table.retire(&process);
+        }
         // A timer, not a poll: the process is removed when it runs out or the
         // table shuts down, whichever comes first.
         tokio::select! {
@@ -108,7 +112,7 @@ impl Driver {
             _ = table_closed.wait_for(|closed| *closed) => {}
         }
         if let Some(table) = table.upgrade() {
-            table.remove_if_same(&process);
+            table.forget(&process);
         }
     }
 }

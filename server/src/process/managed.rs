@@ -47,8 +47,9 @@ pub(crate) enum ChildIo {
     },
     /// The process runs on a PTY whose master the server holds.
     Pty {
-        /// The master side, for resizing and for reading the terminal's VEOF.
-        master: Mutex<Box<dyn MasterPty + Send>>,
+        /// The master side, for resizing and for reading the terminal's VEOF;
+        /// `None` once the process closed (see [`ManagedProcess::release_io`]).
+        master: Mutex<Option<Box<dyn MasterPty + Send>>>,
     },
 }
 
@@ -222,6 +223,21 @@ impl ManagedProcess {
         self.room.notify_one();
     }
 
+    /// Whether the process closed (`process/closed` was logged): it exited
+    /// and its output reached EOF.
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.state).log.is_finished_for(u64::MAX)
+    }
+
+    /// The process closed: lets go of its PTY master and its stdin, so a
+    /// retained process holds no file descriptor (its output stays readable).
+    pub(crate) async fn release_io(&self) {
+        if let ChildIo::Pty { master } = &self.child_io {
+            drop(lock(master).take());
+        }
+        self.stdin.lock().await.sink = None;
+    }
+
     /// Logs a chunk of output; returns its seq.
     pub(crate) fn record_output(&self, stream: OutputStream, bytes: Vec<u8>) -> u64 {
         let seq = lock(&self.state).log.push_output(stream, bytes);
@@ -377,7 +393,10 @@ impl ManagedProcess {
                 Ok(())
             }
             ChildIo::Pty { master } => {
-                let eof = terminal_eof_character(&**lock(master));
+                let Some(eof) = lock(master).as_deref().map(terminal_eof_character) else {
+                    // The process closed: it has no input left to end.
+                    return Ok(());
+                };
                 // Typing VEOF is the terminal's way to end input; a process
                 // that already exited has no input left to end.
                 let _ = self.write(vec![eof], None).await;
@@ -394,7 +413,12 @@ impl ManagedProcess {
                 process_id: self.process_id.clone(),
             });
         };
-        lock(master)
+        // A process that closed has no terminal left to resize.
+        let master = lock(master);
+        let Some(master) = master.as_deref() else {
+            return Ok(());
+        };
+        master
             .resize(PtySize {
                 rows,
                 cols,
@@ -421,7 +445,7 @@ impl ManagedProcess {
 
 /// The terminal's VEOF character (usually ^D), or ^D when VEOF is disabled or
 /// the termios cannot be read.
-fn terminal_eof_character(master: &dyn MasterPty) -> u8 {
+fn terminal_eof_character(master: &(dyn MasterPty + Send)) -> u8 {
     const CONTROL_D: u8 = 0x04;
     master
         .get_termios()

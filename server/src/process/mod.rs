@@ -21,6 +21,7 @@
 //! - `reaper`: the child subreaper, the orphan reaper, and the managed
 //!   children it must leave alone.
 //! - `registry`: the live processes of every table, for [`kill_all`].
+//! - `retention`: how long closed processes stay readable, and how many.
 //! - `resume`: what a table does for a session that detaches and resumes:
 //!   the eviction rule, `process/ack`, and answering retried starts.
 //! - `procfs`: reading `/proc`.
@@ -69,6 +70,7 @@ mod pty;
 mod reaper;
 mod registry;
 mod resume;
+mod retention;
 mod signal;
 mod start;
 mod tree;
@@ -107,8 +109,9 @@ pub struct ProcessConfig {
     pub retained_output_bytes: usize,
     /// How long a closed process stays readable after `process/closed` (default 30 s).
     pub retention: Duration,
-    /// Processes per connection, running or retained (default 256); one more
-    /// gets `ServerError::LimitExceeded`.
+    /// Processes per session that have not closed (default 256); one more
+    /// gets `ServerError::LimitExceeded`. Closed processes do not count, and
+    /// at most this many more are retained (the oldest leave first).
     pub max_processes: usize,
     /// A program that runs another with a chosen `argv[0]`, for `arg0` on PTY
     /// processes (portable-pty cannot set `argv[0]` apart from the program):
@@ -153,6 +156,8 @@ pub(crate) struct TableInner {
     evict_unacknowledged: AtomicBool,
     /// Whether the session was resumed: a retried start is then answered (see `resume`).
     resumed: AtomicBool,
+    /// The retained closed processes, oldest first (see `retention`).
+    closed_processes: retention::ClosedProcesses,
 }
 
 /// What a table holds under one process id.
@@ -238,6 +243,7 @@ impl ProcessTable {
                 closed: watch::Sender::new(false),
                 evict_unacknowledged: AtomicBool::new(true),
                 resumed: AtomicBool::new(false),
+                closed_processes: Mutex::default(),
             }),
         }
     }

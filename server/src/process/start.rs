@@ -93,8 +93,14 @@ impl Reservation {
                 process_id: process_id.clone(),
             });
         }
+        // Closed processes (retained for `process/read`) do not count: they
+        // hold no child and no descriptor; `retention` bounds them apart.
         let max_processes = table.config.max_processes;
-        if processes.len() >= max_processes {
+        let open = processes
+            .values()
+            .filter(|slot| slot.process().is_none_or(|process| !process.is_closed()))
+            .count();
+        if open >= max_processes {
             return Err(ServerError::LimitExceeded {
                 what: "processes per connection",
                 limit: max_processes as u64,
@@ -314,7 +320,7 @@ fn launch(
                 params.clone(),
                 tree,
                 ChildIo::Pty {
-                    master: Mutex::new(child.master),
+                    master: Mutex::new(Some(child.master)),
                 },
                 Some(StdinSink::Pty(child.writer)),
                 config.retained_output_bytes,

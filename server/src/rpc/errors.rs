@@ -25,6 +25,15 @@ pub(crate) fn error_response(id: Id<'_>, code: i32, message: impl Into<String>) 
         .to_owned()
 }
 
+/// The error response for a [`ServerError`] found before dispatch (params
+/// that are not an object), with its `data.kind`.
+pub(crate) fn server_error_response(id: Id<'_>, error: ServerError) -> String {
+    MethodResponse::error(id, into_error_object(error))
+        .into_json()
+        .get()
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use pretty_assertions::assert_eq;

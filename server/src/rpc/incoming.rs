@@ -15,8 +15,8 @@ use jsonrpsee::types::{Id, Request};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::errors::error_response;
-use crate::error::{INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR};
+use super::errors::{error_response, server_error_response};
+use crate::error::{INVALID_REQUEST, PARSE_ERROR, ServerError};
 
 /// What one incoming message is.
 pub(crate) enum Incoming<'a> {
@@ -40,9 +40,15 @@ struct Envelope<'a> {
     /// A string or an integer; absent (or `null`) for a notification.
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
-    /// The method name, a string.
-    #[serde(borrow, default)]
+    /// The method name, a string (`Some("null")` for an explicit `null`, which is refused).
+    #[serde(borrow, default, deserialize_with = "present")]
     method: Option<&'a RawValue>,
+    /// Present in a response (which the client has no reason to send).
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    /// Present in an error response.
+    #[serde(borrow, default, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
     /// `Some("null")` for an explicit `null` (plain `Option` would read it as absent).
     #[serde(borrow, default, deserialize_with = "present")]
     params: Option<&'a RawValue>,
@@ -101,8 +107,13 @@ pub(crate) fn parse(text: &str, max_message_bytes: usize) -> Incoming<'_> {
         return Incoming::Refused(error_response(known_id(), INVALID_REQUEST, message));
     }
     let Some(method) = envelope.method else {
-        tracing::debug!("ignoring a message without `method`");
-        return Incoming::Ignored;
+        if envelope.result.is_some() || envelope.error.is_some() {
+            // A response: the server sends no requests, so nothing waits for it.
+            tracing::debug!("ignoring a response from the client");
+            return Incoming::Ignored;
+        }
+        let message = "invalid request: `method` is missing";
+        return Incoming::Refused(error_response(known_id(), INVALID_REQUEST, message));
     };
     let Ok(method) = serde_json::from_str::<Cow<'_, str>>(method.get()) else {
         let message = "invalid request: `method` must be a string";
@@ -123,8 +134,10 @@ pub(crate) fn parse(text: &str, max_message_bytes: usize) -> Incoming<'_> {
     {
         // Params by name only: `null`, arrays and scalars are refused here
         // because serde would read an empty struct from `null` or `[]`.
-        let message = "invalid params: `params` must be an object";
-        return Incoming::Refused(error_response(id, INVALID_PARAMS, message));
+        let error = ServerError::InvalidParams {
+            message: String::from("`params` must be an object"),
+        };
+        return Incoming::Refused(server_error_response(id, error));
     }
     let mut request = Request::borrowed("", envelope.params, id);
     request.method = method;
@@ -188,6 +201,9 @@ mod tests {
                 (-32602, json!(2)),
             ),
             (&"x".repeat(2000), (-32600, Value::Null)),
+            ("{\"id\":8}", (-32600, json!(8))),
+            ("{\"id\":1,\"method\":null}", (-32600, json!(1))),
+            ("{}", (-32600, Value::Null)),
         ];
         for (text, expected) in cases {
             assert_eq!(refusal(text), expected, "{text}");
