@@ -511,7 +511,7 @@ async fn a_seq_gap_is_filled_from_process_read() {
     );
     assert_eq!(
         fake.requests_of("process/read"),
-        vec![json!({"processId": "p", "afterSeq": 1})]
+        vec![json!({"processId": "p", "afterSeq": 1, "maxBytes": 131072})]
     );
     assert_eq!(child.dropped_bytes(), 0);
 }

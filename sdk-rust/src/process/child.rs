@@ -18,6 +18,13 @@ use crate::error::ClientError;
 use crate::router::RouteShared;
 use crate::sync::lock;
 
+/// The budget of one `process/read`, in bytes. Bounded, so that one answer
+/// stays a modest message however much the server retains (up to its
+/// retention, 1 MiB by default, and more while output is unacknowledged): a
+/// connection that keeps dropping still gets whole answers through, and a
+/// gap closes in a few reads.
+const READ_BUDGET_BYTES: u64 = 128 * 1024;
+
 /// A process started with [`Command::spawn`](crate::Command::spawn): its
 /// output, in order and complete, and its controls.
 ///
@@ -391,13 +398,13 @@ impl RemoteChild {
         any
     }
 
-    /// Reads back the retained output after `after_seq`. `maxBytes` is left
-    /// unset: the server then returns everything it retains after the cursor
-    /// (at most its retention, 1 MiB by default), so one read closes a gap.
+    /// Reads back the retained output after `after_seq`, at most
+    /// [`READ_BUDGET_BYTES`] of it (the sequencer asks for the rest with
+    /// further reads).
     async fn read_after(&self, after_seq: u64) -> Result<ProcessReadResponse, ClientError> {
         let params = ProcessReadParams {
             after_seq: Some(after_seq),
-            max_bytes: None,
+            max_bytes: Some(READ_BUDGET_BYTES),
             process_id: self.handle.protocol_id().clone(),
             wait_ms: None,
         };

@@ -71,6 +71,11 @@ pub(crate) struct Sequencer {
     /// not close is an exit or close still on its way, not lost output, so
     /// it is awaited rather than read again.
     read_at: Option<u64>,
+    /// The `nextSeq` of the last read when that read ended on a chunk: a
+    /// read has a byte budget, so more may follow it. When nothing newer has
+    /// arrived since (the process is quiet, or what followed was lost in
+    /// flight), the next read goes on from there.
+    read_may_continue: Option<u64>,
     /// The close was handed out: the stream has ended.
     finished: bool,
     /// An exit is held in `pending` or was handed out: another one (sent
@@ -85,8 +90,9 @@ pub(crate) struct Sequencer {
     /// the real notification replaces it (with the exact `reason`) if it
     /// arrives before it is handed out.
     rebuilt_exit: Option<u64>,
-    /// The connection was resumed since the last read: events may have been
-    /// lost in flight, so the next read rebuilds a missing exit and close.
+    /// The connection was resumed since the reads last reached the end:
+    /// events may have been lost in flight, so the reads rebuild a missing
+    /// exit and close.
     /// Without a resume, the exit and the close are never lost, and a read
     /// waits for them rather than guess their `reason`.
     resumed: bool,
@@ -102,6 +108,7 @@ impl Sequencer {
             unreported_lost_bytes: 0,
             lost_bytes: 0,
             read_at: None,
+            read_may_continue: None,
             finished: false,
             exit_known: false,
             close_known: false,
@@ -201,9 +208,10 @@ impl Sequencer {
     }
 
     /// The `afterSeq` cursor to read from when a read is needed: the reader
-    /// dropped output for this process (`lagging`), or a gap is in sight that
-    /// a read at this cursor has not been tried on. Call only when
-    /// [`Self::next_ready`] returned `None` and nothing else has arrived.
+    /// dropped output for this process (`lagging`), a gap is in sight that
+    /// a read at this cursor has not been tried on, or the last read may
+    /// have stopped at its budget with nothing newer in sight. Call only
+    /// when [`Self::next_ready`] returned `None` and nothing else has arrived.
     pub(crate) fn wants_read(&self, lagging: bool) -> Option<u64> {
         if self.finished {
             return None;
@@ -212,7 +220,9 @@ impl Sequencer {
             .pending
             .first_key_value()
             .is_some_and(|(seq, _)| *seq > self.expected);
-        (lagging || (gap && self.read_at != Some(self.expected))).then(|| self.expected - 1)
+        let continues = self.read_may_continue == Some(self.expected - 1);
+        (lagging || continues || (gap && self.read_at != Some(self.expected)))
+            .then(|| self.expected - 1)
     }
 
     /// Notes that the connection was resumed: the next read may have to
@@ -235,8 +245,17 @@ impl Sequencer {
     /// `timedOut`).
     pub(crate) fn apply_read(&mut self, after_seq: u64, response: ProcessReadResponse) {
         self.read_at = Some(after_seq + 1);
-        if std::mem::take(&mut self.resumed) {
-            self.rebuild_final_events(after_seq, &response);
+        self.read_may_continue = response
+            .chunks
+            .last()
+            .filter(|last| !response.closed && last.seq == response.next_seq)
+            .map(|last| last.seq);
+        if self.resumed {
+            // The reads after a resume go on until one reaches the end; the
+            // exit is looked for in each, and given up on only at the end.
+            let last = self.read_may_continue.is_none();
+            self.rebuild_final_events(after_seq, &response, last);
+            self.resumed = !last;
         }
         if response.dropped_bytes > 0 {
             // Everything between the cursor and the first chunk the server
@@ -275,9 +294,11 @@ impl Sequencer {
 }
 
 impl Sequencer {
-    /// The exit and the close a read without eviction reports as flags,
-    /// when this sequencer holds neither (see [`Sequencer::apply_read`]).
-    fn rebuild_final_events(&mut self, after_seq: u64, response: &ProcessReadResponse) {
+    /// The exit and the close a read reports as flags, when this sequencer
+    /// holds neither (see [`Sequencer::apply_read`]). An exit whose place is
+    /// not in this read's range is kept for just before the close only when
+    /// this is the `last` read after the resume.
+    fn rebuild_final_events(&mut self, after_seq: u64, response: &ProcessReadResponse, last: bool) {
         let end = response.next_seq;
         if response.closed && !self.close_known && end > after_seq {
             self.close_known = true;
@@ -322,7 +343,8 @@ impl Sequencer {
                 self.rebuilt_exit = Some(seq);
                 self.pending.insert(seq, Event::Exited { seq, status });
             }
-            None => self.exit_from_read = Some(status),
+            None if last => self.exit_from_read = Some(status),
+            None => {}
         }
     }
 }
@@ -448,6 +470,28 @@ mod tests {
         sequencer.apply_read(1, read(&[(2, b"b")], 2, 0));
         assert_eq!(sequencer.wants_read(true), Some(1));
         assert_eq!(drain(&mut sequencer), ["2:b"]);
+    }
+
+    #[test]
+    fn a_read_that_may_have_stopped_at_its_budget_goes_on_while_nothing_newer_came() {
+        let mut sequencer = Sequencer::new();
+        assert_eq!(sequencer.wants_read(true), Some(0));
+        // The budget ran out after seq 2: `nextSeq` is the last chunk's.
+        sequencer.apply_read(0, read(&[(1, b"a"), (2, b"b")], 2, 0));
+        assert_eq!(drain(&mut sequencer), ["1:a", "2:b"]);
+        assert_eq!(sequencer.wants_read(false), Some(2));
+        // The next one reaches the end (the exit at 4 is still on its way).
+        sequencer.apply_read(2, read(&[(3, b"c")], 4, 0));
+        assert_eq!(drain(&mut sequencer), ["3:c"]);
+        assert_eq!(sequencer.wants_read(false), None);
+
+        // Newer output through the channel means the stream flows again:
+        // no read, though the last one ended on a chunk.
+        let mut flowing = Sequencer::new();
+        flowing.apply_read(0, read(&[(1, b"a")], 1, 0));
+        flowing.accept(output(2, b"b"));
+        assert_eq!(drain(&mut flowing), ["1:a", "2:b"]);
+        assert_eq!(flowing.wants_read(false), None);
     }
 
     #[test]
@@ -588,6 +632,30 @@ mod tests {
                 reason: ExitReason::Signaled,
             }))
         );
+    }
+
+    #[test]
+    fn an_exit_lost_in_flight_is_found_across_budgeted_reads() {
+        let mut sequencer = Sequencer::new();
+        sequencer.note_resume();
+        // The first read stops at its budget after seq 3; the exit is 2.
+        sequencer.apply_read(
+            0,
+            final_read(&[(1, b"a"), (3, b"c")], 3, false, Some(0), None),
+        );
+        assert_eq!(drain(&mut sequencer), ["1:a", "exited", "3:c"]);
+        assert_eq!(sequencer.wants_read(false), Some(3));
+        // The second reaches the close.
+        sequencer.apply_read(3, final_read(&[(4, b"d")], 5, true, Some(0), None));
+        assert_eq!(drain(&mut sequencer), ["4:d", "closed"]);
+
+        // An exit beyond a budgeted read waits for the reads that follow.
+        let mut later = Sequencer::new();
+        later.note_resume();
+        later.apply_read(0, final_read(&[(1, b"a")], 1, false, Some(0), None));
+        assert_eq!(drain(&mut later), ["1:a"]);
+        later.apply_read(1, final_read(&[], 3, true, Some(0), None));
+        assert_eq!(drain(&mut later), ["exited", "closed"]);
     }
 
     #[test]
