@@ -31,6 +31,7 @@ mod local_pty;
 mod memory;
 mod pty_echo;
 mod report;
+mod resume;
 mod round_trip;
 mod servers;
 mod spawn_rate;
@@ -92,6 +93,8 @@ enum Section {
     Connections,
     /// Figure 6.
     Ssh,
+    /// Figure 7, output through a connection cut every 64 MiB.
+    Resume,
 }
 
 #[derive(Subcommand)]
@@ -128,6 +131,10 @@ pub struct Sizes {
     pub connections: usize,
     /// Processes running on each of them.
     pub processes_per_connection: usize,
+    /// Bytes each run of figure 7 moves through the cutting proxy.
+    pub resume_bytes: u64,
+    /// Bytes the proxy forwards to the client between two cuts.
+    pub resume_cut_every: u64,
 }
 
 impl Sizes {
@@ -144,6 +151,8 @@ impl Sizes {
             idle_warmup: 100,
             connections: 100,
             processes_per_connection: 10,
+            resume_bytes: 1 << 30,
+            resume_cut_every: 64 << 20,
         }
     }
 
@@ -160,6 +169,8 @@ impl Sizes {
             idle_warmup: 8,
             connections: 5,
             processes_per_connection: 4,
+            resume_bytes: 8 << 20,
+            resume_cut_every: 1 << 20,
         }
     }
 }
@@ -252,6 +263,9 @@ async fn run(cli: Cli) -> Result<Report> {
         results
             .section("connections", memory::connections(&bench))
             .await;
+    }
+    if wanted(Section::Resume) {
+        results.section("resume", resume::run(&bench)).await;
     }
     let mut skipped = Vec::new();
     let destination = std::env::var(ssh::SSH_ENV)

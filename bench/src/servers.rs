@@ -56,6 +56,11 @@ impl WsServer {
         Ok(Self { server })
     }
 
+    /// The server's `ws://` URL.
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+
     /// A new initialized client of this server.
     ///
     /// # Errors
