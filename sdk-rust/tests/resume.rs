@@ -27,14 +27,17 @@ const PATIENCE: Duration = Duration::from_secs(60);
 const LARGE_STREAM: &str = "seq 1 12345679";
 
 /// The server on a WebSocket port (session TTL as `serve` defaults it, 30 s,
-/// unless `args` say otherwise) and a cutting proxy in front of it.
+/// unless `args` say otherwise), behind the validating proxy when `cargo
+/// xtask test` provides it (so every frame of a resume is checked against
+/// the schema), and a cutting proxy in front of that.
 async fn server_behind_proxy(args: &[&str], cut_every: Option<u64>) -> (WsServer, CutProxy) {
     let server = ServerLauncher::new()
         .args(args.iter().copied())
+        .behind_conformance_proxy()
         .start_websocket()
         .await
         .expect("the server starts");
-    let proxy = CutProxy::in_front_of(&server.server_url, cut_every)
+    let proxy = CutProxy::in_front_of(&server.url, cut_every)
         .await
         .expect("the proxy starts");
     (server, proxy)
