@@ -27,14 +27,17 @@ const PATIENCE: Duration = Duration::from_secs(60);
 const LARGE_STREAM: &str = "seq 1 12345679";
 
 /// The server on a WebSocket port (session TTL as `serve` defaults it, 30 s,
-/// unless `args` say otherwise) and a cutting proxy in front of it.
+/// unless `args` say otherwise), behind the validating proxy when `cargo
+/// xtask test` provides it (so every frame of a resume is checked against
+/// the schema), and a cutting proxy in front of that.
 async fn server_behind_proxy(args: &[&str], cut_every: Option<u64>) -> (WsServer, CutProxy) {
     let server = ServerLauncher::new()
         .args(args.iter().copied())
+        .behind_conformance_proxy()
         .start_websocket()
         .await
         .expect("the server starts");
-    let proxy = CutProxy::in_front_of(&server.server_url, cut_every)
+    let proxy = CutProxy::in_front_of(&server.url, cut_every)
         .await
         .expect("the proxy starts");
     (server, proxy)
@@ -152,7 +155,11 @@ async fn a_hundred_megabytes_arrive_byte_exact_through_a_connection_cut_every_4_
 #[tokio::test]
 async fn a_pending_read_gets_connection_lost_and_the_session_goes_on() {
     let (_server, proxy) = server_behind_proxy(&[], None).await;
-    let client = ExecClient::connect_websocket(&proxy.url(), ConnectOptions::new("lost read"))
+    // A first attempt half a second after the drop leaves time to make a
+    // call while the client is reconnecting.
+    let options = ConnectOptions::new("lost read")
+        .reconnect_delays(Duration::from_millis(500), Duration::from_secs(2));
+    let client = ExecClient::connect_websocket(&proxy.url(), options)
         .await
         .expect("connect");
     let mut states = client.connection_state();
@@ -199,7 +206,13 @@ async fn a_pending_read_gets_connection_lost_and_the_session_goes_on() {
         matches!(state, ConnectionState::Reconnecting { .. })
     })
     .await;
-    state_where(&mut states, |state| *state == ConnectionState::Connected).await;
+    // A call made now waits for the resume, then is answered.
+    let listed = tokio::time::timeout(PATIENCE, client.process_list(ProcessListParams {}))
+        .await
+        .expect("answered in time")
+        .expect("answered once resumed");
+    assert_eq!(listed.processes.len(), 1);
+    assert_eq!(*states.borrow(), ConnectionState::Connected);
 
     // The process lived through the drop, and its stdin still works.
     child.write(b"after the cut\n").await.expect("write");
