@@ -245,6 +245,54 @@ async fn dash_dash_url_runs_on_a_websocket_server() {
     );
 }
 
+/// SIGTERM to `exec --url` kills the remote tree now, though the server
+/// keeps a session whose connection went (for its TTL, 30 s by default).
+#[tokio::test]
+async fn sigterm_to_exec_dash_dash_url_kills_the_remote_process() {
+    use tokio::io::AsyncBufReadExt as _;
+
+    let server = start_ws_server(None).await;
+    let mut child = exec(&[
+        "--url",
+        &server.url,
+        "--",
+        "sh",
+        "-c",
+        "echo $$; exec sleep 60",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("exec-server starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let remote: i64 = tokio::time::timeout(PATIENCE, lines.next_line())
+        .await
+        .expect("the remote pid in time")
+        .expect("reading stdout")
+        .and_then(|line| line.trim().parse().ok())
+        .expect("the remote pid");
+    assert!(exec_testkit::process_alive(remote));
+    let pid = child.id().expect("exec's pid") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal exec");
+    let status = tokio::time::timeout(PATIENCE, child.wait())
+        .await
+        .expect("exec ends in time")
+        .expect("waiting for exec");
+    assert_eq!(status.code(), Some(143));
+    // Gone well within the session TTL: `exec` terminated it.
+    let started = Instant::now();
+    assert!(
+        exec_testkit::wait_gone(remote).await,
+        "the remote process lives on"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
 #[tokio::test]
 async fn dash_dash_url_sends_the_token_from_the_environment() {
     let server = start_ws_server(Some("s3cret-token")).await;

@@ -299,6 +299,7 @@ async fn session(client: &ExecClient, launch: Launch) -> Result<u8> {
                         if error.kind() == std::io::ErrorKind::BrokenPipe {
                             // Nobody reads our output any more (`| head`):
                             // end quietly, as a process killed by SIGPIPE.
+                            end_remote(&handle).await;
                             return Ok(exit_for_signal(NixSignal::SIGPIPE as i32));
                         }
                         return Err(error).context("writing the output");
@@ -323,13 +324,33 @@ async fn session(client: &ExecClient, launch: Launch) -> Result<u8> {
                     });
                 }
                 LocalSignal::WindowResized => resize_later(&handle),
-                LocalSignal::End(signal) => return Ok(exit_for_signal(signal as i32)),
+                LocalSignal::End(signal) => {
+                    end_remote(&handle).await;
+                    return Ok(exit_for_signal(signal as i32));
+                }
             },
         }
     }
     match status {
         Some(status) => exit_status(program, status),
         None => bail!("the server closed `{program}` without reporting its exit"),
+    }
+}
+
+/// How long `exec` waits for the server to kill the remote tree when it
+/// ends early; past it, the session's end (at the server's session TTL)
+/// kills the tree instead.
+const END_REMOTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `exec` ends before the remote process (a signal, a closed stdout): kills
+/// the remote tree now. Closing the connection alone would leave it running
+/// for the server's session TTL, since the server keeps a session whose
+/// connection went for a client to resume.
+async fn end_remote(handle: &ProcessHandle) {
+    match tokio::time::timeout(END_REMOTE_TIMEOUT, handle.terminate()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::debug!(%error, "terminating the remote process failed"),
+        Err(_) => tracing::debug!("terminating the remote process timed out"),
     }
 }
 

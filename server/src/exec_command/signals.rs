@@ -7,9 +7,9 @@
 //!   and reach the remote PTY instead; only a signal sent from elsewhere is
 //!   forwarded then.
 //! - SIGWINCH (the window was resized) resizes the remote PTY under `-t`.
-//! - SIGTERM and SIGHUP end the session: the terminal is restored, the
-//!   connection closes (so the server kills the remote process tree), and
-//!   `exec` exits with 128 + the signal number, as if it had died of it.
+//! - SIGTERM and SIGHUP end the session: the remote process tree is
+//!   terminated, the terminal restored, the connection closed, and `exec`
+//!   exits with 128 + the signal number, as if it had died of it.
 
 use std::io;
 
