@@ -9,8 +9,8 @@
 use std::io::Write as _;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
-use exec_client::{ExecClient, ProcessEvent};
+use anyhow::{Context, Result, ensure};
+use exec_client::ExecClient;
 use exec_testkit::CutProxy;
 use sha2::{Digest as _, Sha256};
 
@@ -18,6 +18,7 @@ use crate::Bench;
 use crate::report::{Better, Figure};
 use crate::servers::{CHILD_PATH, WsServer, client_options};
 use crate::stats::median;
+use crate::throughput::consume;
 
 /// Megabytes (10^6 bytes) per second.
 fn megabytes_per_second(bytes: u64, seconds: f64) -> f64 {
@@ -66,7 +67,10 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
     Ok(vec![
         Figure::new(
             "output_cut_ws",
-            "output through a connection cut every 64 MiB, WebSocket, SHA-256 checked",
+            &format!(
+                "output through a connection cut every {} MiB, WebSocket, SHA-256 checked",
+                cut_every >> 20
+            ),
             "MB/s",
             Better::Higher,
             cut_speed,
@@ -94,7 +98,7 @@ async fn connect(url: &str) -> Result<ExecClient> {
 /// `process/closed`; fails unless exactly the file's bytes came, in order.
 async fn cat(client: &ExecClient, path: &str, bytes: u64, expected: &[u8; 32]) -> Result<f64> {
     let started = Instant::now();
-    let mut child = client
+    let child = client
         .command("cat")
         .arg(path)
         .env("PATH", CHILD_PATH)
@@ -103,23 +107,12 @@ async fn cat(client: &ExecClient, path: &str, bytes: u64, expected: &[u8; 32]) -
         .context("starting cat")?;
     let mut hasher = Sha256::new();
     let mut received = 0u64;
-    let mut exit = None;
-    while let Some(event) = child.next_event().await? {
-        match event {
-            ProcessEvent::Output(chunk) => {
-                received += chunk.bytes.len() as u64;
-                hasher.update(&chunk.bytes);
-            }
-            ProcessEvent::Exited(status) => exit = Some(status),
-            ProcessEvent::OutputLost { bytes } => bail!("the client lost {bytes} bytes"),
-            _ => {}
-        }
-    }
+    consume(child, "cat", |bytes| {
+        received += bytes.len() as u64;
+        hasher.update(bytes);
+    })
+    .await?;
     let seconds = started.elapsed().as_secs_f64();
-    ensure!(
-        exit.is_some_and(|status| status.success()),
-        "cat did not succeed: {exit:?}"
-    );
     ensure!(received == bytes, "received {received} of {bytes} bytes");
     ensure!(
         hasher.finalize().as_slice() == expected,

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use exec_client::{ExecClient, ProcessEvent};
+use exec_client::{ExecClient, ProcessEvent, RemoteChild};
 
 use crate::Bench;
 use crate::local_pty::LocalPty;
@@ -115,27 +115,38 @@ async fn remote_output(client: &ExecClient, tty: bool, bytes: u64) -> Result<f64
         command = command.pty(24, 80);
     }
     let started = Instant::now();
-    let mut child = command.spawn().await.context("starting head")?;
+    let child = command.spawn().await.context("starting head")?;
     let mut received = 0u64;
-    let mut exit = None;
-    while let Some(event) = child.next_event().await? {
-        match event {
-            ProcessEvent::Output(chunk) => received += chunk.bytes.len() as u64,
-            ProcessEvent::Exited(status) => exit = Some(status),
-            ProcessEvent::OutputLost { bytes } => bail!("the client lost {bytes} bytes"),
-            _ => {}
-        }
-    }
+    consume(child, "head", |bytes| received += bytes.len() as u64).await?;
     let seconds = started.elapsed().as_secs_f64();
-    ensure!(
-        exit.is_some_and(|status| status.success()),
-        "head did not succeed: {exit:?}"
-    );
     ensure!(
         received == bytes,
         "received {received} of {bytes} bytes (tty: {tty})"
     );
     Ok(megabytes_per_second(bytes, seconds))
+}
+
+/// Hands each chunk of `child`'s output to `on_output` until it closed;
+/// fails unless it exited with code 0 and no output was lost.
+pub async fn consume(
+    mut child: RemoteChild,
+    program: &str,
+    mut on_output: impl FnMut(&[u8]),
+) -> Result<()> {
+    let mut exit = None;
+    while let Some(event) = child.next_event().await? {
+        match event {
+            ProcessEvent::Output(chunk) => on_output(&chunk.bytes),
+            ProcessEvent::Exited(status) => exit = Some(status),
+            ProcessEvent::OutputLost { bytes } => bail!("the client lost {bytes} bytes"),
+            _ => {}
+        }
+    }
+    ensure!(
+        exit.is_some_and(|status| status.success()),
+        "{program} did not succeed: {exit:?}"
+    );
+    Ok(())
 }
 
 /// The same command into a pipe of this process, in MB/s.

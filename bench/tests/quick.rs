@@ -24,6 +24,7 @@ const FIGURES: &[&str] = &[
     "pty_echo_stdio_p99",
     "memory_per_idle_process",
     "connections_processes",
+    "output_cut_ws",
 ];
 
 #[test]
