@@ -52,6 +52,11 @@ struct ServeArgs {
     /// `Origin` gets HTTP 403.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
+    /// `Host` name (without port) a loopback listener accepts besides
+    /// `localhost` and loopback addresses (repeatable); any other `Host`
+    /// gets HTTP 403, against DNS rebinding. Not checked off loopback.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
     /// Processes a connection may have at once, running or retained.
     #[arg(long, value_name = "COUNT")]
     max_processes: Option<usize>,
@@ -201,6 +206,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 let policy = Arc::new(AccessPolicy {
                     token,
                     allowed_origins: args.allowed_origins,
+                    allowed_hosts: local.ip().is_loopback().then_some(args.allowed_hosts),
                 });
                 ws::serve(listener, config, policy, &shutdown).await;
                 Ok(())

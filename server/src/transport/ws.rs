@@ -33,6 +33,11 @@ pub struct AccessPolicy {
     /// other `Origin` (a browser page) gets HTTP 403, which stops cross-site
     /// WebSocket hijacking of a local server.
     pub allowed_origins: Vec<String>,
+    /// On a loopback listener, the `Host` names allowed besides loopback
+    /// ones (`localhost`, `*.localhost`, loopback addresses); any other
+    /// `Host` gets HTTP 403, which stops DNS rebinding (a name that resolved
+    /// elsewhere, then to 127.0.0.1). `None` (a non-loopback listener): any `Host`.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl AccessPolicy {
@@ -41,9 +46,20 @@ impl AccessPolicy {
     fn check(&self, request: &Request) -> Result<(), ErrorResponse> {
         // With two values of a header, which one a proxy in front of us
         // checked and which one we would check may differ: refuse both.
-        for name in [header::ORIGIN, header::AUTHORIZATION] {
+        for name in [header::ORIGIN, header::AUTHORIZATION, header::HOST] {
             if request.headers().get_all(&name).iter().nth(1).is_some() {
                 return Err(refusal(StatusCode::BAD_REQUEST, "a header given twice"));
+            }
+        }
+        if let Some(allowed_hosts) = &self.allowed_hosts {
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .unwrap_or_default();
+            let name = host_name(host);
+            if !is_loopback_name(name) && !allowed_hosts.iter().any(|allowed| allowed == name) {
+                return Err(refusal(StatusCode::FORBIDDEN, "host not allowed"));
             }
         }
         if let Some(origin) = request.headers().get(header::ORIGIN) {
@@ -67,6 +83,28 @@ impl AccessPolicy {
         }
         Ok(())
     }
+}
+
+/// The name of a `Host` header value, without its port (`[::1]:80` is `::1`).
+fn host_name(host: &str) -> &str {
+    if let Some(bracketed) = host.strip_prefix('[') {
+        return bracketed.split(']').next().unwrap_or_default();
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|byte| byte.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// Whether `name` can only mean this machine: `localhost` and its
+/// subdomains (RFC 6761), or a loopback address.
+fn is_loopback_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower == "localhost"
+        || lower.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }
 
 fn refusal(status: StatusCode, reason: &str) -> ErrorResponse {
