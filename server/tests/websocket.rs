@@ -210,3 +210,64 @@ async fn a_loopback_listener_refuses_foreign_host_names() {
     let status_line = String::from_utf8_lossy(&response[..read]).into_owned();
     assert!(status_line.starts_with("HTTP/1.1 400"), "{status_line}");
 }
+
+/// A raw WebSocket connection after its upgrade: the stream, ready for frames.
+async fn raw_upgraded(address: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connects");
+    stream
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .expect("writes");
+    // Read the 101 response up to its blank line, and nothing after it.
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        let mut byte = [0_u8; 1];
+        stream.read_exact(&mut byte).await.expect("the response");
+        response.push(byte[0]);
+    }
+    assert!(response.starts_with(b"HTTP/1.1 101"));
+    stream
+}
+
+/// The close code of the close frame the server answers `frame` with.
+async fn close_code_for(address: &str, frame: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = raw_upgraded(address).await;
+    stream.write_all(frame).await.expect("writes");
+    let mut header = [0_u8; 4];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_exact(&mut header),
+    )
+    .await
+    .expect("a close frame in time")
+    .expect("a close frame");
+    assert_eq!(header[0], 0x88, "a close frame: {header:?}");
+    u16::from_be_bytes([header[2], header[3]])
+}
+
+/// Framing errors close the connection with the close code RFC 6455 gives them.
+#[tokio::test]
+async fn framing_errors_close_with_their_close_code() {
+    let server = start(ServerLauncher::new()).await;
+    let address = server.server_url.trim_start_matches("ws://").to_owned();
+    // A client frame without a mask: a protocol error, 1002.
+    assert_eq!(close_code_for(&address, b"\x81\x02hi").await, 1002);
+    // A masked text frame whose payload is not UTF-8: 1007.
+    let mask = [1_u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x82];
+    frame.extend(mask);
+    frame.extend(
+        [0xff_u8, 0xfe]
+            .iter()
+            .zip(mask)
+            .map(|(byte, key)| byte ^ key),
+    );
+    assert_eq!(close_code_for(&address, &frame).await, 1007);
+}

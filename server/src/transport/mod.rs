@@ -38,6 +38,12 @@ pub enum Farewell {
     /// Another connection resumed its session (WebSocket close code 4000,
     /// reason "session resumed by another connection").
     SessionResumed,
+    /// The client broke the transport's framing (WebSocket close code 1002).
+    ProtocolError,
+    /// A message too big for the transport to take in (close code 1009).
+    TooBig,
+    /// A text message that is not UTF-8 (close code 1007).
+    InvalidData,
 }
 
 /// What the writer is told when the connection closes.
@@ -68,6 +74,12 @@ pub trait MessageSource: Send {
     /// The next message; `None` once the client closed the connection or
     /// reading failed (logged).
     fn next(&mut self) -> impl Future<Output = Option<Received<'_>>> + Send;
+
+    /// How to say goodbye once [`Self::next`] returned `None`: why reading
+    /// ended, when it was the client's fault.
+    fn farewell(&self) -> Farewell {
+        Farewell::Normal
+    }
 }
 
 /// Where a connection's outgoing texts go.
@@ -120,15 +132,17 @@ pub async fn serve_connection<S: MessageSource, K: MessageSink>(
         }
     }
     let departure = connection.close().await;
-    drop(connection);
     let ended = departure == Departure::Ended;
+    // Told before the connection (the last sender of responses) goes, so a
+    // writer that finds the responses closed also finds how to say goodbye.
     let _ = stop_writer.send(Stop {
         drain_events: ended,
         farewell: match departure {
             Departure::Superseded => Farewell::SessionResumed,
-            Departure::Ended | Departure::Detached => Farewell::Normal,
+            Departure::Ended | Departure::Detached => source.farewell(),
         },
     });
+    drop(connection);
     let grace = if ended { DRAIN_GRACE } else { DETACH_GRACE };
     match tokio::time::timeout(grace, &mut writer).await {
         Ok(Ok(())) => {}
@@ -171,7 +185,13 @@ async fn write_loop<K: MessageSink>(
                 }
             }
         };
-        let Some(text) = next else { break };
+        let Some(text) = next else {
+            // Everything is out; the stop may have come meanwhile unseen.
+            if !stopping && let Ok(stopped) = stop.try_recv() {
+                farewell = stopped.farewell;
+            }
+            break;
+        };
         if sink.send(text).await.is_err() {
             return;
         }

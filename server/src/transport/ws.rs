@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::{StatusCode, header};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::{Farewell, MessageSink, MessageSource, Received, serve_connection};
 use crate::config::ServerConfig;
@@ -259,6 +259,7 @@ async fn serve_socket(
         frames,
         current: Utf8Bytes::from_static(""),
         peer,
+        failure: Farewell::Normal,
     };
     serve_connection(config, source, FrameSink { sink }, shutdown).await;
     tracing::debug!(%peer, "connection closed");
@@ -272,6 +273,8 @@ struct FrameSource {
     current: Utf8Bytes,
     /// The client's address, for logs.
     peer: SocketAddr,
+    /// Why reading failed, when the client broke the framing.
+    failure: Farewell,
 }
 
 impl MessageSource for FrameSource {
@@ -301,11 +304,21 @@ impl MessageSource for FrameSource {
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
                 Err(error) => {
                     tracing::debug!(peer = %self.peer, %error, "connection failed");
+                    self.failure = match error {
+                        WsError::Protocol(_) => Farewell::ProtocolError,
+                        WsError::Capacity(_) => Farewell::TooBig,
+                        WsError::Utf8(_) => Farewell::InvalidData,
+                        _ => Farewell::Normal,
+                    };
                     return None;
                 }
             }
         }
         Some(Received::Message(self.current.as_str()))
+    }
+
+    fn farewell(&self) -> Farewell {
+        self.failure
     }
 }
 
@@ -328,11 +341,21 @@ impl MessageSink for FrameSink {
     }
 
     async fn close(mut self, farewell: Farewell) {
-        if farewell == Farewell::SessionResumed {
-            let frame = CloseFrame {
-                code: CloseCode::Library(SESSION_RESUMED_CLOSE_CODE),
-                reason: Utf8Bytes::from_static("session resumed by another connection"),
-            };
+        let frame = |code, reason| CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let frame = match farewell {
+            Farewell::Normal => None,
+            Farewell::SessionResumed => Some(frame(
+                CloseCode::Library(SESSION_RESUMED_CLOSE_CODE),
+                "session resumed by another connection",
+            )),
+            Farewell::ProtocolError => Some(frame(CloseCode::Protocol, "framing error")),
+            Farewell::TooBig => Some(frame(CloseCode::Size, "message too big")),
+            Farewell::InvalidData => Some(frame(CloseCode::Invalid, "text frame not UTF-8")),
+        };
+        if let Some(frame) = frame {
             let _ = self.sink.send(Message::Close(Some(frame))).await;
         }
         let _ = self.sink.close().await;
