@@ -81,8 +81,9 @@ pub struct ConnectOptions {
     /// which does not tell `killed` or `timedOut` apart: such an exit then
     /// reports `signaled`.
     pub reconnect: bool,
-    /// The wait before the first reconnect attempt after a drop; each
-    /// further attempt waits twice as long, up to
+    /// The wait before the second reconnect attempt after a drop (the
+    /// first goes at once: most drops are a cut connection, not a server
+    /// that is down); each further attempt waits twice as long, up to
     /// [`ConnectOptions::reconnect_max_delay`]. Default 100 ms.
     pub reconnect_initial_delay: Duration,
     /// The longest wait between two reconnect attempts. Default 2 s.
@@ -159,8 +160,9 @@ impl ConnectOptions {
         self
     }
 
-    /// Sets the wait before the first reconnect attempt and the longest
-    /// wait between two attempts (raised to `initial` if below it).
+    /// Sets the wait before the second reconnect attempt (the first goes at
+    /// once) and the longest wait between two attempts (raised to `initial`
+    /// if below it).
     pub fn reconnect_delays(mut self, initial: Duration, max: Duration) -> Self {
         self.reconnect_initial_delay = initial;
         self.reconnect_max_delay = max.max(initial);

@@ -1,6 +1,7 @@
 /**
  * {@link Backoff}: when the client tries to reconnect after a drop. The
- * first attempt waits `initialDelayMs`, each next one twice as long as the
+ * first attempt goes at once (see `reconnect.ts`); the second waits
+ * `initialDelayMs`, each next one twice as long as the
  * one before, at most `maxDelayMs`, and there are no more attempts once the
  * give-up time is reached: the session's TTL after the drop (the server has
  * ended the session by then), or `maxElapsedMs` when that is shorter. Pure

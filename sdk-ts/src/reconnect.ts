@@ -22,7 +22,7 @@ import type { WebSocketLike } from "./transport.js";
  * Every field is optional; times are in milliseconds.
  */
 export interface ReconnectOptions {
-  /** Wait before the first attempt after a drop. Default 100. */
+  /** Wait before the second attempt after a drop (the first goes at once). Default 100. */
   initialDelayMs?: number | undefined;
   /** Longest wait between attempts; the wait doubles up to it. Default 2000. */
   maxDelayMs?: number | undefined;
@@ -116,7 +116,9 @@ export class Reconnector {
     const backoff = new Backoff(this.#policy, Date.now(), this.#target.sessionTtlMs);
     let lastError: Error | undefined;
     for (let attempt = 1; ; attempt += 1) {
-      const delay = backoff.next(Date.now());
+      // The first attempt goes at once: most drops are a cut connection,
+      // and the server is still there.
+      const delay = attempt === 1 ? 0 : backoff.next(Date.now());
       if (delay === undefined) {
         this.#running = false;
         const why = lastError === undefined ? "" : `: ${lastError.message}`;

@@ -1,4 +1,5 @@
-//! [`Backoff`]: how long to wait before each reconnect attempt, and
+//! [`Backoff`]: how long to wait before each reconnect attempt after the
+//! first (which goes at once), and
 //! [`give_up_after`]: how long to keep trying at all.
 
 use std::time::Duration;

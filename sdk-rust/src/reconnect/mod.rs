@@ -212,7 +212,13 @@ impl Supervisor {
         let mut close_requested = self.router.close_requested();
         let mut attempts = 0;
         loop {
-            let delay = backoff.next_delay();
+            // The first attempt goes at once: most drops are a cut
+            // connection, and the server is still there.
+            let delay = if attempts == 0 {
+                Duration::ZERO
+            } else {
+                backoff.next_delay()
+            };
             if Instant::now() + delay >= deadline {
                 return Err(ClosedReason::GaveUp { attempts });
             }
