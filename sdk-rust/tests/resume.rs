@@ -125,6 +125,16 @@ async fn a_hundred_megabytes_arrive_byte_exact_through_a_connection_cut_every_4_
     assert_eq!(hex(&digest.finalize()), expected_digest);
     assert!(status.expect("an exit").success(), "{status:?}");
     assert_eq!(child.dropped_bytes(), 0);
+    // A cut may come right after the last bytes the process needed: wait
+    // for the resume it started.
+    let mut state = client.connection_state();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        state.wait_for(|state| *state == ConnectionState::Connected),
+    )
+    .await
+    .expect("connected again in time")
+    .expect("the client lives");
     let cuts = proxy.cuts();
     assert!(cuts > 0, "the proxy cut the connection");
     // One connection per resume, and the session is attached again.
