@@ -13,7 +13,14 @@ import { dirname, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
-import { type ConnectOptions, ExecClient, ExecError, type ErrorKind, type RemoteProcess } from "exec-server-client";
+import {
+  type ConnectOptions,
+  type ConnectionState,
+  ExecClient,
+  ExecError,
+  type ErrorKind,
+  type RemoteProcess,
+} from "exec-server-client";
 
 /** The `sdk-ts` directory (this file runs from `dist-test/test/`). */
 export const SDK_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -247,4 +254,16 @@ export function execError(code: number, kind: ErrorKind | undefined): (error: un
     assert.deepEqual({ code: error.code, kind: error.kind }, { code, kind });
     return true;
   };
+}
+
+/** Resolves with the next state of `client` that is `status`. */
+export function reaches(client: ExecClient, status: ConnectionState["status"]): Promise<ConnectionState> {
+  return new Promise((resolve) => {
+    const stop = client.onConnectionStateChange((state) => {
+      if (state.status === status) {
+        stop();
+        resolve(state);
+      }
+    });
+  });
 }

@@ -20,6 +20,8 @@ import {
 } from "exec-server-client";
 import { type WebSocket, WebSocketServer } from "ws";
 
+import { reaches } from "./harness.js";
+
 /** A JSON-RPC message as the fake sees it. */
 interface Message {
   id?: number;
@@ -154,18 +156,6 @@ function recordStates(client: ExecClient): ConnectionState["status"][] {
   const states: ConnectionState["status"][] = [];
   client.onConnectionStateChange((state) => states.push(state.status));
   return states;
-}
-
-/** Resolves once `client` reaches `status`. */
-function reaches(client: ExecClient, status: ConnectionState["status"]): Promise<ConnectionState> {
-  return new Promise((resolve) => {
-    const stop = client.onConnectionStateChange((state) => {
-      if (state.status === status) {
-        stop();
-        resolve(state);
-      }
-    });
-  });
 }
 
 test("a drop mid-output: resume, read back from the newest seq held, every byte once, the exit from the read", { timeout: 10_000 }, async () => {

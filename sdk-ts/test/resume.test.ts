@@ -20,7 +20,7 @@ import { ConnectionClosedError, ConnectionLostError, type ConnectionState, ExecC
 import { WebSocket } from "ws";
 
 import { type CuttingProxy, startCuttingProxy } from "./cutting-proxy.js";
-import { type TestServer, collect, readUntil, startServer } from "./harness.js";
+import { type TestServer, collect, reaches, readUntil, startServer } from "./harness.js";
 
 /** Output of the big test: 100,000,000 bytes of numbered lines, each different. */
 const BIG_OUTPUT_COMMAND = "seq -w 0 99999999 | head -c 100000000";
@@ -60,18 +60,6 @@ function recordStates(client: ExecClient): ConnectionState[] {
   const states: ConnectionState[] = [];
   client.onConnectionStateChange((state) => states.push(state));
   return states;
-}
-
-/** Resolves with the next state of `client` that is `status`. */
-function reaches(client: ExecClient, status: ConnectionState["status"]): Promise<ConnectionState> {
-  return new Promise((resolve) => {
-    const stop = client.onConnectionStateChange((state) => {
-      if (state.status === status) {
-        stop();
-        resolve(state);
-      }
-    });
-  });
 }
 
 test("100 MB of output arrive byte-exact through a connection cut every 4 MiB", { timeout: 120_000 }, async () => {

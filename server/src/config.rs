@@ -2,11 +2,6 @@
 
 use crate::process::ProcessConfig;
 
-/// The environment variable `serve` reads its connection token from (when
-/// no `--token-file` is given). The server blanks it in its own environment
-/// after reading it, and never passes it to the processes it starts.
-pub const TOKEN_ENV_VARIABLE: &str = "EXEC_SERVER_TOKEN";
-
 /// Settings of a server, shared by all its connections.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

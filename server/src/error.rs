@@ -126,14 +126,14 @@ impl ServerError {
         match self {
             Self::NotInitialized | Self::AlreadyInitialized => INVALID_REQUEST,
             Self::Internal(_) => INTERNAL_ERROR,
-            Self::Fs { .. } if self.kind() == Some(ErrorKind::Io) => INTERNAL_ERROR,
+            Self::Fs { .. } if self.kind() == ErrorKind::Io => INTERNAL_ERROR,
             _ => INVALID_PARAMS,
         }
     }
 
     /// The schema's `data.kind`; every error has one.
-    pub fn kind(&self) -> Option<ErrorKind> {
-        Some(match self {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
             Self::NotInitialized => ErrorKind::NotInitialized,
             Self::AlreadyInitialized => ErrorKind::AlreadyInitialized,
             Self::UnknownSession { .. } => ErrorKind::UnknownSession,
@@ -147,13 +147,13 @@ impl ServerError {
             Self::Fs { source, .. } => io_error_kind(source),
             Self::LimitExceeded { .. } => ErrorKind::LimitExceeded,
             Self::Internal(_) => ErrorKind::Io,
-        })
+        }
     }
 
     /// The JSON-RPC error object sent to the client.
     pub fn to_error_object(&self) -> ErrorObject {
-        let data = self.kind().map(|kind| ErrorData {
-            kind,
+        let data = Some(ErrorData {
+            kind: self.kind(),
             path: match self {
                 Self::InvalidPath { path, .. } | Self::Fs { path, .. } => Some(echo(path)),
                 _ => None,

@@ -65,5 +65,6 @@ pub mod shutdown;
 mod sync;
 pub mod transport;
 
-pub use config::{ServerConfig, TOKEN_ENV_VARIABLE};
+pub use config::ServerConfig;
 pub use error::*;
+pub use process::TOKEN_ENV_VARIABLE;

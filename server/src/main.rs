@@ -148,7 +148,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let token = read_token(args.token_file.as_deref())?;
     // Looked at before `init_reaper`, which gives inherited-ignored signals a
     // handler: a server started under `nohup` keeps ignoring hangups.
-    let hangup_ignored = inherited_ignored(nix::sys::signal::Signal::SIGHUP);
+    let hangup_ignored = exec_server::process::is_ignored(nix::sys::signal::Signal::SIGHUP);
     exec_server::process::init_reaper().context("becoming the child subreaper")?;
     let mut config = ServerConfig::default();
     // This binary is also the `arg0` helper for PTY processes.
@@ -241,19 +241,6 @@ async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) -> Option
         Some(signal) => signal.recv().await,
         None => std::future::pending().await,
     }
-}
-
-/// Whether this process started with `signal` ignored (the `SigIgn` mask of
-/// `/proc/self/status`, as `nohup` leaves SIGHUP).
-fn inherited_ignored(signal: nix::sys::signal::Signal) -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("SigIgn:"))
-        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1 << (signal as i32 - 1)) != 0)
 }
 
 /// The connection token: `--token-file`, else `EXEC_SERVER_TOKEN`, else none.

@@ -20,6 +20,13 @@ async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> Option<u16> {
             .headers_mut()
             .append(name, value.parse().expect("a header value"));
     }
+    status_of(request).await
+}
+
+/// The HTTP status that refuses the upgrade `request`, `None` when it succeeds.
+async fn status_of(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> Option<u16> {
     match tokio_tungstenite::connect_async(request).await {
         Ok(_) => None,
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
@@ -151,13 +158,7 @@ async fn upgrade_status_with_host(url: &str, host: &str) -> Option<u16> {
         tokio_tungstenite::tungstenite::http::header::HOST,
         host.parse().expect("a header value"),
     );
-    match tokio_tungstenite::connect_async(request).await {
-        Ok(_) => None,
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            Some(response.status().as_u16())
-        }
-        Err(error) => panic!("unexpected failure: {error}"),
-    }
+    status_of(request).await
 }
 
 /// On a loopback listener, only loopback `Host` names (or allowed ones) may

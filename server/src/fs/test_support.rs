@@ -26,7 +26,7 @@ pub(super) fn summary(error: &ServerError) -> ErrorSummary {
     let object = error.to_error_object();
     (
         object.code,
-        error.kind(),
+        Some(error.kind()),
         object.data.and_then(|data| data.path),
     )
 }

@@ -14,6 +14,11 @@ use nix::unistd::{AccessFlags, access};
 use super::procfs::TREE_MARKER_VARIABLE;
 use crate::error::{ServerError, require_absolute};
 
+/// The environment variable `serve` reads its connection token from (when
+/// no `--token-file` is given). The server blanks it in its own environment
+/// after reading it, and never passes it to the processes it starts.
+pub const TOKEN_ENV_VARIABLE: &str = "EXEC_SERVER_TOKEN";
+
 /// The search path `execvp` uses when the environment has no `PATH`
 /// (POSIX `confstr(_CS_PATH)` on Linux).
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
@@ -79,7 +84,7 @@ impl LaunchSpec {
         let mut env: BTreeMap<OsString, OsString> = if params.inherit_env == Some(true) {
             // The server's connection token is never passed on.
             std::env::vars_os()
-                .filter(|(name, _)| name != crate::config::TOKEN_ENV_VARIABLE)
+                .filter(|(name, _)| name != TOKEN_ENV_VARIABLE)
                 .collect()
         } else {
             BTreeMap::new()
@@ -200,7 +205,7 @@ mod tests {
         let kind = |params: ProcessStartParams| {
             LaunchSpec::new(&params, "m/")
                 .err()
-                .and_then(|error| error.kind())
+                .map(|error| error.kind())
         };
         assert_eq!(
             kind(params(&["sh"], "relative/dir")),

@@ -75,8 +75,10 @@ mod signal;
 mod start;
 mod tree;
 
+pub use command::TOKEN_ENV_VARIABLE;
 pub use events::{EncodeEvent, EventSink, ProcessEvent};
 pub use pty::{ARG0_HELPER_COMMAND, run_arg0_helper};
+pub use reaper::is_ignored;
 pub use signal::nix_signal;
 
 use std::collections::BTreeMap;

@@ -170,17 +170,10 @@ const CLIENT_SIGNALS: [NixSignal; 6] = [
 /// `/proc/self/status` are touched; the streams are returned so their
 /// handlers are plainly in use.
 fn restore_ignored_signals_for_children() -> Vec<tokio::signal::unix::Signal> {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return Vec::new();
-    };
-    let ignored = status
-        .lines()
-        .find_map(|line| line.strip_prefix("SigIgn:"))
-        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-        .unwrap_or(0);
+    let ignored = ignored_signals();
     CLIENT_SIGNALS
         .iter()
-        .filter(|signal| ignored & (1 << (**signal as i32 - 1)) != 0)
+        .filter(|signal| ignored & signal_bit(**signal) != 0)
         .filter_map(|signal| {
             let kind = tokio::signal::unix::SignalKind::from_raw(*signal as i32);
             tokio::signal::unix::signal(kind)
@@ -190,6 +183,32 @@ fn restore_ignored_signals_for_children() -> Vec<tokio::signal::unix::Signal> {
                 .ok()
         })
         .collect()
+}
+
+/// Whether this process ignores `signal` (as a shell leaves SIGINT and
+/// SIGQUIT for a background job, and `nohup` SIGHUP); false when
+/// `/proc/self/status` cannot be read. Called before [`init_reaper`], it
+/// tells what the process inherited.
+pub fn is_ignored(signal: NixSignal) -> bool {
+    ignored_signals() & signal_bit(signal) != 0
+}
+
+/// The `SigIgn` mask of `/proc/self/status` (0 when unreadable).
+fn ignored_signals() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("SigIgn:"))
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `signal`'s bit in a `/proc` signal mask.
+fn signal_bit(signal: NixSignal) -> u64 {
+    1 << (signal as i32 - 1)
 }
 
 /// Reaps the zombie children of this process that it did not spawn through

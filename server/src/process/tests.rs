@@ -225,7 +225,7 @@ async fn wait_until_gone(pid: i32) {
 }
 
 fn error_kind(error: ServerError) -> Option<ErrorKind> {
-    error.kind()
+    Some(error.kind())
 }
 
 #[tokio::test]
