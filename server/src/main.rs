@@ -96,19 +96,6 @@ fn parse_listen(url: &str) -> Result<Listen> {
 }
 
 fn main() -> ExitCode {
-    // The `arg0` helper for PTY processes (see `ProcessConfig::arg0_helper`)
-    // runs before anything else: it only execs the real program.
-    let mut arguments = std::env::args_os().skip(1);
-    if arguments.next().as_deref()
-        == Some(std::ffi::OsStr::new(
-            exec_server::process::ARG0_HELPER_COMMAND,
-        ))
-    {
-        let error = exec_server::process::run_arg0_helper(arguments);
-        eprintln!("exec-server: cannot run the program: {error}");
-        return ExitCode::from(127);
-    }
-
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -151,8 +138,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let hangup_ignored = exec_server::process::is_ignored(nix::sys::signal::Signal::SIGHUP);
     exec_server::process::init_reaper().context("becoming the child subreaper")?;
     let mut config = ServerConfig::default();
-    // This binary is also the `arg0` helper for PTY processes.
-    config.process.arg0_helper = std::env::current_exe().ok();
     if let Some(max_processes) = args.max_processes {
         config.process.max_processes = max_processes;
     }

@@ -1,15 +1,13 @@
 //! What only the in-process mode (`exec_server::in_process`) has: a
-//! configuration handed over directly, no local server process, no `arg0`
-//! helper, and a host process it must leave alone. The scenarios every
-//! transport shares run in-process too: the wire-level ones in this
-//! directory (`envelope.rs`, `methods.rs`, `processes.rs`) and the client
-//! ones in `sdk-rust/tests/local_server.rs`.
+//! configuration handed over directly, no local server process, and a host
+//! process it must leave alone. The scenarios every transport shares run
+//! in-process too: the wire-level ones in this directory (`envelope.rs`,
+//! `methods.rs`, `processes.rs`, where `arg0` reaches a PTY process) and the
+//! client ones in `sdk-rust/tests/local_server.rs`.
 
 use exec_client::{ConnectOptions, ErrorKind, ExecClient};
 use exec_server::ServerConfig;
-use exec_testkit::{Transport, WireClient};
 use pretty_assertions::assert_eq;
-use serde_json::json;
 
 async fn connect(test: &str) -> ExecClient {
     exec_server::in_process::connect(ConnectOptions::new(test))
@@ -59,30 +57,6 @@ async fn a_custom_config_applies_through_the_transport() {
         .expect_err("one process per connection");
     assert_eq!(error.kind(), Some(ErrorKind::LimitExceeded));
     client.close().await.expect("closes");
-}
-
-/// `arg0` on a PTY process needs the `exec-server` binary as a helper; the
-/// in-process mode has none (its host is some other program), so the start
-/// fails cleanly instead (over stdio, `processes.rs` sees `arg0` arrive).
-#[tokio::test]
-async fn arg0_on_a_pty_process_is_spawn_failed_without_the_helper() {
-    let mut client = WireClient::connect(Transport::InProcess).await;
-    client.handshake().await;
-    let response = client
-        .request(
-            "process/start",
-            json!({"processId": "named", "argv": ["/bin/sh", "-c", "true"], "cwd": "/",
-                   "env": {}, "tty": true, "arg0": "renamed-shell"}),
-        )
-        .await;
-    assert_eq!(
-        (
-            response["error"]["code"].clone(),
-            response["error"]["data"]["kind"].clone()
-        ),
-        (json!(-32602), json!("spawnFailed")),
-        "{response}"
-    );
 }
 
 /// Closing the client ends the connection, which kills its processes; and

@@ -208,8 +208,7 @@ exec_testkit::transport_tests! {
     output_never_overtakes_the_start_response: [stdio, in_process],
     pty_process_reads_input_and_resizes: [stdio, in_process],
     pty_process_without_path_in_its_environment_starts: [stdio, in_process],
-    // In-process there is no `arg0` helper: see `in_process.rs`.
-    arg0_reaches_a_pty_process: [stdio],
+    arg0_reaches_a_pty_process: [stdio, in_process],
 }
 
 /// A stdio server whose stdin stays open still obeys SIGTERM, SIGINT and

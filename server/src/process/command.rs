@@ -1,12 +1,15 @@
 //! [`LaunchSpec`]: a checked `process/start` request, turned into what both
 //! spawners (pipes and PTYs) need: the program found in the child's `PATH`,
 //! the child's whole environment (with the tree marker), and its working
-//! directory.
+//! directory; and [`LaunchSpec::command`], the one place that builds the
+//! `std::process::Command` of a spec, which both spawners start from.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use exec_protocol::ProcessStartParams;
 use nix::unistd::{AccessFlags, access};
@@ -121,6 +124,27 @@ impl LaunchSpec {
     /// The arguments after `argv[0]`.
     pub(crate) fn args(&self) -> &[String] {
         self.argv.get(1..).unwrap_or_default()
+    }
+
+    /// The command that runs this spec: the resolved program, shown `arg0` as
+    /// its `argv[0]`, with the arguments, the working directory and exactly
+    /// the spec's environment (nothing of the server's own).
+    ///
+    /// Both spawners start from it and add only their stdio and how the child
+    /// leaves the server's process group (`pipe`: a group of its own; `pty`:
+    /// a session of its own, in a `pre_exec` hook). So whatever every child
+    /// must do before it runs the program (a `pre_exec` hook such as joining
+    /// a containment cgroup) is added here, once; such a hook must not call
+    /// `setsid` or `setpgid`, which are the spawners' own.
+    pub(crate) fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command
+            .arg0(&self.arg0)
+            .args(self.args())
+            .current_dir(&self.cwd)
+            .env_clear()
+            .envs(&self.env);
+        command
     }
 }
 

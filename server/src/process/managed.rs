@@ -13,12 +13,12 @@ use exec_protocol::{
     ExitReason, OutputStream, ProcessId, ProcessInfo, ProcessReadResponse, ProcessStartParams,
     Signal, WriteStatus,
 };
-use portable_pty::{MasterPty, PtySize};
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::ChildStdin;
 use tokio::sync::{Notify, watch};
 
 use super::output::{ExitEvent, RetainedOutput};
+use super::pty::PtyMaster;
 use super::signal::{nix_signal, protocol_signal};
 use super::tree::Tree;
 use crate::error::ServerError;
@@ -49,7 +49,7 @@ pub(crate) enum ChildIo {
     Pty {
         /// The master side, for resizing and for reading the terminal's VEOF;
         /// `None` once the process closed (see [`ManagedProcess::release_io`]).
-        master: Mutex<Option<Box<dyn MasterPty + Send>>>,
+        master: Mutex<Option<PtyMaster>>,
     },
 }
 
@@ -58,7 +58,7 @@ pub(crate) enum StdinSink {
     /// A pipe process's stdin.
     Pipe(ChildStdin),
     /// A PTY's master side (a blocking writer, used on blocking threads).
-    Pty(Box<dyn std::io::Write + Send>),
+    Pty(std::fs::File),
 }
 
 /// The stdin of a process, with the write ids already applied.
@@ -393,7 +393,7 @@ impl ManagedProcess {
                 Ok(())
             }
             ChildIo::Pty { master } => {
-                let Some(eof) = lock(master).as_deref().map(terminal_eof_character) else {
+                let Some(eof) = lock(master).as_ref().map(PtyMaster::eof_character) else {
                     // The process closed: it has no input left to end.
                     return Ok(());
                 };
@@ -415,19 +415,12 @@ impl ManagedProcess {
         };
         // A process that closed has no terminal left to resize.
         let master = lock(master);
-        let Some(master) = master.as_deref() else {
+        let Some(master) = master.as_ref() else {
             return Ok(());
         };
         master
-            .resize(PtySize {
-                rows,
-                cols,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .map_err(|error| {
-                ServerError::Internal(format!("cannot resize the terminal: {error:#}"))
-            })
+            .resize(rows, cols)
+            .map_err(|error| ServerError::Internal(format!("cannot resize the terminal: {error}")))
     }
 
     /// `process/signal`: sends `signal` to the process group (nothing once the
@@ -441,15 +434,4 @@ impl ManagedProcess {
             ))
         })
     }
-}
-
-/// The terminal's VEOF character (usually ^D), or ^D when VEOF is disabled or
-/// the termios cannot be read.
-fn terminal_eof_character(master: &(dyn MasterPty + Send)) -> u8 {
-    const CONTROL_D: u8 = 0x04;
-    master
-        .get_termios()
-        .and_then(|termios| termios.control_chars.get(nix::libc::VEOF).copied())
-        .filter(|character| *character != 0)
-        .unwrap_or(CONTROL_D)
 }

@@ -7,7 +7,8 @@
 //! - `start`: `process/start` off the locks: the id reserved under the
 //!   table's lock, the spawn outside every lock, the process in its place.
 //! - `command`: a checked `process/start` request: program found in the
-//!   child's `PATH`, whole environment, working directory.
+//!   child's `PATH`, whole environment, working directory; and the one
+//!   builder of the `std::process::Command` both spawners start from.
 //! - `pipe`, `pty`: starting a child on pipes or on a pseudo-terminal.
 //! - `managed`: the state of one process shared by the methods and its tasks
 //!   (event log, announce gate, stdin, PTY master, kill reason).
@@ -29,8 +30,8 @@
 //! Imports between these files flow one way, from `start` down to `procfs`:
 //! `start` uses `pipe`, `pty`, `command`, `driver`, `registry`, `managed`,
 //! `tree` and `reaper`; `driver` uses `registry`, `managed` and `events`;
-//! `registry` uses `managed`; `managed` uses `tree`, `signal` and `output`;
-//! `pipe` and `pty` use `command` and `reaper`; `tree` uses `reaper`; and
+//! `registry` uses `managed`; `managed` uses `tree`, `signal`, `output` and
+//! `pty` (its master); `pipe` and `pty` use `command` and `reaper`; `tree` uses `reaper`; and
 //! `command`, `tree` and `reaper` use `procfs`.
 //!
 //! # Which processes belong to a tree
@@ -77,7 +78,6 @@ mod tree;
 
 pub use command::TOKEN_ENV_VARIABLE;
 pub use events::{EncodeEvent, EventSink, ProcessEvent};
-pub use pty::{ARG0_HELPER_COMMAND, run_arg0_helper};
 pub use reaper::is_ignored;
 pub use signal::nix_signal;
 
@@ -115,12 +115,6 @@ pub struct ProcessConfig {
     /// gets `ServerError::LimitExceeded`. Closed processes do not count, and
     /// at most this many more are retained (the oldest leave first).
     pub max_processes: usize,
-    /// A program that runs another with a chosen `argv[0]`, for `arg0` on PTY
-    /// processes (portable-pty cannot set `argv[0]` apart from the program):
-    /// run as `HELPER __exec-arg0 ARG0 PROGRAM [ARGS]...`. The `exec-server`
-    /// binary is one, and `serve` sets itself here. Without it (in-process
-    /// mode), `arg0` on a PTY process gets `spawnFailed`.
-    pub arg0_helper: Option<std::path::PathBuf>,
 }
 
 impl Default for ProcessConfig {
@@ -129,7 +123,6 @@ impl Default for ProcessConfig {
             retained_output_bytes: 1024 * 1024,
             retention: Duration::from_secs(30),
             max_processes: 256,
-            arg0_helper: None,
         }
     }
 }
@@ -466,7 +459,7 @@ async fn kill_on_timeout(process: Arc<ManagedProcess>, timeout: Duration) {
 /// managed processes are re-parented to it, and starts the orphan reaper
 /// thread, which on every SIGCHLD reaps the zombie children that this module
 /// did not spawn and that are outside the server's own process group (so
-/// exit statuses of tokio's and portable-pty's children, and of children the
+/// exit statuses of tokio's children and of PTY children, and of children the
 /// server starts elsewhere in its own group, are never stolen). It also gives
 /// signals the server inherited as ignored (SIGINT and SIGQUIT when a shell
 /// started it in the background, SIGHUP under `nohup`) a do-nothing handler,

@@ -26,13 +26,8 @@ pub(crate) struct PipeChild {
 
 /// Starts `spec` on pipes. Errors: the operating system's reason the spawn failed.
 pub(crate) fn spawn(spec: &LaunchSpec) -> io::Result<PipeChild> {
-    let mut command = Command::new(&spec.program);
+    let mut command = Command::from(spec.command());
     command
-        .arg0(&spec.arg0)
-        .args(spec.args())
-        .current_dir(&spec.cwd)
-        .env_clear()
-        .envs(&spec.env)
         .stdin(if spec.pipe_stdin {
             Stdio::piped()
         } else {

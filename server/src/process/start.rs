@@ -297,8 +297,7 @@ fn launch(
             })
         }
         Some((rows, cols)) => {
-            let child = pty::spawn(spec, rows, cols, config.arg0_helper.as_deref())
-                .map_err(spawn_failed)?;
+            let child = pty::spawn(spec, rows, cols).map_err(spawn_failed)?;
             let pid = child.pid;
             let tree = Arc::new(Tree::new(pid, marker));
             let chunks = match pty::start_reader(child.reader, read_size) {

@@ -395,6 +395,83 @@ async fn pty_default_size_write_and_close_stdin() {
     );
 }
 
+/// A PTY child leads a session of its own whose controlling terminal is its
+/// PTY (with the child as the foreground group), runs under `arg0` without
+/// any helper program, gets exactly the requested environment (nothing such
+/// as `SHELL` added), and the server keeps no descriptor of the slave.
+#[tokio::test]
+async fn a_pty_child_leads_a_session_on_its_terminal_with_arg0_and_its_environment() {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let _shared = KILL_ALL_EXCLUSION.read().await;
+    let mut harness = Harness::new();
+    let mut start = pty_params("session", &["sh", "-c", "echo ready; read line"], 24, 80);
+    start.arg0 = Some(String::from("renamed-shell"));
+    let pid = harness.start(start).await;
+    harness.output_until("session", "ready\r\n").await;
+
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    assert_eq!(
+        String::from_utf8_lossy(&cmdline),
+        "renamed-shell\0-c\0echo ready; read line\0"
+    );
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    let names: Vec<String> = environ
+        .split(|byte| *byte == 0)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let entry = String::from_utf8_lossy(entry);
+            entry.split('=').next().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(names, ["EXEC_SERVER_TREE", "PATH"]);
+
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after_name = stat.rsplit_once(')').expect("a stat line").1;
+    let fields: Vec<i64> = after_name
+        .split_whitespace()
+        .skip(2)
+        .take(4)
+        .map(|field| field.parse().expect("a number"))
+        .collect();
+    let [group, session, tty_nr, foreground] = fields[..] else {
+        panic!("short stat line: {stat}");
+    };
+    let pid = i64::from(pid);
+    assert_eq!((group, session, foreground), (pid, pid, pid), "{stat}");
+    let terminal = std::fs::read_link(format!("/proc/{pid}/fd/0")).expect("stdin");
+    assert!(terminal.starts_with("/dev/pts"), "{terminal:?}");
+    let device = std::fs::metadata(&terminal).expect("the terminal").rdev();
+    let major = (tty_nr >> 8) & 0xfff;
+    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
+    assert_eq!(
+        (major as u64, minor as u64),
+        (nix::sys::stat::major(device), nix::sys::stat::minor(device)),
+        "the controlling terminal is stdin's"
+    );
+    let held: Vec<_> = std::fs::read_dir("/proc/self/fd")
+        .expect("own descriptors")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| *target == terminal)
+        .collect();
+    assert_eq!(
+        held,
+        Vec::<std::path::PathBuf>::new(),
+        "the server holds the slave"
+    );
+
+    harness
+        .table
+        .write(write_params("session", b"\n", None))
+        .await
+        .expect("write");
+    let events = harness.until_closed("session").await;
+    assert_eq!(
+        exited(&events),
+        json!({"exitCode": 0, "signal": null, "reason": "exited"})
+    );
+}
+
 #[tokio::test]
 async fn pipe_stdin_write_dedup_and_close() {
     let _shared = KILL_ALL_EXCLUSION.read().await;
@@ -1032,19 +1109,16 @@ async fn a_failed_start_frees_its_id_and_its_place() {
     let mut harness = Harness::with(
         ProcessConfig {
             max_processes: 1,
-            arg0_helper: None,
             ..ProcessConfig::default()
         },
         1024,
     );
-    // Fails in the spawn, after the reservation: portable-pty needs the
-    // helper for `arg0`, and this table has none.
-    let mut with_arg0 = pty_params("again", &["true"], 24, 80);
-    with_arg0.arg0 = Some(String::from("renamed"));
+    // Fails in the spawn, after the reservation and the PTY's opening: a
+    // program path (with a `/`) is not looked for before the exec.
     assert_eq!(
         harness
             .table
-            .start(with_arg0)
+            .start(pty_params("again", &["/no/such/program"], 24, 80))
             .await
             .err()
             .and_then(error_kind),
