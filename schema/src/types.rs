@@ -34,6 +34,70 @@ impl ::std::str::FromStr for AbsolutePath {
         Ok(Self(value.to_string()))
     }
 }
+///How the server contains the processes it starts.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct Containment {
+    ///Whether a guardian process kills every managed tree when the server itself dies, even by SIGKILL (true for the `exec-server` binary; false in-process).
+    #[serde(rename = "killOnServerDeath")]
+    pub kill_on_server_death: bool,
+    ///How trees are found and killed.
+    pub mechanism: ContainmentMechanism,
+}
+///How a managed process's tree is found and killed (README, "Guarantees and limits").
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd,
+)]
+pub enum ContainmentMechanism {
+    ///Each managed process runs in a cgroup v2 of its own, killed whole with `cgroup.kill`: no descendant escapes, whatever it does to its environment, process group, session or parentage (short of moving itself to another cgroup, which needs write access to the cgroup filesystem).
+    #[serde(rename = "cgroup")]
+    Cgroup,
+    ///No writable cgroup v2: trees are found by walking `/proc` (process group, session, parent links and the inherited `EXEC_SERVER_TREE` marker variable) and killed in rounds. A descendant that leaves its group and session, loses its parent and clears its environment before a walk sees it escapes.
+    #[serde(rename = "processTree")]
+    ProcessTree,
+}
+impl ::std::fmt::Display for ContainmentMechanism {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Cgroup => f.write_str("cgroup"),
+            Self::ProcessTree => f.write_str("processTree"),
+        }
+    }
+}
+impl ::std::str::FromStr for ContainmentMechanism {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "cgroup" => Ok(Self::Cgroup),
+            "processTree" => Ok(Self::ProcessTree),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for ContainmentMechanism {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for ContainmentMechanism {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
 ///One entry of a directory.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
@@ -482,6 +546,10 @@ pub struct InitializeParams {
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct InitializeResponse {
+    ///How this server keeps a managed process's descendants from outliving it. Absent from servers that do not report it.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub containment: ::std::option::Option<Containment>,
     ///Limits in force on this connection.
     pub limits: ServerLimits,
     ///The machine the server runs on.
@@ -1169,6 +1237,20 @@ pub fn typescript_declarations(
         files.push((
             path,
             <crate::Base64Bytes as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::Containment as ::ts_rs::TS>::output_path() {
+        files.push((
+            path,
+            <crate::Containment as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::ContainmentMechanism as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::ContainmentMechanism as ::ts_rs::TS>::export_to_string(config)?,
         ));
     }
     if let ::std::option::Option::Some(path) = <crate::DirectoryEntry as ::ts_rs::TS>::output_path()

@@ -20,6 +20,8 @@
 //! - `process/`: processes on pipes and PTYs, sequence-numbered retained
 //!   output, typed events, and killing whole process trees.
 //! - `fs/`: the `fs/*` methods, one file per operation.
+//! - `guardian`: the process the binary starts beside itself, which kills
+//!   every managed tree when the server dies, even by SIGKILL.
 //! - `shutdown`: the explicit server shutdown (tell every connection, wait,
 //!   kill what remains).
 //! - `error`: [`ServerError`], every way a method can fail.
@@ -57,6 +59,7 @@ mod config;
 mod connection;
 mod error;
 pub mod fs;
+pub mod guardian;
 pub mod in_process;
 pub mod process;
 mod rpc;

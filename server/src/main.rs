@@ -69,6 +69,21 @@ struct ServeArgs {
     /// session with its connection. Not used over stdio.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     session_ttl: u64,
+    /// How trees of managed processes are contained: `auto` (a cgroup v2
+    /// per process where this server may create cgroups, else `/proc`
+    /// walks) or `process-tree` (always `/proc` walks). `initialize`
+    /// reports which is in force.
+    #[arg(long, value_enum, default_value_t = ContainmentChoice::Auto)]
+    containment: ContainmentChoice,
+}
+
+/// The values of `serve --containment`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ContainmentChoice {
+    /// A cgroup v2 per process when possible, else `/proc` walks.
+    Auto,
+    /// Always `/proc` walks (process group, session, parent links, marker).
+    ProcessTree,
 }
 
 /// The shortest token a non-loopback listener accepts, in bytes: anything
@@ -96,6 +111,23 @@ fn parse_listen(url: &str) -> Result<Listen> {
 }
 
 fn main() -> ExitCode {
+    // The guardian (see `exec_server::guardian`) runs before anything else:
+    // it must not start a runtime or set up logging of its own.
+    let mut arguments = std::env::args_os().skip(1);
+    if arguments.next().as_deref()
+        == Some(std::ffi::OsStr::new(
+            exec_server::guardian::GUARDIAN_COMMAND,
+        ))
+    {
+        return match exec_server::guardian::run(arguments) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("exec-server guardian: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -137,6 +169,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
     // handler: a server started under `nohup` keeps ignoring hangups.
     let hangup_ignored = exec_server::process::is_ignored(nix::sys::signal::Signal::SIGHUP);
     exec_server::process::init_reaper().context("becoming the child subreaper")?;
+    if args.containment == ContainmentChoice::Auto
+        && let Err(reason) = exec_server::process::init_cgroup_containment()
+    {
+        tracing::info!("no cgroup containment ({reason}); trees are found by walking /proc");
+    }
+    // Without a guardian the trees survive a SIGKILL of the server, which
+    // `initialize` then says (`containment.killOnServerDeath: false`).
+    if let Err(error) = exec_server::guardian::start() {
+        tracing::warn!(%error, "cannot start the guardian process");
+    }
     let mut config = ServerConfig::default();
     if let Some(max_processes) = args.max_processes {
         config.process.max_processes = max_processes;

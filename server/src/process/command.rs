@@ -14,6 +14,7 @@ use std::process::Command;
 use exec_protocol::ProcessStartParams;
 use nix::unistd::{AccessFlags, access};
 
+use super::cgroup::ProcessCgroup;
 use super::procfs::TREE_MARKER_VARIABLE;
 use crate::error::{ServerError, require_absolute};
 
@@ -136,7 +137,11 @@ impl LaunchSpec {
     /// must do before it runs the program (a `pre_exec` hook such as joining
     /// a containment cgroup) is added here, once; such a hook must not call
     /// `setsid` or `setpgid`, which are the spawners' own.
-    pub(crate) fn command(&self) -> Command {
+    ///
+    /// With `cgroup`, the child joins that cgroup before it execs (the
+    /// containment of `cgroup.rs`), so the program runs no instruction
+    /// outside it; a refused join fails the spawn with the kernel's error.
+    pub(crate) fn command(&self, cgroup: Option<&ProcessCgroup>) -> Command {
         let mut command = Command::new(&self.program);
         command
             .arg0(&self.arg0)
@@ -144,6 +149,17 @@ impl LaunchSpec {
             .current_dir(&self.cwd)
             .env_clear()
             .envs(&self.env);
+        if let Some(cgroup) = cgroup {
+            let joiner = cgroup.joiner();
+            // SAFETY: the hook runs in the child between fork and exec, where
+            // only async-signal-safe calls are allowed: it makes one
+            // `write(2)` on a descriptor opened before the fork, and
+            // allocates nothing.
+            #[allow(unsafe_code)]
+            unsafe {
+                command.pre_exec(move || joiner.join());
+            }
+        }
         command
     }
 }

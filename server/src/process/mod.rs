@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! - `mod.rs` (this file): [`ProcessTable`], one connection's processes and
-//!   the `process/*` methods; [`init_reaper`] and [`kill_all`] for the server.
+//!   the `process/*` methods.
 //! - `start`: `process/start` off the locks: the id reserved under the
 //!   table's lock, the spawn outside every lock, the process in its place.
 //! - `command`: a checked `process/start` request: program found in the
@@ -18,23 +18,37 @@
 //! - `events`: [`ProcessEvent`], the typed events a process reports (the
 //!   protocol layer encodes them; nothing here knows JSON-RPC).
 //! - `signal`: the one table of protocol signals and their POSIX signals.
-//! - `tree`: a process's tree and killing trees in rounds.
+//! - `tree`: a process's tree and killing trees: by cgroup, or in rounds of
+//!   `/proc` walks.
+//! - `cgroup`: cgroup v2 containment: a cgroup per process below one per
+//!   table below the server's, `cgroup.kill`, removal.
+//! - `containment`: which mechanism is in force, as `initialize` reports it.
 //! - `reaper`: the child subreaper, the orphan reaper, and the managed
 //!   children it must leave alone.
 //! - `registry`: the live processes of every table, for [`kill_all`].
 //! - `retention`: how long closed processes stay readable, and how many.
 //! - `resume`: what a table does for a session that detaches and resumes:
 //!   the eviction rule, `process/ack`, and answering retried starts.
+//! - `global`: the server-wide side: [`init_reaper`],
+//!   [`init_cgroup_containment`], [`kill_all`], and what the guardian runs.
 //! - `procfs`: reading `/proc`.
 //!
-//! Imports between these files flow one way, from `start` down to `procfs`:
-//! `start` uses `pipe`, `pty`, `command`, `driver`, `registry`, `managed`,
-//! `tree` and `reaper`; `driver` uses `registry`, `managed` and `events`;
-//! `registry` uses `managed`; `managed` uses `tree`, `signal`, `output` and
-//! `pty` (its master); `pipe` and `pty` use `command` and `reaper`; `tree` uses `reaper`; and
+//! Imports between these files flow one way, from `start` and `global`
+//! down to `procfs` and `cgroup`: `start` uses `pipe`, `pty`, `command`,
+//! `driver`, `registry`, `managed`, `tree`, `cgroup` and `reaper`; `global`
+//! uses `reaper`, `registry`, `tree` and `cgroup`; `driver` uses `registry`,
+//! `managed` and `events`; `registry` uses `managed`; `managed` uses `tree`,
+//! `signal`, `output` and `pty` (its master); `pipe` and `pty` use `command`
+//! and `reaper`; `command` uses `cgroup` (the child joins its cgroup);
+//! `tree` uses `reaper` and `cgroup`; `containment` uses `cgroup`; and
 //! `command`, `tree` and `reaper` use `procfs`.
 //!
 //! # Which processes belong to a tree
+//! With cgroup containment (`init_cgroup_containment`, on by default in
+//! `serve`), a tree is its cgroup: the child joins it between fork and exec
+//! and every descendant stays in it, whatever it does; killing the tree
+//! writes `cgroup.kill`. Without it (no writable cgroup v2, or
+//! `serve --containment process-tree`), trees are found by walking `/proc`:
 //! A managed process leads a process group of its own (a PTY process a
 //! session of its own). Its descendants may leave both (`setsid`,
 //! `setpgid`) and may lose their parent (a double fork), so killing the group
@@ -60,9 +74,12 @@
 //! A kill is followed by reaping: the managed child is reaped by tokio (pipes)
 //! or its waiter thread (PTY); adopted orphans by the orphan reaper.
 
+mod cgroup;
 mod command;
+mod containment;
 mod driver;
 mod events;
+mod global;
 mod managed;
 mod output;
 mod pipe;
@@ -78,12 +95,17 @@ mod tree;
 
 pub use command::TOKEN_ENV_VARIABLE;
 pub use events::{EncodeEvent, EventSink, ProcessEvent};
+pub use global::{
+    cgroup_directory, init_cgroup_containment, init_reaper, kill_all, kill_dead_server_trees,
+};
 pub use reaper::is_ignored;
 pub use signal::nix_signal;
 
+pub(crate) use containment::{containment, set_guardian_running};
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use exec_protocol::{
@@ -185,6 +207,19 @@ impl TableInner {
             .is_some_and(|current| Arc::ptr_eq(current, process))
         {
             processes.remove(&process.process_id);
+            // Its cgroup goes once empty; one that still holds descendants
+            // stays until the table's cgroup is killed and removed.
+            if let Some(directory) = process.tree.cgroup() {
+                cgroup::remove(directory);
+            }
+        }
+    }
+
+    /// What killing everything of this table takes (its session ended).
+    fn sweep(&self) -> tree::Sweep {
+        tree::Sweep {
+            marker_prefix: self.marker_prefix(),
+            cgroup: cgroup::table_directory(self.id),
         }
     }
 
@@ -433,61 +468,26 @@ impl ProcessTable {
             .iter()
             .map(|process| process.tree.clone())
             .collect();
-        tree::kill_trees(trees, Some(self.inner.marker_prefix())).await;
+        tree::kill_trees(trees, Some(self.inner.sweep())).await;
         for process in &processes {
             process.tree.wait_reaped().await;
         }
         lock(&self.inner.processes).clear();
-    }
-}
-
-/// Kills `process`'s tree with reason `timedOut` after `timeout`, unless it
-/// was reaped first.
-async fn kill_on_timeout(process: Arc<ManagedProcess>, timeout: Duration) {
-    tokio::select! {
-        () = tokio::time::sleep(timeout) => {
-            if process.request_kill(ExitReason::TimedOut) {
-                tree::kill_trees(vec![process.tree.clone()], None).await;
-            }
+        if let Some(directory) = cgroup::table_directory(self.inner.id) {
+            cgroup::remove(&directory);
         }
-        () = process.tree.wait_reaped() => {}
     }
 }
 
-/// Once at server start, inside the tokio runtime: makes this process the
-/// child subreaper (`PR_SET_CHILD_SUBREAPER`), so orphaned descendants of
-/// managed processes are re-parented to it, and starts the orphan reaper
-/// thread, which on every SIGCHLD reaps the zombie children that this module
-/// did not spawn and that are outside the server's own process group (so
-/// exit statuses of tokio's children and of PTY children, and of children the
-/// server starts elsewhere in its own group, are never stolen). It also gives
-/// signals the server inherited as ignored (SIGINT and SIGQUIT when a shell
-/// started it in the background, SIGHUP under `nohup`) a do-nothing handler,
-/// so that children start with their default action and `process/signal`
-/// works on them. Calling it again only renews the subreaper flag.
-///
-/// Errors: the `prctl` failed (not Linux, or refused), or the reaper thread
-/// or its SIGCHLD handler could not start.
-pub fn init_reaper() -> std::io::Result<()> {
-    reaper::init_reaper()
-}
-
-/// Server shutdown (SIGTERM/SIGINT): kills every managed process tree of every
-/// table (exit reason `killed`), and every leftover process carrying this
-/// server's tree marker, then waits until the children are reaped.
-pub async fn kill_all() {
-    let processes = registry::live_processes();
-    for process in &processes {
-        process.request_kill(ExitReason::Killed);
+/// Kills `tree` after `timeout`, with reason `timedOut` while its child
+/// runs. The timeout holds for the whole tree: what the child left running
+/// when it exited before its time dies then too.
+async fn kill_on_timeout(process: Weak<ManagedProcess>, tree: Arc<tree::Tree>, timeout: Duration) {
+    tokio::time::sleep(timeout).await;
+    if let Some(process) = process.upgrade() {
+        process.request_kill(ExitReason::TimedOut);
     }
-    let trees = processes
-        .iter()
-        .map(|process| process.tree.clone())
-        .collect();
-    tree::kill_trees(trees, Some(registry::server_marker_prefix())).await;
-    for process in &processes {
-        process.tree.wait_reaped().await;
-    }
+    tree::kill_trees(vec![tree], None).await;
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::process::Stdio;
 
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
+use super::cgroup::ProcessCgroup;
 use super::command::LaunchSpec;
 use super::reaper;
 
@@ -24,9 +25,10 @@ pub(crate) struct PipeChild {
     pub stderr: ChildStderr,
 }
 
-/// Starts `spec` on pipes. Errors: the operating system's reason the spawn failed.
-pub(crate) fn spawn(spec: &LaunchSpec) -> io::Result<PipeChild> {
-    let mut command = Command::from(spec.command());
+/// Starts `spec` on pipes, in `cgroup` when given. Errors: the operating
+/// system's reason the spawn (or joining the cgroup) failed.
+pub(crate) fn spawn(spec: &LaunchSpec, cgroup: Option<&ProcessCgroup>) -> io::Result<PipeChild> {
+    let mut command = Command::from(spec.command(cgroup));
     command
         .stdin(if spec.pipe_stdin {
             Stdio::piped()

@@ -34,6 +34,7 @@ use rustix::pty::{OpenptFlags, grantpt, ioctl_tiocgptpeer, openpt, ptsname, unlo
 use rustix::termios::{SpecialCodeIndex, Winsize, tcgetattr, tcsetwinsize};
 use tokio::sync::{mpsc, oneshot};
 
+use super::cgroup::ProcessCgroup;
 use super::command::LaunchSpec;
 use super::reaper;
 
@@ -85,15 +86,20 @@ pub(crate) struct PtyChild {
     pub writer: File,
 }
 
-/// Starts `spec` on a new PTY of `rows` by `cols`. Errors: the operating
+/// Starts `spec` on a new PTY of `rows` by `cols`, in `cgroup` when given. Errors: the operating
 /// system's reason (opening the PTY, a descriptor limit, the spawn, or the
 /// child's `setsid`/`TIOCSCTTY`, which the spawn reports as its own error).
-pub(crate) fn spawn(spec: &LaunchSpec, rows: u16, cols: u16) -> io::Result<PtyChild> {
+pub(crate) fn spawn(
+    spec: &LaunchSpec,
+    rows: u16,
+    cols: u16,
+    cgroup: Option<&ProcessCgroup>,
+) -> io::Result<PtyChild> {
     let (master, slave) = open(rows, cols)?;
     let reader = master.file()?;
     let writer = master.file()?;
 
-    let mut command = spec.command();
+    let mut command = spec.command(cgroup);
     command
         .stdin(Stdio::from(slave.try_clone()?))
         .stdout(Stdio::from(slave.try_clone()?))

@@ -35,13 +35,14 @@
 use std::io;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use exec_protocol::{ProcessId, ProcessStartParams, ProcessStartResponse};
 use futures_util::future::BoxFuture;
 use tokio::sync::{oneshot, watch};
 
+use super::cgroup::{self, ProcessCgroup};
 use super::command::LaunchSpec;
 use super::driver::{Driver, OutputSource};
 use super::managed::{ChildIo, ManagedProcess, StdinSink};
@@ -180,7 +181,14 @@ impl ProcessTable {
             output,
             exit,
             waiter,
-        } = launch(&spec, &params, serial, marker, config, read_size)?;
+        } = launch(
+            &spec,
+            &params,
+            (self.inner.id, serial),
+            marker,
+            config,
+            read_size,
+        )?;
         let table_open = reservation.fill(&process);
         registry::register_live(serial, &process);
 
@@ -188,9 +196,11 @@ impl ProcessTable {
             pid: process.pid(),
             process_id: params.process_id,
         };
-        let timeout = params
-            .timeout_ms
-            .map(|timeout_ms| (process.clone(), Duration::from_millis(timeout_ms)));
+        let timeout = params.timeout_ms.map(|timeout_ms| Timeout {
+            process: Arc::downgrade(&process),
+            tree: process.tree.clone(),
+            after: Duration::from_millis(timeout_ms),
+        });
         Ok(Started {
             waiter,
             driver: Driver {
@@ -210,6 +220,17 @@ impl ProcessTable {
     }
 }
 
+/// A process's `timeoutMs`, for the task that kills its tree then. It does
+/// not keep the process itself alive (its retained output can go first).
+struct Timeout {
+    /// The process, for its exit reason while its child runs.
+    process: Weak<ManagedProcess>,
+    /// Its tree, killed when the time is up.
+    tree: Arc<Tree>,
+    /// How long after the start.
+    after: Duration,
+}
+
 /// A spawned child whose tasks are not started yet.
 pub(super) struct Started {
     /// Waits for a pipe child (until it runs, the child's pid stays in the
@@ -217,8 +238,8 @@ pub(super) struct Started {
     waiter: Option<BoxFuture<'static, ()>>,
     /// Reads its output and learns its exit.
     driver: Driver,
-    /// The process and its `timeoutMs`, when it has one.
-    timeout: Option<(Arc<ManagedProcess>, Duration)>,
+    /// Its `timeoutMs`, when it has one.
+    timeout: Option<Timeout>,
     /// False when the table shut down while the child was being spawned.
     table_open: bool,
     /// What `process/start` answers.
@@ -235,8 +256,12 @@ impl Started {
             tokio::spawn(waiter);
         }
         tokio::spawn(self.driver.run());
-        if let Some((process, timeout)) = self.timeout {
-            tokio::spawn(kill_on_timeout(process, timeout));
+        if let Some(timeout) = self.timeout {
+            tokio::spawn(kill_on_timeout(
+                timeout.process,
+                timeout.tree,
+                timeout.after,
+            ));
         }
         if !self.table_open {
             return Err(closing());
@@ -253,7 +278,7 @@ impl Started {
 fn launch(
     spec: &LaunchSpec,
     params: &ProcessStartParams,
-    serial: u64,
+    (table, serial): (u64, u64),
     marker: String,
     config: &ProcessConfig,
     read_size: usize,
@@ -262,10 +287,24 @@ fn launch(
         program: spec.program_name.clone(),
         source,
     };
+    let cgroup = ProcessCgroup::create(table, serial).map_err(|error| {
+        spawn_failed(io::Error::new(
+            error.kind(),
+            format!("cannot create the process's cgroup: {error}"),
+        ))
+    })?;
+    // A failed spawn leaves no process in the cgroup: it goes at once.
+    let spawn_failed = |source: io::Error| {
+        if let Some(cgroup) = &cgroup {
+            cgroup::remove(&cgroup.directory);
+        }
+        spawn_failed(source)
+    };
     match spec.terminal_size {
         None => {
-            let child = pipe::spawn(spec).map_err(spawn_failed)?;
-            let tree = Arc::new(Tree::new(child.pid, marker));
+            let child = pipe::spawn(spec, cgroup.as_ref()).map_err(spawn_failed)?;
+            let cgroup = cgroup.map(|cgroup| cgroup.directory);
+            let tree = Arc::new(Tree::new(child.pid, marker, cgroup));
             let process = Arc::new(ManagedProcess::new(
                 params.process_id.clone(),
                 serial,
@@ -297,9 +336,10 @@ fn launch(
             })
         }
         Some((rows, cols)) => {
-            let child = pty::spawn(spec, rows, cols).map_err(spawn_failed)?;
+            let child = pty::spawn(spec, rows, cols, cgroup.as_ref()).map_err(spawn_failed)?;
             let pid = child.pid;
-            let tree = Arc::new(Tree::new(pid, marker));
+            let cgroup = cgroup.map(|cgroup| cgroup.directory);
+            let tree = Arc::new(Tree::new(pid, marker, cgroup));
             let chunks = match pty::start_reader(child.reader, read_size) {
                 Ok(chunks) => chunks,
                 Err(error) => {

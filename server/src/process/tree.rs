@@ -1,9 +1,11 @@
 //! Killing whole process trees: [`Tree`], the operating-system side of one
-//! managed process, and [`kill_trees`], which walks `/proc` for a tree's
-//! members and SIGKILLs them in rounds until none is alive (see the `process`
-//! module documentation for which processes belong to a tree).
+//! managed process, and [`kill_trees`], which kills a tree's cgroup when it
+//! has one (see `cgroup`) and otherwise walks `/proc` for its members and
+//! SIGKILLs them in rounds until none is alive (see the `process` module
+//! documentation for which processes belong to a tree).
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use nix::unistd::{Pid, getpid};
 use tokio::sync::watch;
 
 use super::procfs::{self, ProcStat};
-use super::reaper;
+use super::{cgroup, reaper};
 use crate::sync::lock;
 
 /// Kill rounds before giving up on processes that do not die (a process stuck
@@ -31,6 +33,8 @@ pub(crate) struct Tree {
     root: i32,
     /// The value of the tree marker variable its processes inherit.
     marker: String,
+    /// The cgroup the child was started in, when cgroup containment is on.
+    cgroup: Option<PathBuf>,
     /// Whether the child was reaped; from then on its pid may be reused, so it
     /// is neither signalled nor trusted as a group or session id.
     reaped: watch::Sender<bool>,
@@ -40,11 +44,13 @@ pub(crate) struct Tree {
 }
 
 impl Tree {
-    /// The tree of the child `root` whose processes carry `marker`.
-    pub(crate) fn new(root: u32, marker: String) -> Self {
+    /// The tree of the child `root` whose processes carry `marker` and, when
+    /// given, were started in the cgroup `cgroup`.
+    pub(crate) fn new(root: u32, marker: String, cgroup: Option<PathBuf>) -> Self {
         Self {
             root: root as i32,
             marker,
+            cgroup,
             reaped: watch::Sender::new(false),
             members: Mutex::new(HashMap::new()),
         }
@@ -53,6 +59,11 @@ impl Tree {
     /// The child's pid.
     pub(crate) fn root(&self) -> u32 {
         self.root as u32
+    }
+
+    /// The cgroup the tree runs in, when it has one.
+    pub(crate) fn cgroup(&self) -> Option<&std::path::Path> {
+        self.cgroup.as_deref()
     }
 
     /// Whether the child was reaped.
@@ -172,17 +183,51 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Kills `trees` and, when `sweep_prefix` is given, every process whose marker
-/// starts with it (with descendants): SIGKILL to each tree's process group
-/// and to every process found, in rounds until none of them is alive.
+/// Beyond the trees themselves, what else a kill takes: everything of one
+/// table (its session ended) or of the whole server (shutdown), including
+/// leftovers of processes that already left their table.
+#[derive(Debug, Clone)]
+pub(crate) struct Sweep {
+    /// Every process whose tree marker starts with this (and its descendants).
+    pub marker_prefix: String,
+    /// The cgroup holding all of them, when cgroup containment is on.
+    pub cgroup: Option<PathBuf>,
+}
+
+/// Kills `trees` and, with `sweep`, everything it names.
 ///
-/// There are at least two rounds: a process that is in the middle of an
+/// When every tree (and the sweep) has a cgroup, that is one write to each
+/// cgroup's `cgroup.kill`, repeated until no live process is left in them
+/// (a kill takes processes forked meanwhile too, and an escape from a cgroup
+/// needs write access to the cgroup filesystem). Otherwise SIGKILL goes to
+/// each tree's process group and to every process a `/proc` walk finds, in
+/// rounds until none of them is alive.
+///
+/// There are at least two walking rounds: a process that is in the middle of an
 /// `exec` shows an empty environment for an instant, so one walk alone could
 /// miss its marker, and one that forked just before the first round's
 /// signals is only found by the next walk.
-pub(crate) async fn kill_trees(trees: Vec<Arc<Tree>>, sweep_prefix: Option<String>) {
+pub(crate) async fn kill_trees(trees: Vec<Arc<Tree>>, sweep: Option<Sweep>) {
+    if let Some(directories) = cgroups_of(&trees, sweep.as_ref()) {
+        if kill_cgroups(&directories).await {
+            return;
+        }
+        tracing::warn!("killing by cgroup failed; walking /proc instead");
+    } else {
+        // Some trees have no cgroup; those that have one (and the sweep's)
+        // are killed whole before the walks, which then find only the rest.
+        let directories = trees
+            .iter()
+            .filter_map(|tree| tree.cgroup.as_deref())
+            .chain(sweep.as_ref().and_then(|sweep| sweep.cgroup.as_deref()));
+        for directory in directories {
+            if let Err(error) = cgroup::kill(directory) {
+                tracing::warn!(%error, directory = %directory.display(), "cannot kill a cgroup");
+            }
+        }
+    }
     let trees = Arc::new(trees);
-    let sweep_prefix = Arc::new(sweep_prefix);
+    let sweep_prefix = Arc::new(sweep.map(|sweep| sweep.marker_prefix));
     for round in 0..MAX_KILL_ROUNDS {
         let mut events = reaper::reap_events();
         let walk = {
@@ -209,6 +254,71 @@ pub(crate) async fn kill_trees(trees: Vec<Arc<Tree>>, sweep_prefix: Option<Strin
     }
     reaper::request_rescan();
     tracing::warn!("some processes of killed trees are still alive after {MAX_KILL_ROUNDS} rounds");
+}
+
+/// The cgroups to kill for `trees` and `sweep`, when all of them have one.
+fn cgroups_of(trees: &[Arc<Tree>], sweep: Option<&Sweep>) -> Option<Vec<PathBuf>> {
+    let mut directories: Vec<PathBuf> = trees
+        .iter()
+        .map(|tree| tree.cgroup.clone())
+        .collect::<Option<_>>()?;
+    if let Some(sweep) = sweep {
+        directories.push(sweep.cgroup.clone()?);
+    }
+    Some(directories)
+}
+
+/// Kills the cgroups `directories` until none holds a live process; false
+/// when a kill failed or processes outlived every round.
+async fn kill_cgroups(directories: &[PathBuf]) -> bool {
+    for _ in 0..MAX_KILL_ROUNDS {
+        let mut events = reaper::reap_events();
+        for directory in directories {
+            if let Err(error) = cgroup::kill(directory) {
+                tracing::warn!(%error, directory = %directory.display(), "cannot kill a cgroup");
+                return false;
+            }
+        }
+        if !directories
+            .iter()
+            .any(|directory| cgroup::is_populated(directory))
+        {
+            // The killed processes are zombies now: the managed children are
+            // reaped by their waiters, adopted orphans by the reaper.
+            reaper::request_rescan();
+            return true;
+        }
+        // A reap wakes this early; processes die within microseconds of the
+        // kill unless they are in uninterruptible sleep.
+        let _ = tokio::time::timeout(KILL_ROUND_WAIT, events.changed()).await;
+    }
+    reaper::request_rescan();
+    false
+}
+
+/// Kills everything `sweep` names from a process that is not the server
+/// (the guardian): its cgroup, then `/proc` walks for its marker, in rounds
+/// until a walk finds nothing alive. Blocking; gives up after
+/// [`MAX_KILL_ROUNDS`] rounds.
+pub(crate) fn kill_swept_blocking(sweep: &Sweep) {
+    if let Some(directory) = &sweep.cgroup {
+        for _ in 0..MAX_KILL_ROUNDS {
+            if let Err(error) = cgroup::kill(directory) {
+                tracing::warn!(%error, "cannot kill the dead server's cgroup");
+                break;
+            }
+            if !cgroup::is_populated(directory) {
+                break;
+            }
+            std::thread::sleep(KILL_ROUND_WAIT);
+        }
+    }
+    for round in 0..MAX_KILL_ROUNDS {
+        if kill_round(&[], Some(&sweep.marker_prefix)) == 0 && round > 0 {
+            return;
+        }
+        std::thread::sleep(KILL_ROUND_WAIT);
+    }
 }
 
 /// One round of [`kill_trees`]; returns how many live processes got SIGKILL.

@@ -1,0 +1,112 @@
+//! The guardian: a small process the `exec-server` binary starts beside
+//! itself, so that the trees of managed processes die with the server even
+//! when the server dies by SIGKILL (or a crash), which runs none of the
+//! server's own shutdown.
+//!
+//! The server keeps the write end of a pipe (close-on-exec, so no managed
+//! child inherits it) and gives the read end to the guardian as its stdin.
+//! The guardian reads until end of file, which comes exactly when the last
+//! copy of the write end closes: when the server process is gone, however it
+//! ended. It then kills the server's cgroup (see `process/cgroup.rs`) and
+//! sweeps `/proc` for every process carrying the server's tree marker,
+//! removes the cgroup directories and exits. After a clean shutdown there
+//! is nothing left to kill and it only removes the directories.
+//!
+//! The guardian leads a session of its own and blocks SIGINT, SIGTERM,
+//! SIGHUP and SIGQUIT, so neither a terminal's signals nor a kill of the
+//! server's process group take it first; only SIGKILL to the guardian
+//! itself does, and then a server death is no longer covered
+//! (`initialize` still reported `killOnServerDeath: true`).
+
+use std::ffi::OsString;
+use std::io::{self, Read as _};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use nix::sys::signal::{SigSet, Signal};
+
+/// The hidden first argument that makes `exec-server` the guardian:
+/// `exec-server __exec-guardian SERVER_PID [CGROUP_DIRECTORY]`.
+pub const GUARDIAN_COMMAND: &str = "__exec-guardian";
+
+/// The server's end of the pipe to its guardian, held until the process ends.
+static LIFELINE: OnceLock<OwnedFd> = OnceLock::new();
+
+/// Starts the guardian of this server (once; later calls do nothing), from
+/// the `exec-server` binary at `/proc/self/exe` (which works even when the
+/// file was replaced since). Call it after [`crate::process::init_reaper`],
+/// which chooses the cgroup it must kill.
+///
+/// # Errors
+/// The pipe or the guardian process could not be created.
+pub fn start() -> io::Result<()> {
+    if LIFELINE.get().is_some() {
+        return Ok(());
+    }
+    let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let mut command = Command::new("/proc/self/exe");
+    command
+        .arg(GUARDIAN_COMMAND)
+        .arg(std::process::id().to_string())
+        .stdin(Stdio::from(read_end))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(directory) = crate::process::cgroup_directory() {
+        command.arg(directory);
+    }
+    // Not waited for: the guardian leaves this process's group, so the
+    // orphan reaper collects it should it ever end first.
+    drop(command.spawn()?);
+    if LIFELINE.set(write_end).is_ok() {
+        crate::process::set_guardian_running();
+    }
+    Ok(())
+}
+
+/// Runs the guardian with the arguments after [`GUARDIAN_COMMAND`]: waits
+/// for the server to end, then kills and removes what it left. Returns only
+/// then, with the error that stopped it, if any.
+pub fn run(mut arguments: impl Iterator<Item = OsString>) -> io::Result<()> {
+    let server_pid: u32 = arguments
+        .next()
+        .and_then(|pid| pid.to_str()?.parse().ok())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("usage: {GUARDIAN_COMMAND} SERVER_PID [CGROUP_DIRECTORY]"),
+            )
+        })?;
+    let cgroup = arguments.next().map(PathBuf::from);
+    // Fails only when already a group leader, which a fresh child is not.
+    let _ = nix::unistd::setsid();
+    let mut blocked = SigSet::empty();
+    for signal in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        blocked.add(signal);
+    }
+    blocked.thread_block().map_err(io::Error::from)?;
+    wait_for_end_of_file();
+    crate::process::kill_dead_server_trees(server_pid, cgroup.as_deref());
+    Ok(())
+}
+
+/// Reads stdin until end of file (or an error other than an interruption,
+/// which means the same: the server's end is gone).
+fn wait_for_end_of_file() {
+    let mut stdin = io::stdin().lock();
+    let mut buffer = [0_u8; 64];
+    loop {
+        match stdin.read(&mut buffer) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}

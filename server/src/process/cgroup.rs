@@ -1,0 +1,290 @@
+//! cgroup v2 containment: every managed process runs in a cgroup of its own,
+//! and killing its tree is one write of `1` to that cgroup's `cgroup.kill`
+//! (Linux 5.14+), which SIGKILLs every process in it and in the cgroups
+//! below it, including those forked while the kill runs. A process cannot
+//! leave its cgroup by changing its environment, process group, session or
+//! parent; only a write to another cgroup's `cgroup.procs` moves it, which
+//! needs write access to the cgroup filesystem.
+//!
+//! The hierarchy, below the cgroup the server itself runs in:
+//! `exec-server.<server pid>/t<table>/p<process serial>`. A table's
+//! directory is killed when its session ends (leftovers of processes that
+//! already closed included), the server's directory when the server shuts
+//! down or dies (the guardian process does it then, see `guardian.rs`).
+//! Directories are removed once empty; directories of servers that died
+//! without removing theirs are removed by the next server that starts.
+//!
+//! A child joins its cgroup between fork and exec by writing `0` ("the
+//! writing process") to the `cgroup.procs` file the server opened before the
+//! fork, so it runs no instruction of the program outside it.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+/// The prefix of the name of a server's own cgroup directory.
+const SERVER_DIRECTORY_PREFIX: &str = "exec-server.";
+
+/// The server's cgroup directory, once [`init`] found cgroup v2 usable.
+static SERVER_DIRECTORY: OnceLock<PathBuf> = OnceLock::new();
+
+/// Sets up the server's cgroup directory below the cgroup this process runs
+/// in, and removes those of servers that died. Returns why cgroup v2 cannot
+/// be used here (no cgroup v2 mount, not writable, no `cgroup.kill`) as a
+/// sentence; calling it again returns the first outcome.
+pub(crate) fn init() -> Result<(), String> {
+    static OUTCOME: OnceLock<Result<(), String>> = OnceLock::new();
+    OUTCOME
+        .get_or_init(|| {
+            let directory = create_server_directory()?;
+            // Cannot fail: only this initialization sets it.
+            let _ = SERVER_DIRECTORY.set(directory);
+            Ok(())
+        })
+        .clone()
+}
+
+/// The server's cgroup directory, when cgroup v2 containment is active.
+pub(crate) fn server_directory() -> Option<&'static Path> {
+    SERVER_DIRECTORY.get().map(PathBuf::as_path)
+}
+
+/// The cgroup directory of the table numbered `table` (not created).
+pub(crate) fn table_directory(table: u64) -> Option<PathBuf> {
+    server_directory().map(|server| server.join(format!("t{table}")))
+}
+
+/// A managed process's cgroup, created before its spawn.
+#[derive(Debug)]
+pub(crate) struct ProcessCgroup {
+    /// The cgroup's directory.
+    pub directory: PathBuf,
+    /// Its `cgroup.procs`, open for writing, for the child to join with.
+    procs: Joiner,
+}
+
+/// What a child needs to join a cgroup between fork and exec: the cgroup's
+/// `cgroup.procs`, open for writing. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Joiner(Arc<OwnedFd>);
+
+impl Joiner {
+    /// Moves the calling process into the cgroup. Only async-signal-safe
+    /// work (one `write(2)` of `0`, "the writing process"), for a child
+    /// between fork and exec. Errors: the kernel refused the move.
+    pub(crate) fn join(&self) -> io::Result<()> {
+        rustix::io::write(&*self.0, b"0")?;
+        Ok(())
+    }
+}
+
+impl ProcessCgroup {
+    /// Creates the cgroup of process `serial` of table `table` (and the
+    /// table's, the first time). `None` when cgroup containment is off.
+    /// Errors: the directory cannot be created or its `cgroup.procs` opened
+    /// (for example the cgroup limit `cgroup.max.descendants` was reached).
+    pub(crate) fn create(table: u64, serial: u64) -> io::Result<Option<Self>> {
+        let Some(table_directory) = table_directory(table) else {
+            return Ok(None);
+        };
+        let directory = table_directory.join(format!("p{serial}"));
+        fs::create_dir_all(&directory)?;
+        let procs = fs::OpenOptions::new()
+            .write(true)
+            .open(directory.join("cgroup.procs"))
+            .inspect_err(|_| {
+                let _ = fs::remove_dir(&directory);
+            })?;
+        Ok(Some(Self {
+            directory,
+            procs: Joiner(Arc::new(procs.into())),
+        }))
+    }
+
+    /// What a child runs between fork and exec to join this cgroup.
+    pub(crate) fn joiner(&self) -> Joiner {
+        self.procs.clone()
+    }
+}
+
+/// SIGKILLs every process in the cgroup `directory` and below. A cgroup that
+/// is already gone is no error. Errors: the write to `cgroup.kill` failed.
+pub(crate) fn kill(directory: &Path) -> io::Result<()> {
+    match fs::OpenOptions::new()
+        .write(true)
+        .open(directory.join("cgroup.kill"))
+    {
+        Ok(mut file) => file.write_all(b"1"),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Whether any live process is in the cgroup `directory` or below (zombies
+/// do not count). A cgroup that is gone or unreadable is empty.
+pub(crate) fn is_populated(directory: &Path) -> bool {
+    fs::read_to_string(directory.join("cgroup.events")).is_ok_and(|events| {
+        events
+            .lines()
+            .any(|line| line.split_whitespace().eq(["populated", "1"]))
+    })
+}
+
+/// Removes the cgroup `directory` and the cgroups below it, deepest first.
+/// A cgroup that still has processes stays (the kernel refuses with EBUSY),
+/// and so do its ancestors.
+pub(crate) fn remove(directory: &Path) {
+    if let Ok(entries) = fs::read_dir(directory) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                remove(&entry.path());
+            }
+        }
+    }
+    match fs::remove_dir(directory) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => tracing::debug!(%error, directory = %directory.display(), "cgroup kept"),
+    }
+}
+
+/// Finds where this process's cgroup v2 is mounted, creates
+/// `exec-server.<pid>` in it and checks it can kill. Errors: why not.
+fn create_server_directory() -> Result<PathBuf, String> {
+    let own = own_cgroup_directory()?;
+    remove_dead_servers(&own);
+    let directory = own.join(format!("{SERVER_DIRECTORY_PREFIX}{}", std::process::id()));
+    fs::create_dir_all(&directory)
+        .map_err(|error| format!("cannot create the cgroup {}: {error}", directory.display()))?;
+    if !directory.join("cgroup.kill").exists() {
+        let _ = fs::remove_dir(&directory);
+        return Err(String::from(
+            "the kernel has no cgroup.kill (Linux 5.14 or later is needed)",
+        ));
+    }
+    Ok(directory)
+}
+
+/// The directory of the cgroup v2 this process runs in: the `0::PATH` line
+/// of `/proc/self/cgroup` below the cgroup2 mount of `/proc/self/mountinfo`.
+fn own_cgroup_directory() -> Result<PathBuf, String> {
+    let cgroups = fs::read_to_string("/proc/self/cgroup")
+        .map_err(|error| format!("cannot read /proc/self/cgroup: {error}"))?;
+    let own = cgroups
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .ok_or_else(|| String::from("this process is in no cgroup v2 hierarchy"))?;
+    let mounts = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|error| format!("cannot read /proc/self/mountinfo: {error}"))?;
+    let mount =
+        cgroup2_mount(&mounts).ok_or_else(|| String::from("no cgroup2 filesystem is mounted"))?;
+    let directory = mount.join(own.trim_start_matches('/'));
+    if !directory.is_dir() {
+        return Err(format!(
+            "this process's cgroup {} is not visible in the mount",
+            directory.display()
+        ));
+    }
+    Ok(directory)
+}
+
+/// The mount point of the first cgroup2 filesystem in a `mountinfo` text
+/// whose root is the namespace's root (`/`), so that `/proc/self/cgroup`'s
+/// paths are relative to it.
+fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        // Fields: id, parent, major:minor, root, mount point, options,
+        // optional fields..., "-", filesystem type, source, super options.
+        let (before, after) = line.split_once(" - ")?;
+        if after.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        let mut fields = before.split_whitespace();
+        let root = fields.nth(3)?;
+        let mount_point = fields.next()?;
+        (root == "/").then(|| PathBuf::from(unescape_mount_path(mount_point)))
+    })
+}
+
+/// Undoes the octal escapes (`\040` for a space) of a mountinfo path.
+fn unescape_mount_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = bytes
+            .get(index + 1..index + 4)
+            .filter(|digits| bytes[index] == b'\\' && digits.iter().all(u8::is_ascii_digit))
+            .and_then(|digits| std::str::from_utf8(digits).ok())
+            .and_then(|digits| u8::from_str_radix(digits, 8).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                index += 4;
+            }
+            None => {
+                out.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Kills and removes the cgroup directories of servers that are no longer
+/// running (a server killed before its guardian could clean up, or tests).
+fn remove_dead_servers(own: &Path) {
+    let Ok(entries) = fs::read_dir(own) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(SERVER_DIRECTORY_PREFIX))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let directory = entry.path();
+        if let Err(error) = kill(&directory) {
+            tracing::debug!(%error, "cannot kill a dead server's cgroup");
+        }
+        remove(&directory);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_cgroup2_mount_with_the_namespace_root() {
+        let mountinfo = "\
+25 30 0:22 / /sys rw - sysfs sysfs rw
+35 25 0:30 /sub /sys/fs/cgroup/elsewhere rw - cgroup2 cgroup2 rw
+36 25 0:31 / /sys/fs/cgroup/unified rw,nosuid shared:9 - cgroup2 cgroup2 rw,nsdelegate
+37 25 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+";
+        assert_eq!(
+            cgroup2_mount(mountinfo),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(
+            cgroup2_mount("37 25 0:32 / /x rw - cgroup cgroup rw\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn unescapes_mount_paths() {
+        assert_eq!(unescape_mount_path(r"/mnt/a\040b"), "/mnt/a b");
+        assert_eq!(unescape_mount_path(r"/mnt/\x"), r"/mnt/\x");
+        assert_eq!(unescape_mount_path(r"/mnt/\04"), r"/mnt/\04");
+    }
+}
