@@ -104,6 +104,9 @@ struct State {
     threads: usize,
     /// Threads running a job (perhaps stuck in it).
     busy: usize,
+    /// Whether the last attempt to start a thread failed, so that a pool
+    /// at the OS's limit warns once, not once per job.
+    spawn_failing: bool,
 }
 
 impl State {
@@ -127,6 +130,7 @@ impl std::fmt::Debug for State {
             .field("queued", &self.queue.len())
             .field("threads", &self.threads)
             .field("busy", &self.busy)
+            .field("spawn_failing", &self.spawn_failing)
             .finish()
     }
 }
@@ -139,6 +143,8 @@ trait Job: Send {
     fn is_abandoned(&self) -> bool;
     /// Runs the job and sends its result to the caller.
     fn run(self: Box<Self>);
+    /// Tells the caller the job will not run, and why.
+    fn refuse(self: Box<Self>, error: PoolError);
 }
 
 /// A closure and the channel its result goes back on.
@@ -146,7 +152,7 @@ struct Reply<F, T> {
     /// The work.
     work: F,
     /// Where the result goes; closed when the caller stopped waiting.
-    reply: oneshot::Sender<T>,
+    reply: oneshot::Sender<Result<T, PoolError>>,
 }
 
 impl<F, T> Job for Reply<F, T>
@@ -160,13 +166,15 @@ where
 
     fn run(self: Box<Self>) {
         let Self { work, reply } = *self;
-        // A panic drops `reply`, which the caller sees as `Panicked`; the
-        // thread itself goes on, so a panicking job cannot shrink the pool
-        // while its count says otherwise.
-        if let Ok(result) = catch_unwind(AssertUnwindSafe(work)) {
-            // The caller may have given up meanwhile; then nobody wants it.
-            let _ = reply.send(result);
-        }
+        // The thread survives a panicking job, so a panic cannot shrink the
+        // pool while its count says otherwise.
+        let result = catch_unwind(AssertUnwindSafe(work)).map_err(|_| PoolError::Panicked);
+        // The caller may have given up meanwhile; then nobody wants it.
+        let _ = reply.send(result);
+    }
+
+    fn refuse(self: Box<Self>, error: PoolError) {
+        let _ = self.reply.send(Err(error));
     }
 }
 
@@ -206,7 +214,9 @@ impl BlockingPool {
         let (reply, result) = oneshot::channel();
         self.submit(Box::new(Reply { work, reply }))?;
         match tokio::time::timeout(deadline, result).await {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(outcome)) => outcome,
+            // Every job sends before it is dropped; a lost reply means its
+            // thread died in a way `catch_unwind` does not see.
             Ok(Err(_)) => Err(PoolError::Panicked),
             Err(_) => Err(PoolError::DeadlinePassed(deadline)),
         }
@@ -234,15 +244,26 @@ impl BlockingPool {
         // callers need not wait for it.
         let spawned = self.spawn_thread();
         let mut state = lock(&self.shared.state);
-        if let Err(error) = spawned {
-            state.threads -= 1;
-            if state.threads == 0 {
-                return Err(PoolError::Spawn(error));
+        match spawned {
+            Ok(()) => state.spawn_failing = false,
+            Err(error) => {
+                state.threads -= 1;
+                if !state.spawn_failing {
+                    state.spawn_failing = true;
+                    tracing::warn!(
+                        "{}: the OS refuses another thread ({error}); jobs wait for running ones or fail",
+                        limits.thread_name
+                    );
+                }
+                if state.threads == 0 {
+                    // Jobs queued meanwhile counted on this thread; no thread
+                    // is left to run them.
+                    for queued in state.queue.drain(..) {
+                        queued.refuse(PoolError::Spawn(copy_of(&error)));
+                    }
+                    return Err(PoolError::Spawn(error));
+                }
             }
-            tracing::warn!(
-                "{}: cannot start another thread ({error}); the job waits for a running one",
-                limits.thread_name
-            );
         }
         // Another caller may have filled the queue while this one spawned.
         self.check_room(&mut state)?;
@@ -275,6 +296,14 @@ impl BlockingPool {
             .name(self.shared.limits.thread_name.to_owned())
             .spawn(move || work_loop(&shared))
             .map(drop)
+    }
+}
+
+/// Another `io::Error` saying what `error` says (`io::Error` is not `Clone`).
+fn copy_of(error: &io::Error) -> io::Error {
+    match error.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(error.kind(), error.to_string()),
     }
 }
 
