@@ -22,6 +22,9 @@
 //! - `fs/`: the `fs/*` methods, one file per operation.
 //! - `guardian`: the process the binary starts beside itself, which kills
 //!   every managed tree when the server dies, even by SIGKILL.
+//! - `blocking_pool`: a bounded pool of threads of its own for blocking work
+//!   that may never return (the fs methods run on one), with a deadline per
+//!   job, so such work cannot starve tokio's blocking pool.
 //! - `shutdown`: the explicit server shutdown (tell every connection, wait,
 //!   kill what remains).
 //! - `error`: [`ServerError`], every way a method can fail.
@@ -55,6 +58,7 @@
 //!    order (filling gaps from `process/read`); `process/child.rs` gives the
 //!    bytes to the consumer.
 
+mod blocking_pool;
 mod config;
 mod connection;
 mod error;

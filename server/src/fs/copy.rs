@@ -11,7 +11,10 @@ use std::path::Path;
 use exec_protocol::{FsCopyParams, FsCopyResponse};
 use nix::errno::Errno;
 
-use super::paths::{absolute, fs_error, open_for_reading};
+use super::paths::{
+    NONBLOCKING_OPEN, absolute, fs_error, open_error, open_for_reading, refuse_special_file,
+    regular_file,
+};
 use super::{MAX_MODE, run_blocking};
 use crate::error::ServerError;
 
@@ -26,18 +29,24 @@ use crate::error::ServerError;
 ///
 /// # Errors
 /// `invalidPath` for a relative path; `isADirectory` (naming the source) for
-/// a directory without `recursive`; invalid params (-32602, no `data.kind`)
-/// for copying a directory into itself, a file onto itself, or a source that
-/// is neither a regular file, a directory nor a symlink (a FIFO, socket or
-/// device); otherwise the OS error naming the path it concerns: `notFound`
-/// for a missing source or destination parent, `alreadyExists` for an
-/// existing directory destination, `isADirectory` for a file copied onto a
-/// directory, `permissionDenied`, `notADirectory` or `io`.
+/// a directory without `recursive`; `invalidPath` for copying a directory
+/// into itself or a file onto itself, and for a source or destination that
+/// is a FIFO, socket or device (no byte is read from or written to one, and
+/// a destination that already is one is not even opened); otherwise the OS
+/// error naming the path it concerns: `notFound` for a missing source or
+/// destination parent, `alreadyExists` for an existing directory
+/// destination, `isADirectory` for a file copied onto a directory,
+/// `permissionDenied`, `notADirectory` or `io`; `limitExceeded` or `io` from
+/// the fs pool (`run_blocking`).
 pub async fn copy(params: FsCopyParams) -> Result<FsCopyResponse, ServerError> {
     let source = absolute(&params.source_path)?;
     let destination = absolute(&params.destination_path)?;
     let recursive = params.recursive.unwrap_or(false);
-    run_blocking(move || copy_blocking(&source, &destination, recursive)).await
+    let named = source.clone();
+    run_blocking(&named, move || {
+        copy_blocking(&source, &destination, recursive)
+    })
+    .await
 }
 
 fn copy_blocking(
@@ -127,15 +136,20 @@ fn copy_file(
     destination: &Path,
     source_metadata: &fs::Metadata,
 ) -> Result<(), ServerError> {
-    let mut reader = open_for_reading(source).map_err(|error| fs_error(source, error))?;
+    // The source was a regular file when it was looked at; opening it
+    // checks again, in case it was swapped for a FIFO meanwhile.
+    let (mut reader, _) = open_for_reading(source)?;
     let permissions = source_metadata.permissions();
-    let mut writer = OpenOptions::new()
+    refuse_special_file(destination)?;
+    let writer = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
+        .custom_flags(NONBLOCKING_OPEN)
         .mode(permissions.mode() & MAX_MODE)
         .open(destination)
-        .map_err(|error| fs_error(destination, error))?;
+        .map_err(|error| open_error(destination, error))?;
+    let (mut writer, _) = regular_file(destination, writer)?;
     // `io::copy` between files uses copy_file_range(2) on Linux (reflinks where
     // the filesystem has them). Its error does not say which side failed; it
     // is blamed on the destination, since a full disk or quota is by far the
@@ -352,7 +366,7 @@ mod tests {
                 fs_summary(ErrorKind::InvalidPath, inside),
             )
         };
-        let cases: [(FsCopyParams, &str, ErrorSummary); 12] = [
+        let cases: [(FsCopyParams, &str, ErrorSummary); 13] = [
             (
                 copy_params(&source_directory, &elsewhere, false),
                 "a directory without recursive",
@@ -390,6 +404,12 @@ mod tests {
             (
                 copy_params(&fifo, &elsewhere, false),
                 "a FIFO",
+                fs_summary(ErrorKind::InvalidPath, &fifo),
+            ),
+            // Opening a FIFO without a reader for writing would block.
+            (
+                copy_params(&file, &fifo, false),
+                "a file onto a FIFO",
                 fs_summary(ErrorKind::InvalidPath, &fifo),
             ),
             (

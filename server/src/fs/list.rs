@@ -24,7 +24,8 @@ pub async fn read_directory(
     params: FsReadDirectoryParams,
 ) -> Result<FsReadDirectoryResponse, ServerError> {
     let path = absolute(&params.path)?;
-    run_blocking(move || read_directory_blocking(&path)).await
+    let named = path.clone();
+    run_blocking(&named, move || read_directory_blocking(&path)).await
 }
 
 fn read_directory_blocking(path: &Path) -> Result<FsReadDirectoryResponse, ServerError> {

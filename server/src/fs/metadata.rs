@@ -26,7 +26,8 @@ pub async fn get_metadata(
 ) -> Result<FsGetMetadataResponse, ServerError> {
     let path = absolute(&params.path)?;
     let follow_symlinks = params.follow_symlinks.unwrap_or(true);
-    run_blocking(move || {
+    let named = path.clone();
+    run_blocking(&named, move || {
         let metadata = if follow_symlinks {
             fs::metadata(&path)
         } else {

@@ -2,20 +2,28 @@
 //! paths on the server's machine (protocol.md, "Filesystem").
 //!
 //! Each handler checks its paths first (absolute, no NUL byte), then does all
-//! of its filesystem work in one `spawn_blocking` task, so the runtime's
-//! worker threads never wait on a disk and a multi-step operation (copy a
-//! tree, check then rename) runs as one unit. An OS error becomes
-//! [`ServerError::Fs`] naming the path the OS complained about, which gives
-//! the client `data.kind` and `data.path`.
+//! of its filesystem work as one job on the fs pool (`pool`: bounded threads
+//! of its own, a deadline on each call), so the runtime's worker threads
+//! never wait on a disk, a stuck disk never delays process control or
+//! shutdown, and a multi-step operation (copy a tree, check then rename)
+//! runs as one unit. An OS error becomes
+//! [`ServerError::Fs`](crate::ServerError::Fs) naming the path the OS
+//! complained about, which gives the client `data.kind` and `data.path`.
+//!
+//! Only regular files are read or written (fs/readFile, fs/writeFile,
+//! fs/copy): a FIFO, socket or device is refused with `invalidPath`, before
+//! it is opened where possible and always before any byte moves, so a FIFO
+//! never blocks a call and its queued bytes are never consumed.
 //!
 //! # Layout
-//! - `mod.rs` (this file): the methods' `pub use`, and the two things several
-//!   operations share: `run_blocking` (the one way onto the blocking pool)
-//!   and `MAX_MODE` (the permission bits a file may be given).
+//! - `mod.rs` (this file): the methods' `pub use`, and `MAX_MODE` (the
+//!   permission bits a file may be given).
+//! - `pool`: `run_blocking`, the one way onto the fs pool, with its limits
+//!   ([`FS_MAX_THREADS`], [`FS_QUEUE_CAPACITY`], [`FS_CALL_DEADLINE`]).
 //! - `paths`: what every operation does with a path: checking the client's
 //!   path (absolute, no NUL byte), naming the path in an OS error
-//!   ([`ServerError::Fs`]), and opening a file for reading without blocking
-//!   on a FIFO.
+//!   ([`ServerError::Fs`](crate::ServerError::Fs)), and opening a regular
+//!   file without blocking on a FIFO or opening a device.
 //! - `read`: `fs/readFile`, one page of a file, at most
 //!   [`MAX_READ_FILE_BYTES`].
 //! - `write`: the two methods that create paths: `fs/writeFile` (with `mode`
@@ -32,14 +40,16 @@
 //! - `test_support` (tests only): the temporary files, params builders and
 //!   error summaries the tests of every file share.
 //!
-//! Imports flow one way: the operation files use only this file and `paths`,
-//! never each other (only `copy`'s tests call `read_directory`, to compare
-//! listings), and `paths` and `test_support` use no operation file.
+//! Imports flow one way: the operation files use only this file, `pool` and
+//! `paths`, never each other (only `copy`'s tests call `read_directory`, to
+//! compare listings), and `pool`, `paths` and `test_support` use no
+//! operation file.
 
 mod copy;
 mod list;
 mod metadata;
 mod paths;
+mod pool;
 mod read;
 mod remove;
 mod rename;
@@ -50,27 +60,16 @@ mod write;
 pub use copy::copy;
 pub use list::read_directory;
 pub use metadata::get_metadata;
+pub use pool::{FS_CALL_DEADLINE, FS_MAX_THREADS, FS_QUEUE_CAPACITY};
 pub use read::{MAX_READ_FILE_BYTES, read_file};
 pub use remove::remove;
 pub use rename::rename;
 pub use write::{create_directory, write_file};
 
-use crate::error::ServerError;
+use pool::run_blocking;
 
 /// The largest `mode` fs/writeFile accepts: the permission bits plus
 /// set-user-ID, set-group-ID and sticky (`0o7777`). The schema says the same
 /// (`maximum: 4095`), but the generated type is a plain `u32`, so the check
 /// lives here. fs/copy masks a source's `st_mode` with it too.
 const MAX_MODE: u32 = 0o7777;
-
-/// Runs filesystem work on tokio's blocking pool, so that a slow disk never
-/// stalls the tasks serving connections.
-async fn run_blocking<T, F>(work: F) -> Result<T, ServerError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, ServerError> + Send + 'static,
-{
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| ServerError::Internal(format!("the filesystem task failed: {error}")))?
-}

@@ -1,12 +1,30 @@
 //! What every `fs/*` operation does with a path: check the one the client
-//! sent, name it in an OS error, and open it for reading safely.
+//! sent, name it in an OS error, and open it as a regular file without ever
+//! blocking on a FIFO or opening a device.
+//!
+//! # Opening a regular file
+//! Three steps, each closing a hole the one before leaves:
+//! 1. `stat` the path and refuse a FIFO, socket or device before opening it,
+//!    since opening one can block or have effects of its own (a tape
+//!    rewinds, a watchdog arms).
+//! 2. Open with `O_NONBLOCK` (and `O_NOCTTY`), so that a FIFO swapped in
+//!    after the `stat` cannot block the open: without a peer, a FIFO opened
+//!    for writing fails with `ENXIO`, one opened for reading opens at once.
+//!    A regular file ignores the flag, except that a file leased by another
+//!    process answers `EWOULDBLOCK` instead of blocking for the lease break.
+//! 3. `fstat` the opened file and refuse anything but a regular file, before
+//!    any byte is read or written (so a FIFO's queued bytes stay queued),
+//!    then clear `O_NONBLOCK`, so reads and writes of the regular file are
+//!    the plain blocking ones.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, FileType, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use exec_protocol::AbsolutePath;
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
 use crate::error::{ServerError, require_absolute};
 
@@ -30,14 +48,92 @@ pub(super) fn fs_error(path: &Path, error: io::Error) -> ServerError {
     ServerError::fs(path.display().to_string(), error)
 }
 
-/// Opens a file for reading without blocking on a FIFO that has no writer:
-/// `O_NONBLOCK` makes such an open return at once (a regular file ignores the
-/// flag), so a client naming a FIFO cannot pin a blocking thread forever.
-pub(super) fn open_for_reading(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+/// The flags every open of a file to read or write adds: no blocking on a
+/// FIFO without a peer, and no controlling terminal from a TTY.
+pub(super) const NONBLOCKING_OPEN: i32 = nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY;
+
+/// Step 1 of opening a regular file (see the module documentation): refuses
+/// a path whose target is a FIFO, socket or device without opening it. A
+/// path that cannot be `stat`ed is left to the open, which reports why.
+pub(super) fn refuse_special_file(path: &Path) -> Result<(), ServerError> {
+    match fs::metadata(path) {
+        Ok(metadata) => match special_file_kind(metadata.file_type()) {
+            Some(kind) => Err(not_a_regular_file(path, kind)),
+            None => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
+/// The error for an open (step 2) that failed: `ENXIO`, which is what a
+/// FIFO without a reader and a socket answer, is told as "not a regular
+/// file" when the path now is one.
+pub(super) fn open_error(path: &Path, error: io::Error) -> ServerError {
+    if error.raw_os_error() == Some(Errno::ENXIO as i32)
+        && let Ok(metadata) = fs::metadata(path)
+        && let Some(kind) = special_file_kind(metadata.file_type())
+    {
+        return not_a_regular_file(path, kind);
+    }
+    fs_error(path, error)
+}
+
+/// Step 3 of opening a regular file: keeps `file` only when it is a regular
+/// file (a directory is `isADirectory`, anything else `invalidPath`), and
+/// makes its reads and writes blocking again.
+pub(super) fn regular_file(path: &Path, file: File) -> Result<(File, fs::Metadata), ServerError> {
+    let fail = |error: io::Error| fs_error(path, error);
+    let metadata = file.metadata().map_err(fail)?;
+    let file_type = metadata.file_type();
+    // Linux lets a directory be opened for reading and fails only at read(2);
+    // checking the open file says so plainly and without a race.
+    if file_type.is_dir() {
+        return Err(fail(Errno::EISDIR.into()));
+    }
+    if !file_type.is_file() {
+        let kind = special_file_kind(file_type).unwrap_or("special file");
+        return Err(not_a_regular_file(path, kind));
+    }
+    let flags = fcntl(&file, FcntlArg::F_GETFL).map_err(|errno| fail(errno.into()))?;
+    let blocking = OFlag::from_bits_retain(flags) & !OFlag::O_NONBLOCK;
+    fcntl(&file, FcntlArg::F_SETFL(blocking)).map_err(|errno| fail(errno.into()))?;
+    Ok((file, metadata))
+}
+
+/// Opens a regular file for reading, in the three steps of the module
+/// documentation; returns it with its metadata.
+pub(super) fn open_for_reading(path: &Path) -> Result<(File, fs::Metadata), ServerError> {
+    refuse_special_file(path)?;
+    let file = OpenOptions::new()
         .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
+        .custom_flags(NONBLOCKING_OPEN)
         .open(path)
+        .map_err(|error| open_error(path, error))?;
+    regular_file(path, file)
+}
+
+/// What a FIFO, socket or device is called in an error; `None` for a
+/// regular file, a directory or a symlink.
+fn special_file_kind(file_type: FileType) -> Option<&'static str> {
+    if file_type.is_fifo() {
+        Some("FIFO")
+    } else if file_type.is_socket() {
+        Some("socket")
+    } else if file_type.is_char_device() {
+        Some("character device")
+    } else if file_type.is_block_device() {
+        Some("block device")
+    } else {
+        None
+    }
+}
+
+/// The `invalidPath` error for a FIFO, socket or device.
+fn not_a_regular_file(path: &Path, kind: &str) -> ServerError {
+    ServerError::invalid_path(
+        path.display().to_string(),
+        format!("not a regular file but a {kind}: fs calls read and write regular files only"),
+    )
 }
 
 #[cfg(test)]
@@ -45,7 +141,11 @@ mod tests {
     use pretty_assertions::assert_eq;
 
     use super::*;
-    use crate::fs::test_support::{ErrorSummary, invalid_path_summary, outcome};
+    use exec_protocol::ErrorKind;
+
+    use crate::fs::test_support::{
+        ErrorSummary, TestResult, fs_summary, invalid_path_summary, outcome,
+    };
 
     #[test]
     fn absolute_accepts_only_absolute_paths_without_nul() {
@@ -64,5 +164,57 @@ mod tests {
                 "{path:?}"
             );
         }
+    }
+
+    #[test]
+    fn only_a_regular_file_is_kept_and_made_blocking() -> TestResult {
+        let directory = tempfile::tempdir()?;
+        let file = directory.path().join("file");
+        fs::write(&file, b"x")?;
+        let fifo = directory.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+        let dev_null = Path::new("/dev/null");
+        let open = |path: &Path| {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(NONBLOCKING_OPEN)
+                .open(path)
+        };
+        // What step 3 does with what a racing swap could leave at a path.
+        let cases: [(&Path, Result<(), ErrorSummary>); 4] = [
+            (&file, Ok(())),
+            (&fifo, Err(fs_summary(ErrorKind::InvalidPath, &fifo))),
+            (dev_null, Err(fs_summary(ErrorKind::InvalidPath, dev_null))),
+            (
+                directory.path(),
+                Err(fs_summary(ErrorKind::IsADirectory, directory.path())),
+            ),
+        ];
+        for (path, expected) in cases {
+            let kept = outcome(regular_file(path, open(path)?));
+            let kept = kept.map(|(file, _)| {
+                let flags = fcntl(&file, FcntlArg::F_GETFL).unwrap_or(-1);
+                assert_eq!(flags & nix::libc::O_NONBLOCK, 0, "O_NONBLOCK is cleared");
+            });
+            assert_eq!(kept, expected, "{}", path.display());
+        }
+
+        // Step 1 refuses both special files before opening them.
+        for path in [&fifo, dev_null] {
+            assert_eq!(
+                outcome(refuse_special_file(path)),
+                Err(fs_summary(ErrorKind::InvalidPath, path))
+            );
+        }
+        // A FIFO without a reader fails a non-blocking open for writing with
+        // ENXIO, told as what it is.
+        let enxio = OpenOptions::new()
+            .write(true)
+            .custom_flags(NONBLOCKING_OPEN)
+            .open(&fifo)
+            .err()
+            .map(|error| outcome::<()>(Err(open_error(&fifo, error))));
+        assert_eq!(enxio, Some(Err(fs_summary(ErrorKind::InvalidPath, &fifo))));
+        Ok(())
     }
 }

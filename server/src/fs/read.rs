@@ -4,7 +4,6 @@ use std::io::{self, Read as _, Seek as _, SeekFrom};
 use std::path::Path;
 
 use exec_protocol::{FsReadFileParams, FsReadFileResponse};
-use nix::errno::Errno;
 
 use super::paths::{absolute, fs_error, open_for_reading};
 use super::run_blocking;
@@ -23,15 +22,19 @@ pub const MAX_READ_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// in `/proc`). An offset past the end gives no bytes and `eof: true`.
 ///
 /// # Errors
-/// `invalidPath` for a relative path; `isADirectory` for a directory;
-/// `notFound`, `permissionDenied`, `notADirectory` or `io` from the OS.
+/// `invalidPath` for a relative path and for a FIFO, socket or device (never
+/// read, so a FIFO's queued bytes stay for its next reader);
+/// `isADirectory` for a directory; `notFound`, `permissionDenied`,
+/// `notADirectory` or `io` from the OS; `limitExceeded` or `io` from the fs
+/// pool (`run_blocking`).
 pub async fn read_file(params: FsReadFileParams) -> Result<FsReadFileResponse, ServerError> {
     let path = absolute(&params.path)?;
     let offset = params.offset.unwrap_or(0);
     let max_bytes = params.max_bytes.map_or(MAX_READ_FILE_BYTES, |max_bytes| {
         max_bytes.min(MAX_READ_FILE_BYTES)
     });
-    run_blocking(move || read_file_blocking(&path, offset, max_bytes)).await
+    let named = path.clone();
+    run_blocking(&named, move || read_file_blocking(&path, offset, max_bytes)).await
 }
 
 fn read_file_blocking(
@@ -40,13 +43,7 @@ fn read_file_blocking(
     max_bytes: u64,
 ) -> Result<FsReadFileResponse, ServerError> {
     let fail = |error: io::Error| fs_error(path, error);
-    let mut file = open_for_reading(path).map_err(fail)?;
-    let metadata = file.metadata().map_err(fail)?;
-    // Linux lets a directory be opened for reading and fails only at read(2);
-    // checking the open file says so plainly and without a race.
-    if metadata.is_dir() {
-        return Err(fail(Errno::EISDIR.into()));
-    }
+    let (mut file, metadata) = open_for_reading(path)?;
     if offset > 0 {
         file.seek(SeekFrom::Start(offset)).map_err(fail)?;
     }
@@ -70,7 +67,8 @@ fn read_file_blocking(
 #[cfg(test)]
 mod tests {
     use std::fs::{self, File, Permissions};
-    use std::os::unix::fs::PermissionsExt as _;
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     use std::time::Duration;
 
     use exec_protocol::{AbsolutePath, Base64Bytes, ErrorKind};
@@ -207,16 +205,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn read_file_does_not_hang_on_a_fifo_without_writer() -> TestResult {
+    async fn read_file_refuses_a_fifo_at_once_and_leaves_its_bytes() -> TestResult {
         let directory = tempfile::tempdir()?;
         let fifo = directory.path().join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
-        let response = tokio::time::timeout(
-            Duration::from_secs(10),
-            read_file(read_params(&fifo, None, None)),
-        )
-        .await??;
-        assert_eq!(response, page(b"", true, 0));
+        let refused = fs_summary(ErrorKind::InvalidPath, &fifo);
+        let read = || {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                read_file(read_params(&fifo, None, None)),
+            )
+        };
+        assert_eq!(outcome(read().await?), Err(refused.clone()), "no writer");
+
+        // A writer needs a reader to open; this one is the FIFO's real
+        // consumer, which must find every byte queued.
+        let consumer = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&fifo)?;
+        let mut writer = fs::OpenOptions::new().write(true).open(&fifo)?;
+        writer.write_all(b"queued")?;
+        assert_eq!(outcome(read().await?), Err(refused), "with a writer");
+        let mut bytes = Vec::new();
+        let read_error = (&consumer).read_to_end(&mut bytes).err();
+        // The writer is still open, so the consumer gets the bytes and then
+        // "would block", not end of file.
+        assert_eq!(
+            (bytes, read_error.map(|error| error.kind())),
+            (b"queued".to_vec(), Some(io::ErrorKind::WouldBlock))
+        );
         Ok(())
     }
 }

@@ -25,7 +25,8 @@ pub async fn remove(params: FsRemoveParams) -> Result<FsRemoveResponse, ServerEr
     let path = absolute(&params.path)?;
     let recursive = params.recursive.unwrap_or(false);
     let force = params.force.unwrap_or(false);
-    run_blocking(move || remove_blocking(&path, recursive, force)).await
+    let named = path.clone();
+    run_blocking(&named, move || remove_blocking(&path, recursive, force)).await
 }
 
 fn remove_blocking(

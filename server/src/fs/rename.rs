@@ -34,7 +34,11 @@ pub async fn rename(params: FsRenameParams) -> Result<FsRenameResponse, ServerEr
     let source = absolute(&params.source_path)?;
     let destination = absolute(&params.destination_path)?;
     let overwrite = params.overwrite.unwrap_or(false);
-    run_blocking(move || rename_blocking(&source, &destination, overwrite)).await
+    let named = source.clone();
+    run_blocking(&named, move || {
+        rename_blocking(&source, &destination, overwrite)
+    })
+    .await
 }
 
 fn rename_blocking(

@@ -10,7 +10,9 @@ use exec_protocol::{
     FsCreateDirectoryParams, FsCreateDirectoryResponse, FsWriteFileParams, FsWriteFileResponse,
 };
 
-use super::paths::{absolute, fs_error};
+use super::paths::{
+    NONBLOCKING_OPEN, absolute, fs_error, open_error, refuse_special_file, regular_file,
+};
 use super::{MAX_MODE, run_blocking};
 use crate::error::ServerError;
 
@@ -31,8 +33,11 @@ const WRITE_OPEN_ATTEMPTS: usize = 3;
 /// # Errors
 /// Invalid params (-32602, no `data.kind`) for a `mode` above `0o7777`;
 /// `invalidPath` for a relative path; `notFound` for a missing parent without
-/// `createParents`; `isADirectory`, `notADirectory`, `permissionDenied`,
-/// `alreadyExists` (a parent to create is a file) or `io` from the OS.
+/// `createParents`; `invalidPath` for a FIFO, socket or device (nothing is
+/// written to it, and a FIFO without a reader does not block the call);
+/// `isADirectory`, `notADirectory`, `permissionDenied`, `alreadyExists` (a
+/// parent to create is a file) or `io` from the OS; `limitExceeded` or `io`
+/// from the fs pool (`run_blocking`).
 pub async fn write_file(params: FsWriteFileParams) -> Result<FsWriteFileResponse, ServerError> {
     let path = absolute(&params.path)?;
     if let Some(mode) = params.mode
@@ -46,7 +51,11 @@ pub async fn write_file(params: FsWriteFileParams) -> Result<FsWriteFileResponse
     let append = params.append.unwrap_or(false);
     let create_parents = params.create_parents.unwrap_or(false);
     let mode = params.mode;
-    run_blocking(move || write_file_blocking(&path, &data, append, create_parents, mode)).await
+    let named = path.clone();
+    run_blocking(&named, move || {
+        write_file_blocking(&path, &data, append, create_parents, mode)
+    })
+    .await
 }
 
 /// `fs/createDirectory`: creates a directory; with `recursive`, also its
@@ -63,7 +72,8 @@ pub async fn create_directory(
 ) -> Result<FsCreateDirectoryResponse, ServerError> {
     let path = absolute(&params.path)?;
     let recursive = params.recursive.unwrap_or(false);
-    run_blocking(move || {
+    let named = path.clone();
+    run_blocking(&named, move || {
         let result = if recursive {
             fs::create_dir_all(&path)
         } else {
@@ -85,18 +95,21 @@ fn write_file_blocking(
     if create_parents && let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|error| fs_error(parent, error))?;
     }
-    let mut file = open_for_writing(path, append, mode).map_err(|error| fs_error(path, error))?;
+    refuse_special_file(path)?;
+    let file = open_for_writing(path, append, mode).map_err(|error| open_error(path, error))?;
+    let (mut file, _) = regular_file(path, file)?;
     file.write_all(data)
         .map_err(|error| fs_error(path, error))?;
     Ok(FsWriteFileResponse {})
 }
 
-/// Opens `path` for writing, creating it if missing. With `mode`, a file this
-/// call creates gets exactly those permission bits; an existing file keeps
-/// its own.
+/// Opens `path` for writing, creating it if missing, without blocking on a
+/// FIFO ([`NONBLOCKING_OPEN`]; the caller checks the file's type). With
+/// `mode`, a file this call creates gets exactly those permission bits; an
+/// existing file keeps its own.
 fn open_for_writing(path: &Path, append: bool, mode: Option<u32>) -> io::Result<File> {
     let mut existing = OpenOptions::new();
-    existing.write(true);
+    existing.write(true).custom_flags(NONBLOCKING_OPEN);
     if append {
         existing.append(true);
     } else {
@@ -111,6 +124,7 @@ fn open_for_writing(path: &Path, append: bool, mode: Option<u32>) -> io::Result<
         match OpenOptions::new()
             .write(true)
             .create_new(true)
+            .custom_flags(NONBLOCKING_OPEN)
             .mode(mode)
             .open(path)
         {
@@ -138,7 +152,9 @@ fn open_for_writing(path: &Path, append: bool, mode: Option<u32>) -> io::Result<
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::symlink;
+    use std::io::Read as _;
+    use std::os::unix::fs::{FileTypeExt as _, symlink};
+    use std::time::Duration;
 
     use exec_protocol::{AbsolutePath, ErrorKind};
     use pretty_assertions::assert_eq;
@@ -317,6 +333,44 @@ mod tests {
             };
             assert_eq!(outcome(write_file(params).await), Err(expected), "{what}");
         }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn write_file_refuses_a_fifo_at_once_with_or_without_a_reader() -> TestResult {
+        let directory = tempfile::tempdir()?;
+        let fifo = directory.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+        let refused = fs_summary(ErrorKind::InvalidPath, &fifo);
+        let write = |mode: Option<u32>| {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                write_file(FsWriteFileParams {
+                    mode,
+                    ..write_params(&fifo, b"x")
+                }),
+            )
+        };
+        for mode in [None, Some(0o600)] {
+            assert_eq!(
+                outcome(write(mode).await?),
+                Err(refused.clone()),
+                "no reader, mode {mode:?}"
+            );
+        }
+        let reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&fifo)?;
+        assert_eq!(outcome(write(None).await?), Err(refused), "with a reader");
+        let mut bytes = [0; 8];
+        // No writer is open (the server never opened it): end of file.
+        assert_eq!(
+            (&reader).read(&mut bytes).map_err(|error| error.kind()),
+            Ok(0),
+            "nothing reached the reader"
+        );
+        assert!(fs::symlink_metadata(&fifo)?.file_type().is_fifo());
         Ok(())
     }
 

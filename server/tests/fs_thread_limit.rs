@@ -1,0 +1,160 @@
+//! A thread the OS refuses does not panic the server (issue 13, finding 2),
+//! against the real binary: under a pids limit that leaves it no room for
+//! another thread, fs calls are answered with an error, the server keeps
+//! serving, and once the limit is lifted fs calls work again.
+//!
+//! The limit is a pids cgroup the test creates (cgroup v1 `pids`, or cgroup
+//! v2 where its `pids` controller is enabled). `RLIMIT_NPROC` would not do:
+//! it does not apply to root, as which these tests usually run. Where no
+//! pids cgroup can be created, the test says so and passes without running.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use exec_testkit::{RawConnection, ServerLauncher, WireClient};
+use pretty_assertions::assert_eq;
+use serde_json::json;
+
+/// How long any answer may take here.
+const QUICK: Duration = Duration::from_secs(5);
+
+/// Where a pids cgroup may be made: cgroup v1's `pids` hierarchy, then the
+/// cgroup v2 hierarchies (the unified one under v1, or v2 alone).
+const CGROUP_ROOTS: [&str; 3] = [
+    "/sys/fs/cgroup/pids",
+    "/sys/fs/cgroup/unified",
+    "/sys/fs/cgroup",
+];
+
+/// A pids cgroup made for this test, removed on drop (after the processes
+/// in it are gone).
+struct PidsCgroup {
+    /// Its directory.
+    directory: PathBuf,
+}
+
+impl PidsCgroup {
+    /// A new pids cgroup, or why none can be made here.
+    fn create() -> Result<Self, String> {
+        let mut reasons = Vec::new();
+        for root in CGROUP_ROOTS {
+            let directory = Path::new(root).join(format!(
+                "exec-server-fs-thread-limit-{}",
+                std::process::id()
+            ));
+            match fs::create_dir(&directory) {
+                Ok(()) if directory.join("pids.max").exists() => return Ok(Self { directory }),
+                Ok(()) => {
+                    let _ = fs::remove_dir(&directory);
+                    reasons.push(format!("{root}: no pids controller"));
+                }
+                Err(error) => reasons.push(format!("{root}: {error}")),
+            }
+        }
+        Err(reasons.join("; "))
+    }
+
+    fn write(&self, file: &str, value: &str) {
+        let path = self.directory.join(file);
+        fs::write(&path, value).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    }
+
+    fn current(&self) -> String {
+        let path = self.directory.join("pids.current");
+        fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+            .trim()
+            .to_owned()
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        let _ = fs::write(self.directory.join("pids.max"), "max");
+        // A server still exiting (after a failed assertion) moves back to
+        // the parent, so that the directory can go.
+        if let (Some(parent), Ok(procs)) = (
+            self.directory.parent(),
+            fs::read_to_string(self.directory.join("cgroup.procs")),
+        ) {
+            for pid in procs.lines() {
+                let _ = fs::write(parent.join("cgroup.procs"), pid);
+            }
+        }
+        let _ = fs::remove_dir(&self.directory);
+    }
+}
+
+#[tokio::test]
+async fn fs_calls_under_a_pids_limit_fail_cleanly_and_the_server_keeps_serving() {
+    let cgroup = match PidsCgroup::create() {
+        Ok(cgroup) => cgroup,
+        Err(reasons) => {
+            eprintln!("SKIPPED: no pids cgroup can be created here ({reasons})");
+            return;
+        }
+    };
+    let mut server = ServerLauncher::new()
+        .start_websocket()
+        .await
+        .expect("the server starts");
+    let pid = server.process.pid().expect("the server's pid");
+    let connection = RawConnection::websocket(&server.url, None)
+        .await
+        .expect("a connection")
+        .with_patience(QUICK);
+    let mut client = WireClient::new(connection);
+    client.handshake().await;
+
+    // The server may keep the threads it has, and start none.
+    cgroup.write("cgroup.procs", &pid.to_string());
+    let threads = cgroup.current();
+    cgroup.write("pids.max", &threads);
+
+    let metadata = json!({"path": "/"});
+    for attempt in 0..3 {
+        // Before the fix, this panicked ("OS can't spawn worker thread") and
+        // the request was never answered.
+        let response = client.request("fs/getMetadata", metadata.clone()).await;
+        let error = &response["error"];
+        assert_eq!(
+            (error["data"]["kind"].clone(), error["data"]["path"].clone()),
+            (json!("io"), json!("/")),
+            "attempt {attempt}: {response}"
+        );
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("cannot start a thread"),
+            "the message says why: {message}"
+        );
+    }
+    // Requests that need no new thread are still served.
+    assert_eq!(
+        client.call("process/list", json!({})).await["processes"],
+        json!([])
+    );
+
+    cgroup.write("pids.max", "max");
+    let described = client.call("fs/getMetadata", metadata).await;
+    assert_eq!(described["isDirectory"], json!(true));
+    let started = client
+        .call(
+            "process/start",
+            json!({"processId": "echo", "argv": ["echo", "hi"], "cwd": "/",
+                   "env": {"PATH": "/usr/bin:/bin"}, "tty": false}),
+        )
+        .await;
+    assert_eq!(started["processId"], json!("echo"));
+    let exited = client.notification("process/exited", "echo").await;
+    assert_eq!(exited["params"]["exitCode"], json!(0));
+
+    server.terminate();
+    let status = server
+        .process
+        .wait_for(QUICK)
+        .await
+        .expect("the server exits");
+    assert!(status.success(), "{status}");
+    drop(cgroup);
+}
