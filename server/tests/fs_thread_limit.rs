@@ -1,7 +1,8 @@
 //! A thread the OS refuses does not panic the server (issue 13, finding 2),
 //! against the real binary: under a pids limit that leaves it no room for
-//! another thread, fs calls are answered with an error, the server keeps
-//! serving, and once the limit is lifted fs calls work again.
+//! another thread, fs calls and process starts are answered with a typed
+//! error, terminate still kills, the server keeps serving, and once the
+//! limit is lifted fs calls and starts work again.
 //!
 //! The limit is a pids cgroup the test creates (cgroup v1 `pids`, or cgroup
 //! v2 where its `pids` controller is enabled). `RLIMIT_NPROC` would not do:
@@ -107,6 +108,16 @@ async fn fs_calls_under_a_pids_limit_fail_cleanly_and_the_server_keeps_serving()
     let mut client = WireClient::new(connection);
     client.handshake().await;
 
+    // A process started before the limit, for terminate to kill under it.
+    let sleeper = client
+        .call(
+            "process/start",
+            json!({"processId": "sleeper", "argv": ["sleep", "300"], "cwd": "/",
+                   "env": {"PATH": "/usr/bin:/bin"}, "tty": false}),
+        )
+        .await;
+    let sleeper_pid = sleeper["pid"].as_i64().expect("the sleeper's pid");
+
     // The server may keep the threads it has, and start none.
     cgroup.write("cgroup.procs", &pid.to_string());
     let threads = cgroup.current();
@@ -130,9 +141,34 @@ async fn fs_calls_under_a_pids_limit_fail_cleanly_and_the_server_keeps_serving()
         );
     }
     // Requests that need no new thread are still served.
+    let listed = client.call("process/list", json!({})).await;
     assert_eq!(
-        client.call("process/list", json!({})).await["processes"],
-        json!([])
+        listed["processes"][0]["processId"],
+        json!("sleeper"),
+        "{listed}"
+    );
+    // A start gets a typed error (no thread, or no process: the fork is
+    // refused too), never a lost request.
+    let refused = client
+        .request(
+            "process/start",
+            json!({"processId": "refused", "argv": ["true"], "cwd": "/",
+                   "env": {"PATH": "/usr/bin:/bin"}, "tty": false}),
+        )
+        .await;
+    let kind = refused["error"]["data"]["kind"].clone();
+    assert!(
+        kind == json!("spawnFailed") || kind == json!("limitExceeded"),
+        "{refused}"
+    );
+    // Process control keeps working: terminate kills the tree.
+    let terminated = client
+        .call("process/terminate", json!({"processId": "sleeper"}))
+        .await;
+    assert_eq!(terminated, json!({"running": true}));
+    assert!(
+        exec_testkit::wait_gone(sleeper_pid).await,
+        "the sleeper survived terminate under the limit"
     );
 
     cgroup.write("pids.max", "max");

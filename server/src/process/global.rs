@@ -3,7 +3,7 @@
 //! end (killing every tree), and what its guardian process runs after the
 //! server died.
 
-use super::{ExitReason, cgroup, reaper, registry, tree};
+use super::{ExitReason, cgroup, reaper, registry, threads, tree};
 
 /// Once at server start, inside the tokio runtime: makes this process the
 /// child subreaper (`PR_SET_CHILD_SUBREAPER`), so orphaned descendants of
@@ -15,12 +15,19 @@ use super::{ExitReason, cgroup, reaper, registry, tree};
 /// signals the server inherited as ignored (SIGINT and SIGQUIT when a shell
 /// started it in the background, SIGHUP under `nohup`) a do-nothing handler,
 /// so that children start with their default action and `process/signal`
-/// works on them. Calling it again only renews the subreaper flag.
+/// works on them; and, inside a tokio runtime, it starts the thread that
+/// kills process trees (see `threads`). Calling it again only renews the
+/// subreaper flag.
 ///
 /// Errors: the `prctl` failed (not Linux, or refused), or the reaper thread
 /// or its SIGCHLD handler could not start.
 pub fn init_reaper() -> std::io::Result<()> {
-    reaper::init_reaper()
+    reaper::init_reaper()?;
+    // The kill thread starts now, while the OS still gives threads.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(threads::warm_up());
+    }
+    Ok(())
 }
 
 /// Once at server start, after [`init_reaper`]: turns on cgroup containment

@@ -31,6 +31,8 @@
 //!   the eviction rule, `process/ack`, and answering retried starts.
 //! - `global`: the server-wide side: [`init_reaper`],
 //!   [`init_cgroup_containment`], [`kill_all`], and what the guardian runs.
+//! - `threads`: the pools process control's blocking work runs on (starts,
+//!   kill rounds), apart from tokio's blocking pool.
 //! - `procfs`: reading `/proc`.
 //!
 //! Imports between these files flow one way, from `start` and `global`
@@ -91,6 +93,7 @@ mod resume;
 mod retention;
 mod signal;
 mod start;
+mod threads;
 mod tree;
 
 pub use command::TOKEN_ENV_VARIABLE;
@@ -304,9 +307,9 @@ impl ProcessTable {
         // A task of its own, so that the start runs to its end (its tasks
         // started) even when this future is dropped.
         let started = tokio::spawn(async move {
-            tokio::task::spawn_blocking(move || table.start_blocking(params, reservation))
+            threads::run_start(move || table.start_blocking(params, reservation))
                 .await
-                .map_err(|error| ServerError::Internal(format!("the start failed: {error}")))?
+                .map_err(start_pool_error)?
                 .map(Started::run)?
         });
         started
@@ -475,6 +478,25 @@ impl ProcessTable {
         lock(&self.inner.processes).clear();
         if let Some(directory) = cgroup::table_directory(self.inner.id) {
             cgroup::remove(&directory);
+        }
+    }
+}
+
+/// The error of a start the start pool could not run: `limitExceeded` when
+/// its queue is full, `spawnFailed` when the OS refused a thread.
+fn start_pool_error(error: crate::blocking_pool::PoolError) -> ServerError {
+    use crate::blocking_pool::PoolError;
+    match error {
+        PoolError::Full { capacity, .. } => ServerError::LimitExceeded {
+            what: "process starts waiting for a thread",
+            limit: capacity as u64,
+        },
+        PoolError::Spawn(source) => ServerError::SpawnFailed {
+            program: String::from("(no thread for the start)"),
+            source,
+        },
+        PoolError::DeadlinePassed(_) | PoolError::Panicked => {
+            ServerError::Internal(format!("the start failed: {error}"))
         }
     }
 }

@@ -15,7 +15,7 @@ use nix::unistd::{Pid, getpid};
 use tokio::sync::watch;
 
 use super::procfs::{self, ProcStat};
-use super::{cgroup, reaper};
+use super::{cgroup, reaper, threads};
 use crate::sync::lock;
 
 /// Kill rounds before giving up on processes that do not die (a process stuck
@@ -230,17 +230,10 @@ pub(crate) async fn kill_trees(trees: Vec<Arc<Tree>>, sweep: Option<Sweep>) {
     let sweep_prefix = Arc::new(sweep.map(|sweep| sweep.marker_prefix));
     for round in 0..MAX_KILL_ROUNDS {
         let mut events = reaper::reap_events();
-        let walk = {
+        let alive = {
             let trees = trees.clone();
             let sweep_prefix = sweep_prefix.clone();
-            tokio::task::spawn_blocking(move || kill_round(&trees, sweep_prefix.as_deref()))
-        };
-        let alive = match walk.await {
-            Ok(alive) => alive,
-            Err(error) => {
-                tracing::error!(%error, "a kill round failed");
-                return;
-            }
+            threads::run_kill_round(move || kill_round(&trees, sweep_prefix.as_deref())).await
         };
         if alive == 0 && round > 0 {
             // Orphans that died in the last rounds are zombies of this

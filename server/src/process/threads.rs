@@ -1,0 +1,94 @@
+//! The threads process control does its blocking work on: pools of their
+//! own (see `crate::blocking_pool`), never tokio's blocking pool, which
+//! panics when the OS refuses it a thread and which fs work or PTY writes
+//! may fill.
+//!
+//! - Starts (the checks of the working directory and program, the fork and
+//!   exec) run on the start pool; when it cannot take one (its queue is
+//!   full, or the OS refuses a first thread) the start gets a typed error.
+//! - Kill rounds that walk `/proc` run on the kill pool, whose one thread is
+//!   started with the server ([`warm_up`]) and never ends, so that a pids
+//!   limit reached later cannot stop a kill; should the pool still refuse,
+//!   the round runs on the calling task's thread.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use crate::blocking_pool::{BlockingPool, PoolError, PoolLimits};
+
+/// The most starts that spawn at once (more wait in the queue).
+const START_THREADS: usize = 8;
+
+/// The most starts waiting for a thread; one more gets `limitExceeded`.
+const START_QUEUE: usize = 1024;
+
+/// How long a start may take before its caller stops waiting: never, in
+/// practice. A start must run to its end, since the process it spawns is
+/// only complete once its tasks run.
+const START_DEADLINE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a kill round may take before its caller walks again itself.
+const KILL_ROUND_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The start pool.
+static START_POOL: LazyLock<BlockingPool> = LazyLock::new(|| {
+    BlockingPool::new(PoolLimits {
+        max_threads: START_THREADS,
+        queue_capacity: START_QUEUE,
+        idle_timeout: Duration::from_secs(10),
+        thread_name: "exec-server-start",
+    })
+});
+
+/// The kill pool: its one thread, once started, waits for work for a day
+/// between rounds, which is as good as forever for a server.
+static KILL_POOL: LazyLock<BlockingPool> = LazyLock::new(|| {
+    BlockingPool::new(PoolLimits {
+        max_threads: 1,
+        queue_capacity: 4096,
+        idle_timeout: Duration::from_secs(24 * 60 * 60),
+        thread_name: "exec-server-kill",
+    })
+});
+
+/// Starts the kill pool's thread now, while the OS still gives threads.
+pub(crate) async fn warm_up() {
+    if let Err(error) = KILL_POOL.run(KILL_ROUND_DEADLINE, || ()).await {
+        tracing::warn!(%error, "cannot start the thread that kills process trees");
+    }
+}
+
+/// Runs a start's blocking `work` on the start pool, inside the calling
+/// task's runtime (tokio's child processes register with its reactor).
+/// Errors: why the pool could not run it.
+pub(crate) async fn run_start<T, F>(work: F) -> Result<T, PoolError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let runtime = tokio::runtime::Handle::current();
+    START_POOL
+        .run(START_DEADLINE, move || {
+            let _context = runtime.enter();
+            work()
+        })
+        .await
+}
+
+/// Runs one kill round (`work`, cheap to repeat) on the kill pool, or on
+/// this thread when the pool cannot.
+pub(crate) async fn run_kill_round<T, F>(work: F) -> T
+where
+    T: Send + 'static,
+    F: Fn() -> T + Send + Sync + 'static,
+{
+    let work = std::sync::Arc::new(work);
+    let pooled = work.clone();
+    match KILL_POOL.run(KILL_ROUND_DEADLINE, move || pooled()).await {
+        Ok(result) => result,
+        Err(error) => {
+            tracing::warn!(%error, "the kill pool cannot walk /proc; walking on this thread");
+            work()
+        }
+    }
+}
