@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::config::ServerConfig;
 use crate::connection::{Connection, Outgoing};
+pub use crate::rpc::MessageText;
 use crate::session::Departure;
 use crate::shutdown::ShutdownSignal;
 
@@ -56,9 +57,9 @@ struct Stop {
 }
 
 /// One thing a transport read.
-pub enum Received<'a> {
-    /// A complete message text.
-    Message(&'a str),
+pub enum Received {
+    /// A complete message text, handed over (the transport keeps no copy).
+    Message(MessageText),
     /// A message the transport could not hand over (not UTF-8, over the
     /// size limit): answered with this JSON-RPC error code and message, id null.
     Unreadable {
@@ -73,7 +74,7 @@ pub enum Received<'a> {
 pub trait MessageSource: Send {
     /// The next message; `None` once the client closed the connection or
     /// reading failed (logged).
-    fn next(&mut self) -> impl Future<Output = Option<Received<'_>>> + Send;
+    fn next(&mut self) -> impl Future<Output = Option<Received>> + Send;
 
     /// How to say goodbye once [`Self::next`] returned `None`: why reading
     /// ended, when it was the client's fault.

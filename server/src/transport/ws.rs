@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-use super::{Farewell, MessageSink, MessageSource, Received, serve_connection};
+use super::{Farewell, MessageSink, MessageSource, MessageText, Received, serve_connection};
 use crate::config::ServerConfig;
 use crate::error::PARSE_ERROR;
 use crate::shutdown::{Shutdown, ShutdownSignal};
@@ -257,7 +257,6 @@ async fn serve_socket(
     let (sink, frames) = socket.split();
     let source = FrameSource {
         frames,
-        current: Utf8Bytes::from_static(""),
         peer,
         failure: Farewell::Normal,
     };
@@ -269,8 +268,6 @@ async fn serve_socket(
 struct FrameSource {
     /// The incoming frames.
     frames: SplitStream<WebSocketStream<TcpStream>>,
-    /// The last message's text, which [`MessageSource::next`] lends out.
-    current: Utf8Bytes,
     /// The client's address, for logs.
     peer: SocketAddr,
     /// Why reading failed, when the client broke the framing.
@@ -278,18 +275,12 @@ struct FrameSource {
 }
 
 impl MessageSource for FrameSource {
-    async fn next(&mut self) -> Option<Received<'_>> {
+    async fn next(&mut self) -> Option<Received> {
         loop {
             match self.frames.next().await? {
-                Ok(Message::Text(text)) => {
-                    self.current = text;
-                    break;
-                }
+                Ok(Message::Text(text)) => return Some(Received::Message(MessageText::new(text))),
                 Ok(Message::Binary(bytes)) => match Utf8Bytes::try_from(bytes) {
-                    Ok(text) => {
-                        self.current = text;
-                        break;
-                    }
+                    Ok(text) => return Some(Received::Message(MessageText::new(text))),
                     Err(error) => {
                         return Some(Received::Unreadable {
                             code: PARSE_ERROR,
@@ -314,7 +305,6 @@ impl MessageSource for FrameSource {
                 }
             }
         }
-        Some(Received::Message(self.current.as_str()))
     }
 
     fn farewell(&self) -> Farewell {
