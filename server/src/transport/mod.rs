@@ -4,6 +4,7 @@
 //! by the one [`serve_connection`]: one reader loop, one writer loop, the
 //! same drain on close.
 
+mod budget;
 pub mod stdio;
 pub mod ws;
 
@@ -45,6 +46,9 @@ pub enum Farewell {
     TooBig,
     /// A text message that is not UTF-8 (close code 1007).
     InvalidData,
+    /// A message that would take the server's memory for partially
+    /// received messages over its budget (close code 1013, "try again later").
+    OverBudget,
 }
 
 /// What the writer is told when the connection closes.
