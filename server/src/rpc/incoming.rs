@@ -246,6 +246,15 @@ mod tests {
             panic!("not a notification");
         };
         assert_eq!(notification.method_name(), "initialized");
+        let Incoming::Request { request, echoed_id } =
+            parse(r#"{"id":-1,"method":"process/list"}"#, 1024)
+        else {
+            panic!("a negative id is a request");
+        };
+        // It travels under a stand-in; the response gets `-1` back.
+        let mut response = format!(r#"{{"jsonrpc":"2.0","id":{},"result":{{}}}}"#, request.id);
+        echoed_id.expect("an echoed id").restore(&mut response);
+        assert_eq!(response, r#"{"jsonrpc":"2.0","id":-1,"result":{}}"#);
         assert!(matches!(parse("  ", 1024), Incoming::Ignored));
         assert!(matches!(
             parse(r#"{"id":1,"result":{}}"#, 1024),

@@ -52,13 +52,16 @@ impl std::fmt::Debug for MessageText {
 /// copy stays with the response), so the message sits behind a shared
 /// slot, and the first taker empties it for every clone.
 #[derive(Clone)]
-pub(crate) struct MessageParams(Arc<Mutex<Option<(MessageText, Range<usize>)>>>);
+pub(crate) struct MessageParams(Arc<Mutex<Option<ParamsText>>>);
+
+/// A message and the place of its `params` in it.
+type ParamsText = (MessageText, Range<usize>);
 
 impl MessageParams {
     /// Takes the params text out, with the message that holds it; `None`
     /// when they were taken already. Dropping the result lets go of the
     /// message.
-    pub(crate) fn take(&self) -> Option<(MessageText, Range<usize>)> {
+    pub(crate) fn take(&self) -> Option<ParamsText> {
         lock(&self.0).take()
     }
 }
