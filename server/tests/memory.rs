@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Ending, ending, mib, peak_memory, raw_upgraded, text_frame_header};
-use exec_testkit::{Received, ServerLauncher, WireClient, WsServer, scratch_dir};
+use exec_testkit::{Outgoing, Received, ServerLauncher, WireClient, WsServer, scratch_dir};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
 
@@ -154,4 +154,23 @@ async fn stalled_partial_frames_share_one_budget() {
         json!({"processes": []})
     );
     drop(kept_writers);
+}
+
+/// Control frames are not partial messages: a client that pings a lot
+/// (here 200 pings of 100 bytes against a budget of 10,000 bytes) keeps
+/// being served.
+#[tokio::test]
+async fn pings_do_not_use_up_the_budget() {
+    let (server, _pid) =
+        start(ServerLauncher::new().args(["--max-partial-message-bytes", "10000"])).await;
+    let mut client = WireClient::websocket(&server.url).await;
+    client.handshake().await;
+    for _ in 0..200 {
+        client.send(Outgoing::Ping(vec![b'p'; 100])).await;
+        assert_eq!(client.recv_raw().await, Received::Pong(vec![b'p'; 100]));
+    }
+    assert_eq!(
+        client.call("process/list", json!({})).await,
+        json!({"processes": []})
+    );
 }

@@ -99,6 +99,18 @@ impl Charge {
         Ok(())
     }
 
+    /// A control frame of `bytes` (header included) was read: those bytes
+    /// are released, and what is charged for a message around it stays.
+    pub(crate) fn release(&self, bytes: usize) {
+        let released = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                Some(held.saturating_sub(bytes))
+            })
+            .map_or(0, |held| held.min(bytes));
+        self.budget.used.fetch_sub(released, Ordering::AcqRel);
+    }
+
     /// A message (or the upgrade request) is complete: what was charged for
     /// it is released.
     pub(crate) fn settle(&self) {
@@ -191,6 +203,11 @@ mod tests {
         first.settle();
         assert_eq!(budget.used(), 40);
         assert!(second.take(60).is_ok());
+        second.release(10);
+        assert_eq!(budget.used(), 90);
+        second.release(1000);
+        assert_eq!(budget.used(), 0, "never more than was charged");
+        assert!(second.take(5).is_ok());
         drop(second);
         assert_eq!(budget.used(), 0);
     }

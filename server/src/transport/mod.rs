@@ -2,7 +2,8 @@
 //! [`Outgoing`] texts reach the client. Every transport (stdio, WebSocket,
 //! the in-process mode) is a [`MessageSource`] and a [`MessageSink`] served
 //! by the one [`serve_connection`]: one reader loop, one writer loop, the
-//! same drain on close.
+//! same drain on close. `budget` caps the memory all WebSocket connections
+//! together hold in partially received messages.
 
 mod budget;
 pub mod stdio;

@@ -312,6 +312,11 @@ async fn serve_socket(
 /// The WebSocket of one connection, its reads charged to the budget.
 type ChargedSocket = WebSocketStream<ChargedStream<TcpStream>>;
 
+/// The bytes of a client's control frame besides its payload: two of
+/// header (control payloads are at most 125 bytes, so no extended length)
+/// and four of mask.
+const CLIENT_CONTROL_FRAME_OVERHEAD: usize = 6;
+
 /// Messages read one per WebSocket frame.
 struct FrameSource {
     /// The incoming frames.
@@ -329,14 +334,18 @@ impl MessageSource for FrameSource {
     async fn next(&mut self) -> Option<Received> {
         loop {
             let frame = self.frames.next().await?;
-            // A complete data message (or a close) leaves nothing partial;
-            // a control frame may sit between the fragments of a message,
-            // so it settles nothing.
-            if matches!(
-                frame,
-                Ok(Message::Text(_) | Message::Binary(_) | Message::Close(_))
-            ) {
-                self.charge.settle();
+            match &frame {
+                // A complete data message (or a close) leaves nothing partial.
+                Ok(Message::Text(_) | Message::Binary(_) | Message::Close(_)) => {
+                    self.charge.settle();
+                }
+                // A control frame may sit between the fragments of a message:
+                // only its own bytes are released.
+                Ok(Message::Ping(payload) | Message::Pong(payload)) => {
+                    self.charge
+                        .release(payload.len() + CLIENT_CONTROL_FRAME_OVERHEAD);
+                }
+                Ok(Message::Frame(_)) | Err(_) => {}
             }
             match frame {
                 Ok(Message::Text(text)) => return Some(Received::Message(MessageText::new(text))),
