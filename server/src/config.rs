@@ -21,6 +21,15 @@ pub struct ServerConfig {
     /// zero ends it with its connection, as v1 did. Zero by default, and
     /// always over stdio, whose one connection has no successor.
     pub session_ttl: std::time::Duration,
+    /// Memory all connections together may hold in partially received
+    /// WebSocket messages, in bytes (`serve --max-partial-message-bytes`): a
+    /// connection whose message would take more than what is left is closed
+    /// with 1013 ("try again later"), the others go on.
+    pub max_partial_message_bytes: usize,
+    /// Connections in their WebSocket upgrade at once (`serve
+    /// --max-handshakes`); further ones wait in the kernel's listen backlog
+    /// until one is done or timed out.
+    pub max_handshakes: usize,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +40,8 @@ impl Default for ServerConfig {
             outbox_capacity: 256,
             max_requests_in_flight: 64,
             session_ttl: std::time::Duration::ZERO,
+            max_partial_message_bytes: 256 * 1024 * 1024,
+            max_handshakes: 64,
         }
     }
 }

@@ -21,12 +21,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use jsonrpsee::core::middleware::RpcServiceT as _;
-use jsonrpsee::types::{Id, Request};
+use jsonrpsee::types::Id;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Notify, OwnedMutexGuard, Semaphore, mpsc, oneshot};
 
 use crate::config::ServerConfig;
-use crate::rpc::{self, ConnectionService, Incoming, MethodContext};
+use crate::rpc::{self, ConnectionService, Incoming, MessageText, MethodContext};
 use crate::session::{Departure, EventQueue};
 
 /// The session's event queue, held by the attached connection's writer.
@@ -81,28 +81,30 @@ impl Connection {
     /// sent right behind it finds the connection initializing. Errors in the
     /// message itself are answered with a JSON-RPC error object and never
     /// end the connection.
-    pub(crate) async fn handle_message(&self, text: &str) {
-        match rpc::parse(text, self.context.config.max_message_bytes) {
+    pub(crate) async fn handle_message(&self, text: MessageText) {
+        match rpc::parse(text.as_str(), self.context.config.max_message_bytes) {
             Incoming::Ignored => {}
             Incoming::Refused(response) => self.queue(response).await,
             Incoming::Notification(notification) => {
                 let _ = self.service.notification(notification).await;
             }
-            Incoming::Request(request) => {
+            Incoming::Request { request, echoed_id } => {
                 let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
                     return;
                 };
-                let request = Request::owned(
-                    request.method.into_owned(),
-                    request.params.map(std::borrow::Cow::into_owned),
-                    request.id.into_owned(),
-                );
+                // The params stay in the message, which the method lets go
+                // of once it parsed them (see `rpc::owned_request`).
+                let request = rpc::owned_request(request, &text);
+                drop(text);
                 let service = self.service.clone();
                 let responses = self.responses.clone();
                 let call = async move {
                     let response = service.call(request).await;
                     let (json, on_queued, _extensions) = response.into_parts();
-                    let text = Box::<str>::from(json).into_string();
+                    let mut text = Box::<str>::from(json).into_string();
+                    if let Some(echoed_id) = echoed_id {
+                        echoed_id.restore(&mut text);
+                    }
                     let queued = responses.send(text).await.is_ok();
                     if let Some(on_queued) = on_queued {
                         on_queued.notify(queued);

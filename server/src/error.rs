@@ -206,12 +206,58 @@ pub fn io_error_kind(error: &io::Error) -> ErrorKind {
     }
 }
 
-/// Rejects a path that is not absolute, with `invalidPath`.
+/// Longest path the kernel takes, in bytes (Linux's `PATH_MAX`, 4096, counts
+/// the terminating NUL): any longer one fails with `ENAMETOOLONG`.
+pub const MAX_PATH_BYTES: usize = 4095;
+
+/// Rejects a path that is not absolute, or that is longer than
+/// [`MAX_PATH_BYTES`], with `invalidPath`.
+///
+/// The length is checked here, before anything copies the path (into a
+/// `PathBuf`, the `CString` of a system call, an error message), so a
+/// huge path costs no more than the request that carried it.
 pub fn require_absolute(path: &str) -> Result<&std::path::Path, ServerError> {
+    if path.len() > MAX_PATH_BYTES {
+        let reason = format!(
+            "a path of {} bytes is longer than the {MAX_PATH_BYTES} the system allows",
+            path.len()
+        );
+        return Err(ServerError::invalid_path(echo(path), reason));
+    }
     let candidate = std::path::Path::new(path);
     if candidate.is_absolute() {
         Ok(candidate)
     } else {
         Err(ServerError::invalid_path(path, "not an absolute path"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+
+    #[test]
+    fn paths_the_kernel_cannot_take_are_refused_before_use() {
+        let longest = format!("/{}", "a".repeat(MAX_PATH_BYTES - 1));
+        assert!(require_absolute(&longest).is_ok());
+        let error = require_absolute(&format!("{longest}a")).expect_err("too long");
+        assert_eq!(
+            (error.kind(), error.code()),
+            (ErrorKind::InvalidPath, INVALID_PARAMS)
+        );
+        // A huge path is named in the reply, cut to a few KiB.
+        let huge = format!("/{}", "a".repeat(10 * MAX_ECHO_BYTES));
+        let object = require_absolute(&huge)
+            .expect_err("too long")
+            .to_error_object();
+        let path = object.data.and_then(|data| data.path).expect("the path");
+        assert!(path.len() < MAX_ECHO_BYTES + 100, "{}", path.len());
+        assert!(
+            object.message.len() < 2 * MAX_ECHO_BYTES + 200,
+            "{}",
+            object.message.len()
+        );
     }
 }

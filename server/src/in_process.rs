@@ -60,10 +60,7 @@ pub fn transport(config: Arc<ServerConfig>) -> TransportChannels {
         outgoing: to_client,
         incoming: from_client,
     } = server_end;
-    let source = ChannelSource {
-        from_client,
-        current: String::new(),
-    };
+    let source = ChannelSource { from_client };
     tokio::spawn(serve_connection(
         config,
         source,
@@ -77,14 +74,12 @@ pub fn transport(config: Arc<ServerConfig>) -> TransportChannels {
 struct ChannelSource {
     /// What the client sends.
     from_client: mpsc::Receiver<String>,
-    /// The last message, which [`MessageSource::next`] lends out.
-    current: String,
 }
 
 impl MessageSource for ChannelSource {
-    async fn next(&mut self) -> Option<Received<'_>> {
-        self.current = self.from_client.recv().await?;
-        Some(Received::Message(&self.current))
+    async fn next(&mut self) -> Option<Received> {
+        let text = self.from_client.recv().await?;
+        Some(Received::Message(text.into()))
     }
 }
 

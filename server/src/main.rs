@@ -75,6 +75,15 @@ struct ServeArgs {
     /// reports which is in force.
     #[arg(long, value_enum, default_value_t = ContainmentChoice::Auto)]
     containment: ContainmentChoice,
+    /// Memory all WebSocket connections together may hold in messages they
+    /// have only partly received, in bytes (default 256 MiB): a connection
+    /// whose message would take more than what is left is closed with 1013.
+    #[arg(long, value_name = "BYTES")]
+    max_partial_message_bytes: Option<usize>,
+    /// WebSocket upgrades in progress at once (default 64); further
+    /// connections wait in the kernel's listen backlog.
+    #[arg(long, value_name = "COUNT")]
+    max_handshakes: Option<usize>,
 }
 
 /// The values of `serve --containment`.
@@ -185,6 +194,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     if let Some(bytes) = args.retained_output_bytes {
         config.process.retained_output_bytes = bytes;
+    }
+    if let Some(bytes) = args.max_partial_message_bytes {
+        config.max_partial_message_bytes = bytes;
+    }
+    if let Some(count) = args.max_handshakes {
+        config.max_handshakes = count;
     }
     // Over stdio the one connection has no successor: its session ends with it.
     if matches!(listen, Listen::WebSocket(_)) {

@@ -308,8 +308,7 @@ impl ProcessTable {
         // started) even when this future is dropped.
         let started = tokio::spawn(async move {
             threads::run_start(move || table.start_blocking(params, reservation))
-                .await
-                .map_err(start_pool_error)?
+                .await?
                 .map(Started::run)?
         });
         started
@@ -478,25 +477,6 @@ impl ProcessTable {
         lock(&self.inner.processes).clear();
         if let Some(directory) = cgroup::table_directory(self.inner.id) {
             cgroup::remove(&directory);
-        }
-    }
-}
-
-/// The error of a start the start pool could not run: `limitExceeded` when
-/// its queue is full, `spawnFailed` when the OS refused a thread.
-fn start_pool_error(error: crate::blocking_pool::PoolError) -> ServerError {
-    use crate::blocking_pool::PoolError;
-    match error {
-        PoolError::Full { capacity, .. } => ServerError::LimitExceeded {
-            what: "process starts waiting for a thread",
-            limit: capacity as u64,
-        },
-        PoolError::Spawn(source) => ServerError::SpawnFailed {
-            program: String::from("(no thread for the start)"),
-            source,
-        },
-        PoolError::DeadlinePassed(_) | PoolError::Panicked => {
-            ServerError::Internal(format!("the start failed: {error}"))
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use crate::blocking_pool::{BlockingPool, PoolError, PoolLimits};
+use crate::error::ServerError;
 
 /// The most starts that spawn at once (more wait in the queue).
 const START_THREADS: usize = 8;
@@ -60,8 +61,10 @@ pub(crate) async fn warm_up() {
 
 /// Runs a start's blocking `work` on the start pool, inside the calling
 /// task's runtime (tokio's child processes register with its reactor).
-/// Errors: why the pool could not run it.
-pub(crate) async fn run_start<T, F>(work: F) -> Result<T, PoolError>
+///
+/// Errors: `limitExceeded` when the pool's queue is full, `spawnFailed`
+/// when the OS refused it a thread.
+pub(crate) async fn run_start<T, F>(work: F) -> Result<T, ServerError>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
@@ -73,6 +76,25 @@ where
             work()
         })
         .await
+        .map_err(start_pool_error)
+}
+
+/// The error of a start the start pool could not run: `limitExceeded` when
+/// its queue is full, `spawnFailed` when the OS refused a thread.
+fn start_pool_error(error: PoolError) -> ServerError {
+    match error {
+        PoolError::Full { capacity, .. } => ServerError::LimitExceeded {
+            what: "process starts waiting for a thread",
+            limit: capacity as u64,
+        },
+        PoolError::Spawn(source) => ServerError::SpawnFailed {
+            program: String::from("(no thread for the start)"),
+            source,
+        },
+        PoolError::DeadlinePassed(_) | PoolError::Panicked => {
+            ServerError::Internal(format!("the start failed: {error}"))
+        }
+    }
 }
 
 /// Runs one kill round (`work`, cheap to repeat) on the kill pool, or on

@@ -16,12 +16,19 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::errors::{error_response, server_error_response};
+use super::id::{self, EchoedId};
 use crate::error::{INVALID_REQUEST, PARSE_ERROR, ServerError};
 
 /// What one incoming message is.
 pub(crate) enum Incoming<'a> {
     /// A request to dispatch.
-    Request(Request<'a>),
+    Request {
+        /// The request, its params still raw text borrowed from the message.
+        request: Request<'a>,
+        /// The client's id, when the request travels under a stand-in
+        /// (see `id`): its response must get it back.
+        echoed_id: Option<EchoedId>,
+    },
     /// A notification (a request without an id).
     Notification(Notification<'a>),
     /// A message refused without dispatch: the error response text to send.
@@ -37,7 +44,8 @@ struct Envelope<'a> {
     /// `"2.0"` when present (`Some("null")` for an explicit `null`, which is refused).
     #[serde(borrow, default, deserialize_with = "present")]
     jsonrpc: Option<&'a RawValue>,
-    /// A string or an integer; absent (or `null`) for a notification.
+    /// A string or an integer (any, negative too); absent (or `null`) for
+    /// a notification.
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
     /// The method name, a string (`Some("null")` for an explicit `null`, which is refused).
@@ -98,13 +106,18 @@ pub(crate) fn parse(text: &str, max_message_bytes: usize) -> Incoming<'_> {
             return Incoming::Refused(error_response(Id::Null, PARSE_ERROR, message));
         }
     };
-    let id = envelope.id.map(request_id);
-    let known_id = || id.clone().flatten().unwrap_or(Id::Null);
+    let id = envelope.id.map(id::read);
+    let refuse = |code: i32, message: &str| {
+        let (id, echoed) = id.clone().flatten().unwrap_or((Id::Null, None));
+        refusal(error_response(id, code, message), echoed.as_ref())
+    };
     if let Some(version) = envelope.jsonrpc
         && version.get() != "\"2.0\""
     {
-        let message = "invalid request: `jsonrpc` must be \"2.0\"";
-        return Incoming::Refused(error_response(known_id(), INVALID_REQUEST, message));
+        return refuse(
+            INVALID_REQUEST,
+            "invalid request: `jsonrpc` must be \"2.0\"",
+        );
     }
     let Some(method) = envelope.method else {
         if envelope.result.is_some() || envelope.error.is_some() {
@@ -112,12 +125,13 @@ pub(crate) fn parse(text: &str, max_message_bytes: usize) -> Incoming<'_> {
             tracing::debug!("ignoring a response from the client");
             return Incoming::Ignored;
         }
-        let message = "invalid request: `method` is missing";
-        return Incoming::Refused(error_response(known_id(), INVALID_REQUEST, message));
+        return refuse(INVALID_REQUEST, "invalid request: `method` is missing");
     };
     let Ok(method) = serde_json::from_str::<Cow<'_, str>>(method.get()) else {
-        let message = "invalid request: `method` must be a string";
-        return Incoming::Refused(error_response(known_id(), INVALID_REQUEST, message));
+        return refuse(
+            INVALID_REQUEST,
+            "invalid request: `method` must be a string",
+        );
     };
     let Some(id) = id else {
         return Incoming::Notification(Notification::new(
@@ -125,8 +139,8 @@ pub(crate) fn parse(text: &str, max_message_bytes: usize) -> Incoming<'_> {
             envelope.params.map(Cow::Borrowed),
         ));
     };
-    let Some(id) = id else {
-        let message = "invalid request: `id` must be a non-negative integer or a string";
+    let Some((id, echoed_id)) = id else {
+        let message = "invalid request: `id` must be an integer or a string";
         return Incoming::Refused(error_response(Id::Null, INVALID_REQUEST, message));
     };
     if let Some(params) = envelope.params
@@ -137,21 +151,20 @@ pub(crate) fn parse(text: &str, max_message_bytes: usize) -> Incoming<'_> {
         let error = ServerError::InvalidParams {
             message: String::from("`params` must be an object"),
         };
-        return Incoming::Refused(server_error_response(id, error));
+        return refusal(server_error_response(id, error), echoed_id.as_ref());
     }
     let mut request = Request::borrowed("", envelope.params, id);
     request.method = method;
-    Incoming::Request(request)
+    Incoming::Request { request, echoed_id }
 }
 
-/// The request id when it is a string or a non-negative integer; `None` for
-/// anything else (JSON-RPC 2.0 also allows `null`, which this protocol does
-/// not use, and discourages fractions).
-fn request_id(raw: &RawValue) -> Option<Id<'_>> {
-    match serde_json::from_str::<Id<'_>>(raw.get()) {
-        Ok(Id::Null) | Err(_) => None,
-        Ok(id) => Some(id),
+/// A refusal whose response gets the client's id back when it travelled
+/// under a stand-in.
+fn refusal(mut response: String, echoed_id: Option<&EchoedId>) -> Incoming<'static> {
+    if let Some(echoed_id) = echoed_id {
+        echoed_id.restore(&mut response);
     }
+    Incoming::Refused(response)
 }
 
 #[cfg(test)]
@@ -203,6 +216,11 @@ mod tests {
             (&"x".repeat(2000), (-32600, Value::Null)),
             ("{\"id\":8}", (-32600, json!(8))),
             ("{\"id\":1,\"method\":null}", (-32600, json!(1))),
+            ("{\"id\":-1,\"method\":null}", (-32600, json!(-1))),
+            (
+                "{\"id\":-2,\"method\":\"m\",\"params\":[]}",
+                (-32602, json!(-2)),
+            ),
             ("{}", (-32600, Value::Null)),
         ];
         for (text, expected) in cases {
@@ -216,7 +234,7 @@ mod tests {
             r#"{"id":3,"method":"process/list","params":{"a":1}}"#,
             r#"{"jsonrpc":"2.0","id":3,"method":"process/list","params":{"a":1}}"#,
         ] {
-            let Incoming::Request(request) = parse(text, 1024) else {
+            let Incoming::Request { request, .. } = parse(text, 1024) else {
                 panic!("not a request: {text}");
             };
             assert_eq!(request.method_name(), "process/list");
@@ -228,6 +246,15 @@ mod tests {
             panic!("not a notification");
         };
         assert_eq!(notification.method_name(), "initialized");
+        let Incoming::Request { request, echoed_id } =
+            parse(r#"{"id":-1,"method":"process/list"}"#, 1024)
+        else {
+            panic!("a negative id is a request");
+        };
+        // It travels under a stand-in; the response gets `-1` back.
+        let mut response = format!(r#"{{"jsonrpc":"2.0","id":{},"result":{{}}}}"#, request.id);
+        echoed_id.expect("an echoed id").restore(&mut response);
+        assert_eq!(response, r#"{"jsonrpc":"2.0","id":-1,"result":{}}"#);
         assert!(matches!(parse("  ", 1024), Incoming::Ignored));
         assert!(matches!(
             parse(r#"{"id":1,"result":{}}"#, 1024),

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use jsonrpsee::types::{ErrorObjectOwned, Params};
+use jsonrpsee::types::{ErrorObjectOwned, Extensions};
 use jsonrpsee::{ResponsePayload, RpcModule};
 use serde::de::DeserializeOwned;
 
@@ -20,6 +20,7 @@ use super::answer::Answer;
 use super::context::MethodContext;
 use super::errors::into_error_object;
 use super::handlers;
+use super::message::with_params;
 use crate::error::ServerError;
 
 /// Builds the module serving every request of the protocol for one connection.
@@ -27,8 +28,8 @@ pub(crate) fn rpc_module(context: Arc<MethodContext>) -> RpcModule<MethodContext
     let mut module = RpcModule::from_arc(context);
     macro_rules! register {
         ($(($marker:path, $snake:ident, $wire:literal, $params:path, $response:path, $direction:ident)),* $(,)?) => {$(
-            let registered = module.register_async_method($wire, |params, context, _extensions| async move {
-                let params: $params = match parse_params(&params) {
+            let registered = module.register_async_method($wire, |_params, context, extensions| async move {
+                let params: $params = match parse_params(&extensions) {
                     Ok(params) => params,
                     Err(error) => return ResponsePayload::error(error),
                 };
@@ -48,13 +49,16 @@ pub(crate) fn rpc_module(context: Arc<MethodContext>) -> RpcModule<MethodContext
     module
 }
 
-/// Parses `params` into the method's params type; a missing `params` counts
-/// as `{}`, so methods whose params are all optional can omit it.
-fn parse_params<T: DeserializeOwned>(params: &Params<'_>) -> Result<T, ErrorObjectOwned> {
-    let text = params.as_str().unwrap_or("{}");
-    serde_json::from_str(text).map_err(|error| {
-        into_error_object(ServerError::InvalidParams {
-            message: error.to_string(),
+/// Parses the request's `params` (kept in its message, see `message`) into
+/// the method's params type, then lets go of the message; a missing
+/// `params` counts as `{}`, so methods whose params are all optional can
+/// omit it.
+fn parse_params<T: DeserializeOwned>(extensions: &Extensions) -> Result<T, ErrorObjectOwned> {
+    with_params(extensions, |params| {
+        serde_json::from_str(params.unwrap_or("{}")).map_err(|error| {
+            into_error_object(ServerError::InvalidParams {
+                message: error.to_string(),
+            })
         })
     })
 }

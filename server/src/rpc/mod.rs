@@ -6,6 +6,10 @@
 //! - `incoming`: one message parsed once into jsonrpsee's `Request` or
 //!   `Notification`, or refused with its error response (`"jsonrpc"` may be
 //!   omitted, as Codex clients do).
+//! - `id`: request ids echoed as sent, including those jsonrpsee's `Id`
+//!   cannot hold (negative integers).
+//! - `message`: the owned message text, whose `params` reach the method
+//!   without a copy.
 //! - `lifecycle`: the RPC middleware that enforces `initialize`, then
 //!   `initialized`, in one place.
 //! - `service`: the innermost RPC service, which calls a method of the table.
@@ -19,8 +23,9 @@
 //!   encoder each session hands its processes, so they encode on their own
 //!   tasks without knowing the format).
 //!
-//! A request's path: `incoming::parse` -> `Lifecycle` -> `Dispatcher` ->
-//! the `RpcModule` method (params parsed once) -> its handler -> jsonrpsee's
+//! A request's path: `incoming::parse` -> `message::owned_request` ->
+//! `Lifecycle` -> `Dispatcher` -> the `RpcModule` method (params parsed
+//! once, from the message itself) -> its handler -> jsonrpsee's
 //! `MethodResponse`, which the connection queues and then reports queued
 //! (jsonrpsee's completion notice), running the handler's after-queued action.
 
@@ -28,8 +33,10 @@ mod answer;
 mod context;
 mod errors;
 mod handlers;
+mod id;
 mod incoming;
 mod lifecycle;
+mod message;
 mod methods;
 mod notifications;
 mod service;
@@ -42,6 +49,8 @@ use jsonrpsee::core::middleware::RpcServiceBuilder;
 pub(crate) use context::MethodContext;
 pub(crate) use errors::error_response;
 pub(crate) use incoming::{Incoming, parse};
+pub use message::MessageText;
+pub(crate) use message::owned_request;
 /// The encoder sessions give their processes (`handlers::initialize` does),
 /// for the tests of the layers below that need real notification texts.
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! [`Outgoing`] texts reach the client. Every transport (stdio, WebSocket,
 //! the in-process mode) is a [`MessageSource`] and a [`MessageSink`] served
 //! by the one [`serve_connection`]: one reader loop, one writer loop, the
-//! same drain on close.
+//! same drain on close. `budget` caps the memory all WebSocket connections
+//! together hold in partially received messages.
 
+mod budget;
 pub mod stdio;
 pub mod ws;
 
@@ -16,6 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::config::ServerConfig;
 use crate::connection::{Connection, Outgoing};
+pub use crate::rpc::MessageText;
 use crate::session::Departure;
 use crate::shutdown::ShutdownSignal;
 
@@ -44,6 +47,9 @@ pub enum Farewell {
     TooBig,
     /// A text message that is not UTF-8 (close code 1007).
     InvalidData,
+    /// A message that would take the server's memory for partially
+    /// received messages over its budget (close code 1013, "try again later").
+    OverBudget,
 }
 
 /// What the writer is told when the connection closes.
@@ -56,9 +62,9 @@ struct Stop {
 }
 
 /// One thing a transport read.
-pub enum Received<'a> {
-    /// A complete message text.
-    Message(&'a str),
+pub enum Received {
+    /// A complete message text, handed over (the transport keeps no copy).
+    Message(MessageText),
     /// A message the transport could not hand over (not UTF-8, over the
     /// size limit): answered with this JSON-RPC error code and message, id null.
     Unreadable {
@@ -73,7 +79,7 @@ pub enum Received<'a> {
 pub trait MessageSource: Send {
     /// The next message; `None` once the client closed the connection or
     /// reading failed (logged).
-    fn next(&mut self) -> impl Future<Output = Option<Received<'_>>> + Send;
+    fn next(&mut self) -> impl Future<Output = Option<Received>> + Send;
 
     /// How to say goodbye once [`Self::next`] returned `None`: why reading
     /// ended, when it was the client's fault.

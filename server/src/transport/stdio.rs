@@ -38,22 +38,33 @@ where
 struct LineSource<R> {
     /// The byte stream.
     reader: BufReader<R>,
-    /// The line being read, reused between lines.
+    /// The line being read; handed over once complete.
     line: Vec<u8>,
     /// Largest message, in bytes.
     limit: usize,
 }
 
 impl<R: AsyncRead + Unpin + Send> MessageSource for LineSource<R> {
-    async fn next(&mut self) -> Option<Received<'_>> {
+    async fn next(&mut self) -> Option<Received> {
         match read_line(&mut self.reader, &mut self.line, self.limit).await {
-            Ok(Line::Complete) => Some(match std::str::from_utf8(trim_line_end(&self.line)) {
-                Ok(text) => Received::Message(text),
-                Err(error) => Received::Unreadable {
-                    code: PARSE_ERROR,
-                    message: format!("parse error: the line is not UTF-8 ({error})"),
-                },
-            }),
+            Ok(Line::Complete) => {
+                // The line is handed over, not copied: the next one starts
+                // a buffer of its own.
+                let mut line = std::mem::take(&mut self.line);
+                if line.ends_with(b"\r") {
+                    line.pop();
+                }
+                Some(match String::from_utf8(line) {
+                    Ok(text) => Received::Message(text.into()),
+                    Err(error) => Received::Unreadable {
+                        code: PARSE_ERROR,
+                        message: format!(
+                            "parse error: the line is not UTF-8 ({})",
+                            error.utf8_error()
+                        ),
+                    },
+                })
+            }
             Ok(Line::TooLong(length)) => Some(Received::Unreadable {
                 code: INVALID_REQUEST,
                 message: format!(
@@ -146,8 +157,4 @@ async fn read_line<R: AsyncBufRead + Unpin>(
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
     memchr::memchr(b'\n', bytes)
-}
-
-fn trim_line_end(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
 }

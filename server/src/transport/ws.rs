@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{StatusCode, header};
@@ -18,7 +19,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-use super::{Farewell, MessageSink, MessageSource, Received, serve_connection};
+use super::budget::{Charge, ChargedStream, OverBudget, PartialMessageBudget};
+use super::{Farewell, MessageSink, MessageSource, MessageText, Received, serve_connection};
 use crate::config::ServerConfig;
 use crate::error::PARSE_ERROR;
 use crate::shutdown::{Shutdown, ShutdownSignal};
@@ -158,6 +160,13 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts connections on `listener` until `shutdown` begins, serving each
 /// on its own task with a signal of `shutdown`.
+///
+/// At most `config.max_handshakes` connections are in their upgrade at once:
+/// the loop accepts no more until one is done (or timed out after
+/// [`HANDSHAKE_TIMEOUT`]), so further clients wait in the kernel's listen
+/// backlog instead of each holding a socket and a task here. All connections
+/// share one budget of `config.max_partial_message_bytes` for partially
+/// received messages (see `budget`).
 pub async fn serve(
     listener: TcpListener,
     config: Arc<ServerConfig>,
@@ -166,7 +175,17 @@ pub async fn serve(
 ) {
     let mut stopping = shutdown.signal();
     let mut backoff = FIRST_ACCEPT_BACKOFF;
+    let handshakes = Arc::new(Semaphore::new(config.max_handshakes.max(1)));
+    let budget = PartialMessageBudget::new(config.max_partial_message_bytes);
     loop {
+        let permit = tokio::select! {
+            permit = handshakes.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                // Never closed; if it were, no more upgrades could be made.
+                Err(_) => return,
+            },
+            () = stopping.recv() => return,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = stopping.recv() => return,
@@ -174,12 +193,16 @@ pub async fn serve(
         match accepted {
             Ok((stream, peer)) => {
                 backoff = FIRST_ACCEPT_BACKOFF;
+                let socket = Socket {
+                    stream,
+                    peer,
+                    handshake: permit,
+                    charge: budget.charge(),
+                };
                 let config = config.clone();
                 let policy = policy.clone();
                 let signal = shutdown.signal();
-                tokio::spawn(
-                    async move { serve_socket(stream, peer, config, policy, signal).await },
-                );
+                tokio::spawn(async move { serve_socket(socket, config, policy, signal).await });
             }
             Err(error) if is_out_of_resources(&error) => {
                 // Out of file descriptors or memory: the listener itself is
@@ -200,6 +223,18 @@ pub async fn serve(
     }
 }
 
+/// An accepted socket and what it holds of the listener's limits.
+struct Socket {
+    /// The connection.
+    stream: TcpStream,
+    /// The client's address, for logs.
+    peer: SocketAddr,
+    /// Its place among the upgrades in progress, given back once upgraded.
+    handshake: OwnedSemaphorePermit,
+    /// Its share of the budget for partially received messages.
+    charge: Arc<Charge>,
+}
+
 /// Whether an `accept` failed for want of a resource (EMFILE, ENFILE,
 /// ENOBUFS, ENOMEM), which retrying at once cannot fix.
 fn is_out_of_resources(error: &io::Error) -> bool {
@@ -215,12 +250,17 @@ fn is_out_of_resources(error: &io::Error) -> bool {
 // The upgrade callback must return tungstenite's (large) `ErrorResponse`.
 #[allow(clippy::result_large_err)]
 async fn serve_socket(
-    stream: TcpStream,
-    peer: SocketAddr,
+    socket: Socket,
     config: Arc<ServerConfig>,
     policy: Arc<AccessPolicy>,
     mut shutdown: ShutdownSignal,
 ) {
+    let Socket {
+        stream,
+        peer,
+        handshake: handshake_permit,
+        charge,
+    } = socket;
     let _ = stream.set_nodelay(true);
     if let Err(error) = detect_vanished_peers(&stream) {
         tracing::debug!(%peer, %error, "cannot set TCP keepalive");
@@ -237,6 +277,7 @@ async fn serve_socket(
             Err(refused)
         }
     };
+    let stream = ChargedStream::new(stream, charge.clone());
     let handshake =
         tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
     let socket = tokio::select! {
@@ -253,11 +294,14 @@ async fn serve_socket(
         },
         () = shutdown.recv() => return,
     };
+    drop(handshake_permit);
+    // The upgrade request is done with; messages are charged from here on.
+    charge.settle();
     tracing::debug!(%peer, "connection opened");
     let (sink, frames) = socket.split();
     let source = FrameSource {
         frames,
-        current: Utf8Bytes::from_static(""),
+        charge,
         peer,
         failure: Farewell::Normal,
     };
@@ -265,12 +309,21 @@ async fn serve_socket(
     tracing::debug!(%peer, "connection closed");
 }
 
+/// The WebSocket of one connection, its reads charged to the budget.
+type ChargedSocket = WebSocketStream<ChargedStream<TcpStream>>;
+
+/// The bytes of a client's control frame besides its payload: two of
+/// header (control payloads are at most 125 bytes, so no extended length)
+/// and four of mask.
+const CLIENT_CONTROL_FRAME_OVERHEAD: usize = 6;
+
 /// Messages read one per WebSocket frame.
 struct FrameSource {
     /// The incoming frames.
-    frames: SplitStream<WebSocketStream<TcpStream>>,
-    /// The last message's text, which [`MessageSource::next`] lends out.
-    current: Utf8Bytes,
+    frames: SplitStream<ChargedSocket>,
+    /// The connection's share of the partial-message budget, settled at
+    /// each complete message.
+    charge: Arc<Charge>,
     /// The client's address, for logs.
     peer: SocketAddr,
     /// Why reading failed, when the client broke the framing.
@@ -278,18 +331,26 @@ struct FrameSource {
 }
 
 impl MessageSource for FrameSource {
-    async fn next(&mut self) -> Option<Received<'_>> {
+    async fn next(&mut self) -> Option<Received> {
         loop {
-            match self.frames.next().await? {
-                Ok(Message::Text(text)) => {
-                    self.current = text;
-                    break;
+            let frame = self.frames.next().await?;
+            match &frame {
+                // A complete data message (or a close) leaves nothing partial.
+                Ok(Message::Text(_) | Message::Binary(_) | Message::Close(_)) => {
+                    self.charge.settle();
                 }
+                // A control frame may sit between the fragments of a message:
+                // only its own bytes are released.
+                Ok(Message::Ping(payload) | Message::Pong(payload)) => {
+                    self.charge
+                        .release(payload.len() + CLIENT_CONTROL_FRAME_OVERHEAD);
+                }
+                Ok(Message::Frame(_)) | Err(_) => {}
+            }
+            match frame {
+                Ok(Message::Text(text)) => return Some(Received::Message(MessageText::new(text))),
                 Ok(Message::Binary(bytes)) => match Utf8Bytes::try_from(bytes) {
-                    Ok(text) => {
-                        self.current = text;
-                        break;
-                    }
+                    Ok(text) => return Some(Received::Message(MessageText::new(text))),
                     Err(error) => {
                         return Some(Received::Unreadable {
                             code: PARSE_ERROR,
@@ -305,6 +366,7 @@ impl MessageSource for FrameSource {
                 Err(error) => {
                     tracing::debug!(peer = %self.peer, %error, "connection failed");
                     self.failure = match error {
+                        WsError::Io(error) if OverBudget::is(&error) => Farewell::OverBudget,
                         WsError::Protocol(_) => Farewell::ProtocolError,
                         WsError::Capacity(_) => Farewell::TooBig,
                         WsError::Utf8(_) => Farewell::InvalidData,
@@ -314,7 +376,6 @@ impl MessageSource for FrameSource {
                 }
             }
         }
-        Some(Received::Message(self.current.as_str()))
     }
 
     fn farewell(&self) -> Farewell {
@@ -325,7 +386,7 @@ impl MessageSource for FrameSource {
 /// Messages written one per text frame.
 struct FrameSink {
     /// The outgoing half of the WebSocket.
-    sink: SplitSink<WebSocketStream<TcpStream>, Message>,
+    sink: SplitSink<ChargedSocket, Message>,
 }
 
 impl MessageSink for FrameSink {
@@ -354,6 +415,10 @@ impl MessageSink for FrameSink {
             Farewell::ProtocolError => Some(frame(CloseCode::Protocol, "framing error")),
             Farewell::TooBig => Some(frame(CloseCode::Size, "message too big")),
             Farewell::InvalidData => Some(frame(CloseCode::Invalid, "text frame not UTF-8")),
+            Farewell::OverBudget => Some(frame(
+                CloseCode::Again,
+                "the server holds too much of partially received messages",
+            )),
         };
         if let Some(frame) = frame {
             let _ = self.sink.send(Message::Close(Some(frame))).await;
