@@ -297,7 +297,8 @@ fn unreadable(rng: &mut Rng, index: usize, stdio: bool) -> Option<Outgoing> {
                 while !mutated.is_char_boundary(at) {
                     at -= 1;
                 }
-                mutated.insert_str(at, *rng.pick(NOISE));
+                let noise = *rng.pick(NOISE);
+                mutated.insert_str(at, noise);
             }
             mutated
         }

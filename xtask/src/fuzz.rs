@@ -141,7 +141,11 @@ pub fn run(root: &Path, options: Options) -> Result<()> {
     if !status.success() {
         bail!("the fuzz target failed ({status}) and left no input behind");
     }
-    eprintln!("==> no crash; the corpus is in {}", layout.corpus.display());
+    if options.input.is_none() {
+        eprintln!("==> no crash; the corpus is in {}", layout.corpus.display());
+    } else {
+        eprintln!("==> no crash");
+    }
     Ok(())
 }
 
