@@ -161,6 +161,8 @@ async fn worker(load: Arc<Load>, kind: Worker, targets: Arc<Targets>) {
                 Ok(fresh) => fresh,
                 Err(error) => {
                     load.failed(kind.name(), &error);
+                    // A pause before the next attempt, so that a server
+                    // refusing connections is not hammered in a tight loop.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
