@@ -7,12 +7,18 @@
 //!   every Rust test, and the TypeScript checks), with SDK traffic through
 //!   the conformance proxy (`conformance`).
 //! - `bench`: builds in release mode and runs the benchmark driver (`bench/`).
+//! - `fuzz`: builds the cargo-fuzz target (`fuzz/`) and runs it in a
+//!   sandbox for a bounded time, the corpus seeded from the conformance cases.
+//! - `soak`: runs the real server under mixed load for minutes, sampling
+//!   its memory, fds, threads and zombie children, and fails when they grow.
 //! - `tidy` (tests only): the workspace's file-length and import-circle
 //!   rules, checked by `cargo test`.
 
 mod bench;
 mod codegen;
 mod conformance;
+mod fuzz;
+mod soak;
 mod test;
 #[cfg(test)]
 mod tidy;
@@ -50,6 +56,21 @@ enum Task {
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,
     },
+    /// Fuzz the server's message parser and dispatch (cargo-fuzz, sandboxed); fail on a crash.
+    Fuzz {
+        /// How long to fuzz, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Run this one input (a crash the fuzzer saved) instead of fuzzing.
+        #[arg(long, value_name = "PATH")]
+        input: Option<PathBuf>,
+    },
+    /// Run the real server under mixed load; fail when its RSS, fds, threads or zombies grow.
+    Soak {
+        /// How long the load runs, in minutes.
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -75,6 +96,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Task::Test => test::run(&root),
         Task::Bench { quick, json } => bench::run(&root, bench::Options { quick, json }),
+        Task::Fuzz { seconds, input } => fuzz::run(&root, fuzz::Options { seconds, input }),
+        Task::Soak { minutes } => soak::run(&root, soak::Options { minutes }),
     }
 }
 
@@ -84,4 +107,13 @@ fn workspace_root() -> Result<PathBuf> {
         .parent()
         .map(Path::to_path_buf)
         .context("xtask's manifest directory has no parent")
+}
+
+/// The target directory: `CARGO_TARGET_DIR` when set (relative to the
+/// workspace root), else `target/` in the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|value| !value.is_empty()) {
+        Some(directory) => root.join(directory),
+        None => root.join("target"),
+    }
 }
