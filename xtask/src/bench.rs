@@ -38,10 +38,10 @@ pub fn run(root: &Path, options: Options) -> Result<()> {
     if !status.success() {
         bail!("the release build failed ({status})");
     }
-    let release = target_dir(root).join("release");
+    let release = crate::target_dir(root).join("release");
     let json = options
         .json
-        .unwrap_or_else(|| target_dir(root).join("bench").join("results.json"));
+        .unwrap_or_else(|| crate::target_dir(root).join("bench").join("results.json"));
     let mut driver = Command::new(release.join("exec-bench"));
     driver
         .arg("--server")
@@ -57,12 +57,4 @@ pub fn run(root: &Path, options: Options) -> Result<()> {
         bail!("exec-bench failed ({status})");
     }
     Ok(())
-}
-
-/// The target directory: `CARGO_TARGET_DIR` when set, else `target/` in the workspace.
-fn target_dir(root: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR").filter(|value| !value.is_empty()) {
-        Some(directory) => root.join(directory),
-        None => root.join("target"),
-    }
 }

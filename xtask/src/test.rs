@@ -34,9 +34,7 @@ pub fn run(root: &Path) -> Result<()> {
     step_with_env(root, &cargo, &["test", "--workspace"], &conformance.vars())?;
 
     // The TypeScript SDK's tests run against the server binary built above.
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), |dir| root.join(dir));
-    let server_binary = target_dir.join("debug").join("exec-server");
+    let server_binary = crate::target_dir(root).join("debug").join("exec-server");
     let sdk_ts = root.join("sdk-ts");
     step(&sdk_ts, "npm", &["ci", "--no-audit", "--no-fund"])?;
     // The build type-checks all of `src/`, the generated types included;
