@@ -117,6 +117,13 @@ async fn fs_calls_under_a_pids_limit_fail_cleanly_and_the_server_keeps_serving()
         )
         .await;
     let sleeper_pid = sleeper["pid"].as_i64().expect("the sleeper's pid");
+    client
+        .call(
+            "process/start",
+            json!({"processId": "terminal", "argv": ["cat"], "cwd": "/",
+                   "env": {"PATH": "/usr/bin:/bin"}, "tty": true}),
+        )
+        .await;
 
     // The server may keep the threads it has, and start none.
     cgroup.write("cgroup.procs", &pid.to_string());
@@ -160,6 +167,21 @@ async fn fs_calls_under_a_pids_limit_fail_cleanly_and_the_server_keeps_serving()
     assert!(
         kind == json!("spawnFailed") || kind == json!("limitExceeded"),
         "{refused}"
+    );
+    // A PTY write blocks on a thread of its own: it is written, or refused
+    // with a typed error, never lost.
+    let written = client
+        .request(
+            "process/write",
+            json!({"processId": "terminal", "chunk": "aGkK"}),
+        )
+        .await;
+    let written_kind = written["error"]["data"]["kind"].clone();
+    assert!(
+        written["result"]["status"] == json!("accepted")
+            || written_kind == json!("io")
+            || written_kind == json!("limitExceeded"),
+        "{written}"
     );
     // Process control keeps working: terminate kills the tree.
     let terminated = client

@@ -20,6 +20,7 @@ use tokio::sync::{Notify, watch};
 use super::output::{ExitEvent, RetainedOutput};
 use super::pty::PtyMaster;
 use super::signal::{nix_signal, protocol_signal};
+use super::threads;
 use super::tree::Tree;
 use crate::error::ServerError;
 use crate::sync::lock;
@@ -319,27 +320,35 @@ impl ManagedProcess {
     }
 
     /// `process/write`: writes `bytes` to stdin once per `write_id`.
-    pub(crate) async fn write(&self, bytes: Vec<u8>, write_id: Option<String>) -> WriteStatus {
+    ///
+    /// Errors: those of `threads::run_pty_write` (no thread for a PTY
+    /// write); the bytes were not written then.
+    pub(crate) async fn write(
+        &self,
+        bytes: Vec<u8>,
+        write_id: Option<String>,
+    ) -> Result<WriteStatus, ServerError> {
         if matches!(self.child_io, ChildIo::Pipes { pipe_stdin: false }) {
-            return WriteStatus::StdinClosed;
+            return Ok(WriteStatus::StdinClosed);
         }
         let mut stdin = self.stdin.clone().lock_owned().await;
         if let Some(write_id) = &write_id
             && stdin.recent.contains(write_id)
         {
-            return WriteStatus::Accepted;
+            return Ok(WriteStatus::Accepted);
         }
         if self.tree.is_reaped() {
-            return WriteStatus::StdinClosed;
+            return Ok(WriteStatus::StdinClosed);
         }
         let is_pty = match &stdin.sink {
-            None => return WriteStatus::StdinClosed,
+            None => return Ok(WriteStatus::StdinClosed),
             Some(sink) => matches!(sink, StdinSink::Pty(_)),
         };
         let written = if is_pty {
             // The PTY writer blocks while the terminal's input queue is full,
-            // so it runs on a blocking thread, which takes the lock along.
-            let outcome = tokio::task::spawn_blocking(move || {
+            // so it runs on a thread of the PTY write pool, which takes the lock
+            // along.
+            let (returned, written) = threads::run_pty_write(move || {
                 let written = match &mut stdin.sink {
                     Some(StdinSink::Pty(writer)) => {
                         writer.write_all(&bytes).and_then(|()| writer.flush())
@@ -348,21 +357,16 @@ impl ManagedProcess {
                 };
                 (stdin, written)
             })
-            .await;
-            match outcome {
-                Ok((returned, written)) => {
-                    stdin = returned;
-                    written
-                }
-                Err(_) => return WriteStatus::StdinClosed,
-            }
+            .await?;
+            stdin = returned;
+            written
         } else {
             match &mut stdin.sink {
                 Some(StdinSink::Pipe(pipe)) => match pipe.write_all(&bytes).await {
                     Ok(()) => pipe.flush().await,
                     Err(error) => Err(error),
                 },
-                _ => return WriteStatus::StdinClosed,
+                _ => return Ok(WriteStatus::StdinClosed),
             }
         };
         match written {
@@ -370,12 +374,12 @@ impl ManagedProcess {
                 if let Some(write_id) = write_id {
                     stdin.remember(write_id);
                 }
-                WriteStatus::Accepted
+                Ok(WriteStatus::Accepted)
             }
             Err(error) => {
                 tracing::debug!(process_id = %self.process_id.as_str(), %error, "stdin is closed");
                 stdin.sink = None;
-                WriteStatus::StdinClosed
+                Ok(WriteStatus::StdinClosed)
             }
         }
     }

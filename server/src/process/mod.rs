@@ -346,8 +346,12 @@ impl ProcessTable {
 
     /// `process/write`: writes the bytes to stdin (PTY processes and pipe
     /// processes with `pipeStdin`); a `writeId` seen recently is accepted
-    /// without writing again. Never an error: an unknown process is status
-    /// `unknownProcess`, a closed or never-open stdin `stdinClosed`.
+    /// without writing again. An unknown process is status `unknownProcess`,
+    /// a closed or never-open stdin `stdinClosed`.
+    ///
+    /// Errors: only when a PTY write finds no thread to block on
+    /// (`limitExceeded` when too many wait, `io` when the OS refuses a
+    /// thread); the bytes were not written.
     pub async fn write(
         &self,
         params: ProcessWriteParams,
@@ -359,7 +363,7 @@ impl ProcessTable {
         };
         let status = process
             .write(params.chunk.into_inner(), params.write_id)
-            .await;
+            .await?;
         Ok(ProcessWriteResponse { status })
     }
 
