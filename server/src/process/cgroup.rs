@@ -112,13 +112,15 @@ impl ProcessCgroup {
 /// SIGKILLs every process in the cgroup `directory` and below. A cgroup that
 /// is already gone is no error. Errors: the write to `cgroup.kill` failed.
 pub(crate) fn kill(directory: &Path) -> io::Result<()> {
-    match fs::OpenOptions::new()
+    // A cgroup removed before the open, or between the open and the write
+    // (the kernel then answers ENOENT), holds nothing left to kill.
+    let killed = fs::OpenOptions::new()
         .write(true)
         .open(directory.join("cgroup.kill"))
-    {
-        Ok(mut file) => file.write_all(b"1"),
+        .and_then(|mut file| file.write_all(b"1"));
+    match killed {
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(error),
+        other => other,
     }
 }
 
@@ -279,6 +281,13 @@ mod tests {
             cgroup2_mount("37 25 0:32 / /x rw - cgroup cgroup rw\n"),
             None
         );
+    }
+
+    #[test]
+    fn a_cgroup_that_is_gone_needs_no_kill() {
+        let gone = Path::new("/sys/fs/cgroup/exec-server-test-no-such-cgroup");
+        assert!(kill(gone).is_ok());
+        assert!(!is_populated(gone));
     }
 
     #[test]
