@@ -23,33 +23,41 @@ use std::io::{self, Read as _};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use nix::sys::signal::{SigSet, Signal};
 
+use crate::sync::lock;
+
 /// The hidden first argument that makes `exec-server` the guardian:
-/// `exec-server __exec-guardian SERVER_PID [CGROUP_DIRECTORY]`.
+/// `exec-server __exec-guardian SERVER_ID [CGROUP_DIRECTORY]` (the id of the
+/// server's tree markers: its pid and 32 random bits).
 pub const GUARDIAN_COMMAND: &str = "__exec-guardian";
 
-/// The server's end of the pipe to its guardian, held until the process ends.
-static LIFELINE: OnceLock<OwnedFd> = OnceLock::new();
+/// The server's end of the pipe to its guardian, held until the process
+/// ends. A mutex, not a once-cell: two concurrent starts must not spawn two
+/// guardians, one of which would see its pipe close at once.
+static LIFELINE: Mutex<Option<OwnedFd>> = Mutex::new(None);
 
 /// Starts the guardian of this server (once; later calls do nothing), from
 /// the `exec-server` binary at `/proc/self/exe` (which works even when the
-/// file was replaced since). Call it after [`crate::process::init_reaper`],
-/// which chooses the cgroup it must kill.
+/// file was replaced since). Call it after
+/// [`crate::process::init_cgroup_containment`], which makes the cgroup it
+/// must kill. Only the `exec-server` binary may call it: in a library host
+/// `/proc/self/exe` is the host program.
 ///
 /// # Errors
 /// The pipe or the guardian process could not be created.
 pub fn start() -> io::Result<()> {
-    if LIFELINE.get().is_some() {
+    let mut lifeline = lock(&LIFELINE);
+    if lifeline.is_some() {
         return Ok(());
     }
     let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let mut command = Command::new("/proc/self/exe");
     command
         .arg(GUARDIAN_COMMAND)
-        .arg(std::process::id().to_string())
+        .arg(crate::process::server_id())
         .stdin(Stdio::from(read_end))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -59,9 +67,8 @@ pub fn start() -> io::Result<()> {
     // Not waited for: the guardian leaves this process's group, so the
     // orphan reaper collects it should it ever end first.
     drop(command.spawn()?);
-    if LIFELINE.set(write_end).is_ok() {
-        crate::process::set_guardian_running();
-    }
+    *lifeline = Some(write_end);
+    crate::process::set_guardian_running();
     Ok(())
 }
 
@@ -69,13 +76,14 @@ pub fn start() -> io::Result<()> {
 /// for the server to end, then kills and removes what it left. Returns only
 /// then, with the error that stopped it, if any.
 pub fn run(mut arguments: impl Iterator<Item = OsString>) -> io::Result<()> {
-    let server_pid: u32 = arguments
+    let server_id = arguments
         .next()
-        .and_then(|pid| pid.to_str()?.parse().ok())
+        .and_then(|id| id.into_string().ok())
+        .filter(|id| !id.is_empty() && !id.contains('/'))
         .ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("usage: {GUARDIAN_COMMAND} SERVER_PID [CGROUP_DIRECTORY]"),
+                format!("usage: {GUARDIAN_COMMAND} SERVER_ID [CGROUP_DIRECTORY]"),
             )
         })?;
     let cgroup = arguments.next().map(PathBuf::from);
@@ -92,7 +100,7 @@ pub fn run(mut arguments: impl Iterator<Item = OsString>) -> io::Result<()> {
     }
     blocked.thread_block().map_err(io::Error::from)?;
     wait_for_end_of_file();
-    crate::process::kill_dead_server_trees(server_pid, cgroup.as_deref());
+    crate::process::kill_dead_server_trees(&server_id, cgroup.as_deref());
     Ok(())
 }
 

@@ -121,13 +121,18 @@ fn parse_listen(url: &str) -> Result<Listen> {
 
 fn main() -> ExitCode {
     // The guardian (see `exec_server::guardian`) runs before anything else:
-    // it must not start a runtime or set up logging of its own.
+    // it must not start a runtime; its warnings (a cgroup it cannot kill) go
+    // to the stderr it shares with the server.
     let mut arguments = std::env::args_os().skip(1);
     if arguments.next().as_deref()
         == Some(std::ffi::OsStr::new(
             exec_server::guardian::GUARDIAN_COMMAND,
         ))
     {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .init();
         return match exec_server::guardian::run(arguments) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

@@ -169,15 +169,18 @@ fn own_cgroup_v2_directory() -> Option<std::path::PathBuf> {
 }
 
 /// Whether this test process could create a cgroup v2 with `cgroup.kill`,
-/// as the server it starts will try to.
+/// as the server it starts will try to; probed once for all tests.
 fn cgroup_v2_is_writable() -> bool {
-    let Some(own) = own_cgroup_v2_directory() else {
-        return false;
-    };
-    let probe = own.join(format!("containment-probe-{}", std::process::id()));
-    let usable = std::fs::create_dir(&probe).is_ok() && probe.join("cgroup.kill").exists();
-    let _ = std::fs::remove_dir(&probe);
-    usable
+    static WRITABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WRITABLE.get_or_init(|| {
+        let Some(own) = own_cgroup_v2_directory() else {
+            return false;
+        };
+        let probe = own.join(format!("containment-probe-{}", std::process::id()));
+        let usable = std::fs::create_dir(&probe).is_ok() && probe.join("cgroup.kill").exists();
+        let _ = std::fs::remove_dir(&probe);
+        usable
+    })
 }
 
 /// Starts the tree, ends it as `ending` says and checks nothing of it is left.
@@ -203,7 +206,8 @@ async fn no_descendant_survives(
         "tty": tty,
     });
     if leader_exits {
-        params["timeoutMs"] = json!(2_000);
+        // Long enough for the whole tree to start on a loaded machine.
+        params["timeoutMs"] = json!(10_000);
     }
     client.call("process/start", params).await;
     if leader_exits {
@@ -316,9 +320,13 @@ async fn an_escape_with_env_i_setsid_and_a_double_fork_is_contained_by_the_cgrou
     assert_eq!(marked.wait_until(|live| live == 0).await, 0);
 }
 
-/// The `EXEC_SERVER_TREE` variable of the first live marked process, if any.
+/// The `EXEC_SERVER_TREE` variable of the live process that runs the
+/// marked sleeper (its `argv[0]` is the marker).
+///
+/// # Panics
+/// When there is no such process or its environment cannot be read.
 fn value_of_marker_variable(marked: &Marked) -> Option<String> {
-    let entries = std::fs::read_dir("/proc").ok()?;
+    let entries = std::fs::read_dir("/proc").expect("/proc");
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -327,24 +335,26 @@ fn value_of_marker_variable(marked: &Marked) -> Option<String> {
         else {
             continue;
         };
-        let is_marked = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|argv| contains(&argv, marked.sleeper.as_bytes()));
-        if !is_marked {
+        let runs_the_sleeper = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|argv| {
+            argv.split(|byte| *byte == 0).next() == Some(marked.sleeper.as_bytes())
+        });
+        if !runs_the_sleeper || !exec_testkit::process_alive(pid) {
             continue;
         }
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        let environ = std::fs::read(format!("/proc/{pid}/environ"))
+            .unwrap_or_else(|error| panic!("the environment of {pid}: {error}"));
         return environ
             .split(|byte| *byte == 0)
             .find_map(|entry| entry.strip_prefix(b"EXEC_SERVER_TREE="))
             .map(|value| String::from_utf8_lossy(value).into_owned());
     }
-    None
+    panic!("no live process runs {}", marked.sleeper);
 }
 
-/// The server's cgroups are gone once it exits: nothing is left below the
-/// cgroup it ran in.
-#[tokio::test]
-async fn the_server_removes_its_cgroups_when_it_exits() {
+/// The server's cgroups are gone once it exits, by SIGKILL (the guardian
+/// removes them) or cleanly (the server and then the guardian): nothing is
+/// left below the cgroup it ran in.
+async fn the_server_removes_its_cgroups_when_it_exits(signal: Signal) {
     if !cgroup_v2_is_writable() {
         eprintln!("skipped: this machine gives the tests no writable cgroup v2");
         return;
@@ -363,21 +373,58 @@ async fn the_server_removes_its_cgroups_when_it_exits() {
     let pid = server.pid().expect("a pid");
     let directory = server_cgroup_directory(pid).expect("the server's cgroup directory");
     assert!(
-        directory.is_dir(),
-        "{} missing while serving",
+        directory.join("t1").is_dir(),
+        "{} has no session cgroup while serving",
         directory.display()
     );
-    server.signal(Signal::SIGKILL);
+    server.signal(signal);
     assert_eq!(marked.wait_until(|live| live == 0).await, 0);
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while directory.exists() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(!directory.exists(), "{} left behind", directory.display());
+    assert!(
+        !directory.exists(),
+        "{} left behind after {signal}",
+        directory.display()
+    );
 }
 
-/// Where the server `pid` keeps its cgroups: `exec-server.<pid>` beside the
-/// cgroup of this test process (the server inherits it).
+#[tokio::test]
+async fn the_server_removes_its_cgroups_when_it_is_killed() {
+    the_server_removes_its_cgroups_when_it_exits(Signal::SIGKILL).await;
+}
+
+#[tokio::test]
+async fn the_server_removes_its_cgroups_when_it_shuts_down() {
+    the_server_removes_its_cgroups_when_it_exits(Signal::SIGTERM).await;
+}
+
+/// The in-process mode (a library host) has no guardian and, unless the
+/// host turns cgroups on, walks `/proc`; `initialize` says so.
+#[tokio::test]
+async fn in_process_reports_process_tree_containment_without_a_guardian() {
+    let mut client = WireClient::start(Transport::InProcess, &ServerLauncher::new()).await;
+    let initialized = client.handshake().await;
+    assert_eq!(
+        initialized["containment"],
+        json!({"mechanism": "processTree", "killOnServerDeath": false}),
+        "{initialized}"
+    );
+}
+
+/// Where the server `pid` keeps its cgroups: `exec-server.<pid>.<random>`
+/// beside the cgroup of this test process (the server inherits it).
 fn server_cgroup_directory(pid: u32) -> Option<std::path::PathBuf> {
-    Some(own_cgroup_v2_directory()?.join(format!("exec-server.{pid}")))
+    let prefix = format!("exec-server.{pid}.");
+    std::fs::read_dir(own_cgroup_v2_directory()?)
+        .ok()?
+        .flatten()
+        .find(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with(&prefix))
+        })
+        .map(|entry| entry.path())
 }

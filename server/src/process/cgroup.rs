@@ -7,12 +7,15 @@
 //! needs write access to the cgroup filesystem.
 //!
 //! The hierarchy, below the cgroup the server itself runs in:
-//! `exec-server.<server pid>/t<table>/p<process serial>`. A table's
+//! `exec-server.<server id>/t<table>/p<process serial>` (the id of the
+//! tree markers: the pid and 32 random bits, unique across PID namespaces). A table's
 //! directory is killed when its session ends (leftovers of processes that
 //! already closed included), the server's directory when the server shuts
 //! down or dies (the guardian process does it then, see `guardian.rs`).
-//! Directories are removed once empty; directories of servers that died
-//! without removing theirs are removed by the next server that starts.
+//! Directories are removed once empty; empty directories of servers that
+//! died without removing theirs are removed by the next server that starts
+//! (one that still holds processes is left alone: it may belong to a live
+//! server in another PID namespace).
 //!
 //! A child joins its cgroup between fork and exec by writing `0` ("the
 //! writing process") to the `cgroup.procs` file the server opened before the
@@ -125,13 +128,16 @@ pub(crate) fn kill(directory: &Path) -> io::Result<()> {
 }
 
 /// Whether any live process is in the cgroup `directory` or below (zombies
-/// do not count). A cgroup that is gone or unreadable is empty.
+/// do not count). A cgroup that is gone is empty; one that cannot be read
+/// (no descriptor left) counts as populated, so a kill is not taken as done
+/// before it was seen to be.
 pub(crate) fn is_populated(directory: &Path) -> bool {
-    fs::read_to_string(directory.join("cgroup.events")).is_ok_and(|events| {
-        events
+    match fs::read_to_string(directory.join("cgroup.events")) {
+        Ok(events) => events
             .lines()
-            .any(|line| line.split_whitespace().eq(["populated", "1"]))
-    })
+            .any(|line| line.split_whitespace().eq(["populated", "1"])),
+        Err(error) => error.kind() != io::ErrorKind::NotFound,
+    }
 }
 
 /// Removes the cgroup `directory` and the cgroups below it, deepest first.
@@ -156,15 +162,28 @@ pub(crate) fn remove(directory: &Path) {
 /// `exec-server.<pid>` in it and checks it can kill. Errors: why not.
 fn create_server_directory() -> Result<PathBuf, String> {
     let own = own_cgroup_directory()?;
-    remove_dead_servers(&own);
-    let directory = own.join(format!("{SERVER_DIRECTORY_PREFIX}{}", std::process::id()));
-    fs::create_dir_all(&directory)
+    remove_empty_servers(&own);
+    let directory = own.join(format!(
+        "{SERVER_DIRECTORY_PREFIX}{}",
+        super::identity::server_id()
+    ));
+    fs::create_dir(&directory)
         .map_err(|error| format!("cannot create the cgroup {}: {error}", directory.display()))?;
-    if !directory.join("cgroup.kill").exists() {
+    let refuse = |reason: String| {
         let _ = fs::remove_dir(&directory);
-        return Err(String::from(
+        Err(reason)
+    };
+    if !directory.join("cgroup.kill").exists() {
+        return refuse(String::from(
             "the kernel has no cgroup.kill (Linux 5.14 or later is needed)",
         ));
+    }
+    // A child moves from the server's cgroup to its own: both `cgroup.procs`
+    // must be writable (a delegated subtree may allow only one).
+    for procs in [own.join("cgroup.procs"), directory.join("cgroup.procs")] {
+        if let Err(error) = nix::unistd::access(&procs, nix::unistd::AccessFlags::W_OK) {
+            return refuse(format!("cannot write {}: {error}", procs.display()));
+        }
     }
     Ok(directory)
 }
@@ -235,29 +254,22 @@ fn unescape_mount_path(path: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Kills and removes the cgroup directories of servers that are no longer
-/// running (a server killed before its guardian could clean up, or tests).
-fn remove_dead_servers(own: &Path) {
+/// Removes the empty cgroup directories other servers left (a server and
+/// its guardian both killed, or a library host without a guardian). A
+/// directory that still holds processes stays: its server may be alive in
+/// another PID namespace, where its pid means nothing here.
+fn remove_empty_servers(own: &Path) {
     let Ok(entries) = fs::read_dir(own) else {
         return;
     };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
+        let is_server = entry
+            .file_name()
             .to_str()
-            .and_then(|name| name.strip_prefix(SERVER_DIRECTORY_PREFIX))
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
+            .is_some_and(|name| name.starts_with(SERVER_DIRECTORY_PREFIX));
+        if is_server && !is_populated(&entry.path()) {
+            remove(&entry.path());
         }
-        let directory = entry.path();
-        if let Err(error) = kill(&directory) {
-            tracing::debug!(%error, "cannot kill a dead server's cgroup");
-        }
-        remove(&directory);
     }
 }
 

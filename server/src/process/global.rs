@@ -3,7 +3,7 @@
 //! end (killing every tree), and what its guardian process runs after the
 //! server died.
 
-use super::{ExitReason, cgroup, reaper, registry, threads, tree};
+use super::{ExitReason, cgroup, identity, reaper, registry, threads, tree};
 
 /// Once at server start, inside the tokio runtime: makes this process the
 /// child subreaper (`PR_SET_CHILD_SUBREAPER`), so orphaned descendants of
@@ -48,13 +48,19 @@ pub fn cgroup_directory() -> Option<&'static std::path::Path> {
     cgroup::server_directory()
 }
 
-/// For the guardian, after the server `server_pid` died: kills its cgroup
+/// This server's id, the prefix of its tree markers: its pid and 32 random
+/// bits (`<pid>.<8 hex digits>`), unique across PID namespaces.
+pub fn server_id() -> &'static str {
+    identity::server_id()
+}
+
+/// For the guardian, after the server `server_id` died: kills its cgroup
 /// `cgroup` (when it had one) and every process carrying its tree marker,
 /// in rounds until none is left, then removes the cgroup directories.
 /// Blocking.
-pub fn kill_dead_server_trees(server_pid: u32, cgroup: Option<&std::path::Path>) {
+pub fn kill_dead_server_trees(server_id: &str, cgroup: Option<&std::path::Path>) {
     tree::kill_swept_blocking(&tree::Sweep {
-        marker_prefix: format!("{server_pid}/"),
+        marker_prefix: format!("{server_id}/"),
         cgroup: cgroup.map(std::path::Path::to_path_buf),
     });
     if let Some(directory) = cgroup {

@@ -31,8 +31,13 @@
 //!   the eviction rule, `process/ack`, and answering retried starts.
 //! - `global`: the server-wide side: [`init_reaper`],
 //!   [`init_cgroup_containment`], [`kill_all`], and what the guardian runs.
+//! - `shutdown`: the end of a table (its session ended): every tree killed.
+//! - `timeout`: `timeoutMs`, the task that kills a whole tree when its time
+//!   is up.
 //! - `threads`: the pools process control's blocking work runs on (starts,
 //!   kill rounds), apart from tokio's blocking pool.
+//! - `identity`: this server's id (pid and random bits), for markers and
+//!   cgroups.
 //! - `procfs`: reading `/proc`.
 //!
 //! Imports between these files flow one way, from `start` and `global`
@@ -61,7 +66,8 @@
 //! - the group, and every process whose group or session is the child's pid,
 //!   while the child is not yet reaped (afterwards its pid may be reused);
 //! - every process whose start environment carries the tree's marker: each
-//!   managed child gets `EXEC_SERVER_TREE=<server pid>/<table>/<process>/`,
+//!   managed child gets `EXEC_SERVER_TREE=<server id>/<table>/<process>/`
+//!   (the server id is its pid and 32 random bits),
 //!   which its descendants inherit. This finds escaped orphans, which the
 //!   server, as child subreaper, has adopted;
 //! - every process an earlier walk of the same tree found (remembered by pid
@@ -82,6 +88,7 @@ mod containment;
 mod driver;
 mod events;
 mod global;
+mod identity;
 mod managed;
 mod output;
 mod pipe;
@@ -91,15 +98,18 @@ mod reaper;
 mod registry;
 mod resume;
 mod retention;
+mod shutdown;
 mod signal;
 mod start;
 mod threads;
+mod timeout;
 mod tree;
 
 pub use command::TOKEN_ENV_VARIABLE;
 pub use events::{EncodeEvent, EventSink, ProcessEvent};
 pub use global::{
     cgroup_directory, init_cgroup_containment, init_reaper, kill_all, kill_dead_server_trees,
+    server_id,
 };
 pub use reaper::is_ignored;
 pub use signal::nix_signal;
@@ -108,7 +118,7 @@ pub(crate) use containment::{containment, set_guardian_running};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use exec_protocol::{
@@ -203,18 +213,22 @@ impl TableInner {
     /// Removes `process` if the table still maps its id to it (the id may
     /// have been reused after an earlier removal).
     pub(crate) fn remove_if_same(&self, process: &Arc<ManagedProcess>) {
-        let mut processes = lock(&self.processes);
-        if processes
-            .get(&process.process_id)
-            .and_then(Slot::process)
-            .is_some_and(|current| Arc::ptr_eq(current, process))
-        {
-            processes.remove(&process.process_id);
-            // Its cgroup goes once empty; one that still holds descendants
-            // stays until the table's cgroup is killed and removed.
-            if let Some(directory) = process.tree.cgroup() {
-                cgroup::remove(directory);
+        let removed = {
+            let mut processes = lock(&self.processes);
+            let same = processes
+                .get(&process.process_id)
+                .and_then(Slot::process)
+                .is_some_and(|current| Arc::ptr_eq(current, process));
+            if same {
+                processes.remove(&process.process_id);
             }
+            same
+        };
+        // Its cgroup goes once empty (outside the lock: the cgroup
+        // filesystem may make it wait); one that still holds descendants
+        // stays until a kill of its tree or of the table removes it.
+        if removed && let Some(directory) = process.tree.cgroup() {
+            cgroup::remove(directory);
         }
     }
 
@@ -437,63 +451,6 @@ impl ProcessTable {
             processes: processes.iter().map(|process| process.info()).collect(),
         })
     }
-
-    /// The connection closed: kills every process tree of this table (exit
-    /// reason `killed`), including leftovers of processes already removed,
-    /// and waits until the children are reaped. Their notifications are
-    /// dropped; later starts fail.
-    pub async fn shutdown(&self) {
-        // Closed under the lock, so that every start either reserved before
-        // (and is waited for here) or finds the table closed.
-        let starting: Vec<watch::Receiver<()>> = {
-            let processes = lock(&self.inner.processes);
-            self.inner.closed.send_replace(true);
-            processes
-                .values()
-                .filter_map(|slot| match slot {
-                    Slot::Reserved(ended) => Some(ended.clone()),
-                    Slot::Started(_) => None,
-                })
-                .collect()
-        };
-        for mut ended in starting {
-            // Nothing is ever sent: this returns once the start dropped its
-            // sender, its process (if any) now in the table.
-            let _ = ended.changed().await;
-        }
-        let processes: Vec<Arc<ManagedProcess>> = lock(&self.inner.processes)
-            .values()
-            .filter_map(Slot::process)
-            .cloned()
-            .collect();
-        for process in &processes {
-            process.silence();
-            process.request_kill(ExitReason::Killed);
-        }
-        let trees = processes
-            .iter()
-            .map(|process| process.tree.clone())
-            .collect();
-        tree::kill_trees(trees, Some(self.inner.sweep())).await;
-        for process in &processes {
-            process.tree.wait_reaped().await;
-        }
-        lock(&self.inner.processes).clear();
-        if let Some(directory) = cgroup::table_directory(self.inner.id) {
-            cgroup::remove(&directory);
-        }
-    }
-}
-
-/// Kills `tree` after `timeout`, with reason `timedOut` while its child
-/// runs. The timeout holds for the whole tree: what the child left running
-/// when it exited before its time dies then too.
-async fn kill_on_timeout(process: Weak<ManagedProcess>, tree: Arc<tree::Tree>, timeout: Duration) {
-    tokio::time::sleep(timeout).await;
-    if let Some(process) = process.upgrade() {
-        process.request_kill(ExitReason::TimedOut);
-    }
-    tree::kill_trees(vec![tree], None).await;
 }
 
 #[cfg(test)]

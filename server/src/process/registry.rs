@@ -28,5 +28,5 @@ pub(crate) fn live_processes() -> Vec<Arc<ManagedProcess>> {
 
 /// The marker prefix shared by every process this server started.
 pub(crate) fn server_marker_prefix() -> String {
-    format!("{}/", std::process::id())
+    format!("{}/", super::identity::server_id())
 }

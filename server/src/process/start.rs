@@ -35,7 +35,7 @@
 use std::io;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use exec_protocol::{ProcessId, ProcessStartParams, ProcessStartResponse};
@@ -46,10 +46,9 @@ use super::cgroup::{self, ProcessCgroup};
 use super::command::LaunchSpec;
 use super::driver::{Driver, OutputSource};
 use super::managed::{ChildIo, ManagedProcess, StdinSink};
+use super::timeout::Timeout;
 use super::tree::Tree;
-use super::{
-    ProcessConfig, ProcessTable, Slot, TableInner, kill_on_timeout, pipe, pty, reaper, registry,
-};
+use super::{ProcessConfig, ProcessTable, Slot, TableInner, pipe, pty, reaper, registry};
 use crate::error::ServerError;
 use crate::sync::lock;
 
@@ -196,10 +195,12 @@ impl ProcessTable {
             pid: process.pid(),
             process_id: params.process_id,
         };
-        let timeout = params.timeout_ms.map(|timeout_ms| Timeout {
-            process: Arc::downgrade(&process),
-            tree: process.tree.clone(),
-            after: Duration::from_millis(timeout_ms),
+        let timeout = params.timeout_ms.map(|timeout_ms| {
+            Timeout::new(
+                &process,
+                Duration::from_millis(timeout_ms),
+                self.inner.closed.subscribe(),
+            )
         });
         Ok(Started {
             waiter,
@@ -218,17 +219,6 @@ impl ProcessTable {
             response,
         })
     }
-}
-
-/// A process's `timeoutMs`, for the task that kills its tree then. It does
-/// not keep the process itself alive (its retained output can go first).
-struct Timeout {
-    /// The process, for its exit reason while its child runs.
-    process: Weak<ManagedProcess>,
-    /// Its tree, killed when the time is up.
-    tree: Arc<Tree>,
-    /// How long after the start.
-    after: Duration,
 }
 
 /// A spawned child whose tasks are not started yet.
@@ -257,11 +247,7 @@ impl Started {
         }
         tokio::spawn(self.driver.run());
         if let Some(timeout) = self.timeout {
-            tokio::spawn(kill_on_timeout(
-                timeout.process,
-                timeout.tree,
-                timeout.after,
-            ));
+            tokio::spawn(timeout.run());
         }
         if !self.table_open {
             return Err(closing());
@@ -344,6 +330,7 @@ fn launch(
                 Ok(chunks) => chunks,
                 Err(error) => {
                     reaper::abandon_child(pid);
+                    kill_abandoned_cgroup(&tree);
                     return Err(ServerError::Internal(format!(
                         "cannot start the terminal reader: {error}"
                     )));
@@ -351,7 +338,10 @@ fn launch(
             };
             let reaped_tree = tree.clone();
             let exit = pty::start_waiter(child.child, move || reaped_tree.mark_reaped()).map_err(
-                |error| ServerError::Internal(format!("cannot start the child waiter: {error}")),
+                |error| {
+                    kill_abandoned_cgroup(&tree);
+                    ServerError::Internal(format!("cannot start the child waiter: {error}"))
+                },
             )?;
             let process = Arc::new(ManagedProcess::new(
                 params.process_id.clone(),
@@ -371,5 +361,16 @@ fn launch(
                 waiter: None,
             })
         }
+    }
+}
+
+/// After a failed PTY start whose child's group was killed: kills whatever
+/// else its cgroup holds (a child that already left the group), so the
+/// cgroup can go with the table.
+fn kill_abandoned_cgroup(tree: &Tree) {
+    if let Some(directory) = tree.cgroup()
+        && let Err(error) = cgroup::kill(directory)
+    {
+        tracing::warn!(%error, "cannot kill the cgroup of a failed start");
     }
 }

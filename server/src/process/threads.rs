@@ -10,8 +10,8 @@
 //!   run on the PTY write pool; one it cannot take gets a typed error.
 //! - Kill rounds that walk `/proc` run on the kill pool, whose one thread is
 //!   started with the server ([`warm_up`]) and never ends, so that a pids
-//!   limit reached later cannot stop a kill; should the pool still refuse,
-//!   the round runs on the calling task's thread.
+//!   limit reached later cannot stop a kill; should the OS still refuse the
+//!   pool its thread, the round runs on the calling task's thread.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -19,8 +19,10 @@ use std::time::Duration;
 use crate::blocking_pool::{BlockingPool, PoolError, PoolLimits};
 use crate::error::ServerError;
 
-/// The most starts that spawn at once (more wait in the queue).
-const START_THREADS: usize = 8;
+/// The most starts that spawn at once (more wait in the queue). Generous,
+/// because a start can hang (a working directory on a stalled mount) and
+/// every start of every connection shares the pool.
+const START_THREADS: usize = 64;
 
 /// The most starts waiting for a thread; one more gets `limitExceeded`.
 const START_QUEUE: usize = 1024;
@@ -62,13 +64,16 @@ static PTY_WRITE_POOL: LazyLock<BlockingPool> = LazyLock::new(|| {
     })
 });
 
-/// The kill pool: its one thread, once started, waits for work for a day
-/// between rounds, which is as good as forever for a server.
+/// How long the kill pool's thread waits for work before it ends: a
+/// century, so once started it never ends.
+const KILL_THREAD_IDLE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// The kill pool: its one thread, once started, stays.
 static KILL_POOL: LazyLock<BlockingPool> = LazyLock::new(|| {
     BlockingPool::new(PoolLimits {
         max_threads: 1,
         queue_capacity: 4096,
-        idle_timeout: Duration::from_secs(24 * 60 * 60),
+        idle_timeout: KILL_THREAD_IDLE,
         thread_name: "exec-server-kill",
     })
 });
@@ -83,7 +88,7 @@ pub(crate) async fn warm_up() {
 /// Runs a start's blocking `work` on the start pool, inside the calling
 /// task's runtime (tokio's child processes register with its reactor).
 ///
-/// Errors: `limitExceeded` when the pool's queue is full, `spawnFailed`
+/// Errors: `limitExceeded` when the pool's queue is full, `io` (`Internal`)
 /// when the OS refused it a thread.
 pub(crate) async fn run_start<T, F>(work: F) -> Result<T, ServerError>
 where
@@ -124,26 +129,25 @@ where
 }
 
 /// The error of a start the start pool could not run: `limitExceeded` when
-/// its queue is full, `spawnFailed` when the OS refused a thread.
+/// its queue is full, `io` (`Internal`) when the OS refused a thread.
 fn start_pool_error(error: PoolError) -> ServerError {
     match error {
         PoolError::Full { capacity, .. } => ServerError::LimitExceeded {
             what: "process starts waiting for a thread",
             limit: capacity as u64,
         },
-        PoolError::Spawn(source) => ServerError::SpawnFailed {
-            program: String::from("(no thread for the start)"),
-            source,
-        },
-        PoolError::DeadlinePassed(_) | PoolError::Panicked => {
+        PoolError::Spawn(_) | PoolError::DeadlinePassed(_) | PoolError::Panicked => {
             ServerError::Internal(format!("the start failed: {error}"))
         }
     }
 }
 
-/// Runs one kill round (`work`, cheap to repeat) on the kill pool, or on
-/// this thread when the pool cannot.
-pub(crate) async fn run_kill_round<T, F>(work: F) -> T
+/// Runs one kill round (`work`, cheap to repeat) on the kill pool; on this
+/// thread only when the OS refused the pool its thread. `None` when the
+/// round did not finish in time (a `/proc` read stuck behind another
+/// process): the caller tries again in its next round rather than block a
+/// runtime thread on the same read.
+pub(crate) async fn run_kill_round<T, F>(work: F) -> Option<T>
 where
     T: Send + 'static,
     F: Fn() -> T + Send + Sync + 'static,
@@ -151,10 +155,14 @@ where
     let work = std::sync::Arc::new(work);
     let pooled = work.clone();
     match KILL_POOL.run(KILL_ROUND_DEADLINE, move || pooled()).await {
-        Ok(result) => result,
+        Ok(result) => Some(result),
+        Err(PoolError::Spawn(error)) => {
+            tracing::warn!(%error, "no thread to walk /proc on; walking on this one");
+            Some(work())
+        }
         Err(error) => {
-            tracing::warn!(%error, "the kill pool cannot walk /proc; walking on this thread");
-            work()
+            tracing::warn!(%error, "a kill round did not finish");
+            None
         }
     }
 }

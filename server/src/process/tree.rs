@@ -235,7 +235,8 @@ pub(crate) async fn kill_trees(trees: Vec<Arc<Tree>>, sweep: Option<Sweep>) {
             let sweep_prefix = sweep_prefix.clone();
             threads::run_kill_round(move || kill_round(&trees, sweep_prefix.as_deref())).await
         };
-        if alive == 0 && round > 0 {
+        // A round that did not finish counts as one that found processes.
+        if alive == Some(0) && round > 0 {
             // Orphans that died in the last rounds are zombies of this
             // process now; the reaper collects them.
             reaper::request_rescan();
@@ -277,8 +278,13 @@ async fn kill_cgroups(directories: &[PathBuf]) -> bool {
             .any(|directory| cgroup::is_populated(directory))
         {
             // The killed processes are zombies now: the managed children are
-            // reaped by their waiters, adopted orphans by the reaper.
+            // reaped by their waiters, adopted orphans by the reaper. The
+            // empty cgroups go (a process still in its table keeps only
+            // the path; nothing joins a cgroup but its own child).
             reaper::request_rescan();
+            for directory in directories {
+                cgroup::remove(directory);
+            }
             return true;
         }
         // A reap wakes this early; processes die within microseconds of the
