@@ -4,6 +4,10 @@
 use std::collections::HashMap;
 use std::fs;
 
+/// The hidden first argument of an exec-server guardian (`exec_server::guardian::GUARDIAN_COMMAND`;
+/// this crate does not depend on the server).
+const GUARDIAN_COMMAND: &str = "__exec-guardian";
+
 use anyhow::{Context, Result};
 
 /// The server's resources at one moment.
@@ -76,6 +80,11 @@ fn tree_of(root: u32) -> (u64, u64) {
             .as_deref()
             .and_then(parent_and_state)
         {
+            // The server's guardian lives as long as the server; it is no
+            // leftover of the load.
+            if parent == root && !zombie && is_guardian(pid) {
+                continue;
+            }
             parents.insert(pid, (parent, zombie));
         }
     }
@@ -101,6 +110,13 @@ fn tree_of(root: u32) -> (u64, u64) {
         }
     }
     (zombies, descendants)
+}
+
+/// Whether `pid` is an exec-server guardian (`exec-server __exec-guardian
+/// ...`, see `exec_server::guardian`).
+fn is_guardian(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|argv| argv.split(|byte| *byte == 0).nth(1) == Some(GUARDIAN_COMMAND.as_bytes()))
 }
 
 /// The parent pid and whether the process is a zombie, from a
