@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::fs;
 
-/// The hidden first argument of an exec-server guardian (`exec_server::guardian::GUARDIAN_COMMAND`;
-/// this crate does not depend on the server).
-const GUARDIAN_COMMAND: &str = "__exec-guardian";
-
 use anyhow::{Context, Result};
+
+/// The hidden first argument of an exec-server guardian
+/// (`exec_server::guardian::GUARDIAN_COMMAND`; this crate does not depend
+/// on the server).
+const GUARDIAN_COMMAND: &str = "__exec-guardian";
 
 /// The server's resources at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
