@@ -21,24 +21,7 @@ pub struct Options {
 /// When the build fails, or the driver does (a section that failed is
 /// reported in its table and makes it exit non-zero).
 pub fn run(root: &Path, options: Options) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    eprintln!("==> cargo build --release -p exec-server -p exec-bench");
-    let status = Command::new(&cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "exec-server",
-            "-p",
-            "exec-bench",
-        ])
-        .current_dir(root)
-        .status()
-        .context("starting cargo build")?;
-    if !status.success() {
-        bail!("the release build failed ({status})");
-    }
-    let release = crate::target_dir(root).join("release");
+    let release = crate::build_release(root, &["-p", "exec-server", "-p", "exec-bench"])?;
     let json = options
         .json
         .unwrap_or_else(|| crate::target_dir(root).join("bench").join("results.json"));

@@ -111,6 +111,26 @@ fn workspace_root() -> Result<PathBuf> {
 
 /// The target directory: `CARGO_TARGET_DIR` when set (relative to the
 /// workspace root), else `target/` in the workspace.
+/// Builds `arguments` (packages and binaries) with `cargo build --release`
+/// in `root`, and returns the release directory the binaries are in.
+///
+/// # Errors
+/// When cargo cannot start or the build fails.
+fn build_release(root: &Path, arguments: &[&str]) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    eprintln!("==> cargo build --release {}", arguments.join(" "));
+    let status = std::process::Command::new(&cargo)
+        .args(["build", "--release"])
+        .args(arguments)
+        .current_dir(root)
+        .status()
+        .context("starting cargo build")?;
+    if !status.success() {
+        anyhow::bail!("the release build failed ({status})");
+    }
+    Ok(target_dir(root).join("release"))
+}
+
 fn target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR").filter(|value| !value.is_empty()) {
         Some(directory) => root.join(directory),

@@ -20,14 +20,9 @@ pub struct Options {
 /// When the build fails, or the driver does (the load failed, or a
 /// resource of the server grew).
 pub fn run(root: &Path, options: Options) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    eprintln!(
-        "==> cargo build --release -p exec-server -p exec-bench --bin exec-server --bin exec-soak"
-    );
-    let status = Command::new(&cargo)
-        .args([
-            "build",
-            "--release",
+    let release = crate::build_release(
+        root,
+        &[
             "-p",
             "exec-server",
             "-p",
@@ -36,14 +31,8 @@ pub fn run(root: &Path, options: Options) -> Result<()> {
             "exec-server",
             "--bin",
             "exec-soak",
-        ])
-        .current_dir(root)
-        .status()
-        .context("starting cargo build")?;
-    if !status.success() {
-        bail!("the release build failed ({status})");
-    }
-    let release = crate::target_dir(root).join("release");
+        ],
+    )?;
     let mut driver = Command::new(release.join("exec-soak"));
     driver
         .arg("--server")
