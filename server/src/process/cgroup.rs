@@ -116,13 +116,19 @@ impl ProcessCgroup {
 /// is already gone is no error. Errors: the write to `cgroup.kill` failed.
 pub(crate) fn kill(directory: &Path) -> io::Result<()> {
     // A cgroup removed before the open, or between the open and the write
-    // (the kernel then answers ENOENT), holds nothing left to kill.
+    // (the kernel then answers ENOENT or, for one being torn down, ENODEV),
+    // holds nothing left to kill.
     let killed = fs::OpenOptions::new()
         .write(true)
         .open(directory.join("cgroup.kill"))
         .and_then(|mut file| file.write_all(b"1"));
     match killed {
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error)
+            if error.kind() == io::ErrorKind::NotFound
+                || error.raw_os_error() == Some(nix::libc::ENODEV) =>
+        {
+            Ok(())
+        }
         other => other,
     }
 }
