@@ -2,7 +2,8 @@
 //! ws://127.0.0.1:0` processes driven through one pool (5 processes each,
 //! output checked, 0 errors, the client's memory per connection printed);
 //! a dropped connection resumed by the SDK while the pool's health follows;
-//! removing an endpoint; and the bound on connects in flight.
+//! a connection closed for good replaced on the next use; removing an
+//! endpoint; and the bound on connects in flight.
 
 use std::time::SystemTime;
 
@@ -216,6 +217,48 @@ async fn a_dropped_connection_is_resumed_by_the_sdk_and_the_health_follows_it() 
         other => panic!("expected an unknown endpoint, got {other:?}"),
     }
     assert_eq!(pool.remove("cut").await.expect("nothing to close"), false);
+    assert!(server.stop().await.expect("the server stops").success());
+}
+
+#[tokio::test]
+async fn a_connection_closed_for_good_fails_the_endpoint_and_the_next_use_opens_another() {
+    let server = ServerLauncher::new()
+        .start_websocket()
+        .await
+        .expect("the server starts");
+    let proxy = CutProxy::in_front_of(&server.url, None)
+        .await
+        .expect("the proxy starts");
+    let pool = ExecPool::new();
+    // Without reconnect, a cut closes the connection for good.
+    pool.add(
+        "fragile",
+        proxy.url(),
+        ConnectOptions::new("pool-test").reconnect(false),
+    )
+    .expect("a new name");
+    let first = pool.client("fragile").await.expect("connect");
+    let first_session = first.initialize_response().session_id.clone();
+    let mut changes = pool.health_changes("fragile").expect("the endpoint");
+    let cut_at = SystemTime::now();
+    assert_eq!(proxy.cut_all(), 1);
+    let failed = health_where(&mut changes, |health| health.state == EndpointState::Failed).await;
+    let failure = failed.last_failure.expect("the failure");
+    assert_eq!(failure.error, "the connection was lost");
+    assert!(failure.at >= cut_at, "{failure:?}");
+
+    assert_eq!(
+        echo(&pool, "fragile", "again").await.expect("echo"),
+        "again\n"
+    );
+    let second = pool.client("fragile").await.expect("the new connection");
+    assert_ne!(second.initialize_response().session_id, first_session);
+    let health = pool.health("fragile").expect("the endpoint");
+    assert_eq!(
+        (health.state, health.connections_opened),
+        (EndpointState::Connected, 2)
+    );
+    pool.close().await.expect("the close");
     assert!(server.stop().await.expect("the server stops").success());
 }
 
