@@ -120,22 +120,31 @@ impl Endpoint {
         if slot.removed {
             return Err(self.unknown());
         }
-        if let Some(client) = &slot.client
-            && !matches!(
-                *client.connection_state().borrow(),
-                ConnectionState::Closed(_)
-            )
-        {
-            return Ok(client.clone());
+        if let Some(client) = slot.client.take() {
+            let state = client.connection_state().borrow().clone();
+            if !matches!(state, ConnectionState::Closed(_)) {
+                slot.client = Some(client.clone());
+                return Ok(client);
+            }
+            // The watcher may not have taken in the close yet, and once the
+            // next connection starts it would be ignored: record it now.
+            self.health.update(|record| {
+                if !matches!(
+                    record.health.state,
+                    EndpointState::Failed | EndpointState::Closed
+                ) {
+                    let generation = record.generation;
+                    record.observe(generation, &state);
+                }
+            });
         }
-        slot.client = None;
         let mut attempt = ConnectAttempt {
             health: &self.health,
             generation: self.health.update(HealthRecord::begin_connect),
             finished: false,
         };
-        // The pool never closes its semaphore; an error here would mean it
-        // did, which only a pool being torn down could.
+        // The pool never closes its semaphore, so this cannot fail; the
+        // closed error stands in for a panic.
         let permit = connect_slots
             .acquire()
             .await
