@@ -110,6 +110,13 @@ pub enum ClientError {
         /// The cap it broke, in bytes.
         limit: usize,
     },
+    /// An [`ExecPool`](crate::ExecPool) has no endpoint by this name (it
+    /// was never added, or was removed).
+    #[error("the pool has no endpoint named `{name}`")]
+    UnknownEndpoint {
+        /// The name that was asked for.
+        name: String,
+    },
     /// `process/write` answered with a status other than `accepted`.
     #[error("process {process_id} did not accept the write: {status}")]
     WriteRejected {

@@ -55,6 +55,9 @@
 //!   `limit`, the cap on one message from the server
 //!   ([`ConnectOptions::max_incoming_message_bytes`]), which both enforce
 //!   without buffering past it.
+//! - `pool/`: [`ExecPool`], connections to many servers by name, opened
+//!   lazily and resumed through `reconnect/`, with per-endpoint
+//!   [`EndpointHealth`].
 //! - `local`: finding and starting `exec-server serve --listen stdio://`.
 //! - `options`: [`ConnectOptions`].
 //! - `error`: [`ClientError`].
@@ -68,6 +71,7 @@ mod local;
 mod message;
 mod methods;
 mod options;
+mod pool;
 mod process;
 mod reconnect;
 mod router;
@@ -81,6 +85,9 @@ pub use exec_protocol as protocol;
 pub use exec_protocol::{ErrorKind, ExitReason, OutputStream, Signal};
 pub use local::SERVER_BINARY_ENV;
 pub use options::ConnectOptions;
+pub use pool::{
+    DEFAULT_MAX_CONCURRENT_CONNECTS, EndpointFailure, EndpointHealth, EndpointState, ExecPool,
+};
 pub use process::{
     Command, Output, OutputBytes, ProcessEvent, ProcessHandle, RemoteChild, RemoteExitStatus,
 };

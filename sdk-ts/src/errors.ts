@@ -167,6 +167,19 @@ export class MessageTooLargeError extends ExecClientError {
   }
 }
 
+/** An `ExecPool` has no endpoint by this name (it was never added, or was removed). */
+export class UnknownEndpointError extends ExecClientError {
+  override name = "UnknownEndpointError";
+  /** The name that was asked for. */
+  readonly endpoint: string;
+
+  /** The error for a use of endpoint `endpoint`. */
+  constructor(endpoint: string) {
+    super(`the pool has no endpoint named \`${endpoint}\``);
+    this.endpoint = endpoint;
+  }
+}
+
 /** Whether `value` is a plain object (not null, not an array). */
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

@@ -19,6 +19,9 @@
  * - `handshake`: `initialize` and `initialized`, first and on each resume.
  * - `reconnect`: after a drop, a new socket, the session resumed, every
  *   process replayed, the waiting calls sent; `backoff`: when to try.
+ * - `pool`: {@link ExecPool}, connections to many servers by name, opened
+ *   lazily (at most a few at once, `slots`) and resumed by `reconnect`,
+ *   with per-endpoint {@link EndpointHealth}.
  * - `state`: {@link ConnectionState} (connected / reconnecting / closed)
  *   and its listeners.
  * - `process`: {@link RemoteProcess}: output as an async iterable, write,
@@ -53,9 +56,12 @@ export {
   ExecError,
   MessageTooLargeError,
   ProtocolError,
+  UnknownEndpointError,
   WriteRejectedError,
 } from "./errors.js";
 export type { ExitStatus, ProcessOutput } from "./output.js";
+export { DEFAULT_MAX_CONCURRENT_CONNECTS, ExecPool } from "./pool.js";
+export type { EndpointFailure, EndpointHealth, EndpointHealthListener, EndpointState, PoolOptions } from "./pool.js";
 export { RemoteProcess } from "./process.js";
 export type { ReconnectOptions } from "./reconnect.js";
 export type { ConnectionState, ConnectionStateListener } from "./state.js";
