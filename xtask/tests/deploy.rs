@@ -160,7 +160,7 @@ fn volume<'a>(pod: &'a PodSpec, name: &str) -> &'a Volume {
         .unwrap_or_else(|| panic!("no volume {name:?} in the pod"))
 }
 
-/// The volume `container` mounts at `path`, and whether read-only.
+/// The name of the volume `container` mounts at `path`.
 fn volume_mounted_at<'a>(container: &'a Container, path: &str) -> &'a str {
     container
         .volume_mounts
