@@ -9,6 +9,10 @@
 //! - `bench`: builds in release mode and runs the benchmark driver (`bench/`).
 //! - `fuzz`: builds the cargo-fuzz target (`fuzz/`) and runs it in a
 //!   sandbox for a bounded time, the corpus seeded from the conformance cases.
+//! - `dist`: the static musl `exec-server` binary, checked to need nothing
+//!   from the system and to run.
+//! - `image`: the container images (`deploy/*Containerfile`) from that
+//!   binary, with podman or docker.
 //! - `soak`: runs the real server under mixed load for minutes, sampling
 //!   its memory, fds, threads and zombie children, and fails when they grow.
 //! - `tidy` (tests only): the workspace's file-length and import-circle
@@ -17,7 +21,9 @@
 mod bench;
 mod codegen;
 mod conformance;
+mod dist;
 mod fuzz;
+mod image;
 mod soak;
 mod test;
 #[cfg(test)]
@@ -65,6 +71,18 @@ enum Task {
         #[arg(long, value_name = "PATH")]
         input: Option<PathBuf>,
     },
+    /// Build the static exec-server for x86_64-unknown-linux-musl, check it is static and runs.
+    Dist,
+    /// Build the container image from the static binary, with podman or docker.
+    Image {
+        /// Also build the installer image (busybox + the binary) used as the
+        /// Kubernetes init container.
+        #[arg(long)]
+        installer: bool,
+        /// The busybox image the installer starts from (a mirror or a local image).
+        #[arg(long, value_name = "IMAGE", requires = "installer")]
+        busybox_image: Option<String>,
+    },
     /// Run the real server under mixed load; fail when its RSS, fds, threads or zombies grow.
     Soak {
         /// How long the load runs, in minutes.
@@ -97,6 +115,17 @@ fn run(cli: Cli) -> Result<()> {
         Task::Test => test::run(&root),
         Task::Bench { quick, json } => bench::run(&root, bench::Options { quick, json }),
         Task::Fuzz { seconds, input } => fuzz::run(&root, fuzz::Options { seconds, input }),
+        Task::Dist => dist::run(&root).map(drop),
+        Task::Image {
+            installer,
+            busybox_image,
+        } => image::run(
+            &root,
+            image::Options {
+                installer,
+                busybox_image,
+            },
+        ),
         Task::Soak { minutes } => soak::run(&root, soak::Options { minutes }),
     }
 }
