@@ -51,13 +51,16 @@ pub async fn websocket_transport(
 }
 
 /// A failed connect as the caller should read it: what TLS went wrong
-/// with, or the server's reason for refusing the upgrade (the body of its
-/// HTTP answer, e.g. "missing or wrong token"), else tungstenite's error.
+/// with, or the server's reason for a 400 (the body of its answer, e.g.
+/// that it speaks TLS), else tungstenite's error. Other statuses say enough
+/// (401, 403) and keep the error's text as it was.
 fn describe_failure(url: &str, error: WebSocketError) -> Box<dyn std::error::Error + Send + Sync> {
     if let Some(explained) = tls::explain_failure(url, &error) {
         return explained.into();
     }
-    if let WebSocketError::Http(response) = &error {
+    if let WebSocketError::Http(response) = &error
+        && response.status() == tokio_tungstenite::tungstenite::http::StatusCode::BAD_REQUEST
+    {
         let body = response
             .body()
             .as_deref()
