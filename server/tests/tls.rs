@@ -5,7 +5,8 @@
 //! `wss://` client to a plain one failing with one clear line; bad
 //! certificate files refused at start; `GET /readyz` answered 200 over
 //! `ws://` and `wss://` without a token while other paths get 404 and the
-//! upgrade still needs its token.
+//! upgrade still needs its token; a TLS handshake in progress taking its
+//! place under `--max-handshakes`.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -387,4 +388,34 @@ async fn readyz_answers_200_over_ws_and_wss_without_a_token_other_paths_404() {
         (0, "in\n"),
         "{accepted:?}"
     );
+}
+
+#[tokio::test]
+async fn a_tls_handshake_in_progress_holds_a_place_under_max_handshakes() {
+    let certificates = TestCertificates::generate();
+    let server = ServerLauncher::new()
+        .args(certificates.serve_args())
+        .args(["--max-handshakes", "1"])
+        .start_websocket()
+        .await
+        .expect("the server starts");
+    let address = address(&server.url).to_owned();
+    // A client that connects and never starts its TLS handshake holds the
+    // only place.
+    let stalled = TcpStream::connect(&address).await.expect("connects");
+    let ca = certificates.ca();
+    let probe =
+        tokio::spawn(async move { ask(tls_connect(&address, &ca).await, &get("/readyz")).await });
+    // The probe waits in the listen backlog meanwhile.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !probe.is_finished(),
+        "answered while the only place was held"
+    );
+    drop(stalled);
+    let answer = tokio::time::timeout(PATIENCE, probe)
+        .await
+        .expect("answered once the place is free")
+        .expect("the probe task");
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
 }

@@ -4,7 +4,7 @@
 //! (protocol.md, "Security of the WebSocket listener").
 //!
 //! A new connection goes through, within one deadline
-//! ([`HANDSHAKE_TIMEOUT`]) and one cap on connections doing so
+//! (`HANDSHAKE_TIMEOUT`) and one cap on connections doing so
 //! (`max_handshakes`): the TLS handshake when the listener has
 //! [`ServerTls`], the request head (`request_head`, which answers `GET
 //! /readyz` and other requests that are not upgrades), then the upgrade.
@@ -172,8 +172,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// first does a TLS handshake (`wss://`).
 ///
 /// At most `config.max_handshakes` connections are in their TLS handshake
-/// or upgrade at once:
-/// the loop accepts no more until one is done (or timed out after
+/// or upgrade at once: the loop accepts no more until one is done (or timed out after
 /// [`HANDSHAKE_TIMEOUT`]), so further clients wait in the kernel's listen
 /// backlog instead of each holding a socket and a task here. All connections
 /// share one budget of `config.max_partial_message_bytes` for partially
