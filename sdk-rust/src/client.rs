@@ -65,9 +65,11 @@ impl std::fmt::Debug for ExecClient {
 }
 
 impl ExecClient {
-    /// Connects to `url` (`ws://HOST:PORT`; `wss://` is not supported, as
-    /// no TLS is compiled in) and initializes, sending `options.token` as
-    /// `Authorization: Bearer TOKEN` when set.
+    /// Connects to `url` (`ws://HOST:PORT`, or `wss://HOST:PORT` with TLS
+    /// verified against [`ConnectOptions::ca_file`], else the file named by
+    /// [`CA_FILE_ENV`](crate::CA_FILE_ENV), else the system's roots) and
+    /// initializes, sending `options.token` as `Authorization: Bearer TOKEN`
+    /// when set.
     ///
     /// With [`ConnectOptions::reconnect`] (the default) the session is
     /// resumable: `initialize` asks for `acknowledgeOutput`, and a drop is
@@ -75,8 +77,10 @@ impl ExecClient {
     /// is not retried.
     ///
     /// # Errors
-    /// [`ClientError::Connect`] when the connection or the upgrade fails
-    /// (HTTP 401 for a missing or wrong token); [`ClientError::Timeout`] after
+    /// [`ClientError::Connect`] when the connection, the TLS handshake (an
+    /// untrusted certificate) or the upgrade fails (HTTP 401 for a missing
+    /// or wrong token); [`ClientError::Tls`] when the CA file or the
+    /// system's roots cannot be used; [`ClientError::Timeout`] after
     /// `connect_timeout` or `initialize_timeout`; the errors of the handshake.
     pub async fn connect_websocket(
         url: &str,
@@ -86,6 +90,7 @@ impl ExecClient {
         let (channels, close_code) = limited_websocket_transport(
             url,
             options.token.as_deref(),
+            options.ca_file.as_deref(),
             options.connect_timeout,
             limit.clone(),
         )

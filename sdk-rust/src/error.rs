@@ -25,7 +25,9 @@ pub enum ClientError {
         /// The whole `data` member (with `kind`, `path`, `processId`), as sent.
         data: Option<serde_json::Value>,
     },
-    /// Opening the connection failed (TCP, the WebSocket upgrade, HTTP 401 or 403).
+    /// Opening the connection failed (TCP, the TLS handshake, e.g. a server
+    /// certificate this client does not trust, the WebSocket upgrade, HTTP
+    /// 401 or 403).
     #[error("cannot connect to {url}: {source}")]
     Connect {
         /// The URL that was dialled.
@@ -33,6 +35,16 @@ pub enum ClientError {
         /// What went wrong, from the WebSocket library.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The TLS settings of a `wss://` connection cannot be used: the CA
+    /// file is unreadable or holds no certificate, or the system has no
+    /// trusted roots. Nothing was dialled.
+    #[error("cannot set up TLS for {url}: {reason}")]
+    Tls {
+        /// The URL that was to be dialled.
+        url: String,
+        /// What is wrong with the CA file or the system's roots.
+        reason: String,
     },
     /// The connection is closed: the server went away, the transport failed,
     /// or [`ExecClient::close`](crate::ExecClient::close) was called. Every

@@ -51,8 +51,9 @@
 //!   connection and a resume.
 //! - `message`: the JSON-RPC texts the client writes.
 //! - `transport/`: [`TransportChannels`] (the abstraction: channels of
-//!   complete JSON texts), [`stdio_transport`], [`websocket_transport`], and
-//!   `limit`, the cap on one message from the server
+//!   complete JSON texts), [`stdio_transport`], [`websocket_transport`],
+//!   `tls` (verifying a `wss://` server: the system's roots, or a CA file
+//!   from [`ConnectOptions::ca_file`] or [`CA_FILE_ENV`]), and `limit`, the cap on one message from the server
 //!   ([`ConnectOptions::max_incoming_message_bytes`]), which both enforce
 //!   without buffering past it.
 //! - `pool/`: [`ExecPool`], connections to many servers by name, opened
@@ -94,4 +95,5 @@ pub use process::{
 pub use state::{ClosedReason, ConnectionState};
 pub use transport::TransportChannels;
 pub use transport::stdio::stdio_transport;
+pub use transport::tls::CA_FILE_ENV;
 pub use transport::websocket::websocket_transport;

@@ -28,7 +28,14 @@ pub struct ConnectOptions {
     /// WebSocket only: sent as `Authorization: Bearer TOKEN` with the upgrade.
     /// Never printed by `Debug`.
     pub token: Option<String>,
-    /// WebSocket only: how long the TCP connect and the upgrade may take. Default 10 s.
+    /// `wss://` only: a PEM file of the CA certificates the server's
+    /// certificate must chain to, trusted instead of the system's roots
+    /// (read at every connect and reconnect). When unset: the file named by
+    /// the `EXEC_SERVER_CA_FILE` environment variable
+    /// ([`CA_FILE_ENV`](crate::CA_FILE_ENV)), else the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// WebSocket only: how long the TCP connect, the TLS handshake and the
+    /// upgrade may take. Default 10 s.
     pub connect_timeout: Duration,
     /// How long the server may take to answer `initialize`. Default 10 s.
     pub initialize_timeout: Duration,
@@ -115,6 +122,13 @@ impl ConnectOptions {
         self
     }
 
+    /// Sets the PEM file of CA certificates a `wss://` server is verified
+    /// against; see [`ConnectOptions::ca_file`].
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
     /// Sets the WebSocket connect timeout.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -183,6 +197,7 @@ impl Default for ConnectOptions {
             client_name: String::from("exec-client"),
             client_version: None,
             token: None,
+            ca_file: None,
             connect_timeout: Duration::from_secs(10),
             initialize_timeout: Duration::from_secs(10),
             server_binary: None,
@@ -205,6 +220,7 @@ impl fmt::Debug for ConnectOptions {
             .field("client_name", &self.client_name)
             .field("client_version", &self.client_version)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.ca_file)
             .field("connect_timeout", &self.connect_timeout)
             .field("initialize_timeout", &self.initialize_timeout)
             .field("server_binary", &self.server_binary)

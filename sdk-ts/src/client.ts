@@ -32,6 +32,17 @@ export interface ConnectOptions {
    * constructor argument, as `ws` does; browsers cannot send it.
    */
   token?: string | undefined;
+  /**
+   * For `wss://` in Node: the PEM text of the CA certificates the server's
+   * certificate must chain to (e.g. `readFileSync("ca.pem", "utf8")`),
+   * trusted instead of Node's bundled roots, for this client and its
+   * reconnects. Without it Node's roots apply, plus those of the
+   * `NODE_EXTRA_CA_CERTS` file, which Node reads once at start-up (the
+   * way to trust a private CA in a program that cannot pass this option).
+   * Needs a WebSocket class that takes options as its third constructor
+   * argument, as `ws` does; browsers trust their own store.
+   */
+  ca?: string | undefined;
   /** How long opening the WebSocket and the handshake may take, in milliseconds. Default 10000. */
   connectTimeoutMs?: number | undefined;
   /**
@@ -196,7 +207,7 @@ export class ExecClient {
     const clientName = options.clientName ?? DEFAULT_CLIENT_NAME;
     try {
       const WebSocketClass = options.WebSocket ?? (await defaultWebSocket());
-      const open = (signal: AbortSignal): Promise<WebSocketLike> => openWebSocket(WebSocketClass, url, options.token, signal);
+      const open = (signal: AbortSignal): Promise<WebSocketLike> => openWebSocket(WebSocketClass, url, options.token, signal, options.ca);
       const connection = new Connection(await open(deadline.signal));
       let response: InitializeResponse;
       try {

@@ -52,6 +52,12 @@ export interface WebSocketLike {
 export interface WebSocketClientOptions {
   /** Extra headers of the upgrade request: `Authorization: Bearer TOKEN` when a token is set. */
   headers?: Record<string, string>;
+  /**
+   * For `wss://`: the PEM text of the CA certificates the server's
+   * certificate must chain to (`ws` hands it to Node's `tls.connect`,
+   * where it replaces the bundled roots).
+   */
+  ca?: string;
 }
 
 /**
@@ -66,19 +72,24 @@ export type WebSocketConstructor = new (
 ) => WebSocketLike;
 
 /**
- * Creates a WebSocket to `url` and resolves once it is open. Rejects with a
- * {@link ConnectError} when it fails to open (with the HTTP `status` of a
- * refused upgrade, when the class reports it in its error message as `ws`
- * does) or when `signal` aborts first.
+ * Creates a WebSocket to `url` and resolves once it is open, sending
+ * `token` and trusting only the CA certificates of `ca` (PEM) for `wss://`
+ * when given. Rejects with a {@link ConnectError} when it fails to open
+ * (with the HTTP `status` of a refused upgrade, when the class reports it
+ * in its error message as `ws` does; with Node's reason for a certificate
+ * it does not trust) or when `signal` aborts first.
  */
 export async function openWebSocket(
   WebSocketClass: WebSocketConstructor,
   url: string,
   token: string | undefined,
   signal: AbortSignal,
+  ca?: string,
 ): Promise<WebSocketLike> {
-  const options: WebSocketClientOptions =
-    token === undefined ? {} : { headers: { Authorization: `Bearer ${token}` } };
+  const options: WebSocketClientOptions = {
+    ...(token === undefined ? {} : { headers: { Authorization: `Bearer ${token}` } }),
+    ...(ca === undefined ? {} : { ca }),
+  };
   let socket: WebSocketLike;
   try {
     socket = new WebSocketClass(url, undefined, options);

@@ -140,9 +140,11 @@ export interface ServerOptions {
 
 /**
  * Starts `exec-server serve --listen ws://127.0.0.1:0` and resolves once it
- * listens. With `EXEC_CONFORMANCE_PROXY` set (the path of a
- * `conformance-proxy` binary), it also starts the proxy in front of the
- * server, and {@link TestServer.url} is the proxy's.
+ * listens (on `wss://` when `args` give `--tls-cert` and `--tls-key`). With
+ * `EXEC_CONFORMANCE_PROXY` set (the path of a `conformance-proxy` binary),
+ * it also starts the proxy in front of a plain server, and
+ * {@link TestServer.url} is the proxy's; the proxy speaks plain `ws://`
+ * only, so a TLS server is reached directly.
  */
 export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
@@ -153,12 +155,12 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
   const server = await startListening(
     serverBinary(),
     ["serve", "--listen", "ws://127.0.0.1:0", ...(options.args ?? [])],
-    /exec-server listening on (ws:\/\/\S+)/,
+    /exec-server listening on (wss?:\/\/\S+)/,
     env,
   );
   const proxyBinary = process.env["EXEC_CONFORMANCE_PROXY"];
   let proxy: Listening | undefined;
-  if (proxyBinary !== undefined && proxyBinary !== "") {
+  if (proxyBinary !== undefined && proxyBinary !== "" && server.url.startsWith("ws://")) {
     try {
       proxy = await startConformanceProxy(proxyBinary, server.url);
     } catch (error) {

@@ -6,7 +6,9 @@
 //!   a reader loop and a writer loop over a message source and sink) and its
 //!   transports: `stdio` (one JSON message per line) and `ws` (one per
 //!   WebSocket frame, with the upgrade's origin and token checks and the
-//!   accept loop). The in-process mode is a third.
+//!   accept loop), under which `tls` (optional TLS, [`transport::ServerTls`])
+//!   and `request_head` (`GET /readyz`, 404 for other plain requests)
+//!   come first. The in-process mode is a third.
 //! - `connection`: one client's link: hands messages to the JSON-RPC layer,
 //!   bounds the requests in flight, and merges responses and process events
 //!   into one ordered outgoing stream.

@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 use exec_server::ServerConfig;
 use exec_server::shutdown::{CONNECTIONS_GRACE, Shutdown};
 use exec_server::transport::ws::AccessPolicy;
-use exec_server::transport::{stdio, ws};
+use exec_server::transport::{ServerTls, stdio, ws};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Run and control processes and files on this machine for a remote client,
@@ -40,9 +40,18 @@ enum Command {
 #[derive(clap::Args)]
 struct ServeArgs {
     /// `stdio://` (one JSON message per line on stdin/stdout) or
-    /// `ws://IP:PORT` (port 0 picks a free port).
+    /// `ws://IP:PORT` (port 0 picks a free port); `wss://IP:PORT` is the
+    /// same with --tls-cert and --tls-key, which it requires.
     #[arg(long, default_value = "ws://127.0.0.1:0")]
     listen: String,
+    /// PEM file of the certificate chain (the server's first) for TLS on
+    /// the WebSocket listener: clients then connect to `wss://`. Needs
+    /// --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM file of the private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// File holding the connection token WebSocket clients must send as
     /// `Authorization: Bearer TOKEN`. Never pass a token as an argument: the
     /// process list shows arguments.
@@ -105,12 +114,21 @@ enum Listen {
     WebSocket(SocketAddr),
 }
 
-fn parse_listen(url: &str) -> Result<Listen> {
+/// Parses `--listen`; `wss://` is allowed when `tls` (--tls-cert is given).
+fn parse_listen(url: &str, tls: bool) -> Result<Listen> {
     if url == "stdio://" || url == "stdio" {
+        if tls {
+            bail!("--tls-cert and --tls-key apply to a WebSocket listener, not to stdio");
+        }
         return Ok(Listen::Stdio);
     }
-    let Some(address) = url.strip_prefix("ws://") else {
-        bail!("--listen must be `stdio://` or `ws://IP:PORT`, not `{url}`");
+    let address = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+        (Some(address), _) => address,
+        (None, Some(address)) if tls => address,
+        (None, Some(_)) => bail!("--listen {url} needs --tls-cert and --tls-key"),
+        (None, None) => {
+            bail!("--listen must be `stdio://`, `ws://IP:PORT` or `wss://IP:PORT`, not `{url}`")
+        }
     };
     let address = address.trim_end_matches('/');
     let address: SocketAddr = address
@@ -177,8 +195,14 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    let listen = parse_listen(&args.listen)?;
+    let listen = parse_listen(&args.listen, args.tls_cert.is_some())?;
     let token = read_token(args.token_file.as_deref())?;
+    // Loaded before anything starts, so that a bad file is a clear error
+    // at once rather than a failed handshake per client.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(certificate), Some(key)) => Some(ServerTls::load(certificate, key)?),
+        _ => None,
+    };
     // Looked at before `init_reaper`, which gives inherited-ignored signals a
     // handler: a server started under `nohup` keeps ignoring hangups.
     let hangup_ignored = exec_server::process::is_ignored(nix::sys::signal::Signal::SIGHUP);
@@ -249,13 +273,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
                     .await
                     .with_context(|| format!("listening on {address}"))?;
                 let local = listener.local_addr().context("reading the bound address")?;
-                eprintln!("exec-server listening on ws://{local}");
+                let scheme = if tls.is_some() { "wss" } else { "ws" };
+                eprintln!("exec-server listening on {scheme}://{local}");
                 let policy = Arc::new(AccessPolicy {
                     token,
                     allowed_origins: args.allowed_origins,
                     allowed_hosts: local.ip().is_loopback().then_some(args.allowed_hosts),
                 });
-                ws::serve(listener, config, policy, &shutdown).await;
+                ws::serve(listener, config, policy, tls, &shutdown).await;
                 Ok(())
             }
         }

@@ -18,6 +18,8 @@
 //!
 //! # Layout
 //! - `binary`: where the `exec-server` binary is ([`server_binary`]).
+//! - `certificates`: [`TestCertificates`], a CA and a server certificate
+//!   made for each TLS test.
 //! - `error`: [`HarnessError`], every way starting or talking to a server fails.
 //! - `transport`: [`Transport`], the three ways to reach a server.
 //! - `stderr`: [`StderrLog`], a child's stderr kept and echoed line by line.
@@ -37,6 +39,7 @@
 //! - `scenarios`: [`transport_tests!`] and [`block_on`].
 
 mod binary;
+mod certificates;
 mod client;
 mod cut_proxy;
 mod error;
@@ -52,6 +55,7 @@ mod wire_client;
 mod ws_server;
 
 pub use binary::{CARGO_BIN_EXE_ENV, locate_server_binary, profile_dir, server_binary};
+pub use certificates::TestCertificates;
 pub use client::{RunningServer, connect_client};
 pub use cut_proxy::CutProxy;
 pub use error::HarnessError;

@@ -256,6 +256,7 @@ impl Supervisor {
         let (channels, close_code) = limited_websocket_transport(
             url,
             self.options.token.as_deref(),
+            self.options.ca_file.as_deref(),
             self.options.connect_timeout.min(remaining),
             self.limit.clone(),
         )

@@ -4,11 +4,13 @@
 //!
 //! - `stdio`: newline-delimited JSON over any `AsyncRead`/`AsyncWrite`.
 //! - `websocket`: one JSON message per WebSocket text frame.
+//! - `tls`: how a `wss://` server is verified (the system's roots or a CA file).
 //! - `limit`: the cap on one message from the server, which both readers
 //!   enforce without buffering past it.
 
 pub(crate) mod limit;
 pub(crate) mod stdio;
+pub(crate) mod tls;
 pub(crate) mod websocket;
 
 use tokio::sync::mpsc;

@@ -1,7 +1,9 @@
 //! WebSocket (tokio-tungstenite): one JSON message per text frame, as
-//! `exec-server serve --listen ws://IP:PORT` speaks it. Binary frames holding
-//! UTF-8 JSON are accepted too; pings are answered by tungstenite.
+//! `exec-server serve --listen ws://IP:PORT` speaks it, over TLS for
+//! `wss://` (see `tls`). Binary frames holding UTF-8 JSON are accepted too;
+//! pings are answered by tungstenite.
 
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -14,12 +16,15 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WebSocketError, Message, Utf8Bytes};
 
 use super::limit::{DEFAULT_MAX_INCOMING_MESSAGE_BYTES, IncomingLimit};
+use super::tls;
 use super::{TRANSPORT_CAPACITY, TransportChannels};
 use crate::error::ClientError;
 
-/// Opens a WebSocket connection to `url` (`ws://HOST:PORT`), sending `token`
-/// as `Authorization: Bearer TOKEN` when given, and returns it as a
-/// transport. Spawns one task per direction.
+/// Opens a WebSocket connection to `url` (`ws://HOST:PORT`, or
+/// `wss://HOST:PORT` verified against the CA file in
+/// [`CA_FILE_ENV`](crate::CA_FILE_ENV) when set, else the system's roots),
+/// sending `token` as `Authorization: Bearer TOKEN` when given, and returns
+/// it as a transport. Spawns one task per direction.
 ///
 /// A message or frame from the server larger than 256 MiB ends the
 /// connection without being read into memory
@@ -28,8 +33,10 @@ use crate::error::ClientError;
 /// and reports a breach as [`ClientError::IncomingMessageTooLarge`]).
 ///
 /// # Errors
-/// [`ClientError::Connect`] when the URL is invalid, the TCP connect or the
-/// upgrade fails (HTTP 401 for a wrong token, 403 for a refused origin);
+/// [`ClientError::Connect`] when the URL is invalid, the TCP connect, the
+/// TLS handshake or the upgrade fails (HTTP 401 for a wrong token, 403 for a
+/// refused origin); [`ClientError::Tls`] when the CA file or the system's
+/// roots cannot be used;
 /// [`ClientError::Timeout`] when it takes longer than `connect_timeout`;
 /// [`ClientError::InvalidInput`] when the token is not a valid header value.
 pub async fn websocket_transport(
@@ -39,8 +46,32 @@ pub async fn websocket_transport(
 ) -> Result<TransportChannels, ClientError> {
     let limit = Arc::new(IncomingLimit::new(DEFAULT_MAX_INCOMING_MESSAGE_BYTES));
     let (channels, _close_code) =
-        limited_websocket_transport(url, token, connect_timeout, limit).await?;
+        limited_websocket_transport(url, token, None, connect_timeout, limit).await?;
     Ok(channels)
+}
+
+/// A failed connect as the caller should read it: what TLS went wrong
+/// with, or the server's reason for a 400 (the body of its answer, e.g.
+/// that it speaks TLS), else tungstenite's error. Other statuses say enough
+/// (401, 403) and keep the error's text as it was.
+fn describe_failure(url: &str, error: WebSocketError) -> Box<dyn std::error::Error + Send + Sync> {
+    if let Some(explained) = tls::explain_failure(url, &error) {
+        return explained.into();
+    }
+    if let WebSocketError::Http(response) = &error
+        && response.status() == tokio_tungstenite::tungstenite::http::StatusCode::BAD_REQUEST
+    {
+        let body = response
+            .body()
+            .as_deref()
+            .and_then(|body| std::str::from_utf8(body).ok())
+            .map(str::trim)
+            .filter(|body| !body.is_empty());
+        if let Some(body) = body {
+            return format!("{error}: {body}").into();
+        }
+    }
+    Box::new(error)
 }
 
 /// The code of the close frame the server ended the connection with, if it
@@ -58,13 +89,15 @@ impl CloseCode {
 
 /// [`websocket_transport`] with the cap on one incoming message shared with
 /// the client, which lowers it after `initialize` and reports a breach, and
-/// where the code of the server's close frame will be recorded.
+/// where the code of the server's close frame will be recorded; a `wss://`
+/// server is verified against `ca_file` when given.
 ///
 /// # Errors
 /// As [`websocket_transport`].
 pub(crate) async fn limited_websocket_transport(
     url: &str,
     token: Option<&str>,
+    ca_file: Option<&Path>,
     connect_timeout: Duration,
     limit: Arc<IncomingLimit>,
 ) -> Result<(TransportChannels, Arc<CloseCode>), ClientError> {
@@ -87,13 +120,19 @@ pub(crate) async fn limited_websocket_transport(
     let config = WebSocketConfig::default()
         .max_message_size(Some(limit.bytes()))
         .max_frame_size(Some(limit.bytes()));
-    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let connector = tls::connector(url, ca_file)?;
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(config),
+        true,
+        Some(connector),
+    );
     let (socket, _response) = tokio::time::timeout(connect_timeout, connecting)
         .await
         .map_err(|_| ClientError::Timeout {
             what: format!("the WebSocket connection to {url}"),
         })?
-        .map_err(|error| connect_error(Box::new(error)))?;
+        .map_err(|error| connect_error(describe_failure(url, error)))?;
 
     let (mut sink, mut stream) = socket.split();
     let (outgoing, mut to_send) = mpsc::channel::<String>(TRANSPORT_CAPACITY);

@@ -1,4 +1,4 @@
-//! `exec-server exec [--url URL] [-i] [-t] [--cwd DIR] [-e KEY=VALUE]... -- PROGRAM [ARGS]...`:
+//! `exec-server exec [--url URL [--ca-file PATH]] [-i] [-t] [--cwd DIR] [-e KEY=VALUE]... -- PROGRAM [ARGS]...`:
 //! runs one program through an exec-server and behaves like it, the way
 //! `ssh host CMD` or `docker exec -it` do: its output on our stdout and
 //! stderr, byte for byte, and its exit status as ours.
@@ -63,13 +63,19 @@ const TOKEN_VARIABLE: &str = "EXEC_SERVER_TOKEN";
 /// connection or the server exit 255.
 #[derive(clap::Args, Debug)]
 #[command(
-    override_usage = "exec-server exec [--url URL] [-i] [-t] [--cwd DIR] [-e KEY=VALUE]... -- PROGRAM [ARGS]..."
+    override_usage = "exec-server exec [--url URL [--ca-file PATH]] [-i] [-t] [--cwd DIR] [-e KEY=VALUE]... -- PROGRAM [ARGS]..."
 )]
 pub(crate) struct ExecArgs {
-    /// The server: `ws://HOST:PORT`, sending the token in EXEC_SERVER_TOKEN
-    /// when set. Without it, a local server is started over stdio.
+    /// The server: `ws://HOST:PORT` or `wss://HOST:PORT`, sending the token
+    /// in EXEC_SERVER_TOKEN when set. Without it, a local server is started
+    /// over stdio.
     #[arg(long, value_name = "URL")]
     url: Option<String>,
+    /// PEM file of the CA certificates a `wss://` server's certificate must
+    /// chain to, trusted instead of the system's roots (default: the file
+    /// named by EXEC_SERVER_CA_FILE, else the system's roots).
+    #[arg(long, value_name = "PATH", requires = "url")]
+    ca_file: Option<std::path::PathBuf>,
     /// Forward stdin to the process, and close the process's stdin at EOF.
     #[arg(short = 'i', long)]
     interactive: bool,
@@ -190,6 +196,10 @@ async fn execute(args: ExecArgs) -> Result<u8> {
             let options = match std::env::var(TOKEN_VARIABLE) {
                 Ok(token) if !token.is_empty() => options.token(token),
                 _ => options,
+            };
+            let options = match &args.ca_file {
+                Some(path) => options.ca_file(path),
+                None => options,
             };
             (ExecClient::connect_websocket(url, options).await?, None)
         }

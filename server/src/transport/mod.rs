@@ -4,10 +4,21 @@
 //! by the one [`serve_connection`]: one reader loop, one writer loop, the
 //! same drain on close. `budget` caps the memory all WebSocket connections
 //! together hold in partially received messages.
+//!
+//! The WebSocket listener's layers, outermost first: `tls` (the optional
+//! TLS handshake, [`ServerTls`]), `stream` (plain or TLS behind one type),
+//! `budget` (reads charged), `request_head` (`GET /readyz` and other
+//! requests that are no upgrade), then `ws` (the upgrade and the frames).
 
 mod budget;
+mod request_head;
 pub mod stdio;
+mod stream;
+mod tls;
 pub mod ws;
+
+pub use request_head::READINESS_PATH;
+pub use tls::{ServerTls, TlsFilesError};
 
 use std::future::Future;
 use std::io;

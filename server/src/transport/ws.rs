@@ -2,6 +2,12 @@
 //! frames holding UTF-8 JSON are accepted too; pings are answered by
 //! tungstenite. The upgrade enforces the listener's security rules
 //! (protocol.md, "Security of the WebSocket listener").
+//!
+//! A new connection goes through, within one deadline
+//! (`HANDSHAKE_TIMEOUT`) and one cap on connections doing so
+//! (`max_handshakes`): the TLS handshake when the listener has
+//! [`ServerTls`], the request head (`request_head`, which answers `GET
+//! /readyz` and other requests that are not upgrades), then the upgrade.
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,6 +26,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::budget::{Charge, ChargedStream, OverBudget, PartialMessageBudget};
+use super::request_head::{self, Asked, Replay};
+use super::stream::AcceptedStream;
+use super::tls::ServerTls;
 use super::{Farewell, MessageSink, MessageSource, MessageText, Received, serve_connection};
 use crate::config::ServerConfig;
 use crate::error::PARSE_ERROR;
@@ -154,15 +163,16 @@ fn detect_vanished_peers(stream: &TcpStream) -> io::Result<()> {
     socket.set_tcp_user_timeout(Some(UNACKNOWLEDGED_TIMEOUT))
 }
 
-/// How long a client has to complete the WebSocket upgrade after its TCP
-/// connection was accepted.
+/// How long a client has to complete the TLS handshake (if any) and the
+/// WebSocket upgrade after its TCP connection was accepted.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts connections on `listener` until `shutdown` begins, serving each
-/// on its own task with a signal of `shutdown`.
+/// on its own task with a signal of `shutdown`; with `tls`, each connection
+/// first does a TLS handshake (`wss://`).
 ///
-/// At most `config.max_handshakes` connections are in their upgrade at once:
-/// the loop accepts no more until one is done (or timed out after
+/// At most `config.max_handshakes` connections are in their TLS handshake
+/// or upgrade at once: the loop accepts no more until one is done (or timed out after
 /// [`HANDSHAKE_TIMEOUT`]), so further clients wait in the kernel's listen
 /// backlog instead of each holding a socket and a task here. All connections
 /// share one budget of `config.max_partial_message_bytes` for partially
@@ -171,6 +181,7 @@ pub async fn serve(
     listener: TcpListener,
     config: Arc<ServerConfig>,
     policy: Arc<AccessPolicy>,
+    tls: Option<ServerTls>,
     shutdown: &Shutdown,
 ) {
     let mut stopping = shutdown.signal();
@@ -199,10 +210,13 @@ pub async fn serve(
                     handshake: permit,
                     charge: budget.charge(),
                 };
-                let config = config.clone();
-                let policy = policy.clone();
+                let listener = Listener {
+                    config: config.clone(),
+                    policy: policy.clone(),
+                    tls: tls.clone(),
+                };
                 let signal = shutdown.signal();
-                tokio::spawn(async move { serve_socket(socket, config, policy, signal).await });
+                tokio::spawn(async move { serve_socket(socket, listener, signal).await });
             }
             Err(error) if is_out_of_resources(&error) => {
                 // Out of file descriptors or memory: the listener itself is
@@ -235,6 +249,16 @@ struct Socket {
     charge: Arc<Charge>,
 }
 
+/// What every connection of one listener shares.
+struct Listener {
+    /// The server's limits.
+    config: Arc<ServerConfig>,
+    /// Who may upgrade.
+    policy: Arc<AccessPolicy>,
+    /// The certificate and key when the listener speaks `wss://`.
+    tls: Option<ServerTls>,
+}
+
 /// Whether an `accept` failed for want of a resource (EMFILE, ENFILE,
 /// ENOBUFS, ENOMEM), which retrying at once cannot fix.
 fn is_out_of_resources(error: &io::Error) -> bool {
@@ -246,15 +270,9 @@ fn is_out_of_resources(error: &io::Error) -> bool {
     })
 }
 
-/// Upgrades one socket to a WebSocket (checking the policy) and serves it.
-// The upgrade callback must return tungstenite's (large) `ErrorResponse`.
-#[allow(clippy::result_large_err)]
-async fn serve_socket(
-    socket: Socket,
-    config: Arc<ServerConfig>,
-    policy: Arc<AccessPolicy>,
-    mut shutdown: ShutdownSignal,
-) {
+/// Opens one socket (TLS, request head, upgrade checking the policy) and
+/// serves it.
+async fn serve_socket(socket: Socket, listener: Listener, mut shutdown: ShutdownSignal) {
     let Socket {
         stream,
         peer,
@@ -265,24 +283,12 @@ async fn serve_socket(
     if let Err(error) = detect_vanished_peers(&stream) {
         tracing::debug!(%peer, %error, "cannot set TCP keepalive");
     }
-    // tungstenite drops the connection on a frame over its limit; allow twice
-    // ours so that a message just over our limit still gets a JSON-RPC error.
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(config.max_message_bytes.saturating_mul(2)))
-        .max_frame_size(Some(config.max_message_bytes.saturating_mul(2)));
-    let callback = |request: &Request, response: Response| match policy.check(request) {
-        Ok(()) => Ok(response),
-        Err(refused) => {
-            tracing::info!(%peer, status = %refused.status(), "refused a WebSocket upgrade");
-            Err(refused)
-        }
-    };
-    let stream = ChargedStream::new(stream, charge.clone());
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
+    let opening = open(stream, peer, &listener, charge.clone());
     let socket = tokio::select! {
-        handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake) => match handshake {
-            Ok(Ok(socket)) => socket,
+        opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, opening) => match opened {
+            Ok(Ok(Some(socket))) => socket,
+            // A request that was no upgrade, answered.
+            Ok(Ok(None)) => return,
             Ok(Err(error)) => {
                 tracing::debug!(%peer, %error, "WebSocket handshake failed");
                 return;
@@ -305,12 +311,71 @@ async fn serve_socket(
         peer,
         failure: Farewell::Normal,
     };
-    serve_connection(config, source, FrameSink { sink }, shutdown).await;
+    serve_connection(listener.config, source, FrameSink { sink }, shutdown).await;
     tracing::debug!(%peer, "connection closed");
 }
 
+/// Why a connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum OpenFailure {
+    /// The TLS handshake failed (or the client spoke plain HTTP to it).
+    #[error("TLS handshake: {0}")]
+    Tls(io::Error),
+    /// Reading the request head or answering it failed.
+    #[error("request: {0}")]
+    Request(io::Error),
+    /// The upgrade failed or was refused.
+    #[error("upgrade: {0}")]
+    Upgrade(WsError),
+}
+
+/// Takes a connection from accepted to upgraded: the TLS handshake when the
+/// listener has TLS, the request head (answering one that is no upgrade,
+/// then `Ok(None)`), the upgrade under the listener's policy.
+// The upgrade callback must return tungstenite's (large) `ErrorResponse`.
+#[allow(clippy::result_large_err)]
+async fn open(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: &Listener,
+    charge: Arc<Charge>,
+) -> Result<Option<ChargedSocket>, OpenFailure> {
+    let stream = match &listener.tls {
+        None => AcceptedStream::Plain(stream),
+        Some(tls) => match tls.accept(stream).await.map_err(OpenFailure::Tls)? {
+            Some(stream) => AcceptedStream::Tls(Box::new(stream)),
+            None => return Ok(None),
+        },
+    };
+    let mut stream = ChargedStream::new(stream, charge);
+    let head = match request_head::read(&mut stream)
+        .await
+        .map_err(OpenFailure::Request)?
+    {
+        Asked::Upgrade(head) => head,
+        Asked::Answered => return Ok(None),
+    };
+    // tungstenite drops the connection on a frame over its limit; allow twice
+    // ours so that a message just over our limit still gets a JSON-RPC error.
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(listener.config.max_message_bytes.saturating_mul(2)))
+        .max_frame_size(Some(listener.config.max_message_bytes.saturating_mul(2)));
+    let callback = |request: &Request, response: Response| match listener.policy.check(request) {
+        Ok(()) => Ok(response),
+        Err(refused) => {
+            tracing::info!(%peer, status = %refused.status(), "refused a WebSocket upgrade");
+            Err(refused)
+        }
+    };
+    let stream = Replay::new(head, stream);
+    let socket = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config))
+        .await
+        .map_err(OpenFailure::Upgrade)?;
+    Ok(Some(socket))
+}
+
 /// The WebSocket of one connection, its reads charged to the budget.
-type ChargedSocket = WebSocketStream<ChargedStream<TcpStream>>;
+type ChargedSocket = WebSocketStream<Replay<ChargedStream<AcceptedStream>>>;
 
 /// The bytes of a client's control frame besides its payload: two of
 /// header (control payloads are at most 125 bytes, so no extended length)
