@@ -12,10 +12,11 @@
 //! directory is killed when its session ends (leftovers of processes that
 //! already closed included), the server's directory when the server shuts
 //! down or dies (the guardian process does it then, see `guardian.rs`).
-//! Directories are removed once empty; empty directories of servers that
-//! died without removing theirs are removed by the next server that starts
-//! (one that still holds processes is left alone: it may belong to a live
-//! server in another PID namespace).
+//! Directories are removed once empty, and the server's own directory when
+//! it shuts down or dies (by its guardian). A server never touches another
+//! server's directory: from outside, an idle live server (or one in another
+//! PID namespace) looks the same as a dead one, so only a server killed
+//! together with its guardian leaves an (empty) directory behind.
 //!
 //! A child joins its cgroup between fork and exec by writing `0` ("the
 //! writing process") to the `cgroup.procs` file the server opened before the
@@ -168,7 +169,6 @@ pub(crate) fn remove(directory: &Path) {
 /// `exec-server.<pid>` in it and checks it can kill. Errors: why not.
 fn create_server_directory() -> Result<PathBuf, String> {
     let own = own_cgroup_directory()?;
-    remove_empty_servers(&own);
     let directory = own.join(format!(
         "{SERVER_DIRECTORY_PREFIX}{}",
         super::identity::server_id()
@@ -258,25 +258,6 @@ fn unescape_mount_path(path: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Removes the empty cgroup directories other servers left (a server and
-/// its guardian both killed, or a library host without a guardian). A
-/// directory that still holds processes stays: its server may be alive in
-/// another PID namespace, where its pid means nothing here.
-fn remove_empty_servers(own: &Path) {
-    let Ok(entries) = fs::read_dir(own) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let is_server = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|name| name.starts_with(SERVER_DIRECTORY_PREFIX));
-        if is_server && !is_populated(&entry.path()) {
-            remove(&entry.path());
-        }
-    }
 }
 
 #[cfg(test)]
