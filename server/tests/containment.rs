@@ -309,7 +309,7 @@ async fn an_escape_with_env_i_setsid_and_a_double_fork_is_contained_by_the_cgrou
         )
         .await;
     assert_eq!(marked.wait_until(|live| live == 1).await, 1);
-    let escaped = value_of_marker_variable(&marked);
+    let escaped = value_of_marker_variable(&marked).await;
     assert_eq!(
         escaped, None,
         "the escapee still carries the marker variable"
@@ -321,34 +321,43 @@ async fn an_escape_with_env_i_setsid_and_a_double_fork_is_contained_by_the_cgrou
 }
 
 /// The `EXEC_SERVER_TREE` variable of the live process that runs the
-/// marked sleeper (its `argv[0]` is the marker).
+/// marked sleeper (its `argv[0]` is the marker), once there is one: the
+/// shells before it show the marker in their arguments only.
 ///
 /// # Panics
-/// When there is no such process or its environment cannot be read.
-fn value_of_marker_variable(marked: &Marked) -> Option<String> {
-    let entries = std::fs::read_dir("/proc").expect("/proc");
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|pid| pid.parse::<i64>().ok())
-        else {
-            continue;
-        };
-        let runs_the_sleeper = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|argv| {
-            argv.split(|byte| *byte == 0).next() == Some(marked.sleeper.as_bytes())
-        });
-        if !runs_the_sleeper || !exec_testkit::process_alive(pid) {
-            continue;
+/// When no such process appears within [`PATIENCE`] or its environment
+/// cannot be read.
+async fn value_of_marker_variable(marked: &Marked) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(pid) = sleeper_pid(marked) {
+            let environ = std::fs::read(format!("/proc/{pid}/environ"))
+                .unwrap_or_else(|error| panic!("the environment of {pid}: {error}"));
+            return environ
+                .split(|byte| *byte == 0)
+                .find_map(|entry| entry.strip_prefix(b"EXEC_SERVER_TREE="))
+                .map(|value| String::from_utf8_lossy(value).into_owned());
         }
-        let environ = std::fs::read(format!("/proc/{pid}/environ"))
-            .unwrap_or_else(|error| panic!("the environment of {pid}: {error}"));
-        return environ
-            .split(|byte| *byte == 0)
-            .find_map(|entry| entry.strip_prefix(b"EXEC_SERVER_TREE="))
-            .map(|value| String::from_utf8_lossy(value).into_owned());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no live process runs {}",
+            marked.sleeper
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("no live process runs {}", marked.sleeper);
+}
+
+/// The pid of a live process whose `argv[0]` is the marked sleeper.
+fn sleeper_pid(marked: &Marked) -> Option<i64> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i64>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|argv| {
+                argv.split(|byte| *byte == 0).next() == Some(marked.sleeper.as_bytes())
+            }) && exec_testkit::process_alive(*pid)
+        })
 }
 
 /// The server's cgroups are gone once it exits, by SIGKILL (the guardian
