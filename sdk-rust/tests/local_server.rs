@@ -192,6 +192,11 @@ async fn every_typed_request_once(transport: Transport) {
             cwd: root.clone().into(),
             env: [("PATH".to_owned(), PATH.to_owned())].into(),
             inherit_env: None,
+            env_policy: None,
+            sandbox: None,
+            enforce_managed_network: None,
+            managed_network: None,
+            network_proxy: None,
             pipe_stdin: None,
             process_id: "typed".to_owned().try_into().expect("a process id"),
             size: Some(TerminalSize {
