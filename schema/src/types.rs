@@ -203,33 +203,20 @@ pub struct EnvironmentCapabilities {
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(transparent)]
-pub struct EnvironmentInfoParams(
-    pub ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
-);
+pub struct EnvironmentInfoParams(pub ::std::option::Option<EmptyObject>);
 impl ::std::ops::Deref for EnvironmentInfoParams {
-    type Target =
-        ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>;
-    fn deref(
-        &self,
-    ) -> &::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>> {
+    type Target = ::std::option::Option<EmptyObject>;
+    fn deref(&self) -> &::std::option::Option<EmptyObject> {
         &self.0
     }
 }
-impl ::std::convert::From<EnvironmentInfoParams>
-    for ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>
-{
+impl ::std::convert::From<EnvironmentInfoParams> for ::std::option::Option<EmptyObject> {
     fn from(value: EnvironmentInfoParams) -> Self {
         value.0
     }
 }
-impl
-    ::std::convert::From<
-        ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
-    > for EnvironmentInfoParams
-{
-    fn from(
-        value: ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
-    ) -> Self {
+impl ::std::convert::From<::std::option::Option<EmptyObject>> for EnvironmentInfoParams {
+    fn from(value: ::std::option::Option<EmptyObject>) -> Self {
         Self(value)
     }
 }
@@ -298,33 +285,20 @@ impl ::std::convert::TryFrom<::std::string::String> for EnvironmentStatusKind {
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(transparent)]
-pub struct EnvironmentStatusParams(
-    pub ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
-);
+pub struct EnvironmentStatusParams(pub ::std::option::Option<EmptyObject>);
 impl ::std::ops::Deref for EnvironmentStatusParams {
-    type Target =
-        ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>;
-    fn deref(
-        &self,
-    ) -> &::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>> {
+    type Target = ::std::option::Option<EmptyObject>;
+    fn deref(&self) -> &::std::option::Option<EmptyObject> {
         &self.0
     }
 }
-impl ::std::convert::From<EnvironmentStatusParams>
-    for ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>
-{
+impl ::std::convert::From<EnvironmentStatusParams> for ::std::option::Option<EmptyObject> {
     fn from(value: EnvironmentStatusParams) -> Self {
         value.0
     }
 }
-impl
-    ::std::convert::From<
-        ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
-    > for EnvironmentStatusParams
-{
-    fn from(
-        value: ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
-    ) -> Self {
+impl ::std::convert::From<::std::option::Option<EmptyObject>> for EnvironmentStatusParams {
+    fn from(value: ::std::option::Option<EmptyObject>) -> Self {
         Self(value)
     }
 }
@@ -1132,16 +1106,14 @@ pub struct ProcessStartParams {
         skip_serializing_if = "::std::option::Option::is_none"
     )]
     #[cfg_attr(feature = "ts", ts(optional))]
-    pub managed_network:
-        ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
+    pub managed_network: ::std::option::Option<ManagedNetworkRequest>,
     ///Codex's instructions to launch a server-side network proxy (`RemoteNetworkProxyLaunchConfig`). Not supported (`environment/info` says `networkProxyLaunch: false`): any non-null value is refused with `sandboxUnavailable`.
     #[serde(
         rename = "networkProxy",
         skip_serializing_if = "::std::option::Option::is_none"
     )]
     #[cfg_attr(feature = "ts", ts(optional))]
-    pub network_proxy:
-        ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
+    pub network_proxy: ::std::option::Option<ManagedNetworkRequest>,
     ///Keep a non-PTY process's stdin open for `process/write`; otherwise it is `/dev/null`. Default false.
     #[serde(
         rename = "pipeStdin",
@@ -1155,8 +1127,7 @@ pub struct ProcessStartParams {
     ///Codex's sandbox intent (`FileSystemSandboxContext`: `permissions`, `cwd`, ...). This server applies no sandbox, so it fails closed: a start whose `sandbox` is present and whose `permissions.type` is not `disabled` is refused with `sandboxUnavailable` and nothing runs. Null, absent, or `permissions.type` `disabled` (Codex's danger-full-access) start the process unsandboxed.
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
-    pub sandbox:
-        ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
+    pub sandbox: ::std::option::Option<SandboxRequest>,
     ///Initial PTY size; default 24 rows by 80 columns. Ignored without `tty`.
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
@@ -1226,6 +1197,27 @@ pub struct ProcessWriteParams {
 pub struct ProcessWriteResponse {
     ///Whether the bytes were accepted.
     pub status: WriteStatus,
+}
+///The `permissions` of a Codex sandbox request (Codex's `PermissionProfile`, tagged by `type`); its other members are accepted and not read.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+pub struct SandboxPermissions {
+    ///`disabled` (Codex's danger-full-access: no sandbox wanted), `managed` or `external`.
+    #[serde(
+        rename = "type",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub type_: ::std::option::Option<::std::string::String>,
+}
+///Codex's sandbox intent for a process (`FileSystemSandboxContext`: `permissions`, `cwd`, `windowsSandboxLevel`, ...); only `permissions.type` is read, other members are accepted and not read.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+pub struct SandboxRequest {
+    ///What the sandbox would allow; a missing `permissions` counts as asking for a sandbox.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub permissions: ::std::option::Option<SandboxPermissions>,
 }
 ///The sandbox a started process runs in.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
@@ -1499,6 +1491,10 @@ pub mod error {
         }
     }
 }
+///An empty object, for params that may also be `null`.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EmptyObject {}
 ///Result of `fs/copy`: empty.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -1523,6 +1519,10 @@ pub struct FsWriteFileResponse {}
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InitializedNotification {}
+///Codex's managed-network details (`ManagedNetworkSandboxContext`) or proxy launch instructions (`RemoteNetworkProxyLaunchConfig`); their members are accepted and not read: any such object is refused.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ManagedNetworkRequest {}
 ///Result of `process/closeStdin`: empty.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -1583,6 +1583,12 @@ pub fn typescript_declarations(
         files.push((
             path,
             <crate::DirectoryEntry as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::EmptyObject as ::ts_rs::TS>::output_path() {
+        files.push((
+            path,
+            <crate::EmptyObject as ::ts_rs::TS>::export_to_string(config)?,
         ));
     }
     if let ::std::option::Option::Some(path) = <crate::EnvInherit as ::ts_rs::TS>::output_path() {
@@ -1816,6 +1822,14 @@ pub fn typescript_declarations(
             <crate::InitializedNotification as ::ts_rs::TS>::export_to_string(config)?,
         ));
     }
+    if let ::std::option::Option::Some(path) =
+        <crate::ManagedNetworkRequest as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::ManagedNetworkRequest as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
     if let ::std::option::Option::Some(path) = <crate::OutputChunk as ::ts_rs::TS>::output_path() {
         files.push((
             path,
@@ -2004,6 +2018,21 @@ pub fn typescript_declarations(
         files.push((
             path,
             <crate::ProcessWriteResponse as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::SandboxPermissions as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::SandboxPermissions as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::SandboxRequest as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::SandboxRequest as ::ts_rs::TS>::export_to_string(config)?,
         ));
     }
     if let ::std::option::Option::Some(path) = <crate::SandboxType as ::ts_rs::TS>::output_path() {

@@ -11,8 +11,7 @@
 //! danger-full-access profile, `permissions.type` `disabled`: that start
 //! runs, and its result says `sandboxType: "none"` like every other.
 
-use exec_protocol::ProcessStartParams;
-use serde_json::{Map, Value};
+use exec_protocol::{ProcessStartParams, SandboxRequest};
 
 use crate::error::ServerError;
 
@@ -55,13 +54,14 @@ pub(crate) fn refuse_unapplied(params: &ProcessStartParams) -> Result<(), Server
 
 /// The permission profile type a `sandbox` asks to be enforced, or `None`
 /// for `disabled` (no sandbox wanted). Anything else, including a missing
-/// or unknown `type` and `external` (which says some outer sandbox already
-/// confines the process, a claim this server cannot check), counts as asking.
-fn requested_profile(sandbox: &Map<String, Value>) -> Option<String> {
+/// `permissions` or `type` and `external` (which says some outer sandbox
+/// already confines the process, a claim this server cannot check), counts
+/// as asking.
+fn requested_profile(sandbox: &SandboxRequest) -> Option<String> {
     let profile_type = sandbox
-        .get("permissions")
-        .and_then(|permissions| permissions.get("type"))
-        .and_then(Value::as_str);
+        .permissions
+        .as_ref()
+        .and_then(|permissions| permissions.type_.as_deref());
     match profile_type {
         Some("disabled") => None,
         Some(other) => Some(other.to_owned()),
@@ -75,7 +75,8 @@ mod tests {
 
     use exec_protocol::{AbsolutePath, ErrorKind};
     use pretty_assertions::assert_eq;
-    use serde_json::json;
+    use serde::de::DeserializeOwned;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -99,8 +100,9 @@ mod tests {
         }
     }
 
-    fn object(value: Value) -> Option<Map<String, Value>> {
-        value.as_object().cloned()
+    /// `value` read as the field's type, the way the server reads the wire.
+    fn object<T: DeserializeOwned>(value: Value) -> Option<T> {
+        Some(serde_json::from_value(value).expect("a valid field"))
     }
 
     fn refused_field(params: &ProcessStartParams) -> Option<&'static str> {
