@@ -229,7 +229,7 @@ pub struct EnvironmentInfoResponse {
     ///The server process's working directory as a `file://` URI (Codex's `PathUri`), or null when it cannot be read.
     #[serde(deserialize_with = "::std::option::Option::deserialize")]
     pub cwd: ::std::option::Option<::std::string::String>,
-    ///The user's shell on the server's machine: `$SHELL` of the server's environment when it names an executable file, else the user's login shell from the password database, else `/bin/sh`.
+    ///The user's shell on the server's machine, found as Codex's server finds it: the login shell of the server's user in `/etc/passwd`, else `$SHELL` of the server's environment, else `/bin/sh`; only an absolute path to an executable file counts.
     pub shell: ShellInfo,
 }
 ///How the server is (Codex's `EnvironmentStatusKind`).

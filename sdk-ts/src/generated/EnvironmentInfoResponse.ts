@@ -16,6 +16,6 @@ capabilities: EnvironmentCapabilities,
  */
 cwd: string | null, 
 /**
- *The user's shell on the server's machine: `$SHELL` of the server's environment when it names an executable file, else the user's login shell from the password database, else `/bin/sh`.
+ *The user's shell on the server's machine, found as Codex's server finds it: the login shell of the server's user in `/etc/passwd`, else `$SHELL` of the server's environment, else `/bin/sh`; only an absolute path to an executable file counts.
  */
 shell: ShellInfo, };
