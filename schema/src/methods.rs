@@ -5,6 +5,10 @@ use crate::{Direction, MethodInfo, MethodKind, Notification, Request};
 /// The protocol version this crate speaks, as `initialize` reports it
 /// (the schema's `x-protocolVersion`).
 pub const PROTOCOL_VERSION: &str = "exec-server.v1";
+///Wire name of the `environment/info` request.
+pub const ENVIRONMENT_INFO_METHOD: &str = "environment/info";
+///Wire name of the `environment/status` request.
+pub const ENVIRONMENT_STATUS_METHOD: &str = "environment/status";
 ///Wire name of the `fs/copy` request.
 pub const FS_COPY_METHOD: &str = "fs/copy";
 ///Wire name of the `fs/createDirectory` request.
@@ -51,6 +55,20 @@ pub const PROCESS_TERMINATE_METHOD: &str = "process/terminate";
 pub const PROCESS_WRITE_METHOD: &str = "process/write";
 /// Every method and notification of the protocol, in schema order.
 pub const METHODS: &[MethodInfo] = &[
+    MethodInfo {
+        name: ENVIRONMENT_INFO_METHOD,
+        kind: MethodKind::Request,
+        direction: Direction::ClientToServer,
+        params: "EnvironmentInfoParams",
+        result: ::std::option::Option::Some("EnvironmentInfoResponse"),
+    },
+    MethodInfo {
+        name: ENVIRONMENT_STATUS_METHOD,
+        kind: MethodKind::Request,
+        direction: Direction::ClientToServer,
+        params: "EnvironmentStatusParams",
+        result: ::std::option::Option::Some("EnvironmentStatusResponse"),
+    },
     MethodInfo {
         name: FS_COPY_METHOD,
         kind: MethodKind::Request,
@@ -208,6 +226,24 @@ pub const METHODS: &[MethodInfo] = &[
 ];
 /// The JSON-RPC error object type (the schema's `x-error`).
 pub type WireError = ErrorObject;
+///The `environment/info` request, as a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EnvironmentInfo;
+impl Request for EnvironmentInfo {
+    const METHOD: &'static str = ENVIRONMENT_INFO_METHOD;
+    const DIRECTION: Direction = Direction::ClientToServer;
+    type Params = EnvironmentInfoParams;
+    type Response = EnvironmentInfoResponse;
+}
+///The `environment/status` request, as a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EnvironmentStatus;
+impl Request for EnvironmentStatus {
+    const METHOD: &'static str = ENVIRONMENT_STATUS_METHOD;
+    const DIRECTION: Direction = Direction::ClientToServer;
+    type Params = EnvironmentStatusParams;
+    type Response = EnvironmentStatusResponse;
+}
 ///The `fs/copy` request, as a type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FsCopy;
@@ -406,7 +442,11 @@ impl Request for ProcessWrite {
 #[macro_export]
 macro_rules! for_each_request {
     ($callback:ident) => {
-        $callback! { ($crate::FsCopy, fs_copy, "fs/copy", $crate::FsCopyParams,
+        $callback! { ($crate::EnvironmentInfo, environment_info, "environment/info",
+        $crate::EnvironmentInfoParams, $crate::EnvironmentInfoResponse, ClientToServer),
+        ($crate::EnvironmentStatus, environment_status, "environment/status",
+        $crate::EnvironmentStatusParams, $crate::EnvironmentStatusResponse,
+        ClientToServer), ($crate::FsCopy, fs_copy, "fs/copy", $crate::FsCopyParams,
         $crate::FsCopyResponse, ClientToServer), ($crate::FsCreateDirectory,
         fs_create_directory, "fs/createDirectory", $crate::FsCreateDirectoryParams,
         $crate::FsCreateDirectoryResponse, ClientToServer), ($crate::FsGetMetadata,

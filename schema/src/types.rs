@@ -115,6 +115,200 @@ pub struct DirectoryEntry {
     #[serde(rename = "isSymlink")]
     pub is_symlink: bool,
 }
+///Which of the server's own variables an `envPolicy` starts from (Codex's `ShellEnvironmentPolicyInherit`).
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd,
+)]
+pub enum EnvInherit {
+    ///Every variable of the server's environment (except the connection token, never passed).
+    #[serde(rename = "all")]
+    All,
+    ///Only `PATH`, `SHELL`, `TMPDIR`, `TEMP`, `TMP`, `HOME`, `LANG`, `LC_ALL`, `LC_CTYPE`, `LOGNAME`, `USER` (names matched exactly).
+    #[serde(rename = "core")]
+    Core,
+    ///No variable of the server's environment.
+    #[serde(rename = "none")]
+    None,
+}
+impl ::std::fmt::Display for EnvInherit {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::All => f.write_str("all"),
+            Self::Core => f.write_str("core"),
+            Self::None => f.write_str("none"),
+        }
+    }
+}
+impl ::std::str::FromStr for EnvInherit {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "all" => Ok(Self::All),
+            "core" => Ok(Self::Core),
+            "none" => Ok(Self::None),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for EnvInherit {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for EnvInherit {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///How `process/start` builds the child's environment from the server's own, as Codex's exec-server does (Codex's `ExecEnvPolicy`). In order: start from `inherit`; unless `ignoreDefaultExcludes`, drop names matching `*KEY*`, `*SECRET*`, `*TOKEN*`; drop names matching `exclude`; insert `set`; when `includeOnly` is not empty, keep only names matching it. The request's `env` is then applied over the result. Patterns are case-insensitive globs (`*` any run of characters, `?` one character) over the whole name. The server's connection token variable is never passed, whatever the policy.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct EnvPolicy {
+    ///Glob patterns of names to drop.
+    pub exclude: ::std::vec::Vec<::std::string::String>,
+    ///Keep names matching `*KEY*`, `*SECRET*`, `*TOKEN*`.
+    #[serde(rename = "ignoreDefaultExcludes")]
+    pub ignore_default_excludes: bool,
+    ///When not empty, glob patterns of the only names kept.
+    #[serde(rename = "includeOnly")]
+    pub include_only: ::std::vec::Vec<::std::string::String>,
+    ///The starting set.
+    pub inherit: EnvInherit,
+    ///Variables to insert or replace, name to value (before `includeOnly` filters).
+    pub set: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
+}
+///Optional features of the server that a Codex client checks before sending newer request fields (Codex's `EnvironmentCapabilities`).
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct EnvironmentCapabilities {
+    ///Whether `process/start` can launch a server-side managed-network proxy (`networkProxy`). Always false here: such a start is refused with `sandboxUnavailable`.
+    #[serde(rename = "networkProxyLaunch")]
+    pub network_proxy_launch: bool,
+}
+///Params of `environment/info`: empty; Codex's client sends `null`.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+#[serde(transparent)]
+pub struct EnvironmentInfoParams(pub ::std::option::Option<EmptyObject>);
+impl ::std::ops::Deref for EnvironmentInfoParams {
+    type Target = ::std::option::Option<EmptyObject>;
+    fn deref(&self) -> &::std::option::Option<EmptyObject> {
+        &self.0
+    }
+}
+impl ::std::convert::From<EnvironmentInfoParams> for ::std::option::Option<EmptyObject> {
+    fn from(value: EnvironmentInfoParams) -> Self {
+        value.0
+    }
+}
+impl ::std::convert::From<::std::option::Option<EmptyObject>> for EnvironmentInfoParams {
+    fn from(value: ::std::option::Option<EmptyObject>) -> Self {
+        Self(value)
+    }
+}
+///Result of `environment/info`: the shell and working directory of the server's machine (Codex's `EnvironmentInfo`).
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct EnvironmentInfoResponse {
+    ///What the server supports beyond the base protocol.
+    pub capabilities: EnvironmentCapabilities,
+    ///The server process's working directory as a `file://` URI (Codex's `PathUri`), or null when it cannot be read.
+    #[serde(deserialize_with = "::std::option::Option::deserialize")]
+    pub cwd: ::std::option::Option<::std::string::String>,
+    ///The user's shell on the server's machine, found as Codex's server finds it: the login shell of the server's user in `/etc/passwd`, else `$SHELL` of the server's environment, else `/bin/sh`; only an absolute path to an executable file counts.
+    pub shell: ShellInfo,
+}
+///How the server is (Codex's `EnvironmentStatusKind`).
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd,
+)]
+pub enum EnvironmentStatusKind {
+    ///The connection is initialized and the server serves requests.
+    #[serde(rename = "ready")]
+    Ready,
+}
+impl ::std::fmt::Display for EnvironmentStatusKind {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Ready => f.write_str("ready"),
+        }
+    }
+}
+impl ::std::str::FromStr for EnvironmentStatusKind {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "ready" => Ok(Self::Ready),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for EnvironmentStatusKind {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for EnvironmentStatusKind {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Params of `environment/status`: empty; Codex's client sends `null`.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+#[serde(transparent)]
+pub struct EnvironmentStatusParams(pub ::std::option::Option<EmptyObject>);
+impl ::std::ops::Deref for EnvironmentStatusParams {
+    type Target = ::std::option::Option<EmptyObject>;
+    fn deref(&self) -> &::std::option::Option<EmptyObject> {
+        &self.0
+    }
+}
+impl ::std::convert::From<EnvironmentStatusParams> for ::std::option::Option<EmptyObject> {
+    fn from(value: EnvironmentStatusParams) -> Self {
+        value.0
+    }
+}
+impl ::std::convert::From<::std::option::Option<EmptyObject>> for EnvironmentStatusParams {
+    fn from(value: ::std::option::Option<EmptyObject>) -> Self {
+        Self(value)
+    }
+}
+///Result of `environment/status`, a liveness check of an initialized connection (Codex's `EnvironmentStatus`).
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct EnvironmentStatusResponse {
+    ///Always `ready` when answered.
+    pub status: EnvironmentStatusKind,
+}
 ///The `data` member of a method error.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
@@ -172,6 +366,9 @@ pub enum ErrorKind {
     ///The process could not be started (program not found, not executable, bad `cwd`).
     #[serde(rename = "spawnFailed")]
     SpawnFailed,
+    ///`process/start` asked for a sandbox, managed network or network proxy (`sandbox`, `enforceManagedNetwork`, `managedNetwork`, `networkProxy`) that this server does not apply; nothing was started (code -32602). `message` names the field.
+    #[serde(rename = "sandboxUnavailable")]
+    SandboxUnavailable,
     ///The path does not exist (ENOENT).
     #[serde(rename = "notFound")]
     NotFound,
@@ -214,6 +411,7 @@ impl ::std::fmt::Display for ErrorKind {
             Self::NotPty => f.write_str("notPty"),
             Self::StdinClosed => f.write_str("stdinClosed"),
             Self::SpawnFailed => f.write_str("spawnFailed"),
+            Self::SandboxUnavailable => f.write_str("sandboxUnavailable"),
             Self::NotFound => f.write_str("notFound"),
             Self::PermissionDenied => f.write_str("permissionDenied"),
             Self::AlreadyExists => f.write_str("alreadyExists"),
@@ -239,6 +437,7 @@ impl ::std::str::FromStr for ErrorKind {
             "notPty" => Ok(Self::NotPty),
             "stdinClosed" => Ok(Self::StdinClosed),
             "spawnFailed" => Ok(Self::SpawnFailed),
+            "sandboxUnavailable" => Ok(Self::SandboxUnavailable),
             "notFound" => Ok(Self::NotFound),
             "permissionDenied" => Ok(Self::PermissionDenied),
             "alreadyExists" => Ok(Self::AlreadyExists),
@@ -878,15 +1077,43 @@ pub struct ProcessStartParams {
     pub argv: ::std::vec::Vec<::std::string::String>,
     ///Working directory of the child.
     pub cwd: AbsolutePath,
-    ///The child's whole environment (unless `inheritEnv`), variable name to value.
+    ///Codex's request that the process's network go through a managed proxy. This server cannot enforce it: true is refused with `sandboxUnavailable`. Default false.
+    #[serde(
+        rename = "enforceManagedNetwork",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub enforce_managed_network: ::std::option::Option<bool>,
+    ///Variables of the child, name to value: its whole environment unless `envPolicy` or `inheritEnv` gives a base, which they are then applied over.
     pub env: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
-    ///Start from the server's environment and apply `env` over it. Default false.
+    ///Build the child's environment from the server's as Codex's exec-server does (see `EnvPolicy`), then apply `env` over it. Null or absent: `env` (with `inheritEnv`) as before. Codex's field.
+    #[serde(
+        rename = "envPolicy",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub env_policy: ::std::option::Option<EnvPolicy>,
+    ///Start from the server's environment (all of it but the connection token) and apply `env` over it. Default false. Ignored when `envPolicy` is given.
     #[serde(
         rename = "inheritEnv",
         skip_serializing_if = "::std::option::Option::is_none"
     )]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub inherit_env: ::std::option::Option<bool>,
+    ///Codex's managed-network details (`ManagedNetworkSandboxContext`). Not applied by this server: any non-null value is refused with `sandboxUnavailable`.
+    #[serde(
+        rename = "managedNetwork",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub managed_network: ::std::option::Option<ManagedNetworkRequest>,
+    ///Codex's instructions to launch a server-side network proxy (`RemoteNetworkProxyLaunchConfig`). Not supported (`environment/info` says `networkProxyLaunch: false`): any non-null value is refused with `sandboxUnavailable`.
+    #[serde(
+        rename = "networkProxy",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub network_proxy: ::std::option::Option<ManagedNetworkRequest>,
     ///Keep a non-PTY process's stdin open for `process/write`; otherwise it is `/dev/null`. Default false.
     #[serde(
         rename = "pipeStdin",
@@ -897,6 +1124,10 @@ pub struct ProcessStartParams {
     ///Handle for the new process; `processExists` if the session already has it. In a session that was resumed, a start whose `processId` exists with params identical to that process's start returns that process's result instead (a retry after a dropped connection is safe).
     #[serde(rename = "processId")]
     pub process_id: ProcessId,
+    ///Codex's sandbox intent (`FileSystemSandboxContext`: `permissions`, `cwd`, ...). This server applies no sandbox, so it fails closed: a start whose `sandbox` is present and whose `permissions.type` is not `disabled` is refused with `sandboxUnavailable` and nothing runs. Null, absent, or `permissions.type` `disabled` (Codex's danger-full-access) start the process unsandboxed.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub sandbox: ::std::option::Option<SandboxRequest>,
     ///Initial PTY size; default 24 rows by 80 columns. Ignored without `tty`.
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
@@ -920,6 +1151,13 @@ pub struct ProcessStartResponse {
     ///The handle from the request.
     #[serde(rename = "processId")]
     pub process_id: ProcessId,
+    ///The sandbox the process runs in: always `none` (a start asking for a sandbox is refused instead). Absent from Codex's result; Codex clients ignore it.
+    #[serde(
+        rename = "sandboxType",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub sandbox_type: ::std::option::Option<SandboxType>,
 }
 ///Params of `process/terminate`: kill the process's whole tree (its process group and any descendants that left it).
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
@@ -960,6 +1198,76 @@ pub struct ProcessWriteResponse {
     ///Whether the bytes were accepted.
     pub status: WriteStatus,
 }
+///The `permissions` of a Codex sandbox request (Codex's `PermissionProfile`, tagged by `type`); its other members are accepted and not read.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+pub struct SandboxPermissions {
+    ///`disabled` (Codex's danger-full-access: no sandbox wanted), `managed` or `external`.
+    #[serde(
+        rename = "type",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub type_: ::std::option::Option<::std::string::String>,
+}
+///Codex's sandbox intent for a process (`FileSystemSandboxContext`: `permissions`, `cwd`, `windowsSandboxLevel`, ...); only `permissions.type` is read, other members are accepted and not read.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+pub struct SandboxRequest {
+    ///What the sandbox would allow; a missing `permissions` counts as asking for a sandbox.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub permissions: ::std::option::Option<SandboxPermissions>,
+}
+///The sandbox a started process runs in.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd,
+)]
+pub enum SandboxType {
+    ///No sandbox: the process has the server's own access (a request asking for one is refused with `sandboxUnavailable` instead).
+    #[serde(rename = "none")]
+    None,
+}
+impl ::std::fmt::Display for SandboxType {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::None => f.write_str("none"),
+        }
+    }
+}
+impl ::std::str::FromStr for SandboxType {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "none" => Ok(Self::None),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for SandboxType {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for SandboxType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
 ///Name and version of the server program.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
@@ -985,6 +1293,15 @@ pub struct ServerLimits {
     ///How long, in milliseconds, a session stays resumable after its connection closes or drops (`serve --session-ttl`): its processes keep running and their output is retained meanwhile; when the time runs out they are killed. 0: the session ends with its connection (v1). Always 0 over stdio.
     #[serde(rename = "sessionTtlMs")]
     pub session_ttl_ms: u64,
+}
+///The shell the server would run a command line with (Codex's `ShellInfo`).
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct ShellInfo {
+    ///Stable shell name: `bash`, `zsh`, `sh`, or the file name of the user's login shell.
+    pub name: ::std::string::String,
+    ///The shell's executable path on the server's machine (a native path, not a URI).
+    pub path: ::std::string::String,
 }
 ///A POSIX signal by name: `interrupt` SIGINT, `terminate` SIGTERM, `kill` SIGKILL, `hangup` SIGHUP, `quit` SIGQUIT, `user1` SIGUSR1, `user2` SIGUSR2, `continue` SIGCONT, `stop` SIGSTOP.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
@@ -1174,6 +1491,10 @@ pub mod error {
         }
     }
 }
+///An empty object, for params that may also be `null`.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EmptyObject {}
 ///Result of `fs/copy`: empty.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -1198,6 +1519,10 @@ pub struct FsWriteFileResponse {}
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InitializedNotification {}
+///Codex's managed-network details (`ManagedNetworkSandboxContext`) or proxy launch instructions (`RemoteNetworkProxyLaunchConfig`); their members are accepted and not read: any such object is refused.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ManagedNetworkRequest {}
 ///Result of `process/closeStdin`: empty.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -1258,6 +1583,72 @@ pub fn typescript_declarations(
         files.push((
             path,
             <crate::DirectoryEntry as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::EmptyObject as ::ts_rs::TS>::output_path() {
+        files.push((
+            path,
+            <crate::EmptyObject as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::EnvInherit as ::ts_rs::TS>::output_path() {
+        files.push((
+            path,
+            <crate::EnvInherit as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::EnvPolicy as ::ts_rs::TS>::output_path() {
+        files.push((
+            path,
+            <crate::EnvPolicy as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::EnvironmentCapabilities as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::EnvironmentCapabilities as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::EnvironmentInfoParams as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::EnvironmentInfoParams as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::EnvironmentInfoResponse as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::EnvironmentInfoResponse as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::EnvironmentStatusKind as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::EnvironmentStatusKind as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::EnvironmentStatusParams as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::EnvironmentStatusParams as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::EnvironmentStatusResponse as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::EnvironmentStatusResponse as ::ts_rs::TS>::export_to_string(config)?,
         ));
     }
     if let ::std::option::Option::Some(path) = <crate::ErrorData as ::ts_rs::TS>::output_path() {
@@ -1429,6 +1820,14 @@ pub fn typescript_declarations(
         files.push((
             path,
             <crate::InitializedNotification as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::ManagedNetworkRequest as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::ManagedNetworkRequest as ::ts_rs::TS>::export_to_string(config)?,
         ));
     }
     if let ::std::option::Option::Some(path) = <crate::OutputChunk as ::ts_rs::TS>::output_path() {
@@ -1621,6 +2020,27 @@ pub fn typescript_declarations(
             <crate::ProcessWriteResponse as ::ts_rs::TS>::export_to_string(config)?,
         ));
     }
+    if let ::std::option::Option::Some(path) =
+        <crate::SandboxPermissions as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::SandboxPermissions as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::SandboxRequest as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::SandboxRequest as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::SandboxType as ::ts_rs::TS>::output_path() {
+        files.push((
+            path,
+            <crate::SandboxType as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
     if let ::std::option::Option::Some(path) = <crate::ServerInfo as ::ts_rs::TS>::output_path() {
         files.push((
             path,
@@ -1631,6 +2051,12 @@ pub fn typescript_declarations(
         files.push((
             path,
             <crate::ServerLimits as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::ShellInfo as ::ts_rs::TS>::output_path() {
+        files.push((
+            path,
+            <crate::ShellInfo as ::ts_rs::TS>::export_to_string(config)?,
         ));
     }
     if let ::std::option::Option::Some(path) = <crate::Signal as ::ts_rs::TS>::output_path() {

@@ -8,9 +8,10 @@ use std::num::NonZeroU16;
 use std::time::Duration;
 
 use exec_client::protocol::{
-    FsCopyParams, FsCreateDirectoryParams, FsGetMetadataParams, FsReadDirectoryParams,
-    FsReadFileParams, FsRemoveParams, FsRenameParams, FsWriteFileParams, InitializeParams, METHODS,
-    MethodKind, ProcessCloseStdinParams, ProcessListParams, ProcessReadParams, ProcessResizeParams,
+    EnvironmentInfoParams, EnvironmentStatusKind, EnvironmentStatusParams, FsCopyParams,
+    FsCreateDirectoryParams, FsGetMetadataParams, FsReadDirectoryParams, FsReadFileParams,
+    FsRemoveParams, FsRenameParams, FsWriteFileParams, InitializeParams, METHODS, MethodKind,
+    ProcessCloseStdinParams, ProcessListParams, ProcessReadParams, ProcessResizeParams,
     ProcessSignalParams, ProcessStartParams, ProcessTerminateParams, ProcessWriteParams,
     TerminalSize, WriteStatus,
 };
@@ -192,6 +193,11 @@ async fn every_typed_request_once(transport: Transport) {
             cwd: root.clone().into(),
             env: [("PATH".to_owned(), PATH.to_owned())].into(),
             inherit_env: None,
+            env_policy: None,
+            sandbox: None,
+            enforce_managed_network: None,
+            managed_network: None,
+            network_proxy: None,
             pipe_stdin: None,
             process_id: "typed".to_owned().try_into().expect("a process id"),
             size: Some(TerminalSize {
@@ -296,6 +302,20 @@ async fn every_typed_request_once(transport: Transport) {
         .expect("terminate");
     assert!(terminated.running);
     called.insert("process/terminate");
+
+    let info = client
+        .environment_info(EnvironmentInfoParams(None))
+        .await
+        .expect("environment/info");
+    assert!(info.shell.path.starts_with('/'), "{info:?}");
+    assert!(!info.capabilities.network_proxy_launch);
+    called.insert("environment/info");
+    let status = client
+        .environment_status(EnvironmentStatusParams(None))
+        .await
+        .expect("environment/status");
+    assert_eq!(status.status, EnvironmentStatusKind::Ready);
+    called.insert("environment/status");
 
     // A request added to the schema fails here until a test calls it.
     let requests: BTreeSet<&str> = METHODS

@@ -23,6 +23,7 @@ const ERROR_KINDS: Record<ErrorKind, true> = {
   notPty: true,
   stdinClosed: true,
   spawnFailed: true,
+  sandboxUnavailable: true,
   notFound: true,
   permissionDenied: true,
   alreadyExists: true,

@@ -243,6 +243,17 @@ const checks: Record<RequestMethod, () => Promise<void>> = {
     assert.deepEqual(await client.request("process/terminate", { processId: "raw-terminate" }), { running: false });
   },
 
+  async "environment/info"() {
+    const info = await client.request("environment/info", null);
+    assert.ok(info.shell.path.startsWith("/"), info.shell.path);
+    assert.ok(info.cwd?.startsWith("file:///"), String(info.cwd));
+    assert.deepEqual(info.capabilities, { networkProxyLaunch: false });
+  },
+
+  async "environment/status"() {
+    assert.deepEqual(await client.request("environment/status", null), { status: "ready" });
+  },
+
   async "process/list"() {
     await client.request("process/start", { processId: "raw-list", argv: ["sleep", "30"], cwd: "/", env: { PATH }, tty: true });
     const { processes } = await client.request("process/list", {});

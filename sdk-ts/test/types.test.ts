@@ -61,6 +61,8 @@ function typedPaths(exec: ExecClient): { [M in RequestMethod]: () => Promise<Req
   const path = "/tmp/x";
   return {
     initialize: () => exec.request("initialize", { clientName: "types", clientVersion: "1" }),
+    "environment/info": () => exec.request("environment/info", null),
+    "environment/status": () => exec.request("environment/status", null),
     "fs/copy": () => exec.request("fs/copy", { sourcePath: path, destinationPath: `${path}2`, recursive: true }),
     "fs/createDirectory": () => exec.request("fs/createDirectory", { path, recursive: true }),
     "fs/getMetadata": () => exec.request("fs/getMetadata", { path, followSymlinks: false }),

@@ -72,6 +72,17 @@ pub enum ServerError {
         /// The operating system's reason.
         source: io::Error,
     },
+    /// `process/start` asked for a sandbox, managed network or network proxy
+    /// that this server does not apply (see `process/sandbox.rs`).
+    #[error("`{field}` asks for confinement this server does not apply: {reason}")]
+    SandboxUnavailable {
+        /// The id the client sent.
+        process_id: ProcessId,
+        /// The wire name of the refused field.
+        field: &'static str,
+        /// Why it cannot be applied.
+        reason: String,
+    },
     /// A path that is not absolute, or that the operation cannot use (a NUL
     /// byte, a directory copied into itself).
     #[error("path `{path}`: {reason}")]
@@ -143,6 +154,7 @@ impl ServerError {
             Self::NotPty { .. } => ErrorKind::NotPty,
             Self::StdinClosed { .. } => ErrorKind::StdinClosed,
             Self::SpawnFailed { .. } => ErrorKind::SpawnFailed,
+            Self::SandboxUnavailable { .. } => ErrorKind::SandboxUnavailable,
             Self::InvalidPath { .. } => ErrorKind::InvalidPath,
             Self::Fs { source, .. } => io_error_kind(source),
             Self::LimitExceeded { .. } => ErrorKind::LimitExceeded,
@@ -162,7 +174,8 @@ impl ServerError {
                 Self::UnknownProcess { process_id }
                 | Self::ProcessExists { process_id }
                 | Self::NotPty { process_id }
-                | Self::StdinClosed { process_id } => Some(process_id.clone()),
+                | Self::StdinClosed { process_id }
+                | Self::SandboxUnavailable { process_id, .. } => Some(process_id.clone()),
                 _ => None,
             },
         });

@@ -22,6 +22,8 @@
 //! - `process/`: processes on pipes and PTYs, sequence-numbered retained
 //!   output, typed events, and killing whole process trees.
 //! - `fs/`: the `fs/*` methods, one file per operation.
+//! - `environment`: `environment/info` and `environment/status` (the shell,
+//!   working directory and features Codex's client asks about).
 //! - `guardian`: the process the binary starts beside itself, which kills
 //!   every managed tree when the server dies, even by SIGKILL.
 //! - `blocking_pool`: a bounded pool of threads of its own for blocking work
@@ -65,6 +67,7 @@
 mod blocking_pool;
 mod config;
 mod connection;
+mod environment;
 mod error;
 pub mod fs;
 pub mod guardian;

@@ -96,6 +96,14 @@ async fn every_method_and_notification_over_the_wire(transport: Transport) {
         ),
         (json!(true), json!(0), json!(true))
     );
+    let info = seen
+        .call(&mut client, "environment/info", Value::Null)
+        .await;
+    assert!(info["shell"]["path"].is_string(), "{info}");
+    let status = seen
+        .call(&mut client, "environment/status", Value::Null)
+        .await;
+    assert_eq!(status, json!({"status": "ready"}));
     let listed = seen.call(&mut client, "process/list", json!({})).await;
     assert_eq!(listed["processes"][0]["processId"], "cat");
     assert_eq!(listed["processes"][0]["running"], false);
@@ -278,6 +286,13 @@ async fn every_error_code_and_kind(transport: Transport) {
             .await,
         -32602,
         Some("spawnFailed"),
+    );
+    let mut boxed = sh("boxed", "true");
+    boxed["sandbox"] = json!({"permissions": {"type": "managed"}});
+    expect(
+        &client.request("process/start", boxed).await,
+        -32602,
+        Some("sandboxUnavailable"),
     );
     client.call("process/start", sh("two", "sleep 60")).await;
     expect(

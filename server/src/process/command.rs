@@ -16,6 +16,7 @@ use nix::unistd::{AccessFlags, access};
 
 use super::cgroup::ProcessCgroup;
 use super::procfs::TREE_MARKER_VARIABLE;
+use super::{env_policy, sandbox};
 use crate::error::{ServerError, require_absolute};
 
 /// The environment variable `serve` reads its connection token from (when
@@ -55,10 +56,12 @@ impl LaunchSpec {
     /// Checks `params` and resolves the program.
     ///
     /// `tree_marker` is set as [`TREE_MARKER_VARIABLE`] in the child's
-    /// environment. Errors: `InvalidParams` for an empty `argv`,
+    /// environment. Errors: `SandboxUnavailable` for a sandbox or managed
+    /// network it cannot apply, `InvalidParams` for an empty `argv`,
     /// `InvalidPath` for a relative `cwd`, `SpawnFailed` for a
     /// working directory or program that does not exist or cannot run.
     pub(crate) fn new(params: &ProcessStartParams, tree_marker: &str) -> Result<Self, ServerError> {
+        sandbox::refuse_unapplied(params)?;
         let Some(program_name) = params.argv.first().cloned() else {
             return Err(ServerError::InvalidParams {
                 message: String::from("`argv` must not be empty"),
@@ -85,14 +88,7 @@ impl LaunchSpec {
             }
         }
 
-        let mut env: BTreeMap<OsString, OsString> = if params.inherit_env == Some(true) {
-            // The server's connection token is never passed on.
-            std::env::vars_os()
-                .filter(|(name, _)| name != TOKEN_ENV_VARIABLE)
-                .collect()
-        } else {
-            BTreeMap::new()
-        };
+        let mut env = base_environment(params);
         env.extend(
             params
                 .env
@@ -164,6 +160,20 @@ impl LaunchSpec {
     }
 }
 
+/// The environment the request's `env` is applied over: what `envPolicy`
+/// builds from the server's (Codex's rules), else all of the server's with
+/// `inheritEnv`, else nothing. The server's connection token is never in it,
+/// whatever the policy says (a `set` or `env` entry of that name is the
+/// client's own value, not the token).
+fn base_environment(params: &ProcessStartParams) -> BTreeMap<OsString, OsString> {
+    let server_variables = || std::env::vars_os().filter(|(name, _)| name != TOKEN_ENV_VARIABLE);
+    match &params.env_policy {
+        Some(policy) => env_policy::build(server_variables(), policy),
+        None if params.inherit_env == Some(true) => server_variables().collect(),
+        None => BTreeMap::new(),
+    }
+}
+
 /// Finds the program `name` the way `execvp` would with the child's `PATH`: a
 /// name with a `/` is a path (relative to the child's working directory),
 /// any other name is searched in `PATH` (or [`DEFAULT_PATH`] when unset).
@@ -220,6 +230,11 @@ mod tests {
             pipe_stdin: None,
             process_id: "p".parse().expect("valid id"),
             size: None,
+            env_policy: None,
+            sandbox: None,
+            enforce_managed_network: None,
+            managed_network: None,
+            network_proxy: None,
             timeout_ms: None,
             tty: false,
         }

@@ -9,6 +9,9 @@
 //! - `command`: a checked `process/start` request: program found in the
 //!   child's `PATH`, whole environment, working directory; and the one
 //!   builder of the `std::process::Command` both spawners start from.
+//! - `env_policy`: the child's environment under Codex's `envPolicy`.
+//! - `sandbox`: refusing Codex's sandbox and managed-network fields, which
+//!   this server does not apply (fail closed).
 //! - `pipe`, `pty`: starting a child on pipes or on a pseudo-terminal.
 //! - `managed`: the state of one process shared by the methods and its tasks
 //!   (event log, announce gate, stdin, PTY master, kill reason).
@@ -46,7 +49,8 @@
 //! uses `reaper`, `registry`, `tree` and `cgroup`; `driver` uses `registry`,
 //! `managed` and `events`; `registry` uses `managed`; `managed` uses `tree`,
 //! `signal`, `output` and `pty` (its master); `pipe` and `pty` use `command`
-//! and `reaper`; `command` uses `cgroup` (the child joins its cgroup);
+//! and `reaper`; `command` uses `cgroup` (the child joins its cgroup),
+//! `env_policy` and `sandbox`;
 //! `tree` uses `reaper` and `cgroup`; `containment` uses `cgroup`; and
 //! `command`, `tree` and `reaper` use `procfs`.
 //!
@@ -86,6 +90,7 @@ mod cgroup;
 mod command;
 mod containment;
 mod driver;
+mod env_policy;
 mod events;
 mod global;
 mod identity;
@@ -98,6 +103,7 @@ mod reaper;
 mod registry;
 mod resume;
 mod retention;
+mod sandbox;
 mod shutdown;
 mod signal;
 mod start;

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use exec_protocol::{ProcessId, ProcessStartParams, ProcessStartResponse};
+use exec_protocol::{ProcessId, ProcessStartParams, ProcessStartResponse, SandboxType};
 
 use super::managed::ManagedProcess;
 use super::{ProcessTable, Slot, TableInner};
@@ -87,6 +87,7 @@ impl ProcessTable {
         Some(Ok(ProcessStartResponse {
             process_id: process.process_id.clone(),
             pid: process.pid(),
+            sandbox_type: Some(SandboxType::None),
         }))
     }
 }

@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use exec_protocol::{ProcessId, ProcessStartParams, ProcessStartResponse};
+use exec_protocol::{ProcessId, ProcessStartParams, ProcessStartResponse, SandboxType};
 use futures_util::future::BoxFuture;
 use tokio::sync::{oneshot, watch};
 
@@ -194,6 +194,7 @@ impl ProcessTable {
         let response = ProcessStartResponse {
             pid: process.pid(),
             process_id: params.process_id,
+            sandbox_type: Some(SandboxType::None),
         };
         let timeout = params.timeout_ms.map(|timeout_ms| {
             Timeout::new(

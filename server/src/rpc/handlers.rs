@@ -10,8 +10,8 @@ use super::answer::Answer;
 use super::context::MethodContext;
 use super::notifications;
 use crate::error::ServerError;
-use crate::fs;
 use crate::session::{self, Session};
+use crate::{environment, fs};
 
 pub(super) async fn initialize(
     context: &MethodContext,
@@ -54,6 +54,22 @@ pub(super) async fn initialize(
             session_ttl_ms: u64::try_from(config.session_ttl.as_millis()).unwrap_or(u64::MAX),
         },
     })
+}
+
+/// `environment/info`: the server's shell, working directory and features.
+pub(super) async fn environment_info(
+    _context: &MethodContext,
+    _params: EnvironmentInfoParams,
+) -> Result<EnvironmentInfoResponse, ServerError> {
+    Ok(environment::info())
+}
+
+/// `environment/status`: served at all, the connection is ready.
+pub(super) async fn environment_status(
+    _context: &MethodContext,
+    _params: EnvironmentStatusParams,
+) -> Result<EnvironmentStatusResponse, ServerError> {
+    Ok(environment::status())
 }
 
 /// The `process/ack` notification: lets the process evict the output the

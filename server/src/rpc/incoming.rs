@@ -145,9 +145,12 @@ pub(crate) fn parse(text: &str, max_message_bytes: usize) -> Incoming<'_> {
     };
     if let Some(params) = envelope.params
         && !params.get().starts_with('{')
+        && params.get() != "null"
     {
-        // Params by name only: `null`, arrays and scalars are refused here
-        // because serde would read an empty struct from `null` or `[]`.
+        // Params by name only: arrays and scalars are refused here because
+        // serde would read an empty struct from `[]`. A `null` goes on to
+        // the method's params type, which refuses it unless the schema
+        // allows it (`environment/*`, which Codex's client calls with null).
         let error = ServerError::InvalidParams {
             message: String::from("`params` must be an object"),
         };
@@ -206,10 +209,6 @@ mod tests {
                 (-32600, json!(1)),
             ),
             (
-                "{\"id\":\"x\",\"method\":\"m\",\"params\":null}",
-                (-32602, json!("x")),
-            ),
-            (
                 "{\"id\":2,\"method\":\"m\",\"params\":[]}",
                 (-32602, json!(2)),
             ),
@@ -246,6 +245,16 @@ mod tests {
             panic!("not a notification");
         };
         assert_eq!(notification.method_name(), "initialized");
+        // A `null` params goes on to the method's params type, which refuses
+        // it unless the schema allows it (`server/tests/envelope.rs` checks
+        // both ends).
+        let Incoming::Request { request, .. } = parse(
+            r#"{"id":"x","method":"environment/info","params":null}"#,
+            1024,
+        ) else {
+            panic!("a request with null params is a request");
+        };
+        assert_eq!(request.params().as_str(), Some("null"));
         let Incoming::Request { request, echoed_id } =
             parse(r#"{"id":-1,"method":"process/list"}"#, 1024)
         else {
