@@ -97,16 +97,18 @@ fn shell_name(shell: &Path) -> String {
 /// RFC 3986's unreserved characters and `/` is percent-encoded, so spaces,
 /// `#`, `%` and non-UTF-8 bytes survive the trip.
 fn file_uri(path: &Path) -> String {
-    let mut uri = String::from("file://");
-    for &byte in path.as_os_str().as_bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
-            uri.push(char::from(byte));
-        } else {
-            uri.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    uri
+    let encoded = percent_encoding::percent_encode(path.as_os_str().as_bytes(), URI_PATH_ESCAPES);
+    format!("file://{encoded}")
 }
+
+/// What a `file://` URI's path percent-encodes: every byte but RFC 3986's
+/// unreserved characters (letters, digits, `-._~`) and the `/` separator.
+const URI_PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
 
 #[cfg(test)]
 mod tests {
