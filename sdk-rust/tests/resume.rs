@@ -9,11 +9,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use exec_client::protocol::{ProcessListParams, ProcessReadParams};
+use exec_client::protocol::ProcessListParams;
 use exec_client::{
     ClientError, ClosedReason, ConnectOptions, ConnectionState, ExecClient, ProcessEvent,
+    RemoteChild,
 };
-use exec_testkit::{CHILD_PATH, CutProxy, ServerLauncher, WireClient, WsServer, scratch_dir};
+use exec_testkit::{
+    CHILD_PATH, CutProxy, ServerLauncher, WireClient, WsServer, pending_long_poll, scratch_dir,
+};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -53,6 +56,28 @@ async fn state_where(
         .expect("the state comes in time")
         .expect("the client is alive")
         .clone()
+}
+
+/// Waits until the client closed for `reason`, then checks that it is
+/// final: `child`'s stream ended and a new call fails, both with
+/// `TransportClosed`.
+async fn closed_for_good(
+    client: &ExecClient,
+    child: &mut RemoteChild,
+    states: &mut watch::Receiver<ConnectionState>,
+    reason: ClosedReason,
+) {
+    assert_eq!(
+        state_where(states, |state| matches!(state, ConnectionState::Closed(_))).await,
+        ConnectionState::Closed(reason)
+    );
+    let error = child.next_event().await.expect_err("the stream ended");
+    assert!(matches!(error, ClientError::TransportClosed), "{error:?}");
+    let error = client
+        .process_list(ProcessListParams {})
+        .await
+        .expect_err("closed");
+    assert!(matches!(error, ClientError::TransportClosed), "{error:?}");
 }
 
 /// The SHA-256 of what `script` writes, run here by `sh` (the server runs on
@@ -181,27 +206,8 @@ async fn a_pending_read_gets_connection_lost_and_the_session_goes_on() {
         .spawn()
         .await
         .expect("spawn");
-    // A long poll past the end of the sequence: nothing answers it before
-    // its minute is up.
-    let pending = tokio::spawn({
-        let client = client.clone();
-        let process_id = child.process_id().to_owned();
-        async move {
-            client
-                .process_read(ProcessReadParams {
-                    after_seq: Some(u64::MAX - 1),
-                    max_bytes: None,
-                    process_id: process_id.try_into().expect("id"),
-                    wait_ms: Some(60_000),
-                })
-                .await
-        }
-    });
-    // This answer comes after the server read the long poll.
-    client
-        .process_list(ProcessListParams {})
-        .await
-        .expect("list");
+    // Nothing answers this before its minute is up.
+    let pending = pending_long_poll(&client, child.process_id()).await;
     assert_eq!(proxy.cut_all(), 1);
     let error = tokio::time::timeout(PATIENCE, pending)
         .await
@@ -328,21 +334,13 @@ async fn close_code_4000_from_another_connection_closes_without_reconnecting() {
         .await;
     assert_eq!(resumed["sessionId"], json!(session_id));
 
-    assert_eq!(
-        state_where(&mut states, |state| matches!(
-            state,
-            ConnectionState::Closed(_)
-        ))
-        .await,
-        ConnectionState::Closed(ClosedReason::ResumedElsewhere)
-    );
-    let error = child.next_event().await.expect_err("the stream ended");
-    assert!(matches!(error, ClientError::TransportClosed), "{error:?}");
-    let error = client
-        .process_list(ProcessListParams {})
-        .await
-        .expect_err("closed");
-    assert!(matches!(error, ClientError::TransportClosed), "{error:?}");
+    closed_for_good(
+        &client,
+        &mut child,
+        &mut states,
+        ClosedReason::ResumedElsewhere,
+    )
+    .await;
     // Closed is final: the client never dialled again.
     assert_eq!((proxy.connections(), proxy.cuts()), (1, 0));
     // The process belongs to the other connection now.
@@ -369,21 +367,13 @@ async fn without_reconnect_a_cut_closes_the_client_as_in_v1() {
         .await
         .expect("spawn");
     assert_eq!(proxy.cut_all(), 1);
-    assert_eq!(
-        state_where(&mut states, |state| matches!(
-            state,
-            ConnectionState::Closed(_)
-        ))
-        .await,
-        ConnectionState::Closed(ClosedReason::ConnectionLost)
-    );
-    let error = child.next_event().await.expect_err("the stream ended");
-    assert!(matches!(error, ClientError::TransportClosed), "{error:?}");
-    let error = client
-        .process_list(ProcessListParams {})
-        .await
-        .expect_err("closed");
-    assert!(matches!(error, ClientError::TransportClosed), "{error:?}");
+    closed_for_good(
+        &client,
+        &mut child,
+        &mut states,
+        ClosedReason::ConnectionLost,
+    )
+    .await;
     assert_eq!(proxy.connections(), 1);
 }
 

@@ -4,13 +4,11 @@
 
 use std::time::Duration;
 
-use exec_client::protocol::{
-    FsReadFileParams, FsWriteFileParams, ProcessListParams, ProcessReadParams,
-};
+use exec_client::protocol::{FsReadFileParams, FsWriteFileParams, ProcessListParams};
 use exec_client::{ClientError, ConnectOptions, ExecClient};
 use pretty_assertions::assert_eq;
 
-use exec_testkit::{ServerLauncher, WsServer, scratch_dir};
+use exec_testkit::{ServerLauncher, WsServer, pending_long_poll, scratch_dir};
 
 /// `exec-server serve --listen ws://127.0.0.1:0`, behind the validating
 /// proxy when `cargo xtask test` names it, requiring `token` when given.
@@ -122,27 +120,9 @@ async fn a_pending_call_fails_with_transport_closed_when_the_server_goes_away() 
         .spawn()
         .await
         .expect("spawn");
-    // A long poll past the end of the sequence: nothing answers it before
-    // its minute is up, not even the process being killed.
-    let pending = tokio::spawn({
-        let client = client.clone();
-        let process_id = child.process_id().to_owned();
-        async move {
-            client
-                .process_read(ProcessReadParams {
-                    after_seq: Some(u64::MAX - 1),
-                    max_bytes: None,
-                    process_id: process_id.try_into().expect("id"),
-                    wait_ms: Some(60_000),
-                })
-                .await
-        }
-    });
-    // This answer comes after the long poll was read by the server.
-    client
-        .process_list(ProcessListParams {})
-        .await
-        .expect("list");
+    // Nothing answers this before its minute is up, not even the process
+    // being killed.
+    let pending = pending_long_poll(&client, child.process_id()).await;
     server.terminate();
     let error = tokio::time::timeout(Duration::from_secs(30), pending)
         .await

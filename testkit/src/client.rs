@@ -79,3 +79,38 @@ pub async fn connect_client(
         }
     }
 }
+
+/// Starts a `process/read` of `process_id` that waits a minute past the end
+/// of its sequence (`afterSeq` near `u64::MAX`), so nothing answers it
+/// before the connection goes; then waits until the server has read it,
+/// by a `process/list` answered after it on the same connection. For tests
+/// of what a call pending at a drop gets.
+///
+/// # Panics
+/// When `process_id` is not a valid process id or the `process/list` fails.
+pub async fn pending_long_poll(
+    client: &ExecClient,
+    process_id: &str,
+) -> tokio::task::JoinHandle<
+    Result<exec_client::protocol::ProcessReadResponse, exec_client::ClientError>,
+> {
+    let pending = tokio::spawn({
+        let client = client.clone();
+        let process_id = process_id.to_owned();
+        async move {
+            client
+                .process_read(exec_client::protocol::ProcessReadParams {
+                    after_seq: Some(u64::MAX - 1),
+                    max_bytes: None,
+                    process_id: process_id.try_into().expect("a process id"),
+                    wait_ms: Some(60_000),
+                })
+                .await
+        }
+    });
+    client
+        .process_list(exec_client::protocol::ProcessListParams {})
+        .await
+        .expect("process/list answers after the long poll was read");
+    pending
+}

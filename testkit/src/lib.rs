@@ -56,7 +56,7 @@ mod ws_server;
 
 pub use binary::{CARGO_BIN_EXE_ENV, locate_server_binary, profile_dir, server_binary};
 pub use certificates::TestCertificates;
-pub use client::{RunningServer, connect_client};
+pub use client::{RunningServer, connect_client, pending_long_poll};
 pub use cut_proxy::CutProxy;
 pub use error::HarnessError;
 pub use fixtures::{CHILD_PATH, scratch_dir};
