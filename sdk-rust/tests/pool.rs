@@ -162,8 +162,8 @@ async fn a_hundred_servers_run_five_processes_each_through_one_pool() {
     }
 }
 
-#[tokio::test]
-async fn a_dropped_connection_is_resumed_by_the_sdk_and_the_health_follows_it() {
+/// A fresh server and a cutting proxy in front of it (cutting on demand).
+async fn server_behind_proxy() -> (WsServer, CutProxy) {
     let server = ServerLauncher::new()
         .start_websocket()
         .await
@@ -171,6 +171,12 @@ async fn a_dropped_connection_is_resumed_by_the_sdk_and_the_health_follows_it() 
     let proxy = CutProxy::in_front_of(&server.url, None)
         .await
         .expect("the proxy starts");
+    (server, proxy)
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_resumed_by_the_sdk_and_the_health_follows_it() {
+    let (server, proxy) = server_behind_proxy().await;
     let pool = ExecPool::new();
     pool.add("cut", proxy.url(), ConnectOptions::new("pool-test"))
         .expect("a new name");
@@ -222,13 +228,7 @@ async fn a_dropped_connection_is_resumed_by_the_sdk_and_the_health_follows_it() 
 
 #[tokio::test]
 async fn a_connection_closed_for_good_fails_the_endpoint_and_the_next_use_opens_another() {
-    let server = ServerLauncher::new()
-        .start_websocket()
-        .await
-        .expect("the server starts");
-    let proxy = CutProxy::in_front_of(&server.url, None)
-        .await
-        .expect("the proxy starts");
+    let (server, proxy) = server_behind_proxy().await;
     let pool = ExecPool::new();
     // Without reconnect, a cut closes the connection for good.
     pool.add(

@@ -67,18 +67,22 @@ impl Marked {
 
     /// Live processes whose `argv` holds the marker (zombies excluded).
     fn live(&self) -> usize {
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return 0;
-        };
-        entries
+        self.live_pids(|argv| contains(argv, self.sleeper.as_bytes()))
+            .count()
+    }
+
+    /// Live processes (zombies excluded) whose NUL-separated `argv`
+    /// satisfies `wanted`.
+    fn live_pids(&self, wanted: impl Fn(&[u8]) -> bool) -> impl Iterator<Item = i64> {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
             .flatten()
             .filter_map(|entry| entry.file_name().to_str()?.parse::<i64>().ok())
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|argv| contains(&argv, self.sleeper.as_bytes()))
+            .filter(move |pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|argv| wanted(&argv))
                     && exec_testkit::process_alive(*pid)
             })
-            .count()
     }
 
     /// Waits until [`Marked::live`] satisfies `done`; returns the last count.
@@ -349,15 +353,9 @@ async fn value_of_marker_variable(marked: &Marked) -> Option<String> {
 
 /// The pid of a live process whose `argv[0]` is the marked sleeper.
 fn sleeper_pid(marked: &Marked) -> Option<i64> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i64>().ok())
-        .find(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|argv| {
-                argv.split(|byte| *byte == 0).next() == Some(marked.sleeper.as_bytes())
-            }) && exec_testkit::process_alive(*pid)
-        })
+    marked
+        .live_pids(|argv| argv.split(|byte| *byte == 0).next() == Some(marked.sleeper.as_bytes()))
+        .next()
 }
 
 /// The server's cgroups are gone once it exits, by SIGKILL (the guardian

@@ -56,6 +56,14 @@ async fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// Runs `exec --url URL --ca-file CA -- true`, which must fail, and
+/// returns its one error line (see [`one_error_line`]).
+async fn exec_true_refused(url: &str, ca: &std::path::Path) -> String {
+    let ca = ca.to_str().expect("a UTF-8 path");
+    let refused = run(&["exec", "--url", url, "--ca-file", ca, "--", "true"], &[]).await;
+    one_error_line(&refused).to_owned()
+}
+
 /// The one `exec-server: ` line of a failed `exec` (status 255).
 fn one_error_line(run: &Run) -> &str {
     assert_eq!(run.status, 255, "{run:?}");
@@ -135,20 +143,7 @@ async fn an_untrusted_certificate_fails_with_a_clear_error() {
     let certificates = TestCertificates::generate();
     let server = tls_server(&certificates, None).await;
     let other_ca = certificates.other_ca();
-    let wrong_ca = run(
-        &[
-            "exec",
-            "--url",
-            &server.url,
-            "--ca-file",
-            other_ca.to_str().expect("a UTF-8 path"),
-            "--",
-            "true",
-        ],
-        &[],
-    )
-    .await;
-    let line = one_error_line(&wrong_ca);
+    let line = exec_true_refused(&server.url, &other_ca).await;
     assert!(
         line.contains("certificate is not trusted") && line.contains("UnknownIssuer"),
         "{line}"
@@ -157,20 +152,7 @@ async fn an_untrusted_certificate_fails_with_a_clear_error() {
     // A CA file that holds no certificate is named as such.
     let not_a_ca = certificates.directory().join("empty.pem");
     std::fs::write(&not_a_ca, "nothing here\n").expect("writing a file");
-    let empty = run(
-        &[
-            "exec",
-            "--url",
-            &server.url,
-            "--ca-file",
-            not_a_ca.to_str().expect("a UTF-8 path"),
-            "--",
-            "true",
-        ],
-        &[],
-    )
-    .await;
-    let line = one_error_line(&empty);
+    let line = exec_true_refused(&server.url, &not_a_ca).await;
     assert!(line.contains("holds no usable PEM certificate"), "{line}");
 }
 
