@@ -5,7 +5,7 @@
 //! documentation for which processes belong to a tree).
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,7 +62,7 @@ impl Tree {
     }
 
     /// The cgroup the tree runs in, when it has one.
-    pub(crate) fn cgroup(&self) -> Option<&std::path::Path> {
+    pub(crate) fn cgroup(&self) -> Option<&Path> {
         self.cgroup.as_deref()
     }
 
@@ -216,15 +216,12 @@ pub(crate) async fn kill_trees(trees: Vec<Arc<Tree>>, sweep: Option<Sweep>) {
     } else {
         // Some trees have no cgroup; those that have one (and the sweep's)
         // are killed whole before the walks, which then find only the rest.
-        let directories = trees
+        let directories: Vec<&Path> = trees
             .iter()
             .filter_map(|tree| tree.cgroup.as_deref())
-            .chain(sweep.as_ref().and_then(|sweep| sweep.cgroup.as_deref()));
-        for directory in directories {
-            if let Err(error) = cgroup::kill(directory) {
-                tracing::warn!(%error, directory = %directory.display(), "cannot kill a cgroup");
-            }
-        }
+            .chain(sweep.as_ref().and_then(|sweep| sweep.cgroup.as_deref()))
+            .collect();
+        kill_cgroups_once(&directories);
     }
     let trees = Arc::new(trees);
     let sweep_prefix = Arc::new(sweep.map(|sweep| sweep.marker_prefix));
@@ -265,18 +262,13 @@ fn cgroups_of(trees: &[Arc<Tree>], sweep: Option<&Sweep>) -> Option<Vec<PathBuf>
 /// Kills the cgroups `directories` until none holds a live process; false
 /// when a kill failed or processes outlived every round.
 async fn kill_cgroups(directories: &[PathBuf]) -> bool {
+    let paths: Vec<&Path> = directories.iter().map(PathBuf::as_path).collect();
     for _ in 0..MAX_KILL_ROUNDS {
         let mut events = reaper::reap_events();
-        for directory in directories {
-            if let Err(error) = cgroup::kill(directory) {
-                tracing::warn!(%error, directory = %directory.display(), "cannot kill a cgroup");
-                return false;
-            }
-        }
-        if !directories
-            .iter()
-            .any(|directory| cgroup::is_populated(directory))
-        {
+        let Some(populated) = kill_cgroups_once(&paths) else {
+            return false;
+        };
+        if !populated {
             // The killed processes are zombies now: the managed children are
             // reaped by their waiters, adopted orphans by the reaper. The
             // empty cgroups go (a process still in its table keeps only
@@ -295,6 +287,27 @@ async fn kill_cgroups(directories: &[PathBuf]) -> bool {
     false
 }
 
+/// One kill of each cgroup of `directories` (every one is tried; a failure
+/// is logged). Returns `None` when a kill failed, else whether any of them
+/// still holds a live process.
+fn kill_cgroups_once(directories: &[&Path]) -> Option<bool> {
+    let mut failed = false;
+    for directory in directories {
+        if let Err(error) = cgroup::kill(directory) {
+            tracing::warn!(%error, directory = %directory.display(), "cannot kill a cgroup");
+            failed = true;
+        }
+    }
+    if failed {
+        return None;
+    }
+    Some(
+        directories
+            .iter()
+            .any(|directory| cgroup::is_populated(directory)),
+    )
+}
+
 /// Kills everything `sweep` names from a process that is not the server
 /// (the guardian): its cgroup, then `/proc` walks for its marker, in rounds
 /// until a walk finds nothing alive. Blocking; gives up after
@@ -302,11 +315,7 @@ async fn kill_cgroups(directories: &[PathBuf]) -> bool {
 pub(crate) fn kill_swept_blocking(sweep: &Sweep) {
     if let Some(directory) = &sweep.cgroup {
         for _ in 0..MAX_KILL_ROUNDS {
-            if let Err(error) = cgroup::kill(directory) {
-                tracing::warn!(%error, "cannot kill the dead server's cgroup");
-                break;
-            }
-            if !cgroup::is_populated(directory) {
+            if kill_cgroups_once(&[directory.as_path()]) != Some(true) {
                 break;
             }
             std::thread::sleep(KILL_ROUND_WAIT);
