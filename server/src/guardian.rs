@@ -68,8 +68,13 @@ pub fn start() -> io::Result<()> {
     // orphan reaper collects it should it ever end first.
     drop(command.spawn()?);
     *lifeline = Some(write_end);
-    crate::process::set_guardian_running();
     Ok(())
+}
+
+/// Whether this server's guardian was started (what `initialize` reports
+/// as `containment.killOnServerDeath`).
+pub fn is_running() -> bool {
+    lock(&LIFELINE).is_some()
 }
 
 /// Runs the guardian with the arguments after [`GUARDIAN_COMMAND`]: waits

@@ -25,7 +25,6 @@
 //!   `/proc` walks.
 //! - `cgroup`: cgroup v2 containment: a cgroup per process below one per
 //!   table below the server's, `cgroup.kill`, removal.
-//! - `containment`: which mechanism is in force, as `initialize` reports it.
 //! - `reaper`: the child subreaper, the orphan reaper, and the managed
 //!   children it must leave alone.
 //! - `registry`: the live processes of every table, for [`kill_all`].
@@ -51,7 +50,7 @@
 //! `signal`, `output` and `pty` (its master); `pipe` and `pty` use `command`
 //! and `reaper`; `command` uses `cgroup` (the child joins its cgroup),
 //! `env_policy` and `sandbox`;
-//! `tree` uses `reaper` and `cgroup`; `containment` uses `cgroup`; and
+//! `tree` uses `reaper` and `cgroup`; and
 //! `command`, `tree` and `reaper` use `procfs`.
 //!
 //! # Which processes belong to a tree
@@ -88,7 +87,6 @@
 
 mod cgroup;
 mod command;
-mod containment;
 mod driver;
 mod env_policy;
 mod events;
@@ -119,8 +117,6 @@ pub use global::{
 };
 pub use reaper::is_ignored;
 pub use signal::nix_signal;
-
-pub(crate) use containment::{containment, set_guardian_running};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -46,7 +46,14 @@ pub(super) async fn initialize(
             os: std::env::consts::OS.to_owned(),
             arch: std::env::consts::ARCH.to_owned(),
         },
-        containment: Some(crate::process::containment()),
+        containment: Some(Containment {
+            mechanism: if crate::process::cgroup_directory().is_some() {
+                ContainmentMechanism::Cgroup
+            } else {
+                ContainmentMechanism::ProcessTree
+            },
+            kill_on_server_death: crate::guardian::is_running(),
+        }),
         limits: ServerLimits {
             retained_output_bytes_per_process: config.process.retained_output_bytes as u64,
             max_processes_per_connection: config.process.max_processes as u64,
