@@ -131,28 +131,9 @@ fn variables(text: &str, scratch: &str) -> String {
     out
 }
 
-/// Standard padded base64 of `bytes`.
+/// Standard padded base64 of `bytes`, with the workspace's one codec.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let group = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |group, (index, &byte)| {
-                group | u32::from(byte) << (16 - 8 * index)
-            });
-        for index in 0..4 {
-            if index <= chunk.len() {
-                out.push(char::from(
-                    ALPHABET[(group >> (18 - 6 * index)) as usize & 63],
-                ));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64_simd::STANDARD.encode_to_string(bytes)
 }
 
 #[cfg(test)]
