@@ -102,7 +102,7 @@ where
             work()
         })
         .await
-        .map_err(start_pool_error)
+        .map_err(|error| pool_error(error, "process starts waiting for a thread", "the start"))
 }
 
 /// Runs a PTY write (`work`, which blocks until the terminal took the
@@ -119,25 +119,21 @@ where
     PTY_WRITE_POOL
         .run(START_DEADLINE, work)
         .await
-        .map_err(|error| match error {
-            PoolError::Full { capacity, .. } => ServerError::LimitExceeded {
-                what: "PTY writes waiting for a thread",
-                limit: capacity as u64,
-            },
-            other => ServerError::Internal(format!("the PTY write failed: {other}")),
-        })
+        .map_err(|error| pool_error(error, "PTY writes waiting for a thread", "the PTY write"))
 }
 
-/// The error of a start the start pool could not run: `limitExceeded` when
-/// its queue is full, `io` (`Internal`) when the OS refused a thread.
-fn start_pool_error(error: PoolError) -> ServerError {
+/// The error of work (`what`) a pool could not run: `limitExceeded` (the
+/// limit named `queued`) when the pool's queue is full, `io` (`Internal`)
+/// when the OS refused a thread (or the work panicked, or outlived its
+/// deadline).
+fn pool_error(error: PoolError, queued: &'static str, what: &str) -> ServerError {
     match error {
         PoolError::Full { capacity, .. } => ServerError::LimitExceeded {
-            what: "process starts waiting for a thread",
+            what: queued,
             limit: capacity as u64,
         },
         PoolError::Spawn(_) | PoolError::DeadlinePassed(_) | PoolError::Panicked => {
-            ServerError::Internal(format!("the start failed: {error}"))
+            ServerError::Internal(format!("{what} failed: {error}"))
         }
     }
 }
