@@ -31,7 +31,9 @@ pub(crate) fn info() -> EnvironmentInfoResponse {
             name: shell_name(&shell),
             path: shell.to_string_lossy().into_owned(),
         },
-        cwd: std::env::current_dir().ok().map(|cwd| file_uri(&cwd)),
+        cwd: std::env::current_dir()
+            .ok()
+            .map(|cwd| crate::path_uri::file_uri(&cwd)),
         capabilities: EnvironmentCapabilities {
             network_proxy_launch: false,
         },
@@ -93,41 +95,11 @@ fn shell_name(shell: &Path) -> String {
     )
 }
 
-/// `path` (absolute) as a `file://` URI (RFC 8089): every byte outside
-/// RFC 3986's unreserved characters and `/` is percent-encoded, so spaces,
-/// `#`, `%` and non-UTF-8 bytes survive the trip.
-fn file_uri(path: &Path) -> String {
-    let encoded = percent_encoding::percent_encode(path.as_os_str().as_bytes(), URI_PATH_ESCAPES);
-    format!("file://{encoded}")
-}
-
-/// What a `file://` URI's path percent-encodes: every byte but RFC 3986's
-/// unreserved characters (letters, digits, `-._~`) and the `/` separator.
-const URI_PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
-
 #[cfg(test)]
 mod tests {
     use pretty_assertions::assert_eq;
 
     use super::*;
-
-    #[test]
-    fn file_uris_percent_encode_what_is_not_unreserved() {
-        assert_eq!(file_uri(Path::new("/")), "file:///");
-        assert_eq!(
-            file_uri(Path::new("/work/space #1/a%b")),
-            "file:///work/space%20%231/a%25b"
-        );
-        assert_eq!(
-            file_uri(Path::new(OsStr::from_bytes(b"/caf\xc3\xa9/\xff"))),
-            "file:///caf%C3%A9/%FF"
-        );
-    }
 
     #[test]
     fn the_login_shell_is_the_seventh_field_of_the_uid_line() {

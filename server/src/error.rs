@@ -194,7 +194,7 @@ pub const MAX_ECHO_BYTES: usize = 4096;
 
 /// `text`, or its first [`MAX_ECHO_BYTES`] (at a character boundary) and
 /// how long it was.
-fn echo(text: &str) -> String {
+pub(crate) fn echo(text: &str) -> String {
     if text.len() <= MAX_ECHO_BYTES {
         return text.to_owned();
     }

@@ -72,6 +72,7 @@ mod error;
 pub mod fs;
 pub mod guardian;
 pub mod in_process;
+mod path_uri;
 pub mod process;
 mod rpc;
 mod session;
