@@ -20,12 +20,15 @@
 //! - `pty_echo`: figure 4, 6 bytes through `cat` on a raw PTY.
 //! - `memory`: figure 5, RSS per idle process, many connections at once.
 //! - `ssh`: figure 6, ssh beside ours when `EXEC_BENCH_SSH` is set.
+//! - `cli`: figure 8, the `exec-server exec` command line, a fresh process
+//!   per command (and through ssh beside it in figure 6).
 //! - `servers`: `exec-server` started by the workspace's harness
 //!   (`exec_testkit`), this binary's helpers, and RSS.
 //! - `helpers`: `exec-bench helper ...`, the baselines' other ends.
 //! - `local_pty`: a program on a PTY of this process, for the baselines.
 //! - `stats`, `report`: percentiles; the table and its JSON.
 
+mod cli;
 mod helpers;
 mod local_pty;
 mod memory;
@@ -95,6 +98,8 @@ enum Section {
     Ssh,
     /// Figure 7, output through a connection cut every 64 MiB.
     Resume,
+    /// Figure 8, the `exec` command line.
+    Cli,
 }
 
 #[derive(Subcommand)]
@@ -135,6 +140,9 @@ pub struct Sizes {
     pub resume_bytes: u64,
     /// Bytes the proxy forwards to the client between two cuts.
     pub resume_cut_every: u64,
+    /// Runs of `exec-server exec -- true` per figure-8 latency (also the
+    /// runs of `ssh HOST true` in figure 6).
+    pub cli_runs: usize,
 }
 
 impl Sizes {
@@ -153,6 +161,7 @@ impl Sizes {
             processes_per_connection: 10,
             resume_bytes: 1 << 30,
             resume_cut_every: 64 << 20,
+            cli_runs: 200,
         }
     }
 
@@ -171,6 +180,7 @@ impl Sizes {
             processes_per_connection: 4,
             resume_bytes: 8 << 20,
             resume_cut_every: 1 << 20,
+            cli_runs: 10,
         }
     }
 }
@@ -266,6 +276,9 @@ async fn run(cli: Cli) -> Result<Report> {
     }
     if wanted(Section::Resume) {
         results.section("resume", resume::run(&bench)).await;
+    }
+    if wanted(Section::Cli) {
+        results.section("command line", cli::run(&bench)).await;
     }
     let mut skipped = Vec::new();
     let destination = std::env::var(ssh::SSH_ENV)

@@ -29,6 +29,14 @@ pub enum Target {
     RatioAtMost(f64),
     /// Ours must equal the baseline (a count that must all succeed).
     Equal,
+    /// Ours must be at most `ours` units and at most `ratio` times the
+    /// baseline (a latency with an absolute bound and a relative one).
+    OursAndRatioAtMost {
+        /// The most units.
+        ours: f64,
+        /// The largest ratio.
+        ratio: f64,
+    },
 }
 
 impl Target {
@@ -40,6 +48,9 @@ impl Target {
             Self::RatioAtLeast(value) => format!("ratio >= {value}"),
             Self::RatioAtMost(value) => format!("ratio <= {value}"),
             Self::Equal => String::from("= baseline"),
+            Self::OursAndRatioAtMost { ours, ratio } => {
+                format!("<= {} and ratio <= {ratio}", number(ours))
+            }
         }
     }
 
@@ -51,6 +62,10 @@ impl Target {
             Self::RatioAtLeast(value) => ratio >= value,
             Self::RatioAtMost(value) => ratio <= value,
             Self::Equal => ours == baseline,
+            Self::OursAndRatioAtMost {
+                ours: most,
+                ratio: largest,
+            } => ours <= most && ratio <= largest,
         }
     }
 }
@@ -311,6 +326,13 @@ mod tests {
         assert!(Target::RatioAtMost(1.5).is_met(30.0, 25.0, 1.2));
         assert!(!Target::RatioAtLeast(0.7).is_met(600.0, 1000.0, 0.6));
         assert!(Target::Equal.is_met(1000.0, 1000.0, 1.0));
+        let both = Target::OursAndRatioAtMost {
+            ours: 5.0,
+            ratio: 1.5,
+        };
+        assert!(both.is_met(4.0, 3.0, 4.0 / 3.0));
+        assert!(!both.is_met(4.0, 2.0, 2.0));
+        assert!(!both.is_met(6.0, 5.0, 1.2));
     }
 
     #[test]

@@ -9,7 +9,12 @@
 //!   through `ssh -T HOST cat`, p50 against ours over WebSocket;
 //! - PTY echo: 6 bytes through `cat` on a raw remote PTY
 //!   (`ssh -tt HOST 'stty raw -echo; ...; exec cat'`), p50 against ours over
-//!   WebSocket.
+//!   WebSocket;
+//! - the main job (figure 8 beside ssh): `ssh HOST true` over a
+//!   ControlMaster connection (the setting an agent running many commands
+//!   uses), p50 against `exec-server exec --url ... -- true`; and
+//!   `ssh HOST head -c N /dev/zero` into a pipe timed from start to exit,
+//!   against `exec-server exec --url ... -- head -c N /dev/zero`.
 //!
 //! Each ratio is ours / ssh.
 
@@ -107,7 +112,104 @@ pub fn run(destination: &str, sizes: &Sizes, ours: &[Figure]) -> Result<Vec<Figu
             .with_note("ours over WebSocket"),
         );
     }
+
+    let master = control_master();
+    let mut samples = Vec::with_capacity(sizes.cli_runs);
+    for round in 0..sizes.cli_runs + sizes.cli_runs / 10 + 1 {
+        let started = Instant::now();
+        let status = std::process::Command::new("ssh")
+            .args(["-o", "BatchMode=yes"])
+            .args(&master)
+            .args([destination, "true"])
+            .stdin(Stdio::null())
+            .status()
+            .context("starting ssh")?;
+        let elapsed = started.elapsed();
+        ensure!(status.success(), "ssh {destination} true failed: {status}");
+        if round > sizes.cli_runs / 10 {
+            samples.push(elapsed);
+        }
+    }
+    if let Some(ours) = find("cli_true_url_p50") {
+        figures.push(
+            Figure::new(
+                "ssh_cli_true_p50",
+                "ssh: `true`, a fresh command",
+                "ms",
+                Better::Lower,
+                ours,
+                Latency::of(&samples).p50 / 1e3,
+                &format!("{baseline_name} (ControlMaster)"),
+                None,
+            )
+            .with_note("ours: exec --url -- true"),
+        );
+    }
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        runs.push(whole_output(destination, &master, sizes.output_bytes)?);
+    }
+    if let Some(ours) = find("cli_output_url") {
+        figures.push(
+            Figure::new(
+                "ssh_cli_output",
+                "ssh: head -c N into a pipe, start to exit",
+                "MB/s",
+                Better::Higher,
+                ours,
+                median(&runs),
+                &format!("{baseline_name} (ControlMaster)"),
+                None,
+            )
+            .with_note("ours: exec --url -- head -c N"),
+        );
+    }
     Ok(figures)
+}
+
+/// The options that share one ssh connection between the commands of a
+/// run (kept open 60 s after the last).
+fn control_master() -> Vec<String> {
+    let path = std::env::temp_dir().join(format!("exec-bench-ssh-{}", std::process::id()));
+    vec![
+        String::from("-o"),
+        String::from("ControlMaster=auto"),
+        String::from("-o"),
+        format!("ControlPath={}", path.display()),
+        String::from("-o"),
+        String::from("ControlPersist=60"),
+    ]
+}
+
+/// `ssh HOST head -c N /dev/zero` into a local pipe, in MB/s from start to
+/// exit, as `exec-server exec` is timed.
+fn whole_output(destination: &str, master: &[String], bytes: u64) -> Result<f64> {
+    let started = Instant::now();
+    let mut child = std::process::Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-c", "aes128-gcm@openssh.com"])
+        .args(master)
+        .args([destination, &format!("head -c {bytes} /dev/zero")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting ssh")?;
+    let mut stdout = child.stdout.take().context("ssh's stdout")?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut received = 0u64;
+    loop {
+        match stdout.read(&mut buffer)? {
+            0 => break,
+            length => received += length as u64,
+        }
+    }
+    let status = child.wait()?;
+    let seconds = started.elapsed().as_secs_f64();
+    ensure!(status.success(), "ssh failed: {status}");
+    ensure!(
+        received == bytes,
+        "received {received} of {bytes} bytes over ssh"
+    );
+    Ok(bytes as f64 / 1e6 / seconds)
 }
 
 /// `ssh` with `args`, in batch mode, with piped stdin and stdout.

@@ -25,6 +25,9 @@ const FIGURES: &[&str] = &[
     "memory_per_idle_process",
     "connections_processes",
     "output_cut_ws",
+    "cli_true_embedded_p50",
+    "cli_true_url_p50",
+    "cli_output_url",
 ];
 
 #[test]
