@@ -874,12 +874,9 @@ pub struct ProcessClosedNotification {
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ProcessExitedNotification {
-    ///Exit code, or null when a signal ended it.
-    #[serde(
-        rename = "exitCode",
-        deserialize_with = "::std::option::Option::deserialize"
-    )]
-    pub exit_code: ::std::option::Option<i32>,
+    ///Exit code, always an integer (Codex's `i32`): the exit status, or 128 + N when signal N ended the process, as shells report it (`signal` and `reason` tell the two apart), or -1 when the server could not learn the status.
+    #[serde(rename = "exitCode")]
+    pub exit_code: i32,
     ///The process that ended.
     #[serde(rename = "processId")]
     pub process_id: ProcessId,
@@ -948,7 +945,7 @@ impl<'de> ::serde::Deserialize<'de> for ProcessId {
 pub struct ProcessInfo {
     ///Program and arguments as started.
     pub argv: ::std::vec::Vec<::std::string::String>,
-    ///Exit code, or null while running or when a signal ended it.
+    ///Exit code once exited, null while running: the exit status, or 128 + N when signal N ended the process (`signal` names it when it has a protocol name), or -1 when the server could not learn the status.
     #[serde(
         rename = "exitCode",
         deserialize_with = "::std::option::Option::deserialize"
@@ -1028,7 +1025,7 @@ pub struct ProcessReadResponse {
     ///Bytes evicted from the retained buffer that this cursor can no longer read; 0 when nothing was lost.
     #[serde(rename = "droppedBytes")]
     pub dropped_bytes: u64,
-    ///Exit code, or null while running or when a signal ended it.
+    ///Exit code once exited, null while running: the exit status, or 128 + N when signal N ended the process (`signal` and `reason` tell the two apart), or -1 when the server could not learn the status.
     #[serde(
         rename = "exitCode",
         deserialize_with = "::std::option::Option::deserialize"
@@ -1036,7 +1033,7 @@ pub struct ProcessReadResponse {
     pub exit_code: ::std::option::Option<i32>,
     ///Whether the process has exited.
     pub exited: bool,
-    ///Cursor for the next call: pass it as `afterSeq`.
+    ///The seq after the last event this read covers (Codex's `nextSeq`): every seq below it is a returned chunk, evicted output (counted in `droppedBytes`), or the exit or close the flags report. Pass `nextSeq - 1` as the next `afterSeq`. Without chunks it is the process's next seq (1 before any event).
     #[serde(rename = "nextSeq")]
     pub next_seq: u64,
     ///Signal that ended the process, or null.

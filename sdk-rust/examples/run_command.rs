@@ -47,7 +47,7 @@ pub async fn main() -> anyhow::Result<()> {
         }
     }
     let status = child.wait().await?;
-    anyhow::ensure!(status.exit_code == Some(3), "unexpected exit: {status:?}");
+    anyhow::ensure!(status.code() == Some(3), "unexpected exit: {status:?}");
     anyhow::ensure!(stdout == b"line 1\nline 2\nline 3\n", "unexpected stdout");
 
     client.close().await?;

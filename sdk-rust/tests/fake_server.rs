@@ -165,7 +165,8 @@ fn process_server(retained: Vec<(u64, Vec<u8>)>, evicted: Vec<(u64, u64)>) -> Ha
                 .filter(|(seq, _)| *seq > after)
                 .map(|(seq, bytes)| json!({"seq": seq, "stream": "stdout", "chunk": base64(bytes)}))
                 .collect();
-            let next_seq = retained.last().map_or(after, |(seq, _)| (*seq).max(after));
+            // Codex's `nextSeq`: the seq after the last one the read covers.
+            let next_seq = retained.last().map_or(after, |(seq, _)| (*seq).max(after)) + 1;
             let dropped_bytes: u64 = evicted
                 .iter()
                 .filter(|(seq, _)| *seq > after)
@@ -190,7 +191,7 @@ async fn events(child: &mut exec_client::RemoteChild) -> Vec<String> {
                 format!("{}:{}", chunk.seq, String::from_utf8_lossy(&chunk.bytes))
             }
             ProcessEvent::OutputLost { bytes } => format!("lost {bytes}"),
-            ProcessEvent::Exited(status) => format!("exited {:?}", status.exit_code),
+            ProcessEvent::Exited(status) => format!("exited {}", status.exit_code),
             other => format!("{other:?}"),
         });
     }
@@ -481,7 +482,7 @@ async fn in_order_output_needs_no_reads() {
     fake.output("other", 1, b"not ours").await;
     assert_eq!(
         events(&mut child).await,
-        ["1:a", "2:b", "exited Some(0)", "4:late"]
+        ["1:a", "2:b", "exited 0", "4:late"]
     );
     assert!(fake.requests_of("process/read").is_empty());
     assert_eq!(
@@ -505,10 +506,7 @@ async fn a_seq_gap_is_filled_from_process_read() {
     fake.output("p", 3, b"c").await;
     fake.exited("p", 4, 3).await;
     fake.closed("p", 5).await;
-    assert_eq!(
-        events(&mut child).await,
-        ["1:a", "2:b", "3:c", "exited Some(3)"]
-    );
+    assert_eq!(events(&mut child).await, ["1:a", "2:b", "3:c", "exited 3"]);
     assert_eq!(
         fake.requests_of("process/read"),
         vec![json!({"processId": "p", "afterSeq": 1, "maxBytes": 131072})]
@@ -548,10 +546,7 @@ async fn a_stalled_consumer_is_caught_up_from_process_read_without_loss() {
         received.push((chunk.seq, chunk.bytes));
     }
     assert_eq!(received, chunks);
-    assert_eq!(
-        child.exit_status().map(|status| status.exit_code),
-        Some(Some(0))
-    );
+    assert_eq!(child.exit_status().map(|status| status.exit_code), Some(0));
     assert_eq!(child.dropped_bytes(), 0);
     assert!(
         !fake.requests_of("process/read").is_empty(),
@@ -587,7 +582,7 @@ async fn output_the_server_evicted_is_reported_once() {
     // the server no longer has 3-8: 6 bytes are lost.
     assert_eq!(
         events(&mut child).await,
-        ["1:a", "2:b", "lost 6", "9:i", "10:j", "exited Some(0)"]
+        ["1:a", "2:b", "lost 6", "9:i", "10:j", "exited 0"]
     );
     assert_eq!(child.dropped_bytes(), 6);
 }

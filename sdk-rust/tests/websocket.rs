@@ -41,7 +41,7 @@ async fn processes_and_files_over_websocket() {
         .expect("output");
     assert_eq!(
         (output.stdout.as_slice(), output.status.exit_code),
-        (&b"over the wire"[..], Some(5))
+        (&b"over the wire"[..], 5)
     );
 
     let scratch = scratch_dir();

@@ -24,10 +24,14 @@ export interface ProcessOutput {
   readonly seq: number;
 }
 
-/** How a process ended. */
+/** How a process ended. A death by a signal is told by `signal` and `reason`, never by `exitCode`. */
 export interface ExitStatus {
-  /** The exit code; `null` when a signal ended the process. */
-  readonly exitCode: number | null;
+  /**
+   * The exit code as the server reports it, always a number: the exit
+   * status, or 128 + N when signal N ended the process (as a shell reports
+   * it), or -1 when the server could not learn the status.
+   */
+  readonly exitCode: number;
   /** The signal that ended the process, or `null` (also for a signal without a protocol name). */
   readonly signal: Signal | null;
   /** Why it ended: by itself (`exited`), a signal (`signaled`), its `timeoutMs` (`timedOut`), or `terminate()` or a closed connection (`killed`). */

@@ -178,7 +178,7 @@ export class RemoteProcess {
    * When the exit happened while the connection was down and its
    * notification was lost with the connection, the exit is read back with
    * `process/read`, which does not tell why the process ended: `reason` is
-   * then `signaled` when `exitCode` is `null`, else `exited`.
+   * then `signaled` when the read names a `signal`, else `exited`.
    */
   wait(): Promise<ExitStatus> {
     return this.#route.waitForExit();

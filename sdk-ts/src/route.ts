@@ -312,13 +312,15 @@ export class ProcessRoute implements Route {
    * consumer reads the rest).
    */
   #applyReplay(mode: "merge" | "discard" | "abandon", afterSeq: number, response: ProcessReadResponse): boolean {
-    let progressed = response.nextSeq > afterSeq && response.chunks.length > 0;
+    // `nextSeq` is the seq after the last one the read covers (Codex's meaning).
+    const covered = response.nextSeq - 1;
+    let progressed = covered > afterSeq && response.chunks.length > 0;
     if (mode === "abandon" || this.#abandoned) {
-      this.#newestSeen = Math.max(this.#newestSeen, response.nextSeq);
+      this.#newestSeen = Math.max(this.#newestSeen, covered);
     } else if (mode === "discard") {
       // The consumer, when it comes, reads from the sequencer's cursor.
       this.dropped += 1;
-      this.#discardedThrough = Math.max(this.#discardedThrough, response.nextSeq);
+      this.#discardedThrough = Math.max(this.#discardedThrough, covered);
     } else {
       this.sequencer.applyRead(afterSeq, response);
       if (this.sequencer.bufferedBytes >= this.#limits.outputBufferBytes) {
@@ -328,16 +330,19 @@ export class ProcessRoute implements Route {
       }
     }
     if (response.exited && this.#exit === undefined) {
-      // A read does not say why the process ended: a signal's name or
-      // none (a signal without one) means a signal, a code its own exit.
+      // A read does not say why the process ended: a signal's name means a
+      // signal, and anything else its own exit (the code, 128 + N after a
+      // signal without a name, cannot tell the two apart). An exited
+      // process's code is always a number; -1 (the server's "status
+      // unknown") stands in should a server send null anyway.
       this.#setExit({
-        exitCode: response.exitCode,
+        exitCode: response.exitCode ?? -1,
         signal: response.signal,
-        reason: response.exitCode === null ? "signaled" : "exited",
+        reason: response.signal === null ? "exited" : "signaled",
       });
     }
     if (response.closed) {
-      this["process/closed"]({ processId: this.#processId, seq: response.nextSeq });
+      this["process/closed"]({ processId: this.#processId, seq: covered });
     }
     const bytes = response.chunks.reduce((sum, chunk) => sum + Math.floor((chunk.chunk.length * 3) / 4), 0);
     this.#received(bytes);

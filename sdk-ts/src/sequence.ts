@@ -9,8 +9,9 @@
  * the network dropped the connection, and with repeats after a reconnect),
  * and `process/read` responses (output chunks only: a read reports the exit
  * and the close as flags, without their `seq` or the exit's `reason`). A read
- * accounts for every seq up to its `nextSeq`: each is a chunk it returned,
- * output the server evicted (its `droppedBytes`), or the exit or the close.
+ * accounts for every seq below its `nextSeq` (Codex's meaning: the seq after
+ * the last one the read covers): each is a chunk it returned, output the
+ * server evicted (its `droppedBytes`), or the exit or the close.
  * The sequencer is pure bookkeeping and also the buffer of events waiting
  * for the consumer; the process does the I/O.
  *
@@ -186,11 +187,12 @@ export class Sequencer {
    */
   applyRead(afterSeq: number, response: ProcessReadResponse): number {
     this.#readAt = afterSeq;
+    const covered = response.nextSeq - 1;
     if (response.droppedBytes > 0) {
       // Everything between the cursor and the first chunk the server still
       // has was evicted. Chunks of that range already held here (they came
       // as notifications) are not lost.
-      const resume = response.chunks[0]?.seq ?? response.nextSeq + 1;
+      const resume = response.chunks[0]?.seq ?? covered + 1;
       let held = 0;
       for (let index = this.#head; index < this.#pending.length; index += 1) {
         const event = this.#pending[index];
@@ -212,14 +214,14 @@ export class Sequencer {
         this.#insert({ type: "output", seq: chunk.seq, stream: chunk.stream, data });
       }
     }
-    // Every seq up to `nextSeq` that is not here now is evicted output or
+    // Every seq below `nextSeq` that is not here now is evicted output or
     // the exit or the close: none is output still to come. The exit and the
     // close are kept whenever they come (see `accept`).
-    this.#skipUntil = Math.max(this.#skipUntil, response.nextSeq + 1);
+    this.#skipUntil = Math.max(this.#skipUntil, covered + 1);
     if (response.closed && !this.#finished && !this.#holdsClose()) {
-      // The read reached the close (its seq is `nextSeq`): the stream ends
-      // there even when its notification was lost with a connection.
-      this.#insert({ type: "closed", seq: response.nextSeq });
+      // The read reached the close (its seq is `nextSeq - 1`): the stream
+      // ends there even when its notification was lost with a connection.
+      this.#insert({ type: "closed", seq: covered });
     }
     return added;
   }

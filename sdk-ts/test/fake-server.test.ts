@@ -77,7 +77,7 @@ function exitAndClose(processId: string, exitSeq: number): object[] {
   ];
 }
 
-/** A `process/read` result. */
+/** A `process/read` result of an exited and closed process; `nextSeq` is the close's seq + 1. */
 function readResult(chunks: [number, string][], nextSeq: number, droppedBytes: number): object {
   return {
     chunks: chunks.map(([seq, text]) => ({ seq, stream: "stdout", chunk: base64(text) })),
@@ -111,7 +111,7 @@ test("a seq gap in the notifications is filled from process/read", { timeout: 10
       }
     } else if (message.method === "process/read") {
       reads.push(message.params);
-      send({ id: message.id, result: readResult([[2, "b"], [3, "c"]], 5, 0) });
+      send({ id: message.id, result: readResult([[2, "b"], [3, "c"]], 6, 0) });
     }
   };
   const client = await ExecClient.connect(url);
@@ -135,7 +135,7 @@ test("evicted output is reported as lost bytes at its place", { timeout: 10_000 
         send(notification);
       }
     } else if (message.method === "process/read") {
-      send({ id: message.id, result: readResult([[4, "dd"]], 6, 5) });
+      send({ id: message.id, result: readResult([[4, "dd"]], 7, 5) });
     }
   };
   const client = await ExecClient.connect(url);

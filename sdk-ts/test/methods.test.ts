@@ -49,7 +49,8 @@ async function readToEnd(processId: string): Promise<{ text: string; exitCode: n
     for (const chunk of read.chunks) {
       text += Buffer.from(chunk.chunk, "base64").toString();
     }
-    afterSeq = read.nextSeq;
+    // `nextSeq` is the seq after the last one the read covered.
+    afterSeq = read.nextSeq - 1;
     if (read.closed) {
       return { text, exitCode: read.exitCode };
     }
@@ -173,8 +174,9 @@ const checks: Record<RequestMethod, () => Promise<void>> = {
     const first = await client.request("process/read", { processId: "raw-read", maxBytes: 1, waitMs: 5_000 });
     assert.equal(first.chunks.length, 1);
     assert.equal(first.droppedBytes, 0);
-    // The cursor covers the chunk, and the exit and close when they came already.
-    assert.ok(first.nextSeq >= (first.chunks[0]?.seq ?? Infinity));
+    // The read covers the chunk, and the exit and close when they came
+    // already: `nextSeq` is the seq after the last one covered.
+    assert.ok(first.nextSeq > (first.chunks[0]?.seq ?? Infinity));
     assert.deepEqual(await readToEnd("raw-read"), { text: "abc", exitCode: 0 });
   },
 
@@ -230,10 +232,11 @@ const checks: Record<RequestMethod, () => Promise<void>> = {
     await client.request("process/start", { processId: "raw-signal", argv: ["sleep", "30"], cwd: "/", env: {}, tty: false });
     await client.request("process/signal", { processId: "raw-signal", signal: "kill" });
     const read = await readToEnd("raw-signal");
-    assert.equal(read.exitCode, null);
+    // 128 + SIGKILL (9): never null once exited.
+    assert.equal(read.exitCode, 137);
     const listed = await client.request("process/list", {});
     const info = listed.processes.find((process) => process.processId === "raw-signal");
-    assert.equal(info?.signal, "kill");
+    assert.deepEqual([info?.signal, info?.exitCode], ["kill", 137]);
   },
 
   async "process/terminate"() {

@@ -169,8 +169,9 @@ test("a drop mid-output: resume, read back from the newest seq held, every byte 
       // No close frame: a dropped TCP connection, once the three went out.
       connection.send(output(processId, 3, "c"), () => connection.socket.terminate());
     } else if (message.method === "process/read") {
-      // Seq 4, the exit (5) and the close (6) were lost with the old connection.
-      connection.send({ id: message.id, result: readResult([[4, "d"]], 6, true) });
+      // Seq 4, the exit (5) and the close (6) were lost with the old
+      // connection; `nextSeq` is the seq after the close.
+      connection.send({ id: message.id, result: readResult([[4, "d"]], 7, true) });
     }
   };
   const client = await ExecClient.connect(fake.url);
@@ -221,7 +222,7 @@ test("pending at a drop: start and write are sent again, other calls fail with C
     } else if (message.method === "process/write") {
       connection.send({ id: message.id, result: { status: "accepted" } });
     } else if (message.method === "process/read") {
-      connection.send({ id: message.id, result: readResult([], 0, false) });
+      connection.send({ id: message.id, result: readResult([], 1, false) });
     } else if (message.method === "process/list") {
       connection.send({ id: message.id, result: { processes: [] } });
     }

@@ -119,7 +119,7 @@ test("a call pending at a cut fails with ConnectionLostError; the client reconne
       "the process survived the cut",
     );
     assert.equal(await proc.terminate(), true);
-    assert.deepEqual(await proc.wait(), { exitCode: null, signal: "kill", reason: "killed" });
+    assert.deepEqual(await proc.wait(), { exitCode: 137, signal: "kill", reason: "killed" });
   } finally {
     await client.close();
     await proxy.close();

@@ -1,7 +1,7 @@
 /**
  * The {@link Sequencer}, alone: the contiguous cursor a reconnect reads
  * after and acknowledges, and the merge of reads that account for every seq
- * up to their `nextSeq` (an exit whose notification was lost is skipped, a
+ * below their `nextSeq` (an exit whose notification was lost is skipped, a
  * close is taken from the read).
  */
 
@@ -17,7 +17,7 @@ function output(seq: number, text: string): { type: "output"; seq: number; strea
   return { type: "output", seq, stream: "stdout", data: new TextEncoder().encode(text) };
 }
 
-/** A read response with `chunks` as `[seq, text]`. */
+/** A read response with `chunks` as `[seq, text]`; `nextSeq` is the seq after the last one it covers. */
 function read(chunks: [number, string][], nextSeq: number, flags: Partial<ProcessReadResponse> = {}): ProcessReadResponse {
   return {
     chunks: chunks.map(([seq, text]) => ({ seq, stream: "stdout", chunk: Buffer.from(text).toString("base64") })),
@@ -63,7 +63,7 @@ test("contiguous counts buffered events, stops at the first hole, and skips lost
   sequencer.accept(output(2002, "z"));
   assert.equal(sequencer.contiguous, 2000);
   // A read after 2000 that says 2001 was evicted: skipped, counted.
-  sequencer.applyRead(2000, read([[2002, "z"]], 2002, { droppedBytes: 7 }));
+  sequencer.applyRead(2000, read([[2002, "z"]], 2003, { droppedBytes: 7 }));
   assert.equal(sequencer.contiguous, 2002);
   const taken = drain(sequencer);
   assert.deepEqual(taken.slice(-3), ["x", "lost:7", "z"]);
@@ -75,7 +75,7 @@ test("a read after the contiguous cursor does not count held chunks before it as
   sequencer.accept(output(2, "bbbb"));
   // The server evicted seqs 1 to 3 (acknowledged); the read after 2 reports
   // only seq 3's 5 bytes as dropped past its cursor.
-  sequencer.applyRead(2, read([[4, "d"]], 4, { droppedBytes: 5 }));
+  sequencer.applyRead(2, read([[4, "d"]], 5, { droppedBytes: 5 }));
   assert.deepEqual(drain(sequencer), ["aaaa", "bbbb", "lost:5", "d"]);
 });
 
@@ -85,7 +85,7 @@ test("an exit whose notification was lost is skipped; a close the read reports e
   assert.deepEqual(drain(sequencer), ["a"]);
   // Seq 2 output, 3 the exit, 4 more output, 5 the close: the connection
   // lost all four notifications.
-  const added = sequencer.applyRead(1, read([[2, "b"], [4, "d"]], 5, { exited: true, exitCode: 0, closed: true }));
+  const added = sequencer.applyRead(1, read([[2, "b"], [4, "d"]], 6, { exited: true, exitCode: 0, closed: true }));
   assert.equal(added, 2);
   assert.deepEqual(drain(sequencer), ["b", "d"]);
   assert.equal(sequencer.finished, true);
@@ -93,7 +93,7 @@ test("an exit whose notification was lost is skipped; a close the read reports e
 
 test("the exit and the close notified again after a read are taken once", () => {
   const sequencer = new Sequencer();
-  sequencer.applyRead(0, read([[1, "a"]], 3, { exited: true, exitCode: 0, closed: true }));
+  sequencer.applyRead(0, read([[1, "a"]], 4, { exited: true, exitCode: 0, closed: true }));
   sequencer.accept({ type: "exited", seq: 2, status: { exitCode: 0, signal: null, reason: "exited" } });
   sequencer.accept({ type: "closed", seq: 3 });
   assert.deepEqual(drain(sequencer), ["a", "exit"]);
@@ -108,7 +108,7 @@ test("a gap is read once at a cursor; repeats after a reconnect are dropped", ()
   assert.deepEqual(drain(sequencer), ["a"]);
   assert.equal(sequencer.wantsRead(false), 1);
   // The read at 1 returned nothing new (2 is an exit on its way).
-  sequencer.applyRead(1, read([], 1));
+  sequencer.applyRead(1, read([], 2));
   assert.equal(sequencer.wantsRead(false), undefined, "the same cursor is not read again");
   assert.equal(sequencer.wantsRead(true), 1, "a lagging route reads anyway");
   sequencer.accept({ type: "exited", seq: 2, status: { exitCode: 0, signal: null, reason: "exited" } });

@@ -125,9 +125,10 @@ export async function wrongUses(exec: ExecClient, proc: RemoteProcess): Promise<
     void [data, stream];
   }
   const status = await proc.wait();
-  // @ts-expect-error: the exit code may be null.
   const code: number = status.exitCode;
-  void code;
+  // @ts-expect-error: the exit code is never null (a signal is told by `signal` and `reason`).
+  const none: null = status.exitCode;
+  void [code, none];
   // @ts-expect-error: the constructor is private; connect() makes clients.
   new (exec.constructor as typeof ExecClient)();
 }

@@ -118,6 +118,10 @@ async fn a_death_by_signal_exits_128_plus_its_number() {
     assert_eq!(terminated.status, 143, "{terminated:?}");
     let killed = run(exec(&["--", "sh", "-c", "kill -KILL $$"]), None).await;
     assert_eq!(killed.status, 137, "{killed:?}");
+    // SIGSEGV (11) has no protocol name: the server's `exitCode`, 128 + 11,
+    // still says which signal it was.
+    let segfault = run(exec(&["--", "sh", "-c", "kill -SEGV $$"]), None).await;
+    assert_eq!(segfault.status, 139, "{segfault:?}");
 }
 
 #[tokio::test]

@@ -80,7 +80,7 @@ async fn every_method_and_notification_over_the_wire(transport: Transport) {
     client
         .notify(
             "process/ack",
-            json!({"processId": "cat", "seq": read["nextSeq"].clone()}),
+            json!({"processId": "cat", "seq": read["nextSeq"].as_u64().expect("nextSeq") - 1}),
         )
         .await;
     seen.0.insert("process/ack".into());
@@ -455,8 +455,9 @@ async fn long_poll_is_woken_by_output(transport: Transport) {
         String::from_utf8_lossy(&decode(&chunk["chunk"])),
         "got go\n"
     );
-    // The cursor covers at least this chunk (and the exit and close, if they came too).
-    assert!(response["result"]["nextSeq"].as_u64() >= chunk["seq"].as_u64());
+    // The read covers at least this chunk (and the exit and close, if they
+    // came too): `nextSeq` is the seq after the last one covered.
+    assert!(response["result"]["nextSeq"].as_u64() > chunk["seq"].as_u64());
 }
 
 async fn timeout_and_signals_end_processes_with_their_reason(transport: Transport) {
@@ -471,7 +472,8 @@ async fn timeout_and_signals_end_processes_with_their_reason(transport: Transpor
             exited["params"]["reason"].clone(),
             exited["params"]["exitCode"].clone()
         ),
-        (json!("timedOut"), Value::Null)
+        // SIGKILL (9) ends a timed-out process: 128 + 9.
+        (json!("timedOut"), json!(137))
     );
 
     client
@@ -490,7 +492,8 @@ async fn timeout_and_signals_end_processes_with_their_reason(transport: Transpor
             exited["params"]["signal"].clone(),
             exited["params"]["exitCode"].clone()
         ),
-        (json!("signaled"), json!("interrupt"), Value::Null)
+        // SIGINT (2): 128 + 2.
+        (json!("signaled"), json!("interrupt"), json!(130))
     );
 }
 

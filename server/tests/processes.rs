@@ -203,7 +203,88 @@ async fn arg0_reaches_a_pty_process(transport: Transport) {
     assert!(output.starts_with("renamed-shell -c "), "{output:?}");
 }
 
+/// Codex reads `exitCode` as a plain `i32`: a death by a signal reports
+/// 128 + N, with the signal named beside it, in the notification, in
+/// `process/read` and in `process/list`.
+async fn a_signal_death_reports_128_plus_the_signal(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
+    client.handshake().await;
+    client
+        .call(
+            "process/start",
+            start_params("self-kill", "kill -KILL $$", false),
+        )
+        .await;
+    let events = client.events_until_closed("self-kill").await;
+    let exited = events
+        .iter()
+        .find(|event| event["method"] == "process/exited")
+        .expect("exited");
+    assert_eq!(
+        (
+            exited["params"]["exitCode"].clone(),
+            exited["params"]["signal"].clone(),
+            exited["params"]["reason"].clone()
+        ),
+        (json!(137), json!("kill"), json!("signaled"))
+    );
+    let read = client
+        .call("process/read", json!({"processId": "self-kill"}))
+        .await;
+    assert_eq!(
+        (read["exitCode"].clone(), read["signal"].clone()),
+        (json!(137), json!("kill"))
+    );
+    let list = client.call("process/list", json!({})).await;
+    let info = &list["processes"][0];
+    assert_eq!(
+        (info["exitCode"].clone(), info["signal"].clone()),
+        (json!(137), json!("kill"))
+    );
+}
+
+/// `nextSeq` is Codex's: the seq after the last event a read covers, so a
+/// read after the close answers the close's seq + 1 (Codex's recovery takes
+/// `nextSeq - 1` as the last event and looks for the close there).
+async fn a_read_after_the_close_answers_the_close_seq_plus_one(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
+    client.handshake().await;
+    client
+        .call("process/start", start_params("short", "echo hi", false))
+        .await;
+    let events = client.events_until_closed("short").await;
+    let closed_seq = events
+        .last()
+        .filter(|event| event["method"] == "process/closed")
+        .and_then(|event| event["params"]["seq"].as_u64())
+        .expect("the close comes last");
+    for after_seq in [
+        Value::Null,
+        json!(0),
+        json!(closed_seq - 1),
+        json!(closed_seq),
+    ] {
+        let read = client
+            .call(
+                "process/read",
+                json!({"processId": "short", "afterSeq": after_seq}),
+            )
+            .await;
+        assert_eq!(
+            (
+                read["nextSeq"].clone(),
+                read["closed"].clone(),
+                read["exitCode"].clone()
+            ),
+            (json!(closed_seq + 1), json!(true), json!(0)),
+            "after {after_seq}"
+        );
+    }
+}
+
 exec_testkit::transport_tests! {
+    a_signal_death_reports_128_plus_the_signal: [stdio, websocket],
+    a_read_after_the_close_answers_the_close_seq_plus_one: [stdio, websocket],
     pipe_process_flow: [stdio, websocket, in_process],
     output_never_overtakes_the_start_response: [stdio, in_process],
     pty_process_reads_input_and_resizes: [stdio, in_process],

@@ -232,9 +232,10 @@ async fn a_dropped_connection_resumes_and_replays_every_byte_once() {
             assert_eq!(chunk["seq"], cursor, "seqs are contiguous");
             received.extend(decode(&chunk["chunk"]));
         }
-        let next = read["nextSeq"].as_u64().expect("nextSeq");
+        // `nextSeq` is the seq after the last one the read covered.
+        let covered = read["nextSeq"].as_u64().expect("nextSeq") - 1;
         second
-            .notify("process/ack", json!({"processId": "gen", "seq": next}))
+            .notify("process/ack", json!({"processId": "gen", "seq": covered}))
             .await;
         if read["closed"] == true {
             assert_eq!(
@@ -242,10 +243,10 @@ async fn a_dropped_connection_resumes_and_replays_every_byte_once() {
                 (json!(true), json!(0))
             );
             // The exit and the close follow the last chunk.
-            assert_eq!(next, cursor + 2);
+            assert_eq!(covered, cursor + 2);
             break cursor;
         }
-        cursor = next;
+        cursor = covered;
     };
     assert!(last_output_seq > delivered);
     assert!(received == seq_output(300_000), "every byte once, in order");
@@ -295,7 +296,7 @@ async fn an_exit_while_detached_is_readable_and_notified_on_resume() {
         read = second
             .call(
                 "process/read",
-                json!({"processId": "late", "afterSeq": read["nextSeq"], "waitMs": 5000}),
+                json!({"processId": "late", "afterSeq": read["nextSeq"].as_u64().expect("nextSeq") - 1, "waitMs": 5000}),
             )
             .await;
     }

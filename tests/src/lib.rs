@@ -8,6 +8,8 @@
 //!   connection in both directions (envelope, params, results by request
 //!   `id`, errors), and the [`Violation`]s it finds.
 //! - `process_events`: the order rules of a process's notifications.
+//! - `process_results`: the rules of `process/read` and `process/list`
+//!   results that tie one field to another (`nextSeq`, `exitCode`).
 //! - `coverage`: [`Tally`], frames, violations and the methods and error
 //!   kinds a run exercised, and the summary line.
 //! - `server`: [`ServerSettings`], what a case needs of the server, and the
@@ -25,6 +27,7 @@ mod coverage;
 mod negative;
 mod pattern;
 mod process_events;
+mod process_results;
 mod proxy;
 mod recording;
 mod runner;

@@ -402,7 +402,7 @@ mod tests {
         let schema = ProtocolSchema::embedded();
         let read = serde_json::json!({
             "chunks": [{"seq": 1, "stream": "stdout", "chunk": "not base64!"}],
-            "nextSeq": 1, "exited": false, "exitCode": null, "signal": null,
+            "nextSeq": 2, "exited": false, "exitCode": null, "signal": null,
             "closed": false, "droppedBytes": 0
         });
         let problems = schema.validate("#/$defs/ProcessReadResponse", &read);

@@ -416,3 +416,41 @@ fn frames_must_be_utf8_text_from_the_server() {
         Vec::<&str>::new()
     );
 }
+
+#[test]
+fn read_and_list_results_tie_next_seq_and_exit_code_to_the_rest() {
+    const READ: &str =
+        r#"{"jsonrpc":"2.0","id":5,"method":"process/read","params":{"processId":"p"}}"#;
+    const LIST: &str = r#"{"jsonrpc":"2.0","id":6,"method":"process/list"}"#;
+    conversation(&[
+        (C2S, START, &[]),
+        (S2C, STARTED, &[]),
+        (C2S, READ, &[]),
+        // Codex's `nextSeq`: the seq after the close at 3.
+        (
+            S2C,
+            r#"{"jsonrpc":"2.0","id":5,"result":{"chunks":[{"seq":1,"stream":"stdout","chunk":"aGkK"}],"nextSeq":4,"exited":true,"exitCode":143,"signal":"terminate","closed":true,"droppedBytes":0}}"#,
+            &[],
+        ),
+        (C2S, READ, &[]),
+        // The old meaning (the last seq covered) puts a chunk at `nextSeq`.
+        (
+            S2C,
+            r#"{"jsonrpc":"2.0","id":5,"result":{"chunks":[{"seq":1,"stream":"stdout","chunk":"aGkK"}],"nextSeq":1,"exited":false,"exitCode":null,"signal":null,"closed":false,"droppedBytes":0}}"#,
+            &["processResult"],
+        ),
+        (C2S, READ, &[]),
+        // A signal death with a null exit code, which Codex cannot read.
+        (
+            S2C,
+            r#"{"jsonrpc":"2.0","id":5,"result":{"chunks":[],"nextSeq":3,"exited":true,"exitCode":null,"signal":"kill","closed":true,"droppedBytes":0}}"#,
+            &["processResult"],
+        ),
+        (C2S, LIST, &[]),
+        (
+            S2C,
+            r#"{"jsonrpc":"2.0","id":6,"result":{"processes":[{"processId":"p","pid":42,"argv":["true"],"tty":false,"running":false,"exitCode":null,"signal":"kill"}]}}"#,
+            &["processResult"],
+        ),
+    ]);
+}

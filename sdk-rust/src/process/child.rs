@@ -223,10 +223,11 @@ impl RemoteChild {
                     Err(ClientError::ConnectionLost { .. }) => continue,
                     Err(error) => return Err(error),
                 };
-                let next_seq = response.next_seq;
+                // `nextSeq` is the seq after the last one the read covered.
+                let covered = response.next_seq.saturating_sub(1);
                 tracing::debug!(
                     after_seq,
-                    next_seq,
+                    covered,
                     chunks = response.chunks.len(),
                     exited = response.exited,
                     closed = response.closed,
@@ -243,7 +244,7 @@ impl RemoteChild {
                     self.handle.protocol_id(),
                     &self.route,
                     after_seq,
-                    next_seq,
+                    covered,
                     bytes,
                 );
                 continue;

@@ -21,10 +21,13 @@ pub struct OutputBytes {
 
 /// How a remote process ended, as `process/exited` reports it: unlike
 /// `std::process::ExitStatus`, it also says why (a timeout, a terminate).
+/// A death by a signal is told by `signal` and `reason`, never by the code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteExitStatus {
-    /// The exit code; `None` when a signal ended the process.
-    pub exit_code: Option<i32>,
+    /// The exit code as the server reports it: the exit status, or 128 + N
+    /// when signal N ended the process (as a shell reports it), or -1 when
+    /// the server could not learn the status.
+    pub exit_code: i32,
     /// The signal that ended the process, when it has a protocol name.
     pub signal: Option<Signal>,
     /// Why it ended: by itself, by a signal, its timeout, or a terminate.
@@ -34,7 +37,17 @@ pub struct RemoteExitStatus {
 impl RemoteExitStatus {
     /// Whether the process exited by itself with code 0.
     pub fn success(&self) -> bool {
-        self.reason == ExitReason::Exited && self.exit_code == Some(0)
+        self.reason == ExitReason::Exited && self.exit_code == 0
+    }
+
+    /// The code the process passed to `exit`, like
+    /// `std::process::ExitStatus::code`: `None` when a signal ended it
+    /// (`signal` is set, or `reason` is `signaled` for a signal without a
+    /// protocol name), where `exit_code` is 128 + N rather than a code the
+    /// process chose.
+    pub fn code(&self) -> Option<i32> {
+        let signaled = self.signal.is_some() || self.reason == ExitReason::Signaled;
+        (!signaled).then_some(self.exit_code)
     }
 }
 
@@ -73,4 +86,33 @@ pub struct Output {
     /// Bytes lost because the server no longer retained them (0 unless the
     /// consumer stalled for longer than the server's retention covers).
     pub dropped_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+
+    fn status(exit_code: i32, signal: Option<Signal>, reason: ExitReason) -> RemoteExitStatus {
+        RemoteExitStatus {
+            exit_code,
+            signal,
+            reason,
+        }
+    }
+
+    #[test]
+    fn a_signal_is_told_by_signal_and_reason_not_by_the_code() {
+        let exited = status(3, None, ExitReason::Exited);
+        assert_eq!((exited.code(), exited.success()), (Some(3), false));
+        assert!(status(0, None, ExitReason::Exited).success());
+        let killed = status(137, Some(Signal::Kill), ExitReason::Killed);
+        assert_eq!((killed.code(), killed.success()), (None, false));
+        // A signal without a protocol name: only `reason` says it.
+        let unnamed = status(156, None, ExitReason::Signaled);
+        assert_eq!(unnamed.code(), None);
+        // A process that chose to exit with 137 is not a signal death.
+        assert_eq!(status(137, None, ExitReason::Exited).code(), Some(137));
+    }
 }

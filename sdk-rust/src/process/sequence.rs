@@ -71,7 +71,7 @@ pub(crate) struct Sequencer {
     /// not close is an exit or close still on its way, not lost output, so
     /// it is awaited rather than read again.
     read_at: Option<u64>,
-    /// The `nextSeq` of the last read when that read ended on a chunk: a
+    /// The last seq the last read covered when that read ended on a chunk: a
     /// read has a byte budget, so more may follow it. When nothing newer has
     /// arrived since (the process is quiet, or what followed was lost in
     /// flight), the next read goes on from there.
@@ -236,25 +236,27 @@ impl Sequencer {
     /// A read reports the exit and the close only as flags. When they may
     /// have been lost in flight with a dropped connection (the first read
     /// after [`Self::note_resume`]), they are rebuilt here: a
-    /// read without eviction covers every seq from the cursor to its
-    /// `nextSeq`, so the close is at `nextSeq` and the exit is the one seq of
+    /// read without eviction covers every seq from the cursor to the one
+    /// before its `nextSeq` (Codex's meaning: the seq after the last one
+    /// covered), so the close is at `nextSeq - 1` and the exit is the one seq of
     /// that range that is neither a chunk nor an event already held. When
     /// that seq cannot be told (output was evicted), the exit is handed out
     /// just before the close. A rebuilt exit's `reason` is `signaled` when a signal ended the
     /// process and `exited` otherwise (a read does not say `killed` or
     /// `timedOut`).
     pub(crate) fn apply_read(&mut self, after_seq: u64, response: ProcessReadResponse) {
+        let covered = response.next_seq.saturating_sub(1);
         self.read_at = Some(after_seq + 1);
         self.read_may_continue = response
             .chunks
             .last()
-            .filter(|last| !response.closed && last.seq == response.next_seq)
+            .filter(|last| !response.closed && last.seq == covered)
             .map(|last| last.seq);
         if self.resumed {
             // The reads after a resume go on until one reaches the end; the
             // exit is looked for in each, and given up on only at the end.
             let last = self.read_may_continue.is_none();
-            self.rebuild_final_events(after_seq, &response, last);
+            self.rebuild_final_events(after_seq, covered, &response, last);
             self.resumed = !last;
         }
         if response.dropped_bytes > 0 {
@@ -264,7 +266,7 @@ impl Sequencer {
             let resume = response
                 .chunks
                 .first()
-                .map_or(response.next_seq.saturating_add(1), |chunk| chunk.seq);
+                .map_or(covered.saturating_add(1), |chunk| chunk.seq);
             let held: u64 = self
                 .pending
                 .range(self.expected..resume)
@@ -295,11 +297,18 @@ impl Sequencer {
 
 impl Sequencer {
     /// The exit and the close a read reports as flags, when this sequencer
-    /// holds neither (see [`Sequencer::apply_read`]). An exit whose place is
-    /// not in this read's range is kept for just before the close only when
-    /// this is the `last` read after the resume.
-    fn rebuild_final_events(&mut self, after_seq: u64, response: &ProcessReadResponse, last: bool) {
-        let end = response.next_seq;
+    /// holds neither (see [`Sequencer::apply_read`]); `covered` is the last
+    /// seq the read covers. An exit whose place is not in this read's range
+    /// is kept for just before the close only when this is the `last` read
+    /// after the resume.
+    fn rebuild_final_events(
+        &mut self,
+        after_seq: u64,
+        covered: u64,
+        response: &ProcessReadResponse,
+        last: bool,
+    ) {
+        let end = covered;
         if response.closed && !self.close_known && end > after_seq {
             self.close_known = true;
             self.pending.insert(end, Event::Closed { seq: end });
@@ -308,7 +317,9 @@ impl Sequencer {
             return;
         }
         let status = RemoteExitStatus {
-            exit_code: response.exit_code,
+            // An exited process's code is always an integer; -1 (the server's
+            // "status unknown") stands in should a server send null anyway.
+            exit_code: response.exit_code.unwrap_or(-1),
             signal: response.signal,
             reason: if response.signal.is_some() {
                 ExitReason::Signaled
@@ -368,13 +379,15 @@ mod tests {
         Event::Exited {
             seq,
             status: RemoteExitStatus {
-                exit_code: Some(0),
+                exit_code: 0,
                 signal: None,
                 reason: ExitReason::Exited,
             },
         }
     }
 
+    /// A read returning `chunks` whose `nextSeq` is `next_seq` (the seq
+    /// after the last one it covers).
     fn read(chunks: &[(u64, &[u8])], next_seq: u64, dropped_bytes: u64) -> ProcessReadResponse {
         ProcessReadResponse {
             chunks: chunks
@@ -438,7 +451,7 @@ mod tests {
         sequencer.accept(output(4, b"d"));
         assert_eq!(drain(&mut sequencer), ["1:a"]);
         assert_eq!(sequencer.wants_read(false), Some(1));
-        sequencer.apply_read(1, read(&[(2, b"b"), (3, b"c"), (4, b"d")], 4, 0));
+        sequencer.apply_read(1, read(&[(2, b"b"), (3, b"c"), (4, b"d")], 5, 0));
         assert_eq!(drain(&mut sequencer), ["2:b", "3:c", "4:d"]);
         // A chunk the read already delivered arrives late through the channel.
         sequencer.accept(output(3, b"c"));
@@ -452,7 +465,7 @@ mod tests {
         sequencer.accept(output(3, b"after exit"));
         assert_eq!(drain(&mut sequencer), ["1:a"]);
         assert_eq!(sequencer.wants_read(false), Some(1));
-        sequencer.apply_read(1, read(&[(3, b"after exit")], 3, 0));
+        sequencer.apply_read(1, read(&[(3, b"after exit")], 4, 0));
         assert_eq!(drain(&mut sequencer), Vec::<String>::new());
         // Reading again at the same cursor would return the same: wait instead.
         assert_eq!(sequencer.wants_read(false), None);
@@ -467,7 +480,7 @@ mod tests {
         sequencer.accept(output(1, b"a"));
         assert_eq!(drain(&mut sequencer), ["1:a"]);
         assert_eq!(sequencer.wants_read(true), Some(1));
-        sequencer.apply_read(1, read(&[(2, b"b")], 2, 0));
+        sequencer.apply_read(1, read(&[(2, b"b")], 3, 0));
         assert_eq!(sequencer.wants_read(true), Some(1));
         assert_eq!(drain(&mut sequencer), ["2:b"]);
     }
@@ -476,19 +489,19 @@ mod tests {
     fn a_read_that_may_have_stopped_at_its_budget_goes_on_while_nothing_newer_came() {
         let mut sequencer = Sequencer::new();
         assert_eq!(sequencer.wants_read(true), Some(0));
-        // The budget ran out after seq 2: `nextSeq` is the last chunk's.
-        sequencer.apply_read(0, read(&[(1, b"a"), (2, b"b")], 2, 0));
+        // The budget ran out after seq 2: `nextSeq` is the one after it.
+        sequencer.apply_read(0, read(&[(1, b"a"), (2, b"b")], 3, 0));
         assert_eq!(drain(&mut sequencer), ["1:a", "2:b"]);
         assert_eq!(sequencer.wants_read(false), Some(2));
         // The next one reaches the end (the exit at 4 is still on its way).
-        sequencer.apply_read(2, read(&[(3, b"c")], 4, 0));
+        sequencer.apply_read(2, read(&[(3, b"c")], 5, 0));
         assert_eq!(drain(&mut sequencer), ["3:c"]);
         assert_eq!(sequencer.wants_read(false), None);
 
         // Newer output through the channel means the stream flows again:
         // no read, though the last one ended on a chunk.
         let mut flowing = Sequencer::new();
-        flowing.apply_read(0, read(&[(1, b"a")], 1, 0));
+        flowing.apply_read(0, read(&[(1, b"a")], 2, 0));
         flowing.accept(output(2, b"b"));
         assert_eq!(drain(&mut flowing), ["1:a", "2:b"]);
         assert_eq!(flowing.wants_read(false), None);
@@ -503,7 +516,7 @@ mod tests {
         assert_eq!(drain(&mut sequencer), Vec::<String>::new());
         assert_eq!(sequencer.wants_read(true), Some(0));
         // Evicted: 1 (1 byte), 2 (2 bytes), 3 (3 bytes, held), 4 (4 bytes).
-        sequencer.apply_read(0, read(&[(5, b"e")], 5, 10));
+        sequencer.apply_read(0, read(&[(5, b"e")], 6, 10));
         assert_eq!(sequencer.lost_bytes(), 7);
         assert_eq!(drain(&mut sequencer), ["lost 7", "3:ccc", "5:e"]);
     }
@@ -512,7 +525,7 @@ mod tests {
     fn eviction_with_nothing_retained_skips_to_the_end_but_keeps_the_exit() {
         let mut sequencer = Sequencer::new();
         sequencer.accept(exited(3));
-        sequencer.apply_read(0, read(&[], 4, 9));
+        sequencer.apply_read(0, read(&[], 5, 9));
         sequencer.accept(Event::Closed { seq: 4 });
         assert_eq!(drain(&mut sequencer), ["lost 9", "exited", "closed"]);
     }
@@ -567,14 +580,14 @@ mod tests {
         sequencer.note_resume();
         sequencer.apply_read(
             1,
-            final_read(&[(2, b"b"), (4, b"d")], 5, true, Some(3), None),
+            final_read(&[(2, b"b"), (4, b"d")], 6, true, Some(3), None),
         );
         let mut seen = Vec::new();
         while let Some(event) = sequencer.next_ready() {
             seen.push(event);
         }
         let status = RemoteExitStatus {
-            exit_code: Some(3),
+            exit_code: 3,
             signal: None,
             reason: ExitReason::Exited,
         };
@@ -610,7 +623,7 @@ mod tests {
             0,
             ProcessReadResponse {
                 dropped_bytes: 5,
-                ..final_read(&[(4, b"d")], 5, true, None, Some(Signal::Kill))
+                ..final_read(&[(4, b"d")], 6, true, Some(137), Some(Signal::Kill))
             },
         );
         assert_eq!(drain(&mut sequencer), ["lost 5", "4:d", "exited", "closed"]);
@@ -620,14 +633,14 @@ mod tests {
             0,
             ProcessReadResponse {
                 dropped_bytes: 5,
-                ..final_read(&[(4, b"d")], 5, true, None, Some(Signal::Kill))
+                ..final_read(&[(4, b"d")], 6, true, Some(137), Some(Signal::Kill))
             },
         );
         let events: Vec<ProcessEvent> = std::iter::from_fn(|| again.next_ready()).collect();
         assert_eq!(
             events.get(2),
             Some(&ProcessEvent::Exited(RemoteExitStatus {
-                exit_code: None,
+                exit_code: 137,
                 signal: Some(Signal::Kill),
                 reason: ExitReason::Signaled,
             }))
@@ -641,20 +654,20 @@ mod tests {
         // The first read stops at its budget after seq 3; the exit is 2.
         sequencer.apply_read(
             0,
-            final_read(&[(1, b"a"), (3, b"c")], 3, false, Some(0), None),
+            final_read(&[(1, b"a"), (3, b"c")], 4, false, Some(0), None),
         );
         assert_eq!(drain(&mut sequencer), ["1:a", "exited", "3:c"]);
         assert_eq!(sequencer.wants_read(false), Some(3));
         // The second reaches the close.
-        sequencer.apply_read(3, final_read(&[(4, b"d")], 5, true, Some(0), None));
+        sequencer.apply_read(3, final_read(&[(4, b"d")], 6, true, Some(0), None));
         assert_eq!(drain(&mut sequencer), ["4:d", "closed"]);
 
         // An exit beyond a budgeted read waits for the reads that follow.
         let mut later = Sequencer::new();
         later.note_resume();
-        later.apply_read(0, final_read(&[(1, b"a")], 1, false, Some(0), None));
+        later.apply_read(0, final_read(&[(1, b"a")], 2, false, Some(0), None));
         assert_eq!(drain(&mut later), ["1:a"]);
-        later.apply_read(1, final_read(&[], 3, true, Some(0), None));
+        later.apply_read(1, final_read(&[], 4, true, Some(0), None));
         assert_eq!(drain(&mut later), ["exited", "closed"]);
     }
 
@@ -664,7 +677,7 @@ mod tests {
         sequencer.accept(output(1, b"a"));
         sequencer.accept(exited(2));
         sequencer.note_resume();
-        sequencer.apply_read(0, final_read(&[(1, b"a")], 3, true, Some(0), None));
+        sequencer.apply_read(0, final_read(&[(1, b"a")], 4, true, Some(0), None));
         assert_eq!(drain(&mut sequencer), ["1:a", "exited", "closed"]);
     }
 
@@ -676,13 +689,13 @@ mod tests {
         assert_eq!(drain(&mut sequencer), ["1:a"]);
         sequencer.apply_read(
             1,
-            final_read(&[(3, b"c")], 3, false, None, Some(Signal::Kill)),
+            final_read(&[(3, b"c")], 4, false, Some(137), Some(Signal::Kill)),
         );
         assert_eq!(drain(&mut sequencer), Vec::<String>::new());
         sequencer.accept(Event::Exited {
             seq: 2,
             status: RemoteExitStatus {
-                exit_code: None,
+                exit_code: 137,
                 signal: Some(Signal::Kill),
                 reason: ExitReason::TimedOut,
             },
@@ -700,12 +713,12 @@ mod tests {
         sequencer.note_resume();
         sequencer.apply_read(
             0,
-            final_read(&[(2, b"b")], 2, false, None, Some(Signal::Kill)),
+            final_read(&[(2, b"b")], 3, false, Some(137), Some(Signal::Kill)),
         );
         sequencer.accept(Event::Exited {
             seq: 1,
             status: RemoteExitStatus {
-                exit_code: None,
+                exit_code: 137,
                 signal: Some(Signal::Kill),
                 reason: ExitReason::Killed,
             },

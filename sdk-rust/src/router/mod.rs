@@ -381,14 +381,14 @@ impl Router {
     }
 
     /// After a child's read after `after_seq` that covered every seq up to
-    /// `next_seq` with `bytes` bytes of output: acknowledges what the
+    /// `covered` with `bytes` bytes of output: acknowledges what the
     /// process's child has received, if anything new.
     pub(crate) fn acknowledge_read(
         &self,
         process_id: &ProcessId,
         shared: &RouteShared,
         after_seq: u64,
-        next_seq: u64,
+        covered: u64,
         bytes: u64,
     ) {
         if self.ack_threshold.load(Ordering::Relaxed) == 0 {
@@ -396,7 +396,7 @@ impl Router {
         }
         let due = {
             let mut received = lock(&shared.received);
-            received.read(after_seq, next_seq, bytes);
+            received.read(after_seq, covered, bytes);
             received.flush()
         };
         if let Some(seq) = due {

@@ -48,14 +48,14 @@ impl Received {
     }
 
     /// Records a read after the cursor `after_seq` that covered every seq up
-    /// to its `next_seq` (chunks, the exit and the close as flags, evicted
-    /// output counted as lost) with `bytes` bytes of output. A read from
-    /// beyond what was received says nothing about the gap before it, so it
-    /// is not counted.
-    pub(crate) fn read(&mut self, after_seq: u64, next_seq: u64, bytes: u64) {
+    /// to `covered` (its `nextSeq - 1`: chunks, the exit and the close as
+    /// flags, evicted output counted as lost) with `bytes` bytes of output. A
+    /// read from beyond what was received says nothing about the gap before
+    /// it, so it is not counted.
+    pub(crate) fn read(&mut self, after_seq: u64, covered: u64, bytes: u64) {
         self.unacknowledged_bytes = self.unacknowledged_bytes.saturating_add(bytes);
-        if after_seq <= self.through && next_seq > self.through {
-            self.through = next_seq;
+        if after_seq <= self.through && covered > self.through {
+            self.through = covered;
             self.absorb();
         }
     }

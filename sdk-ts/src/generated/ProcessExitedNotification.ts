@@ -9,9 +9,9 @@ import type { Signal } from "./Signal.js";
  */
 export type ProcessExitedNotification = { 
 /**
- *Exit code, or null when a signal ended it.
+ *Exit code, always an integer (Codex's `i32`): the exit status, or 128 + N when signal N ended the process, as shells report it (`signal` and `reason` tell the two apart), or -1 when the server could not learn the status.
  */
-exitCode: number | null, 
+exitCode: number, 
 /**
  *The process that ended.
  */

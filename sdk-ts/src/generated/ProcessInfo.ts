@@ -12,7 +12,7 @@ export type ProcessInfo = {
  */
 argv: Array<string>, 
 /**
- *Exit code, or null while running or when a signal ended it.
+ *Exit code once exited, null while running: the exit status, or 128 + N when signal N ended the process (`signal` names it when it has a protocol name), or -1 when the server could not learn the status.
  */
 exitCode: number | null, 
 /**

@@ -20,7 +20,7 @@ closed: boolean,
  */
 droppedBytes: number, 
 /**
- *Exit code, or null while running or when a signal ended it.
+ *Exit code once exited, null while running: the exit status, or 128 + N when signal N ended the process (`signal` and `reason` tell the two apart), or -1 when the server could not learn the status.
  */
 exitCode: number | null, 
 /**
@@ -28,7 +28,7 @@ exitCode: number | null,
  */
 exited: boolean, 
 /**
- *Cursor for the next call: pass it as `afterSeq`.
+ *The seq after the last event this read covers (Codex's `nextSeq`): every seq below it is a returned chunk, evicted output (counted in `droppedBytes`), or the exit or close the flags report. Pass `nextSeq - 1` as the next `afterSeq`. Without chunks it is the process's next seq (1 before any event).
  */
 nextSeq: number, 
 /**

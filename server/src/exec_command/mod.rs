@@ -342,7 +342,7 @@ async fn session(client: &ExecClient, launch: Launch) -> Result<u8> {
         }
     }
     match status {
-        Some(status) => exit_status(program, status),
+        Some(status) => Ok(exit_status(status)),
         None => bail!("the server closed `{program}` without reporting its exit"),
     }
 }
@@ -408,23 +408,16 @@ fn exit_for_signal(number: i32) -> u8 {
     u8::try_from(128 + number).unwrap_or(ERROR_EXIT)
 }
 
-/// Our exit status for the remote process's.
-///
-/// # Errors
-/// A death by a signal the protocol has no name for (the server reports
-/// neither a code nor a signal then, so the number is unknown).
-fn exit_status(program: &str, status: RemoteExitStatus) -> Result<u8> {
-    if let Some(code) = status.exit_code {
-        // Exit codes are 0 to 255; anything else keeps its low byte, as
-        // `exit(2)` does.
-        return Ok(code.rem_euclid(256) as u8);
-    }
+/// Our exit status for the remote process's: 128 + the local number of a
+/// named signal that ended it (the signal, not the code, says it was one),
+/// else the server's exit code, which is already 128 + N after a signal
+/// without a protocol name.
+fn exit_status(status: RemoteExitStatus) -> u8 {
     match status.signal {
-        Some(signal) => Ok(exit_for_signal(signal_number(signal))),
-        None => bail!(
-            "`{program}` was ended by a signal the protocol has no name for ({})",
-            status.reason
-        ),
+        Some(signal) => exit_for_signal(signal_number(signal)),
+        // Exit codes are 0 to 255; anything else (-1 for a status the server
+        // could not learn) keeps its low byte, as `exit(2)` does.
+        None => status.exit_code.rem_euclid(256) as u8,
     }
 }
 
@@ -435,11 +428,7 @@ mod tests {
 
     use super::*;
 
-    fn status(
-        exit_code: Option<i32>,
-        signal: Option<Signal>,
-        reason: ExitReason,
-    ) -> RemoteExitStatus {
+    fn status(exit_code: i32, signal: Option<Signal>, reason: ExitReason) -> RemoteExitStatus {
         RemoteExitStatus {
             exit_code,
             signal,
@@ -449,19 +438,17 @@ mod tests {
 
     #[test]
     fn exit_codes_and_signals_become_exit_statuses() {
-        let exited = status(Some(7), None, ExitReason::Exited);
-        assert_eq!(exit_status("p", exited).expect("a status"), 7);
-        let terminated = status(None, Some(Signal::Terminate), ExitReason::Signaled);
-        assert_eq!(exit_status("p", terminated).expect("a status"), 143);
-        let killed = status(None, Some(Signal::Kill), ExitReason::Killed);
-        assert_eq!(exit_status("p", killed).expect("a status"), 137);
-        let unnamed = status(None, None, ExitReason::Signaled);
-        assert_eq!(
-            exit_status("p", unnamed)
-                .expect_err("no number to report")
-                .to_string(),
-            "`p` was ended by a signal the protocol has no name for (signaled)"
-        );
+        let exited = status(7, None, ExitReason::Exited);
+        assert_eq!(exit_status(exited), 7);
+        let terminated = status(143, Some(Signal::Terminate), ExitReason::Signaled);
+        assert_eq!(exit_status(terminated), 143);
+        let killed = status(137, Some(Signal::Kill), ExitReason::Killed);
+        assert_eq!(exit_status(killed), 137);
+        // SIGWINCH has no protocol name: the server's 128 + N is kept.
+        let unnamed = status(156, None, ExitReason::Signaled);
+        assert_eq!(exit_status(unnamed), 156);
+        let unknown = status(-1, None, ExitReason::Exited);
+        assert_eq!(exit_status(unknown), 255);
     }
 
     #[test]

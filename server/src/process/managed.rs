@@ -19,7 +19,7 @@ use tokio::sync::{Notify, watch};
 
 use super::output::{ExitEvent, RetainedOutput};
 use super::pty::PtyMaster;
-use super::signal::{nix_signal, protocol_signal};
+use super::signal::{nix_signal, protocol_signal, wire_exit_code};
 use super::threads;
 use super::tree::Tree;
 use crate::error::ServerError;
@@ -248,8 +248,8 @@ impl ManagedProcess {
 
     /// Logs the exit from the wait status (`None` when waiting failed).
     pub(crate) fn record_exit(&self, status: Option<ExitStatus>) -> ExitEvent {
-        let exit_code = status.and_then(|status| status.code());
         let raw_signal = status.and_then(|status| status.signal());
+        let exit_code = wire_exit_code(status);
         let event = {
             let mut state = lock(&self.state);
             let reason = state.kill_reason.unwrap_or(if raw_signal.is_some() {
@@ -298,7 +298,7 @@ impl ManagedProcess {
             chunks: outcome.chunks,
             closed: outcome.closed,
             dropped_bytes: outcome.dropped_bytes,
-            exit_code: exit.and_then(|exit| exit.exit_code),
+            exit_code: exit.map(|exit| exit.exit_code),
             exited: exit.is_some(),
             next_seq: outcome.next_seq,
             signal: exit.and_then(|exit| exit.signal),
@@ -310,7 +310,7 @@ impl ManagedProcess {
         let exit = lock(&self.state).log.exit();
         ProcessInfo {
             argv: self.start.argv.clone(),
-            exit_code: exit.and_then(|exit| exit.exit_code),
+            exit_code: exit.map(|exit| exit.exit_code),
             pid: self.pid(),
             process_id: self.process_id.clone(),
             running: exit.is_none(),

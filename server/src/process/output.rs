@@ -23,8 +23,9 @@ const EVICTION_CHECKPOINTS: usize = 4096;
 pub(crate) struct ExitEvent {
     /// The event's position in the process's sequence.
     pub seq: u64,
-    /// The exit code; `None` when a signal ended the process.
-    pub exit_code: Option<i32>,
+    /// The exit code as the wire carries it: the exit status, 128 + N after
+    /// signal N, or -1 when waiting for the child failed.
+    pub exit_code: i32,
     /// The signal that ended it, when it has a protocol name.
     pub signal: Option<Signal>,
     /// Why it ended.
@@ -50,7 +51,8 @@ struct RetainedChunk {
 pub(crate) struct ReadOutcome {
     /// Retained chunks after the cursor, within the byte budget.
     pub chunks: Vec<OutputChunk>,
-    /// The cursor for the next read.
+    /// The seq after the last event this read covers (Codex's `nextSeq`):
+    /// the next read's cursor is one below it.
     pub next_seq: u64,
     /// Bytes after the cursor that were evicted before anyone read them.
     pub dropped_bytes: u64,
@@ -205,7 +207,7 @@ impl RetainedOutput {
     /// Logs the exit and returns its seq.
     pub(crate) fn push_exit(
         &mut self,
-        exit_code: Option<i32>,
+        exit_code: i32,
         signal: Option<Signal>,
         reason: ExitReason,
     ) -> ExitEvent {
@@ -228,13 +230,13 @@ impl RetainedOutput {
     }
 
     /// Reads after the exclusive cursor `after_seq`: retained chunks up to
-    /// `max_bytes` (at least one when any is there), the next cursor, and the
-    /// bytes this cursor lost to eviction.
+    /// `max_bytes` (at least one when any is there), the seq after the last
+    /// event covered, and the bytes this cursor lost to eviction.
     pub(crate) fn read(&self, after_seq: u64, max_bytes: u64) -> ReadOutcome {
         let first = self.chunks.partition_point(|chunk| chunk.seq <= after_seq);
         let mut chunks = Vec::new();
         let mut used: u64 = 0;
-        let mut next_seq = after_seq;
+        let mut covered = after_seq;
         let mut truncated = false;
         for chunk in self.chunks.range(first..) {
             let length = chunk.bytes.len() as u64;
@@ -243,7 +245,7 @@ impl RetainedOutput {
                 break;
             }
             used = used.saturating_add(length);
-            next_seq = chunk.seq;
+            covered = chunk.seq;
             chunks.push(OutputChunk {
                 chunk: Base64Bytes(chunk.bytes.clone()),
                 seq: chunk.seq,
@@ -253,14 +255,17 @@ impl RetainedOutput {
         if !truncated {
             // Everything after the cursor was returned, evicted (and counted
             // in `dropped_bytes`) or is an exit or close event the flags
-            // report, so the cursor moves past all of it.
-            next_seq = next_seq.max(self.last_seq);
+            // report, so the read covers all of it.
+            covered = covered.max(self.last_seq);
         }
+        // Codex's `nextSeq` is the seq after the last one covered (its
+        // client's recovery takes `nextSeq - 1` as the last event the server
+        // has), so a read that reached the close answers close seq + 1.
         ReadOutcome {
             chunks,
-            next_seq,
+            next_seq: covered + 1,
             dropped_bytes: self.dropped_after(after_seq),
-            closed: self.is_finished_for(next_seq),
+            closed: self.is_finished_for(covered),
         }
     }
 
@@ -318,7 +323,7 @@ mod tests {
         let mut log = RetainedOutput::new(1024);
         assert_eq!(log.push_output(OutputStream::Stdout, b"a".to_vec()), 1);
         assert_eq!(log.push_output(OutputStream::Stderr, b"b".to_vec()), 2);
-        let exit = log.push_exit(Some(0), None, ExitReason::Exited);
+        let exit = log.push_exit(0, None, ExitReason::Exited);
         assert_eq!(exit.seq, 3);
         assert_eq!(log.push_closed(), 4);
         assert_eq!(
@@ -328,7 +333,8 @@ mod tests {
                     chunk(1, OutputStream::Stdout, b"a"),
                     chunk(2, OutputStream::Stderr, b"b")
                 ],
-                next_seq: 4,
+                // The read covers the close at 4.
+                next_seq: 5,
                 dropped_bytes: 0,
                 closed: true,
             }
@@ -336,26 +342,37 @@ mod tests {
     }
 
     #[test]
-    fn max_bytes_returns_at_least_one_chunk_and_moves_the_cursor_to_it() {
+    fn max_bytes_returns_at_least_one_chunk_and_moves_the_cursor_past_it() {
         let mut log = RetainedOutput::new(1024);
         log.push_output(OutputStream::Stdout, b"hello".to_vec());
         log.push_output(OutputStream::Stdout, b"world".to_vec());
-        log.push_exit(Some(0), None, ExitReason::Exited);
+        log.push_exit(0, None, ExitReason::Exited);
         log.push_closed();
         let first = log.read(0, 1);
         assert_eq!(first.chunks, vec![chunk(1, OutputStream::Stdout, b"hello")]);
-        assert_eq!(first.next_seq, 1);
+        assert_eq!(first.next_seq, 2);
         assert!(!first.closed);
-        let second = log.read(first.next_seq, 1);
+        let second = log.read(first.next_seq - 1, 1);
         assert_eq!(
             second.chunks,
             vec![chunk(2, OutputStream::Stdout, b"world")]
         );
-        assert_eq!(second.next_seq, 4);
+        assert_eq!(second.next_seq, 5);
         assert!(second.closed);
         let third = log.read(4, 1);
         assert_eq!(third.chunks, vec![]);
-        assert_eq!(third.next_seq, 4);
+        assert_eq!(third.next_seq, 5);
+        assert!(third.closed);
+    }
+
+    #[test]
+    fn a_read_without_chunks_answers_the_next_seq() {
+        let mut log = RetainedOutput::new(1024);
+        assert_eq!(log.read(0, u64::MAX).next_seq, 1);
+        log.push_output(OutputStream::Stdout, b"a".to_vec());
+        let caught_up = log.read(1, u64::MAX);
+        assert_eq!((caught_up.chunks.len(), caught_up.next_seq), (0, 2));
+        assert_eq!(caught_up.next_seq, log.next_seq());
     }
 
     #[test]
@@ -377,7 +394,7 @@ mod tests {
             ]
         );
         assert_eq!(outcome.dropped_bytes, 8);
-        assert_eq!(outcome.next_seq, 4);
+        assert_eq!(outcome.next_seq, 5);
     }
 
     #[test]

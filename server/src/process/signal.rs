@@ -1,6 +1,10 @@
 //! The one table of the signals the protocol names, and the two lookups
 //! derived from it: protocol to OS (`process/signal`, the `exec` command's
-//! exit status) and OS to protocol (the signal that ended a process).
+//! exit status) and OS to protocol (the signal that ended a process); and
+//! the exit code the wire reports for a wait status.
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::ExitStatus;
 
 use exec_protocol::Signal;
 use nix::sys::signal::Signal as NixSignal;
@@ -50,6 +54,23 @@ pub(crate) fn protocol_signal(raw: i32) -> Option<Signal> {
         .map(|(protocol, _)| *protocol)
 }
 
+/// What the wire's `exitCode` is after a wait status: the exit status, or
+/// 128 + N after signal N (the shell's convention, and what `exec-server
+/// exec` exits with), or -1 when waiting failed (`None`). Codex's client
+/// reads `exitCode` as a plain `i32`, so it is never null once exited.
+pub(crate) fn wire_exit_code(status: Option<ExitStatus>) -> i32 {
+    let Some(status) = status else {
+        return -1;
+    };
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        // Neither happens after a wait for a terminated child (a stopped or
+        // continued status is not an exit); treat it like a failed wait.
+        (None, None) => -1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use pretty_assertions::assert_eq;
@@ -89,6 +110,22 @@ mod tests {
             assert_eq!(os.as_str(), posix, "{signal}");
             assert_eq!(protocol_signal(os as i32), Some(signal), "{signal} as {os}");
         }
+    }
+
+    #[test]
+    fn exit_codes_are_the_status_or_128_plus_the_signal() {
+        // A raw wait status holds an exit code in bits 8-15 and a signal in
+        // bits 0-6.
+        assert_eq!(wire_exit_code(Some(ExitStatus::from_raw(7 << 8))), 7);
+        assert_eq!(wire_exit_code(Some(ExitStatus::from_raw(0))), 0);
+        assert_eq!(wire_exit_code(Some(ExitStatus::from_raw(9))), 137);
+        assert_eq!(wire_exit_code(Some(ExitStatus::from_raw(15))), 143);
+        let winch = NixSignal::SIGWINCH as i32;
+        assert_eq!(
+            wire_exit_code(Some(ExitStatus::from_raw(winch))),
+            128 + winch
+        );
+        assert_eq!(wire_exit_code(None), -1);
     }
 
     #[test]

@@ -267,7 +267,7 @@ async fn a_signal_that_ends_the_process_is_reported() {
     let events = harness.until_closed("self-term").await;
     assert_eq!(
         exited(&events),
-        json!({"exitCode": null, "signal": "terminate", "reason": "signaled"})
+        json!({"exitCode": 143, "signal": "terminate", "reason": "signaled"})
     );
 
     harness.start(params("interrupted", &["sleep", "60"])).await;
@@ -282,7 +282,7 @@ async fn a_signal_that_ends_the_process_is_reported() {
     let events = harness.until_closed("interrupted").await;
     assert_eq!(
         exited(&events),
-        json!({"exitCode": null, "signal": "interrupt", "reason": "signaled"})
+        json!({"exitCode": 130, "signal": "interrupt", "reason": "signaled"})
     );
     let read = harness
         .table
@@ -292,7 +292,7 @@ async fn a_signal_that_ends_the_process_is_reported() {
     assert!(read.exited && read.closed);
     assert_eq!(
         (read.exit_code, read.signal),
-        (None, Some(Signal::Interrupt))
+        (Some(130), Some(Signal::Interrupt))
     );
 }
 
@@ -544,7 +544,7 @@ async fn read_cursors_long_poll_and_max_bytes() {
             first.closed,
             first.dropped_bytes
         ),
-        (1, false, false, 0)
+        (2, false, false, 0)
     );
 
     // A long poll that only output can end in time: the write wakes it.
@@ -567,7 +567,7 @@ async fn read_cursors_long_poll_and_max_bytes() {
         (2, &b"two\n"[..])
     );
 
-    let mut cursor = second.next_seq;
+    let mut cursor = second.next_seq - 1;
     let last = loop {
         let read = harness
             .table
@@ -575,14 +575,14 @@ async fn read_cursors_long_poll_and_max_bytes() {
             .await
             .expect("read");
         assert!(read.chunks.is_empty());
-        cursor = read.next_seq;
+        cursor = read.next_seq - 1;
         if read.closed {
             break read;
         }
     };
     assert_eq!(
         (last.next_seq, last.exited, last.exit_code),
-        (4, true, Some(0))
+        (5, true, Some(0))
     );
 
     let budgeted = harness
@@ -601,7 +601,7 @@ async fn read_cursors_long_poll_and_max_bytes() {
             .collect::<Vec<_>>(),
         [1]
     );
-    assert_eq!((budgeted.next_seq, budgeted.closed), (1, false));
+    assert_eq!((budgeted.next_seq, budgeted.closed), (2, false));
 }
 
 #[tokio::test]
@@ -665,7 +665,7 @@ async fn timeout_kills_with_reason_timed_out() {
     let events = harness.until_closed("slow").await;
     assert_eq!(
         exited(&events),
-        json!({"exitCode": null, "signal": "kill", "reason": "timedOut"})
+        json!({"exitCode": 137, "signal": "kill", "reason": "timedOut"})
     );
 }
 
@@ -698,7 +698,7 @@ async fn terminate_kills_a_setsid_grandchild() {
     let events = harness.until_closed("tree").await;
     assert_eq!(
         exited(&events),
-        json!({"exitCode": null, "signal": "kill", "reason": "killed"})
+        json!({"exitCode": 137, "signal": "kill", "reason": "killed"})
     );
     wait_until_gone(grandchild).await;
 
@@ -815,7 +815,7 @@ async fn back_pressure_holds_output_until_the_outbox_drains() {
             .iter()
             .map(|chunk| chunk.chunk.len())
             .sum::<usize>();
-        cursor = read.next_seq;
+        cursor = read.next_seq - 1;
     }
     assert!(
         seen < TOTAL / 4,
@@ -849,7 +849,7 @@ async fn notifications_wait_for_announce() {
             .read(read_params("quiet", cursor, PATIENCE.as_millis() as u64))
             .await
             .expect("read");
-        cursor = read.next_seq;
+        cursor = read.next_seq - 1;
         if read.closed {
             break read;
         }

@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn exited_and_closed_texts_are_notifications() {
         let exited = encode(&ProcessEvent::Exited(ProcessExitedNotification {
-            exit_code: None,
+            exit_code: 137,
             process_id: id("p"),
             reason: ExitReason::Signaled,
             seq: 3,
@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<Value>(&exited).expect("json"),
             json!({"jsonrpc": "2.0", "method": "process/exited", "params": {
-                "exitCode": null, "processId": "p", "reason": "signaled", "seq": 3, "signal": "kill"}})
+                "exitCode": 137, "processId": "p", "reason": "signaled", "seq": 3, "signal": "kill"}})
         );
         let closed = encode(&ProcessEvent::Closed(ProcessClosedNotification {
             process_id: id("p"),

@@ -1,13 +1,15 @@
 //! The rules of a response: an `id` that a request awaits, `result` or
 //! `error` but not both, and a `result` valid against the result def of the
 //! request it answers. A valid `process/start` result lets that process's
-//! notifications flow.
+//! notifications flow; a valid `process/read` or `process/list` result is
+//! also held to the rules of `process_results`.
 
 use serde_json::{Map, Value};
 
 use super::envelope::{check_members, valid_id};
 use super::report::{Report, def_name};
 use super::{ConnectionValidator, Observation, PendingRequest};
+use crate::process_results::{list_result_problems, read_result_problems};
 use crate::schema::Direction;
 
 impl ConnectionValidator {
@@ -116,6 +118,19 @@ impl ConnectionValidator {
                 .or_else(|| request.process_id.clone());
             if let Some(process_id) = process_id {
                 self.processes.started(&process_id);
+            }
+        }
+        if problems.is_empty() && report.direction == Direction::ServerToClient {
+            let field_problems = match request.method.as_str() {
+                exec_protocol::PROCESS_READ_METHOD => read_result_problems(result),
+                exec_protocol::PROCESS_LIST_METHOD => list_result_problems(result),
+                _ => Vec::new(),
+            };
+            for problem in field_problems {
+                report.add(
+                    "processResult",
+                    format!("`{}` result: {problem}", request.method),
+                );
             }
         }
         if problems.is_empty()

@@ -220,7 +220,7 @@ async fn output_round(client: &ExecClient, round: u64, load: &Load) -> Result<()
         .await
         .context("a PTY process")?;
     ensure!(
-        output.status.exit_code == Some(3),
+        output.status.code() == Some(3),
         "the PTY process ended {:?}",
         output.status
     );
