@@ -304,6 +304,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     // Waits for the WebSocket connections, then kills what remains
     // (nothing, normally).
     shutdown.finish(CONNECTIONS_GRACE).await;
+    exec_server::guardian::release();
     result
 }
 

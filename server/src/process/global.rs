@@ -68,6 +68,18 @@ pub fn kill_dead_server_trees(server_id: &str, cgroup: Option<&std::path::Path>)
     }
 }
 
+/// What the guardian does after a server that released it (see
+/// `guardian::release`) ended: that server's shutdown already killed every
+/// tree and swept `/proc`, so only its cgroup is killed (one write, which
+/// also catches anything forked since) and removed; the `/proc` sweep,
+/// which reads every process's environment, is skipped.
+pub fn remove_released_server_cgroup(cgroup: Option<&std::path::Path>) {
+    if let Some(directory) = cgroup {
+        tree::kill_cgroup_blocking(directory);
+        cgroup::remove(directory);
+    }
+}
+
 /// Server shutdown (SIGTERM/SIGINT): kills every managed process tree of every
 /// table (exit reason `killed`), and every leftover process carrying this
 /// server's tree marker, then waits until the children are reaped.

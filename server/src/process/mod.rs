@@ -113,7 +113,7 @@ pub use command::TOKEN_ENV_VARIABLE;
 pub use events::{EncodeEvent, EventSink, ProcessEvent};
 pub use global::{
     cgroup_directory, init_cgroup_containment, init_reaper, kill_all, kill_dead_server_trees,
-    server_id,
+    remove_released_server_cgroup, server_id,
 };
 pub use reaper::is_ignored;
 pub use signal::nix_signal;

@@ -314,16 +314,22 @@ fn kill_cgroups_once(directories: &[&Path]) -> Option<bool> {
 /// [`MAX_KILL_ROUNDS`] rounds.
 pub(crate) fn kill_swept_blocking(sweep: &Sweep) {
     if let Some(directory) = &sweep.cgroup {
-        for _ in 0..MAX_KILL_ROUNDS {
-            if kill_cgroups_once(&[directory.as_path()]) != Some(true) {
-                break;
-            }
-            std::thread::sleep(KILL_ROUND_WAIT);
-        }
+        kill_cgroup_blocking(directory);
     }
     for round in 0..MAX_KILL_ROUNDS {
         if kill_round(&[], Some(&sweep.marker_prefix)) == 0 && round > 0 {
             return;
+        }
+        std::thread::sleep(KILL_ROUND_WAIT);
+    }
+}
+
+/// Kills everything in the cgroup `directory` and below, blocking (a few
+/// rounds of `cgroup.kill` until it is unpopulated).
+pub(crate) fn kill_cgroup_blocking(directory: &Path) {
+    for _ in 0..MAX_KILL_ROUNDS {
+        if kill_cgroups_once(&[directory]) != Some(true) {
+            break;
         }
         std::thread::sleep(KILL_ROUND_WAIT);
     }
