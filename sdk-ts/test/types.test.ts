@@ -67,7 +67,7 @@ function typedPaths(exec: ExecClient): { [M in RequestMethod]: () => Promise<Req
     "fs/createDirectory": () => exec.request("fs/createDirectory", { path, recursive: true }),
     "fs/getMetadata": () => exec.request("fs/getMetadata", { path, followSymlinks: false }),
     "fs/readDirectory": () => exec.request("fs/readDirectory", { path }),
-    "fs/canonicalize": () => exec.request("fs/canonicalize", { path, sandbox: null }),
+    "fs/canonicalize": () => exec.request("fs/canonicalize", { path }),
     "fs/walk": () =>
       exec.request("fs/walk", {
         path,
