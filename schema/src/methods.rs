@@ -9,12 +9,20 @@ pub const PROTOCOL_VERSION: &str = "exec-server.v1";
 pub const ENVIRONMENT_INFO_METHOD: &str = "environment/info";
 ///Wire name of the `environment/status` request.
 pub const ENVIRONMENT_STATUS_METHOD: &str = "environment/status";
+///Wire name of the `fs/canonicalize` request.
+pub const FS_CANONICALIZE_METHOD: &str = "fs/canonicalize";
+///Wire name of the `fs/close` request.
+pub const FS_CLOSE_METHOD: &str = "fs/close";
 ///Wire name of the `fs/copy` request.
 pub const FS_COPY_METHOD: &str = "fs/copy";
 ///Wire name of the `fs/createDirectory` request.
 pub const FS_CREATE_DIRECTORY_METHOD: &str = "fs/createDirectory";
 ///Wire name of the `fs/getMetadata` request.
 pub const FS_GET_METADATA_METHOD: &str = "fs/getMetadata";
+///Wire name of the `fs/open` request.
+pub const FS_OPEN_METHOD: &str = "fs/open";
+///Wire name of the `fs/readBlock` request.
+pub const FS_READ_BLOCK_METHOD: &str = "fs/readBlock";
 ///Wire name of the `fs/readDirectory` request.
 pub const FS_READ_DIRECTORY_METHOD: &str = "fs/readDirectory";
 ///Wire name of the `fs/readFile` request.
@@ -23,6 +31,8 @@ pub const FS_READ_FILE_METHOD: &str = "fs/readFile";
 pub const FS_REMOVE_METHOD: &str = "fs/remove";
 ///Wire name of the `fs/rename` request.
 pub const FS_RENAME_METHOD: &str = "fs/rename";
+///Wire name of the `fs/walk` request.
+pub const FS_WALK_METHOD: &str = "fs/walk";
 ///Wire name of the `fs/writeFile` request.
 pub const FS_WRITE_FILE_METHOD: &str = "fs/writeFile";
 ///Wire name of the `initialize` request.
@@ -70,6 +80,20 @@ pub const METHODS: &[MethodInfo] = &[
         result: ::std::option::Option::Some("EnvironmentStatusResponse"),
     },
     MethodInfo {
+        name: FS_CANONICALIZE_METHOD,
+        kind: MethodKind::Request,
+        direction: Direction::ClientToServer,
+        params: "FsCanonicalizeParams",
+        result: ::std::option::Option::Some("FsCanonicalizeResponse"),
+    },
+    MethodInfo {
+        name: FS_CLOSE_METHOD,
+        kind: MethodKind::Request,
+        direction: Direction::ClientToServer,
+        params: "FsCloseParams",
+        result: ::std::option::Option::Some("FsCloseResponse"),
+    },
+    MethodInfo {
         name: FS_COPY_METHOD,
         kind: MethodKind::Request,
         direction: Direction::ClientToServer,
@@ -89,6 +113,20 @@ pub const METHODS: &[MethodInfo] = &[
         direction: Direction::ClientToServer,
         params: "FsGetMetadataParams",
         result: ::std::option::Option::Some("FsGetMetadataResponse"),
+    },
+    MethodInfo {
+        name: FS_OPEN_METHOD,
+        kind: MethodKind::Request,
+        direction: Direction::ClientToServer,
+        params: "FsOpenParams",
+        result: ::std::option::Option::Some("FsOpenResponse"),
+    },
+    MethodInfo {
+        name: FS_READ_BLOCK_METHOD,
+        kind: MethodKind::Request,
+        direction: Direction::ClientToServer,
+        params: "FsReadBlockParams",
+        result: ::std::option::Option::Some("FsReadBlockResponse"),
     },
     MethodInfo {
         name: FS_READ_DIRECTORY_METHOD,
@@ -117,6 +155,13 @@ pub const METHODS: &[MethodInfo] = &[
         direction: Direction::ClientToServer,
         params: "FsRenameParams",
         result: ::std::option::Option::Some("FsRenameResponse"),
+    },
+    MethodInfo {
+        name: FS_WALK_METHOD,
+        kind: MethodKind::Request,
+        direction: Direction::ClientToServer,
+        params: "FsWalkParams",
+        result: ::std::option::Option::Some("FsWalkResponse"),
     },
     MethodInfo {
         name: FS_WRITE_FILE_METHOD,
@@ -244,6 +289,24 @@ impl Request for EnvironmentStatus {
     type Params = EnvironmentStatusParams;
     type Response = EnvironmentStatusResponse;
 }
+///The `fs/canonicalize` request, as a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FsCanonicalize;
+impl Request for FsCanonicalize {
+    const METHOD: &'static str = FS_CANONICALIZE_METHOD;
+    const DIRECTION: Direction = Direction::ClientToServer;
+    type Params = FsCanonicalizeParams;
+    type Response = FsCanonicalizeResponse;
+}
+///The `fs/close` request, as a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FsClose;
+impl Request for FsClose {
+    const METHOD: &'static str = FS_CLOSE_METHOD;
+    const DIRECTION: Direction = Direction::ClientToServer;
+    type Params = FsCloseParams;
+    type Response = FsCloseResponse;
+}
 ///The `fs/copy` request, as a type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FsCopy;
@@ -270,6 +333,24 @@ impl Request for FsGetMetadata {
     const DIRECTION: Direction = Direction::ClientToServer;
     type Params = FsGetMetadataParams;
     type Response = FsGetMetadataResponse;
+}
+///The `fs/open` request, as a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FsOpen;
+impl Request for FsOpen {
+    const METHOD: &'static str = FS_OPEN_METHOD;
+    const DIRECTION: Direction = Direction::ClientToServer;
+    type Params = FsOpenParams;
+    type Response = FsOpenResponse;
+}
+///The `fs/readBlock` request, as a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FsReadBlock;
+impl Request for FsReadBlock {
+    const METHOD: &'static str = FS_READ_BLOCK_METHOD;
+    const DIRECTION: Direction = Direction::ClientToServer;
+    type Params = FsReadBlockParams;
+    type Response = FsReadBlockResponse;
 }
 ///The `fs/readDirectory` request, as a type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -306,6 +387,15 @@ impl Request for FsRename {
     const DIRECTION: Direction = Direction::ClientToServer;
     type Params = FsRenameParams;
     type Response = FsRenameResponse;
+}
+///The `fs/walk` request, as a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FsWalk;
+impl Request for FsWalk {
+    const METHOD: &'static str = FS_WALK_METHOD;
+    const DIRECTION: Direction = Direction::ClientToServer;
+    type Params = FsWalkParams;
+    type Response = FsWalkResponse;
 }
 ///The `fs/writeFile` request, as a type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -446,38 +536,45 @@ macro_rules! for_each_request {
         $crate::EnvironmentInfoParams, $crate::EnvironmentInfoResponse, ClientToServer),
         ($crate::EnvironmentStatus, environment_status, "environment/status",
         $crate::EnvironmentStatusParams, $crate::EnvironmentStatusResponse,
-        ClientToServer), ($crate::FsCopy, fs_copy, "fs/copy", $crate::FsCopyParams,
-        $crate::FsCopyResponse, ClientToServer), ($crate::FsCreateDirectory,
-        fs_create_directory, "fs/createDirectory", $crate::FsCreateDirectoryParams,
-        $crate::FsCreateDirectoryResponse, ClientToServer), ($crate::FsGetMetadata,
-        fs_get_metadata, "fs/getMetadata", $crate::FsGetMetadataParams,
-        $crate::FsGetMetadataResponse, ClientToServer), ($crate::FsReadDirectory,
-        fs_read_directory, "fs/readDirectory", $crate::FsReadDirectoryParams,
-        $crate::FsReadDirectoryResponse, ClientToServer), ($crate::FsReadFile,
-        fs_read_file, "fs/readFile", $crate::FsReadFileParams,
+        ClientToServer), ($crate::FsCanonicalize, fs_canonicalize, "fs/canonicalize",
+        $crate::FsCanonicalizeParams, $crate::FsCanonicalizeResponse, ClientToServer),
+        ($crate::FsClose, fs_close, "fs/close", $crate::FsCloseParams,
+        $crate::FsCloseResponse, ClientToServer), ($crate::FsCopy, fs_copy, "fs/copy",
+        $crate::FsCopyParams, $crate::FsCopyResponse, ClientToServer),
+        ($crate::FsCreateDirectory, fs_create_directory, "fs/createDirectory",
+        $crate::FsCreateDirectoryParams, $crate::FsCreateDirectoryResponse,
+        ClientToServer), ($crate::FsGetMetadata, fs_get_metadata, "fs/getMetadata",
+        $crate::FsGetMetadataParams, $crate::FsGetMetadataResponse, ClientToServer),
+        ($crate::FsOpen, fs_open, "fs/open", $crate::FsOpenParams,
+        $crate::FsOpenResponse, ClientToServer), ($crate::FsReadBlock, fs_read_block,
+        "fs/readBlock", $crate::FsReadBlockParams, $crate::FsReadBlockResponse,
+        ClientToServer), ($crate::FsReadDirectory, fs_read_directory, "fs/readDirectory",
+        $crate::FsReadDirectoryParams, $crate::FsReadDirectoryResponse, ClientToServer),
+        ($crate::FsReadFile, fs_read_file, "fs/readFile", $crate::FsReadFileParams,
         $crate::FsReadFileResponse, ClientToServer), ($crate::FsRemove, fs_remove,
         "fs/remove", $crate::FsRemoveParams, $crate::FsRemoveResponse, ClientToServer),
         ($crate::FsRename, fs_rename, "fs/rename", $crate::FsRenameParams,
-        $crate::FsRenameResponse, ClientToServer), ($crate::FsWriteFile, fs_write_file,
-        "fs/writeFile", $crate::FsWriteFileParams, $crate::FsWriteFileResponse,
-        ClientToServer), ($crate::Initialize, initialize, "initialize",
-        $crate::InitializeParams, $crate::InitializeResponse, ClientToServer),
-        ($crate::ProcessCloseStdin, process_close_stdin, "process/closeStdin",
-        $crate::ProcessCloseStdinParams, $crate::ProcessCloseStdinResponse,
-        ClientToServer), ($crate::ProcessList, process_list, "process/list",
-        $crate::ProcessListParams, $crate::ProcessListResponse, ClientToServer),
-        ($crate::ProcessRead, process_read, "process/read", $crate::ProcessReadParams,
-        $crate::ProcessReadResponse, ClientToServer), ($crate::ProcessResize,
-        process_resize, "process/resize", $crate::ProcessResizeParams,
-        $crate::ProcessResizeResponse, ClientToServer), ($crate::ProcessSignal,
-        process_signal, "process/signal", $crate::ProcessSignalParams,
-        $crate::ProcessSignalResponse, ClientToServer), ($crate::ProcessStart,
-        process_start, "process/start", $crate::ProcessStartParams,
-        $crate::ProcessStartResponse, ClientToServer), ($crate::ProcessTerminate,
-        process_terminate, "process/terminate", $crate::ProcessTerminateParams,
-        $crate::ProcessTerminateResponse, ClientToServer), ($crate::ProcessWrite,
-        process_write, "process/write", $crate::ProcessWriteParams,
-        $crate::ProcessWriteResponse, ClientToServer) }
+        $crate::FsRenameResponse, ClientToServer), ($crate::FsWalk, fs_walk, "fs/walk",
+        $crate::FsWalkParams, $crate::FsWalkResponse, ClientToServer),
+        ($crate::FsWriteFile, fs_write_file, "fs/writeFile", $crate::FsWriteFileParams,
+        $crate::FsWriteFileResponse, ClientToServer), ($crate::Initialize, initialize,
+        "initialize", $crate::InitializeParams, $crate::InitializeResponse,
+        ClientToServer), ($crate::ProcessCloseStdin, process_close_stdin,
+        "process/closeStdin", $crate::ProcessCloseStdinParams,
+        $crate::ProcessCloseStdinResponse, ClientToServer), ($crate::ProcessList,
+        process_list, "process/list", $crate::ProcessListParams,
+        $crate::ProcessListResponse, ClientToServer), ($crate::ProcessRead, process_read,
+        "process/read", $crate::ProcessReadParams, $crate::ProcessReadResponse,
+        ClientToServer), ($crate::ProcessResize, process_resize, "process/resize",
+        $crate::ProcessResizeParams, $crate::ProcessResizeResponse, ClientToServer),
+        ($crate::ProcessSignal, process_signal, "process/signal",
+        $crate::ProcessSignalParams, $crate::ProcessSignalResponse, ClientToServer),
+        ($crate::ProcessStart, process_start, "process/start",
+        $crate::ProcessStartParams, $crate::ProcessStartResponse, ClientToServer),
+        ($crate::ProcessTerminate, process_terminate, "process/terminate",
+        $crate::ProcessTerminateParams, $crate::ProcessTerminateResponse,
+        ClientToServer), ($crate::ProcessWrite, process_write, "process/write",
+        $crate::ProcessWriteParams, $crate::ProcessWriteResponse, ClientToServer) }
     };
 }
 /// Calls `$callback!` with one `(Marker, snake_name, "wire/name", Params, Direction)`

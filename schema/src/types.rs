@@ -543,6 +543,32 @@ impl ::std::convert::TryFrom<::std::string::String> for ExitReason {
         value.parse()
     }
 }
+///Params of `fs/canonicalize`: resolve a path to its canonical absolute form.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct FsCanonicalizeParams {
+    ///The path to resolve; it must exist.
+    pub path: AbsolutePath,
+    ///Codex's sandbox intent (`FileSystemSandboxContext`). This server applies no sandbox, so it fails closed: a request whose `sandbox` is present and whose `permissions.type` is not `disabled` is refused with `sandboxUnavailable` and nothing is done. Null, absent, or `permissions.type` `disabled` run the operation unsandboxed.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub sandbox: ::std::option::Option<SandboxRequest>,
+}
+///Result of `fs/canonicalize`.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct FsCanonicalizeResponse {
+    ///The path with every symlink, `.` and `..` resolved (realpath(3)), in the form the request's `path` used (a `file://` URI for a URI).
+    pub path: AbsolutePath,
+}
+///Params of `fs/close`: close a handle. Closing an unknown or already closed handle is not an error.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct FsCloseParams {
+    ///The handle to close.
+    #[serde(rename = "handleId")]
+    pub handle_id: ::std::string::String,
+}
 ///Params of `fs/copy`: copy a file, or a directory tree with `recursive`.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
@@ -612,6 +638,49 @@ pub struct FsGetMetadataResponse {
     pub modified_at_ms: ::std::option::Option<i64>,
     ///Size in bytes.
     pub size: u64,
+}
+///Params of `fs/open`: open a regular file for `fs/readBlock`. Handles belong to the connection: at most `limits.maxFileHandlesPerConnection` are open at once, and all are closed when the connection ends.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct FsOpenParams {
+    ///The client's name for the handle; one that is already open on this connection gets `invalidParams`.
+    #[serde(rename = "handleId")]
+    pub handle_id: ::std::string::String,
+    ///The regular file to open; a directory gets `isADirectory`, a FIFO, socket or device `invalidPath`.
+    pub path: AbsolutePath,
+    ///Codex's sandbox intent (`FileSystemSandboxContext`). This server applies no sandbox, so it fails closed: a request whose `sandbox` is present and whose `permissions.type` is not `disabled` is refused with `sandboxUnavailable` and nothing is done. Null, absent, or `permissions.type` `disabled` run the operation unsandboxed.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub sandbox: ::std::option::Option<SandboxRequest>,
+}
+///Result of `fs/open`.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct FsOpenResponse {
+    ///The handle, as the request named it.
+    #[serde(rename = "handleId")]
+    pub handle_id: ::std::string::String,
+}
+///Params of `fs/readBlock`: read bytes at an offset of an open handle.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct FsReadBlockParams {
+    ///A handle `fs/open` opened on this connection; an unknown or closed one gets `notFound`.
+    #[serde(rename = "handleId")]
+    pub handle_id: ::std::string::String,
+    ///How many bytes to read: 1 to 1048576 (1 MiB); anything else gets `invalidParams`.
+    pub len: u64,
+    ///Where to read, in bytes from the start of the file.
+    pub offset: u64,
+}
+///Result of `fs/readBlock`. An operating-system error reading closes the handle.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct FsReadBlockResponse {
+    ///The bytes read: `len` of them unless the file ends first.
+    pub chunk: crate::Base64Bytes,
+    ///Whether fewer than `len` bytes were read, that is the read reached the end of the file.
+    pub eof: bool,
 }
 ///Params of `fs/readDirectory`.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
@@ -686,6 +755,30 @@ pub struct FsRenameParams {
     ///What to move.
     #[serde(rename = "sourcePath")]
     pub source_path: AbsolutePath,
+}
+///Params of `fs/walk`: list a directory tree breadth-first, within limits.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct FsWalkParams {
+    ///The walk's limits and symlink rules.
+    pub options: WalkOptions,
+    ///The root directory. It is not itself an entry; a root that is not a directory (or a symlink to one when `followDirectorySymlinks` is false) gives an empty result.
+    pub path: AbsolutePath,
+    ///Codex's sandbox intent (`FileSystemSandboxContext`). This server applies no sandbox, so it fails closed: a request whose `sandbox` is present and whose `permissions.type` is not `disabled` is refused with `sandboxUnavailable` and nothing is done. Null, absent, or `permissions.type` `disabled` run the operation unsandboxed.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub sandbox: ::std::option::Option<SandboxRequest>,
+}
+///Result of `fs/walk` (Codex's `WalkOutcome`).
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct FsWalkResponse {
+    ///Directories and regular files below the root, breadth-first; each directory's entries sorted by name (bytewise).
+    pub entries: ::std::vec::Vec<WalkEntry>,
+    ///Descendants that could not be read or inspected.
+    pub errors: ::std::vec::Vec<WalkError>,
+    ///Whether a limit (`maxEntries`, `maxDirectories`, or the server's 4 MiB budget for the result) left part of the tree out.
+    pub truncated: bool,
 }
 ///Params of `fs/writeFile`: create or replace a file (or append to it).
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
@@ -1278,6 +1371,13 @@ pub struct ServerInfo {
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct ServerLimits {
+    ///File handles (`fs/open`) a connection may have open at once; one more gets `limitExceeded`. Absent from servers without `fs/open`.
+    #[serde(
+        rename = "maxFileHandlesPerConnection",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub max_file_handles_per_connection: ::std::option::Option<u64>,
     ///Largest incoming message, in bytes; a larger one gets -32600.
     #[serde(rename = "maxMessageBytes")]
     pub max_message_bytes: u64,
@@ -1398,6 +1498,102 @@ pub struct TerminalSize {
     ///Rows (lines), 1 to 65535.
     pub rows: ::std::num::NonZeroU16,
 }
+///One path found by `fs/walk`.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct WalkEntry {
+    ///A directory or a regular file; other file types are not listed.
+    pub kind: WalkEntryKind,
+    ///The entry's path: the root's path joined with the names below it, in the form the request's `path` used.
+    pub path: AbsolutePath,
+}
+///What a walk entry is.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd,
+)]
+pub enum WalkEntryKind {
+    ///A directory, or with `followDirectorySymlinks` a symlink to one.
+    #[serde(rename = "directory")]
+    Directory,
+    ///A regular file (never a symlink).
+    #[serde(rename = "file")]
+    File,
+}
+impl ::std::fmt::Display for WalkEntryKind {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Directory => f.write_str("directory"),
+            Self::File => f.write_str("file"),
+        }
+    }
+}
+impl ::std::str::FromStr for WalkEntryKind {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "directory" => Ok(Self::Directory),
+            "file" => Ok(Self::File),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for WalkEntryKind {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for WalkEntryKind {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///A path `fs/walk` could not inspect; the walk goes on without it.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct WalkError {
+    ///The operating system's reason.
+    pub message: ::std::string::String,
+    ///The directory that could not be read, or the entry that could not be inspected, in the form the request's `path` used.
+    pub path: AbsolutePath,
+}
+///Bounds of an `fs/walk` (Codex's `WalkOptions`). A limit of 0, or above its maximum, is refused with `invalidParams`.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct WalkOptions {
+    ///List symlinks to directories as directories and traverse them (each directory once, by its canonical path). When false, every symlink is skipped. A symlink to a file is never listed.
+    #[serde(rename = "followDirectorySymlinks")]
+    pub follow_directory_symlinks: bool,
+    ///Deepest directory level below the root that is traversed: 0 lists the root's children only. At most 64.
+    #[serde(rename = "maxDepth")]
+    pub max_depth: u64,
+    ///Most directories traversed, the root included; a directory found past it is listed but not traversed, and `truncated` is set. 1 to 10000.
+    #[serde(rename = "maxDirectories")]
+    pub max_directories: u64,
+    ///Most directory entries examined; the walk stops with `truncated` at the next one. 1 to 50000.
+    #[serde(rename = "maxEntries")]
+    pub max_entries: u64,
+    ///List directories whose name starts with `.` but do not traverse them. Default false.
+    #[serde(
+        rename = "pruneHiddenDirectories",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub prune_hidden_directories: ::std::option::Option<bool>,
+}
 ///Outcome of `process/write`: written, no such process, stdin closed (or never open), or the process is not ready for input yet.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(
@@ -1492,6 +1688,10 @@ pub mod error {
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EmptyObject {}
+///Result of `fs/close`: empty.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsCloseResponse {}
 ///Result of `fs/copy`: empty.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -1672,6 +1872,37 @@ pub fn typescript_declarations(
             <crate::ExitReason as ::ts_rs::TS>::export_to_string(config)?,
         ));
     }
+    if let ::std::option::Option::Some(path) =
+        <crate::FsCanonicalizeParams as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::FsCanonicalizeParams as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::FsCanonicalizeResponse as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::FsCanonicalizeResponse as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::FsCloseParams as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::FsCloseParams as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::FsCloseResponse as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::FsCloseResponse as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
     if let ::std::option::Option::Some(path) = <crate::FsCopyParams as ::ts_rs::TS>::output_path() {
         files.push((
             path,
@@ -1715,6 +1946,35 @@ pub fn typescript_declarations(
         files.push((
             path,
             <crate::FsGetMetadataResponse as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::FsOpenParams as ::ts_rs::TS>::output_path() {
+        files.push((
+            path,
+            <crate::FsOpenParams as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::FsOpenResponse as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::FsOpenResponse as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::FsReadBlockParams as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::FsReadBlockParams as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::FsReadBlockResponse as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::FsReadBlockResponse as ::ts_rs::TS>::export_to_string(config)?,
         ));
     }
     if let ::std::option::Option::Some(path) =
@@ -1777,6 +2037,19 @@ pub fn typescript_declarations(
         files.push((
             path,
             <crate::FsRenameResponse as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::FsWalkParams as ::ts_rs::TS>::output_path() {
+        files.push((
+            path,
+            <crate::FsWalkParams as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::FsWalkResponse as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::FsWalkResponse as ::ts_rs::TS>::export_to_string(config)?,
         ));
     }
     if let ::std::option::Option::Some(path) =
@@ -2066,6 +2339,31 @@ pub fn typescript_declarations(
         files.push((
             path,
             <crate::TerminalSize as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::WalkEntry as ::ts_rs::TS>::output_path() {
+        files.push((
+            path,
+            <crate::WalkEntry as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::WalkEntryKind as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::WalkEntryKind as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::WalkError as ::ts_rs::TS>::output_path() {
+        files.push((
+            path,
+            <crate::WalkError as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::WalkOptions as ::ts_rs::TS>::output_path() {
+        files.push((
+            path,
+            <crate::WalkOptions as ::ts_rs::TS>::export_to_string(config)?,
         ));
     }
     if let ::std::option::Option::Some(path) = <crate::WriteStatus as ::ts_rs::TS>::output_path() {

@@ -8,12 +8,13 @@ use std::num::NonZeroU16;
 use std::time::Duration;
 
 use exec_client::protocol::{
-    EnvironmentInfoParams, EnvironmentStatusKind, EnvironmentStatusParams, FsCopyParams,
-    FsCreateDirectoryParams, FsGetMetadataParams, FsReadDirectoryParams, FsReadFileParams,
-    FsRemoveParams, FsRenameParams, FsWriteFileParams, InitializeParams, METHODS, MethodKind,
+    EnvironmentInfoParams, EnvironmentStatusKind, EnvironmentStatusParams, FsCanonicalizeParams,
+    FsCloseParams, FsCopyParams, FsCreateDirectoryParams, FsGetMetadataParams, FsOpenParams,
+    FsReadBlockParams, FsReadDirectoryParams, FsReadFileParams, FsRemoveParams, FsRenameParams,
+    FsWalkParams, FsWriteFileParams, InitializeParams, METHODS, MethodKind,
     ProcessCloseStdinParams, ProcessListParams, ProcessReadParams, ProcessResizeParams,
     ProcessSignalParams, ProcessStartParams, ProcessTerminateParams, ProcessWriteParams,
-    TerminalSize, WriteStatus,
+    TerminalSize, WalkEntryKind, WalkOptions, WriteStatus,
 };
 use exec_client::{
     ClientError, ConnectOptions, ErrorKind, ExecClient, ExitReason, OutputStream, ProcessEvent,
@@ -175,6 +176,82 @@ async fn every_typed_request_once(transport: Transport) {
         .collect();
     assert_eq!(names, ["f.txt", "moved.txt"]);
     called.insert("fs/readDirectory");
+    let walked = client
+        .fs_walk(FsWalkParams {
+            options: WalkOptions {
+                follow_directory_symlinks: false,
+                max_depth: 0,
+                max_directories: 1,
+                max_entries: 10,
+                prune_hidden_directories: None,
+            },
+            path: directory.clone().into(),
+            sandbox: None,
+        })
+        .await
+        .expect("walk");
+    let walked: Vec<(&str, WalkEntryKind)> = walked
+        .entries
+        .iter()
+        .map(|entry| (entry.path.as_str(), entry.kind))
+        .collect();
+    let moved = format!("{directory}/moved.txt");
+    assert_eq!(
+        walked,
+        [
+            (file.as_str(), WalkEntryKind::File),
+            (moved.as_str(), WalkEntryKind::File)
+        ]
+    );
+    called.insert("fs/walk");
+    let canonical = client
+        .fs_canonicalize(FsCanonicalizeParams {
+            path: format!("{directory}/../b/./f.txt").into(),
+            sandbox: None,
+        })
+        .await
+        .expect("canonicalize");
+    let expected = std::fs::canonicalize(&file).expect("the file's canonical path");
+    assert_eq!(canonical.path.as_str(), expected.display().to_string());
+    called.insert("fs/canonicalize");
+    client
+        .fs_open(FsOpenParams {
+            handle_id: String::from("f"),
+            path: file.clone().into(),
+            sandbox: None,
+        })
+        .await
+        .expect("open");
+    called.insert("fs/open");
+    let block = client
+        .fs_read_block(FsReadBlockParams {
+            handle_id: String::from("f"),
+            len: 5,
+            offset: 6,
+        })
+        .await
+        .expect("readBlock");
+    assert_eq!(
+        (block.chunk.as_bytes(), block.eof),
+        (&b"\x00 wor"[..], false)
+    );
+    called.insert("fs/readBlock");
+    client
+        .fs_close(FsCloseParams {
+            handle_id: String::from("f"),
+        })
+        .await
+        .expect("close");
+    let closed = client
+        .fs_read_block(FsReadBlockParams {
+            handle_id: String::from("f"),
+            len: 1,
+            offset: 0,
+        })
+        .await
+        .expect_err("a closed handle");
+    assert_eq!(closed.kind(), Some(ErrorKind::NotFound));
+    called.insert("fs/close");
     client
         .fs_remove(FsRemoveParams {
             force: None,

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 
-import { type ExecClient, PROTOCOL_VERSION, REQUEST_METHODS, type RequestMethod } from "exec-server-client";
+import { type ExecClient, ExecError, PROTOCOL_VERSION, REQUEST_METHODS, type RequestMethod } from "exec-server-client";
 
 import { PATH, type TestServer, connect, execError, startServer } from "./harness.js";
 
@@ -154,6 +154,62 @@ const checks: Record<RequestMethod, () => Promise<void>> = {
     );
     await client.request("fs/rename", { sourcePath: source, destinationPath: destination, overwrite: true });
     assert.equal(await readFile(destination, "utf8"), "moved");
+  },
+
+  async "fs/canonicalize"() {
+    const target = join(directory, "canonical.txt");
+    await writeFile(target, "x");
+    const resolved = await client.request("fs/canonicalize", { path: join(directory, ".", "canonical.txt") });
+    assert.equal(resolved.path, target);
+  },
+
+  async "fs/walk"() {
+    const root = join(directory, "walked");
+    await client.request("fs/writeFile", { path: join(root, "sub", "leaf.txt"), dataBase64: "", createParents: true });
+    const walked = await client.request("fs/walk", {
+      path: root,
+      options: { maxDepth: 4, maxDirectories: 10, maxEntries: 10, followDirectorySymlinks: false },
+    });
+    assert.deepEqual(walked, {
+      entries: [
+        { path: join(root, "sub"), kind: "directory" },
+        { path: join(root, "sub", "leaf.txt"), kind: "file" },
+      ],
+      errors: [],
+      truncated: false,
+    });
+  },
+
+  async "fs/open"() {
+    const path = join(directory, "opened.txt");
+    await writeFile(path, "opened");
+    assert.deepEqual(await client.request("fs/open", { handleId: "open-check", path }), { handleId: "open-check" });
+    await client.request("fs/close", { handleId: "open-check" });
+  },
+
+  async "fs/readBlock"() {
+    const path = join(directory, "blocks.txt");
+    await writeFile(path, "0123456789");
+    await client.request("fs/open", { handleId: "block-check", path });
+    const first = await client.request("fs/readBlock", { handleId: "block-check", offset: 2, len: 3 });
+    assert.deepEqual(first, { chunk: base64("234"), eof: false });
+    const last = await client.request("fs/readBlock", { handleId: "block-check", offset: 8, len: 4 });
+    assert.deepEqual(last, { chunk: base64("89"), eof: true });
+    await client.request("fs/close", { handleId: "block-check" });
+  },
+
+  async "fs/close"() {
+    const path = join(directory, "closed.txt");
+    await writeFile(path, "x");
+    await client.request("fs/open", { handleId: "close-check", path });
+    assert.deepEqual(await client.request("fs/close", { handleId: "close-check" }), {});
+    // Closing again is not an error; reading a closed handle is `notFound`.
+    assert.deepEqual(await client.request("fs/close", { handleId: "close-check" }), {});
+    await assert.rejects(client.request("fs/readBlock", { handleId: "close-check", offset: 0, len: 1 }), (error: unknown) => {
+      assert.ok(error instanceof ExecError, String(error));
+      assert.equal(error.kind, "notFound");
+      return true;
+    });
   },
 
   async "process/start"() {

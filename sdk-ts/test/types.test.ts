@@ -67,6 +67,15 @@ function typedPaths(exec: ExecClient): { [M in RequestMethod]: () => Promise<Req
     "fs/createDirectory": () => exec.request("fs/createDirectory", { path, recursive: true }),
     "fs/getMetadata": () => exec.request("fs/getMetadata", { path, followSymlinks: false }),
     "fs/readDirectory": () => exec.request("fs/readDirectory", { path }),
+    "fs/canonicalize": () => exec.request("fs/canonicalize", { path }),
+    "fs/walk": () =>
+      exec.request("fs/walk", {
+        path,
+        options: { maxDepth: 1, maxDirectories: 1, maxEntries: 1, followDirectorySymlinks: true, pruneHiddenDirectories: true },
+      }),
+    "fs/open": () => exec.request("fs/open", { handleId: "h", path }),
+    "fs/readBlock": () => exec.request("fs/readBlock", { handleId: "h", offset: 0, len: 1 }),
+    "fs/close": () => exec.request("fs/close", { handleId: "h" }),
     "fs/readFile": () => exec.request("fs/readFile", { path, offset: 0, maxBytes: 10 }),
     "fs/remove": () => exec.request("fs/remove", { path, recursive: true, force: true }),
     "fs/rename": () => exec.request("fs/rename", { sourcePath: path, destinationPath: `${path}2`, overwrite: true }),

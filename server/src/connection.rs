@@ -137,9 +137,11 @@ impl Connection {
         self.context.superseded().clone()
     }
 
-    /// The connection ended: detaches its session, which then ends at once
-    /// (its processes killed) when the TTL is zero. Says what became of it.
+    /// The connection ended: closes its file handles and detaches its
+    /// session, which then ends at once (its processes killed) when the TTL
+    /// is zero. Says what became of the session.
     pub(crate) async fn close(&self) -> Departure {
+        self.context.file_handles().close_all();
         match self.context.attachment() {
             Some((session, generation)) => {
                 tracing::debug!(session = session.id(), "detaching the session");

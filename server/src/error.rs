@@ -72,12 +72,13 @@ pub enum ServerError {
         /// The operating system's reason.
         source: io::Error,
     },
-    /// `process/start` asked for a sandbox, managed network or network proxy
-    /// that this server does not apply (see `process/sandbox.rs`).
+    /// `process/start` or an `fs/*` method asked for a sandbox, managed
+    /// network or network proxy that this server does not apply (see
+    /// `process/sandbox.rs`).
     #[error("`{field}` asks for confinement this server does not apply: {reason}")]
     SandboxUnavailable {
-        /// The id the client sent.
-        process_id: ProcessId,
+        /// The id the client sent, for `process/start`; `None` for `fs/*`.
+        process_id: Option<ProcessId>,
         /// The wire name of the refused field.
         field: &'static str,
         /// Why it cannot be applied.
@@ -99,6 +100,14 @@ pub enum ServerError {
         path: String,
         /// The operating system's error.
         source: io::Error,
+    },
+    /// `fs/readBlock` names a handle this connection does not have open
+    /// (never opened, closed, or closed by a failed read); `data.kind`
+    /// `notFound`, as Codex answers.
+    #[error("no open file handle `{handle_id}` on this connection")]
+    UnknownHandle {
+        /// The id the client sent.
+        handle_id: String,
     },
     /// A server limit was reached.
     #[error("{what}: the limit is {limit}")]
@@ -157,6 +166,7 @@ impl ServerError {
             Self::SandboxUnavailable { .. } => ErrorKind::SandboxUnavailable,
             Self::InvalidPath { .. } => ErrorKind::InvalidPath,
             Self::Fs { source, .. } => io_error_kind(source),
+            Self::UnknownHandle { .. } => ErrorKind::NotFound,
             Self::LimitExceeded { .. } => ErrorKind::LimitExceeded,
             Self::Internal(_) => ErrorKind::Io,
         }
@@ -174,8 +184,8 @@ impl ServerError {
                 Self::UnknownProcess { process_id }
                 | Self::ProcessExists { process_id }
                 | Self::NotPty { process_id }
-                | Self::StdinClosed { process_id }
-                | Self::SandboxUnavailable { process_id, .. } => Some(process_id.clone()),
+                | Self::StdinClosed { process_id } => Some(process_id.clone()),
+                Self::SandboxUnavailable { process_id, .. } => process_id.clone(),
                 _ => None,
             },
         });

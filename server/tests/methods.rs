@@ -190,6 +190,42 @@ async fn every_method_and_notification_over_the_wire(transport: Transport) {
         .filter_map(|entry| entry["fileName"].as_str())
         .collect();
     assert_eq!(names, ["a", "d"]);
+    let walked = seen
+        .call(
+            &mut client,
+            "fs/walk",
+            json!({"path": format!("{root}/a"), "options": {"maxDepth": 4, "maxDirectories": 10, "maxEntries": 10, "followDirectorySymlinks": false}}),
+        )
+        .await;
+    assert_eq!(
+        walked,
+        json!({"entries": [{"path": format!("{root}/a/b"), "kind": "directory"}, {"path": format!("{root}/a/b/f"), "kind": "file"}], "errors": [], "truncated": false})
+    );
+    let canonical = seen
+        .call(
+            &mut client,
+            "fs/canonicalize",
+            json!({"path": format!("{root}/a/./b/../b/f")}),
+        )
+        .await;
+    let expected = std::fs::canonicalize(format!("{root}/a/b/f")).expect("a canonical path");
+    assert_eq!(canonical, json!({"path": expected.display().to_string()}));
+    seen.call(
+        &mut client,
+        "fs/open",
+        json!({"handleId": "f", "path": format!("{root}/a/b/f")}),
+    )
+    .await;
+    let block = seen
+        .call(
+            &mut client,
+            "fs/readBlock",
+            json!({"handleId": "f", "offset": 1, "len": 8}),
+        )
+        .await;
+    assert_eq!(block, json!({"chunk": "Af8=", "eof": true}));
+    seen.call(&mut client, "fs/close", json!({"handleId": "f"}))
+        .await;
     seen.call(
         &mut client,
         "fs/remove",

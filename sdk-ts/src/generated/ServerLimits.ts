@@ -6,6 +6,10 @@
  */
 export type ServerLimits = { 
 /**
+ *File handles (`fs/open`) a connection may have open at once; one more gets `limitExceeded`. Absent from servers without `fs/open`.
+ */
+maxFileHandlesPerConnection?: number, 
+/**
  *Largest incoming message, in bytes; a larger one gets -32600.
  */
 maxMessageBytes: number, 

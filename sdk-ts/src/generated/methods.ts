@@ -3,12 +3,20 @@ import type { EnvironmentInfoParams } from "./EnvironmentInfoParams.js";
 import type { EnvironmentInfoResponse } from "./EnvironmentInfoResponse.js";
 import type { EnvironmentStatusParams } from "./EnvironmentStatusParams.js";
 import type { EnvironmentStatusResponse } from "./EnvironmentStatusResponse.js";
+import type { FsCanonicalizeParams } from "./FsCanonicalizeParams.js";
+import type { FsCanonicalizeResponse } from "./FsCanonicalizeResponse.js";
+import type { FsCloseParams } from "./FsCloseParams.js";
+import type { FsCloseResponse } from "./FsCloseResponse.js";
 import type { FsCopyParams } from "./FsCopyParams.js";
 import type { FsCopyResponse } from "./FsCopyResponse.js";
 import type { FsCreateDirectoryParams } from "./FsCreateDirectoryParams.js";
 import type { FsCreateDirectoryResponse } from "./FsCreateDirectoryResponse.js";
 import type { FsGetMetadataParams } from "./FsGetMetadataParams.js";
 import type { FsGetMetadataResponse } from "./FsGetMetadataResponse.js";
+import type { FsOpenParams } from "./FsOpenParams.js";
+import type { FsOpenResponse } from "./FsOpenResponse.js";
+import type { FsReadBlockParams } from "./FsReadBlockParams.js";
+import type { FsReadBlockResponse } from "./FsReadBlockResponse.js";
 import type { FsReadDirectoryParams } from "./FsReadDirectoryParams.js";
 import type { FsReadDirectoryResponse } from "./FsReadDirectoryResponse.js";
 import type { FsReadFileParams } from "./FsReadFileParams.js";
@@ -17,6 +25,8 @@ import type { FsRemoveParams } from "./FsRemoveParams.js";
 import type { FsRemoveResponse } from "./FsRemoveResponse.js";
 import type { FsRenameParams } from "./FsRenameParams.js";
 import type { FsRenameResponse } from "./FsRenameResponse.js";
+import type { FsWalkParams } from "./FsWalkParams.js";
+import type { FsWalkResponse } from "./FsWalkResponse.js";
 import type { FsWriteFileParams } from "./FsWriteFileParams.js";
 import type { FsWriteFileResponse } from "./FsWriteFileResponse.js";
 import type { InitializeParams } from "./InitializeParams.js";
@@ -52,12 +62,20 @@ export interface RequestMap {
   "environment/info": { params: EnvironmentInfoParams; result: EnvironmentInfoResponse };
   /** `environment/status`: params `EnvironmentStatusParams`, result `EnvironmentStatusResponse`. */
   "environment/status": { params: EnvironmentStatusParams; result: EnvironmentStatusResponse };
+  /** `fs/canonicalize`: params `FsCanonicalizeParams`, result `FsCanonicalizeResponse`. */
+  "fs/canonicalize": { params: FsCanonicalizeParams; result: FsCanonicalizeResponse };
+  /** `fs/close`: params `FsCloseParams`, result `FsCloseResponse`. */
+  "fs/close": { params: FsCloseParams; result: FsCloseResponse };
   /** `fs/copy`: params `FsCopyParams`, result `FsCopyResponse`. */
   "fs/copy": { params: FsCopyParams; result: FsCopyResponse };
   /** `fs/createDirectory`: params `FsCreateDirectoryParams`, result `FsCreateDirectoryResponse`. */
   "fs/createDirectory": { params: FsCreateDirectoryParams; result: FsCreateDirectoryResponse };
   /** `fs/getMetadata`: params `FsGetMetadataParams`, result `FsGetMetadataResponse`. */
   "fs/getMetadata": { params: FsGetMetadataParams; result: FsGetMetadataResponse };
+  /** `fs/open`: params `FsOpenParams`, result `FsOpenResponse`. */
+  "fs/open": { params: FsOpenParams; result: FsOpenResponse };
+  /** `fs/readBlock`: params `FsReadBlockParams`, result `FsReadBlockResponse`. */
+  "fs/readBlock": { params: FsReadBlockParams; result: FsReadBlockResponse };
   /** `fs/readDirectory`: params `FsReadDirectoryParams`, result `FsReadDirectoryResponse`. */
   "fs/readDirectory": { params: FsReadDirectoryParams; result: FsReadDirectoryResponse };
   /** `fs/readFile`: params `FsReadFileParams`, result `FsReadFileResponse`. */
@@ -66,6 +84,8 @@ export interface RequestMap {
   "fs/remove": { params: FsRemoveParams; result: FsRemoveResponse };
   /** `fs/rename`: params `FsRenameParams`, result `FsRenameResponse`. */
   "fs/rename": { params: FsRenameParams; result: FsRenameResponse };
+  /** `fs/walk`: params `FsWalkParams`, result `FsWalkResponse`. */
+  "fs/walk": { params: FsWalkParams; result: FsWalkResponse };
   /** `fs/writeFile`: params `FsWriteFileParams`, result `FsWriteFileResponse`. */
   "fs/writeFile": { params: FsWriteFileParams; result: FsWriteFileResponse };
   /** `initialize`: params `InitializeParams`, result `InitializeResponse`. */
@@ -119,13 +139,18 @@ export type ServerNotificationMethod = keyof ServerNotificationMap;
 export const REQUEST_METHODS = [
   "environment/info",
   "environment/status",
+  "fs/canonicalize",
+  "fs/close",
   "fs/copy",
   "fs/createDirectory",
   "fs/getMetadata",
+  "fs/open",
+  "fs/readBlock",
   "fs/readDirectory",
   "fs/readFile",
   "fs/remove",
   "fs/rename",
+  "fs/walk",
   "fs/writeFile",
   "initialize",
   "process/closeStdin",

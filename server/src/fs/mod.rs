@@ -37,15 +37,24 @@
 //!   a directory into itself or a file onto itself.
 //! - `rename`: `fs/rename`: `renameat2` with `RENAME_NOREPLACE`, its checked
 //!   fallback, and which of the two paths an error names.
+//! - `canonicalize`: `fs/canonicalize`, realpath(3) answered in the
+//!   request's path form.
+//! - `walk`: `fs/walk`, a bounded breadth-first listing with Codex's
+//!   symlink and limit rules.
+//! - `handles`: `fs/open`, `fs/readBlock`, `fs/close`: a connection's table
+//!   of open files, read in blocks.
+//! - `sandbox`: refusing a `sandbox` that asks for confinement.
 //! - `test_support` (tests only): the temporary files, params builders and
 //!   error summaries the tests of every file share.
 //!
-//! Imports flow one way: the operation files use only this file, `pool` and
-//! `paths`, never each other (only `copy`'s tests call `read_directory`, to
+//! Imports flow one way: the operation files use only this file, `pool`,
+//! `paths` and `sandbox`, never each other (only `copy`'s tests call `read_directory`, to
 //! compare listings), and `pool`, `paths` and `test_support` use no
 //! operation file.
 
+mod canonicalize;
 mod copy;
+mod handles;
 mod list;
 mod metadata;
 mod paths;
@@ -53,17 +62,25 @@ mod pool;
 mod read;
 mod remove;
 mod rename;
+mod sandbox;
 #[cfg(test)]
 mod test_support;
+mod walk;
 mod write;
 
+pub use canonicalize::canonicalize;
 pub use copy::copy;
+pub(crate) use handles::FileHandles;
+pub use handles::{MAX_FILE_HANDLES_PER_CONNECTION, MAX_READ_BLOCK_BYTES};
 pub use list::read_directory;
 pub use metadata::get_metadata;
 pub use pool::{FS_CALL_DEADLINE, FS_MAX_THREADS, FS_QUEUE_CAPACITY};
 pub use read::{MAX_READ_FILE_BYTES, read_file};
 pub use remove::remove;
 pub use rename::rename;
+pub use walk::{
+    MAX_WALK_DEPTH, MAX_WALK_DIRECTORIES, MAX_WALK_ENTRIES, MAX_WALK_RESULT_BYTES, walk,
+};
 pub use write::{create_directory, write_file};
 
 use pool::run_blocking;

@@ -19,7 +19,7 @@ use crate::error::ServerError;
 /// Errors: `SandboxUnavailable` naming the first such field.
 pub(crate) fn refuse_unapplied(params: &ProcessStartParams) -> Result<(), ServerError> {
     let refuse = |field: &'static str, reason: String| ServerError::SandboxUnavailable {
-        process_id: params.process_id.clone(),
+        process_id: Some(params.process_id.clone()),
         field,
         reason,
     };
@@ -56,8 +56,8 @@ pub(crate) fn refuse_unapplied(params: &ProcessStartParams) -> Result<(), Server
 /// for `disabled` (no sandbox wanted). Anything else, including a missing
 /// `permissions` or `type` and `external` (which says some outer sandbox
 /// already confines the process, a claim this server cannot check), counts
-/// as asking.
-fn requested_profile(sandbox: &SandboxRequest) -> Option<String> {
+/// as asking. The fs methods' `sandbox` is read the same way.
+pub(crate) fn requested_profile(sandbox: &SandboxRequest) -> Option<String> {
     let profile_type = sandbox
         .permissions
         .as_ref()

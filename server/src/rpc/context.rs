@@ -9,6 +9,7 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
+use crate::fs::FileHandles;
 use crate::session::{EventQueue, Session};
 use crate::sync::lock;
 
@@ -33,6 +34,9 @@ pub(crate) struct MethodContext {
     attach: Mutex<Option<oneshot::Sender<EventQueue>>>,
     /// Notified when another connection resumed this one's session.
     superseded: Arc<Notify>,
+    /// The files `fs/open` opened on this connection (not the session:
+    /// they are closed when the connection ends, see `Connection::close`).
+    file_handles: FileHandles,
 }
 
 impl MethodContext {
@@ -45,6 +49,7 @@ impl MethodContext {
             session: OnceLock::new(),
             attach: Mutex::new(Some(attach)),
             superseded: Arc::new(Notify::new()),
+            file_handles: FileHandles::default(),
         }
     }
 
@@ -105,6 +110,11 @@ impl MethodContext {
             .get()
             .map(|(session, _)| session)
             .ok_or(ServerError::NotInitialized)
+    }
+
+    /// This connection's open file handles (`fs/open`).
+    pub(crate) fn file_handles(&self) -> &FileHandles {
+        &self.file_handles
     }
 
     /// The attached session and this connection's attachment generation.

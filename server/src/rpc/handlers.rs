@@ -59,6 +59,7 @@ pub(super) async fn initialize(
             max_processes_per_connection: config.process.max_processes as u64,
             max_message_bytes: config.max_message_bytes as u64,
             session_ttl_ms: u64::try_from(config.session_ttl.as_millis()).unwrap_or(u64::MAX),
+            max_file_handles_per_connection: Some(fs::MAX_FILE_HANDLES_PER_CONNECTION as u64),
         },
     })
 }
@@ -209,4 +210,39 @@ pub(super) async fn fs_rename(
     params: FsRenameParams,
 ) -> Result<FsRenameResponse, ServerError> {
     fs::rename(params).await
+}
+
+pub(super) async fn fs_canonicalize(
+    _context: &MethodContext,
+    params: FsCanonicalizeParams,
+) -> Result<FsCanonicalizeResponse, ServerError> {
+    fs::canonicalize(params).await
+}
+
+pub(super) async fn fs_walk(
+    _context: &MethodContext,
+    params: FsWalkParams,
+) -> Result<FsWalkResponse, ServerError> {
+    fs::walk(params).await
+}
+
+pub(super) async fn fs_open(
+    context: &MethodContext,
+    params: FsOpenParams,
+) -> Result<FsOpenResponse, ServerError> {
+    context.file_handles().open(params).await
+}
+
+pub(super) async fn fs_read_block(
+    context: &MethodContext,
+    params: FsReadBlockParams,
+) -> Result<FsReadBlockResponse, ServerError> {
+    context.file_handles().read_block(params).await
+}
+
+pub(super) async fn fs_close(
+    context: &MethodContext,
+    params: FsCloseParams,
+) -> Result<FsCloseResponse, ServerError> {
+    Ok(context.file_handles().close(&params))
 }
