@@ -102,6 +102,7 @@ async fn every_typed_request_once(transport: Transport) {
     let directory = format!("{root}/a/b");
     client
         .fs_create_directory(FsCreateDirectoryParams {
+            sandbox: None,
             path: directory.clone().into(),
             recursive: Some(true),
         })
@@ -111,6 +112,7 @@ async fn every_typed_request_once(transport: Transport) {
     let file = format!("{directory}/f.txt");
     client
         .fs_write_file(FsWriteFileParams {
+            sandbox: None,
             append: None,
             create_parents: None,
             data_base64: b"hello \x00 world".as_slice().into(),
@@ -122,6 +124,7 @@ async fn every_typed_request_once(transport: Transport) {
     called.insert("fs/writeFile");
     let read = client
         .fs_read_file(FsReadFileParams {
+            sandbox: None,
             max_bytes: Some(5),
             offset: Some(0),
             path: file.clone().into(),
@@ -135,6 +138,7 @@ async fn every_typed_request_once(transport: Transport) {
     called.insert("fs/readFile");
     let metadata = client
         .fs_get_metadata(FsGetMetadataParams {
+            sandbox: None,
             follow_symlinks: None,
             path: file.clone().into(),
         })
@@ -146,6 +150,7 @@ async fn every_typed_request_once(transport: Transport) {
     let copy = format!("{directory}/copy.txt");
     client
         .fs_copy(FsCopyParams {
+            sandbox: None,
             destination_path: copy.clone().into(),
             recursive: None,
             source_path: file.clone().into(),
@@ -155,6 +160,7 @@ async fn every_typed_request_once(transport: Transport) {
     called.insert("fs/copy");
     client
         .fs_rename(FsRenameParams {
+            sandbox: None,
             destination_path: format!("{directory}/moved.txt").into(),
             overwrite: None,
             source_path: copy.into(),
@@ -164,6 +170,7 @@ async fn every_typed_request_once(transport: Transport) {
     called.insert("fs/rename");
     let listing = client
         .fs_read_directory(FsReadDirectoryParams {
+            sandbox: None,
             path: directory.clone().into(),
         })
         .await
@@ -177,6 +184,7 @@ async fn every_typed_request_once(transport: Transport) {
     called.insert("fs/readDirectory");
     client
         .fs_remove(FsRemoveParams {
+            sandbox: None,
             force: None,
             path: format!("{root}/a").into(),
             recursive: Some(true),
@@ -674,6 +682,7 @@ async fn errors_carry_their_kind(transport: Transport) {
     let missing = format!("{}/missing", scratch.path().display());
     let error = client
         .fs_read_file(FsReadFileParams {
+            sandbox: None,
             max_bytes: None,
             offset: None,
             path: missing.clone().into(),
@@ -692,6 +701,7 @@ async fn errors_carry_their_kind(transport: Transport) {
     }
     let error = client
         .fs_read_directory(FsReadDirectoryParams {
+            sandbox: None,
             path: "relative/path".to_owned().into(),
         })
         .await
@@ -726,6 +736,7 @@ async fn files_are_written_read_and_listed(transport: Transport) {
     let file = format!("{root}/nested/data.bin");
     client
         .fs_write_file(FsWriteFileParams {
+            sandbox: None,
             append: None,
             create_parents: Some(true),
             data_base64: b"binary \x00\xff data".as_slice().into(),
@@ -740,6 +751,7 @@ async fn files_are_written_read_and_listed(transport: Transport) {
     );
     let read = client
         .fs_read_file(FsReadFileParams {
+            sandbox: None,
             max_bytes: None,
             offset: Some(7),
             path: file.clone().into(),
@@ -752,6 +764,7 @@ async fn files_are_written_read_and_listed(transport: Transport) {
     );
     let metadata = client
         .fs_get_metadata(FsGetMetadataParams {
+            sandbox: None,
             follow_symlinks: None,
             path: file.clone().into(),
         })
@@ -760,6 +773,7 @@ async fn files_are_written_read_and_listed(transport: Transport) {
     assert_eq!((metadata.is_file, metadata.size), (true, 14));
     let listing = client
         .fs_read_directory(FsReadDirectoryParams {
+            sandbox: None,
             path: format!("{root}/nested").into(),
         })
         .await

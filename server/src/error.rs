@@ -15,6 +15,10 @@ pub const METHOD_NOT_FOUND: i32 = -32601;
 pub const INVALID_PARAMS: i32 = -32602;
 /// JSON-RPC 2.0 "Internal error".
 pub const INTERNAL_ERROR: i32 = -32603;
+/// Codex's "not found" (`codex-rs/exec-server/src/rpc.rs`, `not_found`), in
+/// the range JSON-RPC 2.0 leaves to servers: an `fs/*` path that does not
+/// exist (`data.kind` `notFound`), which Codex's clients test by this code.
+pub const NOT_FOUND: i32 = -32004;
 
 /// A failed method call. Each variant maps to one JSON-RPC code and one
 /// `data.kind` of the schema's closed `ErrorKind` set (see [`ServerError::to_error_object`]).
@@ -72,12 +76,13 @@ pub enum ServerError {
         /// The operating system's reason.
         source: io::Error,
     },
-    /// `process/start` asked for a sandbox, managed network or network proxy
-    /// that this server does not apply (see `process/sandbox.rs`).
+    /// `process/start` asked for a sandbox, managed network or network proxy,
+    /// or an `fs/*` call for a sandbox, that this server does not apply (see
+    /// `process/sandbox.rs`).
     #[error("`{field}` asks for confinement this server does not apply: {reason}")]
     SandboxUnavailable {
-        /// The id the client sent.
-        process_id: ProcessId,
+        /// The process the client was starting; `None` for an `fs/*` call.
+        process_id: Option<ProcessId>,
         /// The wire name of the refused field.
         field: &'static str,
         /// Why it cannot be applied.
@@ -131,13 +136,16 @@ impl ServerError {
     }
 
     /// The JSON-RPC error code: -32600 for lifecycle violations, -32603 for
-    /// failures of the server or the OS it cannot classify, and -32602 for
-    /// everything the request itself names and that cannot be acted upon.
+    /// failures of the server or the OS it cannot classify, -32004
+    /// ([`NOT_FOUND`], Codex's code) for a filesystem path that does not
+    /// exist, and -32602 for everything else the request itself names and
+    /// that cannot be acted upon.
     pub fn code(&self) -> i32 {
         match self {
             Self::NotInitialized | Self::AlreadyInitialized => INVALID_REQUEST,
             Self::Internal(_) => INTERNAL_ERROR,
             Self::Fs { .. } if self.kind() == ErrorKind::Io => INTERNAL_ERROR,
+            Self::Fs { .. } if self.kind() == ErrorKind::NotFound => NOT_FOUND,
             _ => INVALID_PARAMS,
         }
     }
@@ -174,8 +182,8 @@ impl ServerError {
                 Self::UnknownProcess { process_id }
                 | Self::ProcessExists { process_id }
                 | Self::NotPty { process_id }
-                | Self::StdinClosed { process_id }
-                | Self::SandboxUnavailable { process_id, .. } => Some(process_id.clone()),
+                | Self::StdinClosed { process_id } => Some(process_id.clone()),
+                Self::SandboxUnavailable { process_id, .. } => process_id.clone(),
                 _ => None,
             },
         });

@@ -15,14 +15,6 @@
 //! A result that carries a path answers in the form its request used
 //! ([`PathForm::render`]): a URI request gets URIs back.
 
-#![cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the fs and process slices of issue 12 take their paths through `parse`"
-    )
-)]
-
 use std::path::{Path, PathBuf};
 
 use url::Url;

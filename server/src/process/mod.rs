@@ -116,6 +116,7 @@ pub use global::{
     server_id,
 };
 pub use reaper::is_ignored;
+pub(crate) use sandbox::requested_profile;
 pub use signal::nix_signal;
 
 use std::collections::BTreeMap;

@@ -19,7 +19,7 @@ use crate::error::ServerError;
 /// Errors: `SandboxUnavailable` naming the first such field.
 pub(crate) fn refuse_unapplied(params: &ProcessStartParams) -> Result<(), ServerError> {
     let refuse = |field: &'static str, reason: String| ServerError::SandboxUnavailable {
-        process_id: params.process_id.clone(),
+        process_id: Some(params.process_id.clone()),
         field,
         reason,
     };
@@ -53,11 +53,12 @@ pub(crate) fn refuse_unapplied(params: &ProcessStartParams) -> Result<(), Server
 }
 
 /// The permission profile type a `sandbox` asks to be enforced, or `None`
-/// for `disabled` (no sandbox wanted). Anything else, including a missing
+/// for `disabled` (no sandbox wanted). The `fs/*` methods refuse their
+/// `sandbox` by the same rule (`fs/sandbox.rs`). Anything else, including a missing
 /// `permissions` or `type` and `external` (which says some outer sandbox
 /// already confines the process, a claim this server cannot check), counts
 /// as asking.
-fn requested_profile(sandbox: &SandboxRequest) -> Option<String> {
+pub(crate) fn requested_profile(sandbox: &SandboxRequest) -> Option<String> {
     let profile_type = sandbox
         .permissions
         .as_ref()
