@@ -1239,7 +1239,7 @@ pub struct SandboxPermissions {
     #[cfg_attr(feature = "ts", ts(optional))]
     pub type_: ::std::option::Option<::std::string::String>,
 }
-///Codex's sandbox intent for a process (`FileSystemSandboxContext`: `permissions`, `cwd`, `windowsSandboxLevel`, ...); only `permissions.type` is read, other members are accepted and not read.
+///Codex's sandbox intent for a process or an `fs/*` call (`FileSystemSandboxContext`: `permissions`, `cwd`, `windowsSandboxLevel`, ...); only `permissions.type` is read, other members are accepted and not read.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
 pub struct SandboxRequest {
