@@ -129,6 +129,7 @@ async fn calls(client: &ExecClient, count: usize) -> Result<Vec<Duration>> {
     let mut samples = Vec::with_capacity(count);
     for _ in 0..count {
         let params = FsGetMetadataParams {
+            sandbox: None,
             follow_symlinks: None,
             path: AbsolutePath(String::from("/")),
         };

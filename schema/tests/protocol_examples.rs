@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use exec_protocol::{
-    ErrorKind, ErrorObject, METHODS, MethodKind, ProcessReadParams, ProcessStartParams,
-    SCHEMA_JSON, TerminalSize,
+    ErrorKind, ErrorObject, FsCreateDirectoryParams, FsRemoveParams, METHODS, MethodKind,
+    ProcessReadParams, ProcessStartParams, SCHEMA_JSON, TerminalSize,
 };
 use pretty_assertions::assert_eq;
 use serde::Serialize;
@@ -126,6 +126,31 @@ fn every_error_example_validates_and_round_trips() {
     for error in errors {
         assert_round_trip::<ErrorObject>(&validators, &error_def, error);
     }
+}
+
+/// Codex always sends `recursive` and `force` (`null` when unset, meaning
+/// its default, true), our SDKs omit them (our v1 default, false): the
+/// generated type keeps the two apart, and never sends `null` itself.
+#[test]
+fn null_and_absent_fs_options_stay_apart() {
+    let validators = validators();
+    let codex = json!({"path": "file:///tmp/x", "recursive": null, "force": null, "sandbox": null});
+    assert_eq!(
+        schema_errors(&validators, "FsRemoveParams", &codex),
+        Vec::<String>::new()
+    );
+    let typed: FsRemoveParams = serde_json::from_value(codex).expect("nulls deserialize");
+    assert_eq!((typed.recursive, typed.force), (None, None));
+    let ours: FsRemoveParams = serde_json::from_value(json!({"path": "/tmp/x"})).expect("absent");
+    assert_eq!((ours.recursive, ours.force), (Some(false), Some(false)));
+    assert_eq!(
+        serde_json::to_value(&typed).expect("serializes"),
+        json!({"path": "file:///tmp/x"}),
+        "a Rust caller's unset option is left out, not sent as null"
+    );
+    let directory: FsCreateDirectoryParams =
+        serde_json::from_value(json!({"path": "/tmp/x", "recursive": null})).expect("null");
+    assert_eq!(directory.recursive, None);
 }
 
 #[test]

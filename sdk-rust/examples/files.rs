@@ -23,6 +23,7 @@ pub async fn main() -> anyhow::Result<()> {
 
     client
         .fs_create_directory(FsCreateDirectoryParams {
+            sandbox: None,
             path: directory.clone().into(),
             recursive: Some(true),
         })
@@ -30,6 +31,7 @@ pub async fn main() -> anyhow::Result<()> {
     for (text, append) in [("first line\n", false), ("second line\n", true)] {
         client
             .fs_write_file(FsWriteFileParams {
+                sandbox: None,
                 append: Some(append),
                 create_parents: None,
                 data_base64: text.as_bytes().into(),
@@ -41,6 +43,7 @@ pub async fn main() -> anyhow::Result<()> {
 
     let read = client
         .fs_read_file(FsReadFileParams {
+            sandbox: None,
             max_bytes: None,
             offset: None,
             path: notes.clone().into(),
@@ -53,6 +56,7 @@ pub async fn main() -> anyhow::Result<()> {
     let renamed = format!("{directory}/renamed.txt");
     client
         .fs_rename(FsRenameParams {
+            sandbox: None,
             destination_path: renamed.clone().into(),
             overwrite: None,
             source_path: notes.clone().into(),
@@ -60,6 +64,7 @@ pub async fn main() -> anyhow::Result<()> {
         .await?;
     let listing = client
         .fs_read_directory(FsReadDirectoryParams {
+            sandbox: None,
             path: directory.clone().into(),
         })
         .await?;
@@ -73,6 +78,7 @@ pub async fn main() -> anyhow::Result<()> {
 
     let metadata = client
         .fs_get_metadata(FsGetMetadataParams {
+            sandbox: None,
             follow_symlinks: None,
             path: renamed.clone().into(),
         })
@@ -86,6 +92,7 @@ pub async fn main() -> anyhow::Result<()> {
     // Errors carry the protocol's machine-readable kind.
     let missing = client
         .fs_read_file(FsReadFileParams {
+            sandbox: None,
             max_bytes: None,
             offset: None,
             path: notes.clone().into(),
@@ -100,6 +107,7 @@ pub async fn main() -> anyhow::Result<()> {
 
     client
         .fs_remove(FsRemoveParams {
+            sandbox: None,
             force: None,
             path: directory.clone().into(),
             recursive: Some(true),

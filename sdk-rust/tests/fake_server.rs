@@ -203,7 +203,7 @@ async fn calls_are_routed_by_id_and_typed() {
     let handler: Handler = Box::new(|method, params| match method {
         "fs/getMetadata" => Reply::Result(
             json!({"isDirectory": true, "isFile": false, "isSymlink": false,
-            "size": 4096, "createdAtMs": null, "modifiedAtMs": 1, "mode": 16877, "echo": params["path"]}),
+            "size": 4096, "createdAtMs": 0, "modifiedAtMs": 1, "mode": 16877, "echo": params["path"]}),
         ),
         "process/list" => Reply::Result(json!({"processes": []})),
         "custom/echo" => Reply::Result(params.clone()),
@@ -215,6 +215,7 @@ async fn calls_are_routed_by_id_and_typed() {
     let (list, metadata, echo) = tokio::join!(
         client.process_list(ProcessListParams {}),
         client.call::<FsGetMetadata>(FsGetMetadataParams {
+            sandbox: None,
             follow_symlinks: None,
             path: "/tmp".to_owned().into(),
         }),

@@ -103,6 +103,7 @@ async fn every_typed_request_once(transport: Transport) {
     let directory = format!("{root}/a/b");
     client
         .fs_create_directory(FsCreateDirectoryParams {
+            sandbox: None,
             path: directory.clone().into(),
             recursive: Some(true),
         })
@@ -112,6 +113,7 @@ async fn every_typed_request_once(transport: Transport) {
     let file = format!("{directory}/f.txt");
     client
         .fs_write_file(FsWriteFileParams {
+            sandbox: None,
             append: None,
             create_parents: None,
             data_base64: b"hello \x00 world".as_slice().into(),
@@ -123,6 +125,7 @@ async fn every_typed_request_once(transport: Transport) {
     called.insert("fs/writeFile");
     let read = client
         .fs_read_file(FsReadFileParams {
+            sandbox: None,
             max_bytes: Some(5),
             offset: Some(0),
             path: file.clone().into(),
@@ -136,6 +139,7 @@ async fn every_typed_request_once(transport: Transport) {
     called.insert("fs/readFile");
     let metadata = client
         .fs_get_metadata(FsGetMetadataParams {
+            sandbox: None,
             follow_symlinks: None,
             path: file.clone().into(),
         })
@@ -147,6 +151,7 @@ async fn every_typed_request_once(transport: Transport) {
     let copy = format!("{directory}/copy.txt");
     client
         .fs_copy(FsCopyParams {
+            sandbox: None,
             destination_path: copy.clone().into(),
             recursive: None,
             source_path: file.clone().into(),
@@ -156,6 +161,7 @@ async fn every_typed_request_once(transport: Transport) {
     called.insert("fs/copy");
     client
         .fs_rename(FsRenameParams {
+            sandbox: None,
             destination_path: format!("{directory}/moved.txt").into(),
             overwrite: None,
             source_path: copy.into(),
@@ -165,6 +171,7 @@ async fn every_typed_request_once(transport: Transport) {
     called.insert("fs/rename");
     let listing = client
         .fs_read_directory(FsReadDirectoryParams {
+            sandbox: None,
             path: directory.clone().into(),
         })
         .await
@@ -254,6 +261,7 @@ async fn every_typed_request_once(transport: Transport) {
     called.insert("fs/close");
     client
         .fs_remove(FsRemoveParams {
+            sandbox: None,
             force: None,
             path: format!("{root}/a").into(),
             recursive: Some(true),
@@ -753,6 +761,7 @@ async fn errors_carry_their_kind(transport: Transport) {
     let missing = format!("{}/missing", scratch.path().display());
     let error = client
         .fs_read_file(FsReadFileParams {
+            sandbox: None,
             max_bytes: None,
             offset: None,
             path: missing.clone().into(),
@@ -771,6 +780,7 @@ async fn errors_carry_their_kind(transport: Transport) {
     }
     let error = client
         .fs_read_directory(FsReadDirectoryParams {
+            sandbox: None,
             path: "relative/path".to_owned().into(),
         })
         .await
@@ -805,6 +815,7 @@ async fn files_are_written_read_and_listed(transport: Transport) {
     let file = format!("{root}/nested/data.bin");
     client
         .fs_write_file(FsWriteFileParams {
+            sandbox: None,
             append: None,
             create_parents: Some(true),
             data_base64: b"binary \x00\xff data".as_slice().into(),
@@ -819,6 +830,7 @@ async fn files_are_written_read_and_listed(transport: Transport) {
     );
     let read = client
         .fs_read_file(FsReadFileParams {
+            sandbox: None,
             max_bytes: None,
             offset: Some(7),
             path: file.clone().into(),
@@ -831,6 +843,7 @@ async fn files_are_written_read_and_listed(transport: Transport) {
     );
     let metadata = client
         .fs_get_metadata(FsGetMetadataParams {
+            sandbox: None,
             follow_symlinks: None,
             path: file.clone().into(),
         })
@@ -839,6 +852,7 @@ async fn files_are_written_read_and_listed(transport: Transport) {
     assert_eq!((metadata.is_file, metadata.size), (true, 14));
     let listing = client
         .fs_read_directory(FsReadDirectoryParams {
+            sandbox: None,
             path: format!("{root}/nested").into(),
         })
         .await

@@ -49,6 +49,7 @@ async fn processes_and_files_over_websocket() {
     let bytes: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
     client
         .fs_write_file(FsWriteFileParams {
+            sandbox: None,
             append: None,
             create_parents: None,
             data_base64: bytes.clone().into(),
@@ -59,6 +60,7 @@ async fn processes_and_files_over_websocket() {
         .expect("write");
     let read = client
         .fs_read_file(FsReadFileParams {
+            sandbox: None,
             max_bytes: None,
             offset: None,
             path: path.into(),

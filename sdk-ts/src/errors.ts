@@ -49,7 +49,7 @@ export class ExecClientError extends Error {
  */
 export class ExecError extends ExecClientError {
   override name = "ExecError";
-  /** The JSON-RPC error code: -32600 invalid request, -32601 method not found, -32602 invalid params, -32603 internal error. */
+  /** The JSON-RPC error code: -32600 invalid request, -32601 method not found, -32602 invalid params, -32603 internal error, -32004 not found (`notFound`, Codex's code). */
   readonly code: number;
   /** `data.kind` when it is one of the protocol's kinds; `undefined` for an error without one (e.g. -32601) or a kind this package does not know. */
   readonly kind: ErrorKind | undefined;

@@ -52,10 +52,10 @@ test("an ExecError carries the code, the kind and the data", { timeout: 30_000 }
   assert.ok(error instanceof ExecClientError);
   assert.equal(error.name, "ExecError");
   assert.equal(error.method, "fs/readFile");
-  assert.equal(error.code, -32602);
+  assert.equal(error.code, -32004);
   assert.equal(error.kind, "notFound");
   assert.deepEqual(error.data, { kind: "notFound", path: "/no/such/file" });
-  assert.match(error.message, /fs\/readFile failed: .*\(code -32602, notFound\)/);
+  assert.match(error.message, /fs\/readFile failed: .*\(code -32004, notFound\)/);
 });
 
 test("kinds of filesystem errors", { timeout: 30_000 }, async () => {

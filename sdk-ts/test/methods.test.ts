@@ -91,7 +91,7 @@ const checks: Record<RequestMethod, () => Promise<void>> = {
     assert.equal(metadata.isDirectory, true);
     await assert.rejects(
       client.request("fs/createDirectory", { path: join(directory, "missing", "child") }),
-      execError(-32602, "notFound"),
+      execError(-32004, "notFound"),
     );
   },
 
@@ -128,7 +128,7 @@ const checks: Record<RequestMethod, () => Promise<void>> = {
     await assert.rejects(client.request("fs/remove", { path }), execError(-32602, "directoryNotEmpty"));
     await client.request("fs/remove", { path, recursive: true });
     await client.request("fs/remove", { path, force: true });
-    await assert.rejects(client.request("fs/getMetadata", { path }), execError(-32602, "notFound"));
+    await assert.rejects(client.request("fs/getMetadata", { path }), execError(-32004, "notFound"));
   },
 
   async "fs/copy"() {

@@ -15,6 +15,10 @@ pub const METHOD_NOT_FOUND: i32 = -32601;
 pub const INVALID_PARAMS: i32 = -32602;
 /// JSON-RPC 2.0 "Internal error".
 pub const INTERNAL_ERROR: i32 = -32603;
+/// Codex's "not found" (`codex-rs/exec-server/src/rpc.rs`, `not_found`), in
+/// the range JSON-RPC 2.0 leaves to servers: an `fs/*` path that does not
+/// exist (`data.kind` `notFound`), which Codex's clients test by this code.
+pub const NOT_FOUND: i32 = -32004;
 
 /// A failed method call. Each variant maps to one JSON-RPC code and one
 /// `data.kind` of the schema's closed `ErrorKind` set (see [`ServerError::to_error_object`]).
@@ -140,13 +144,17 @@ impl ServerError {
     }
 
     /// The JSON-RPC error code: -32600 for lifecycle violations, -32603 for
-    /// failures of the server or the OS it cannot classify, and -32602 for
-    /// everything the request itself names and that cannot be acted upon.
+    /// failures of the server or the OS it cannot classify, -32004
+    /// ([`NOT_FOUND`], Codex's code) for a filesystem path that does not
+    /// exist or a file handle that is not open, and -32602 for everything else the request itself names and
+    /// that cannot be acted upon.
     pub fn code(&self) -> i32 {
         match self {
             Self::NotInitialized | Self::AlreadyInitialized => INVALID_REQUEST,
             Self::Internal(_) => INTERNAL_ERROR,
             Self::Fs { .. } if self.kind() == ErrorKind::Io => INTERNAL_ERROR,
+            // A missing path and an unknown `fs/readBlock` handle alike.
+            _ if self.kind() == ErrorKind::NotFound => NOT_FOUND,
             _ => INVALID_PARAMS,
         }
     }

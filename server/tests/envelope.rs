@@ -195,7 +195,7 @@ async fn filesystem_round_trip_over_the_wire(transport: Transport) {
     let missing = client
         .request("fs/readFile", json!({"path": format!("{path}.missing")}))
         .await;
-    assert_eq!(error_of(&missing), (-32602, Some("notFound".into())));
+    assert_eq!(error_of(&missing), (-32004, Some("notFound".into())));
 }
 
 async fn initialized_sent_right_behind_initialize_counts(transport: Transport) {

@@ -353,7 +353,7 @@ async fn every_error_code_and_kind(transport: Transport) {
         &client
             .request("fs/readFile", json!({"path": format!("{root}/missing")}))
             .await,
-        -32602,
+        -32004,
         Some("notFound"),
     );
     // Even root may not unlink a /proc file (EPERM).
@@ -408,7 +408,7 @@ async fn every_error_code_and_kind(transport: Transport) {
 
     assert_eq!(
         codes,
-        BTreeSet::from([-32700, -32600, -32601, -32602, -32603])
+        BTreeSet::from([-32700, -32600, -32601, -32602, -32603, -32004])
     );
     let schema: Value = serde_json::from_str(exec_protocol::SCHEMA_JSON).expect("schema");
     let all_kinds: BTreeSet<String> = schema["$defs"]["ErrorKind"]["oneOf"]

@@ -393,7 +393,8 @@ mod tests {
         assert_eq!(schema.error_def(), "#/$defs/ErrorObject");
         assert_eq!(schema.code_of_kind("notInitialized"), Some(-32600));
         assert_eq!(schema.code_of_kind("invalidPath"), Some(-32602));
-        assert_eq!(schema.code_of_kind("notFound"), None);
+        assert_eq!(schema.code_of_kind("notFound"), Some(-32004));
+        assert_eq!(schema.code_of_kind("io"), None);
         assert!(schema.error_kinds().iter().any(|kind| kind == "io"));
     }
 

@@ -249,6 +249,26 @@ mod tests {
     }
 
     #[test]
+    fn a_nullable_field_with_a_default_keeps_null_apart_from_absent() {
+        let mut schema = small_schema();
+        schema["$defs"]["PingParams"]["properties"]["loud"] = serde_json::json!({
+            "type": ["boolean", "null"], "default": false, "description": "Shout."
+        });
+        let schema = schema::parse(schema).expect("valid");
+        let types = rust::generate(&schema).expect("generates").types;
+        // Absent reads as the default, `null` as `None`, and `None` is left
+        // out when sending; TypeScript may send either.
+        for wanted in [
+            "#[serde(default = \"defaults::ping_params_loud\")]",
+            "#[serde(skip_serializing_if = \"::std::option::Option::is_none\")]",
+            "ts(optional = nullable)",
+            "pub loud: ::std::option::Option<bool>",
+        ] {
+            assert!(types.contains(wanted), "{wanted} in\n{types}");
+        }
+    }
+
+    #[test]
     fn missing_protocol_version_is_named() {
         let mut bad = small_schema();
         if let Some(object) = bad.as_object_mut() {

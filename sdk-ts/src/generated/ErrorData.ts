@@ -12,7 +12,7 @@ export type ErrorData = {
  */
 kind: ErrorKind, 
 /**
- *The filesystem path the error is about, for `fs/*` errors.
+ *The filesystem path the error is about, for `fs/*` errors: the path as the client sent it, or for an OS error the path in the form of the request's (first) path.
  */
 path?: string, 
 /**

@@ -3,7 +3,7 @@
 import type { ErrorData } from "./ErrorData.js";
 
 /**
- *A JSON-RPC 2.0 error object: -32700 parse error, -32600 invalid request (also lifecycle violations), -32601 method not found, -32602 invalid params, -32603 internal error.
+ *A JSON-RPC 2.0 error object: -32700 parse error, -32600 invalid request (also lifecycle violations), -32601 method not found, -32602 invalid params, -32603 internal error, and -32004 not found (`notFound`, Codex's code).
  */
 export type ErrorObject = { 
 /**

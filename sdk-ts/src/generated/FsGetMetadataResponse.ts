@@ -6,9 +6,9 @@
  */
 export type FsGetMetadataResponse = { 
 /**
- *Creation (birth) time in milliseconds since the Unix epoch, or null where the platform has none.
+ *Creation (birth) time in milliseconds since the Unix epoch, rounded down; 0 where the filesystem records none (as Codex's local file system answers).
  */
-createdAtMs: number | null, 
+createdAtMs: number, 
 /**
  *Whether it is a directory.
  */
@@ -18,7 +18,7 @@ isDirectory: boolean,
  */
 isFile: boolean, 
 /**
- *Whether it is a symbolic link (only when not following symlinks).
+ *Whether the path itself is a symbolic link (never followed, as in Codex).
  */
 isSymlink: boolean, 
 /**
@@ -26,9 +26,9 @@ isSymlink: boolean,
  */
 mode: number, 
 /**
- *Last modification time in milliseconds since the Unix epoch, or null where the platform has none.
+ *Last modification time in milliseconds since the Unix epoch, rounded down; 0 where the filesystem records none (as Codex's local file system answers).
  */
-modifiedAtMs: number | null, 
+modifiedAtMs: number, 
 /**
  *Size in bytes.
  */

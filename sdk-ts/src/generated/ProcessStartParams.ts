@@ -20,7 +20,7 @@ arg0?: string,
  */
 argv: Array<string>, 
 /**
- *Working directory of the child.
+ *Working directory of the child: an absolute path or a `file://` URI (see `AbsolutePath`).
  */
 cwd: AbsolutePath, 
 /**

@@ -3,7 +3,7 @@
 import type { SandboxPermissions } from "./SandboxPermissions.js";
 
 /**
- *Codex's sandbox intent for a process (`FileSystemSandboxContext`: `permissions`, `cwd`, `windowsSandboxLevel`, ...); only `permissions.type` is read, other members are accepted and not read.
+ *Codex's sandbox intent for a process or an `fs/*` call (`FileSystemSandboxContext`: `permissions`, `cwd`, `windowsSandboxLevel`, ...); only `permissions.type` is read, other members are accepted and not read.
  */
 export type SandboxRequest = { 
 /**

@@ -7,7 +7,7 @@ use exec_protocol::{AbsolutePath, FsCanonicalizeParams, FsCanonicalizeResponse};
 
 use super::paths::fs_error;
 use super::run_blocking;
-use super::sandbox::refuse_sandbox;
+use super::sandbox::refuse_unapplied;
 use crate::error::ServerError;
 use crate::path_uri;
 
@@ -24,7 +24,7 @@ use crate::path_uri;
 pub async fn canonicalize(
     params: FsCanonicalizeParams,
 ) -> Result<FsCanonicalizeResponse, ServerError> {
-    refuse_sandbox(params.sandbox.as_ref())?;
+    refuse_unapplied(params.sandbox.as_ref())?;
     let requested = path_uri::parse(&params.path)?;
     let path = requested.path.clone();
     let canonical = run_blocking(&requested.path, move || {

@@ -12,11 +12,13 @@ use exec_protocol::{FsCopyParams, FsCopyResponse};
 use nix::errno::Errno;
 
 use super::paths::{
-    NONBLOCKING_OPEN, absolute, fs_error, open_error, open_for_reading, refuse_special_file,
-    regular_file,
+    NONBLOCKING_OPEN, absolute, client_path, fs_error, named_in, open_error, open_for_reading,
+    refuse_special_file, regular_file,
 };
+use super::sandbox::refuse_unapplied;
 use super::{MAX_MODE, run_blocking};
 use crate::error::ServerError;
+use crate::path_uri::ClientPath;
 
 /// `fs/copy`: copies a file to `destinationPath`, replacing an existing file
 /// there (like `cp`), or with `recursive` a directory tree.
@@ -27,8 +29,13 @@ use crate::error::ServerError;
 /// copied to a new path: its destination must not exist yet, so two trees
 /// are never merged by accident.
 ///
+/// Either path may be an absolute path or a `file://` URI; an error about
+/// either names it in the form of `sourcePath`.
+///
 /// # Errors
-/// `invalidPath` for a relative path; `isADirectory` (naming the source) for
+/// `sandboxUnavailable` for a `sandbox` asking for confinement
+/// (`fs/sandbox.rs`); `invalidPath` for a relative path; `isADirectory` (naming
+/// the source) for
 /// a directory without `recursive`; `invalidPath` for copying a directory
 /// into itself or a file onto itself, and for a source or destination that
 /// is a FIFO, socket or device (no byte is read from or written to one, and
@@ -39,7 +46,8 @@ use crate::error::ServerError;
 /// `permissionDenied`, `notADirectory` or `io`; `limitExceeded` or `io` from
 /// the fs pool (`run_blocking`).
 pub async fn copy(params: FsCopyParams) -> Result<FsCopyResponse, ServerError> {
-    let source = absolute(&params.source_path)?;
+    refuse_unapplied(params.sandbox.as_ref())?;
+    let ClientPath { path: source, form } = client_path(&params.source_path)?;
     let destination = absolute(&params.destination_path)?;
     let recursive = params.recursive.unwrap_or(false);
     let named = source.clone();
@@ -47,6 +55,7 @@ pub async fn copy(params: FsCopyParams) -> Result<FsCopyResponse, ServerError> {
         copy_blocking(&source, &destination, recursive)
     })
     .await
+    .map_err(|error| named_in(form, error))
 }
 
 fn copy_blocking(

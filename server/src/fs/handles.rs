@@ -32,7 +32,7 @@ use exec_protocol::{
 
 use super::paths::{fs_error, open_for_reading};
 use super::run_blocking;
-use super::sandbox::refuse_sandbox;
+use super::sandbox::refuse_unapplied;
 use crate::error::ServerError;
 use crate::path_uri;
 use crate::sync::lock;
@@ -73,7 +73,7 @@ impl FileHandles {
     /// `permissionDenied` or `io` from the OS; `limitExceeded` or `io` from
     /// the fs pool.
     pub(crate) async fn open(&self, params: FsOpenParams) -> Result<FsOpenResponse, ServerError> {
-        refuse_sandbox(params.sandbox.as_ref())?;
+        refuse_unapplied(params.sandbox.as_ref())?;
         let path = path_uri::parse(&params.path)?.path;
         // Checked before the open so that a refused request costs no file
         // descriptor, and again when inserting, since another open may

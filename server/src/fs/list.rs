@@ -6,9 +6,11 @@ use std::path::Path;
 
 use exec_protocol::{DirectoryEntry, FsReadDirectoryParams, FsReadDirectoryResponse};
 
-use super::paths::{absolute, fs_error};
+use super::paths::{client_path, fs_error, named_in};
 use super::run_blocking;
+use super::sandbox::refuse_unapplied;
 use crate::error::ServerError;
+use crate::path_uri::ClientPath;
 
 /// `fs/readDirectory`: lists a directory's entries without `.` and `..`,
 /// sorted by `fileName` in byte order, each typed without following symlinks.
@@ -18,14 +20,19 @@ use crate::error::ServerError;
 /// listing runs is left out.
 ///
 /// # Errors
-/// `invalidPath` for a relative path; `notADirectory` for a file; `notFound`,
+/// `sandboxUnavailable` for a `sandbox` asking for confinement
+/// (`fs/sandbox.rs`); `invalidPath` for a relative path; `notADirectory` for a
+/// file; `notFound`,
 /// `permissionDenied` or `io` from the OS.
 pub async fn read_directory(
     params: FsReadDirectoryParams,
 ) -> Result<FsReadDirectoryResponse, ServerError> {
-    let path = absolute(&params.path)?;
+    refuse_unapplied(params.sandbox.as_ref())?;
+    let ClientPath { path, form } = client_path(&params.path)?;
     let named = path.clone();
-    run_blocking(&named, move || read_directory_blocking(&path)).await
+    run_blocking(&named, move || read_directory_blocking(&path))
+        .await
+        .map_err(|error| named_in(form, error))
 }
 
 fn read_directory_blocking(path: &Path) -> Result<FsReadDirectoryResponse, ServerError> {

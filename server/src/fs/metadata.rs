@@ -6,45 +6,72 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use exec_protocol::{FsGetMetadataParams, FsGetMetadataResponse};
 
-use super::paths::{absolute, fs_error};
+use super::paths::{client_path, fs_error, named_in};
 use super::run_blocking;
+use super::sandbox::refuse_unapplied;
 use crate::error::ServerError;
+use crate::path_uri::ClientPath;
+
+/// What `createdAtMs` and `modifiedAtMs` say when the filesystem records no
+/// such time (or one outside an `i64` of milliseconds): 0, as Codex's local
+/// file system answers, whose clients read both as plain integers.
+const UNKNOWN_TIME_MS: i64 = 0;
 
 /// `fs/getMetadata`: describes a path: its type, size in bytes, `st_mode`,
 /// and birth and modification times in milliseconds since the Unix epoch.
 ///
-/// `followSymlinks` (default true) describes a symlink's target; with false
-/// the link itself, and only then can `isSymlink` be true. `createdAtMs` is
-/// null where the platform or filesystem has no birth time (on Linux it comes
-/// from `statx`).
+/// `followSymlinks` (default true, which is all Codex does) describes a
+/// symlink's target; with false the link itself. Either way `isSymlink` says
+/// whether the path itself is a link, as Codex's does (it reads the type
+/// from the target and `isSymlink` from the link). A time the filesystem
+/// does not record is [`UNKNOWN_TIME_MS`] (the birth time comes from
+/// `statx` on Linux, and some filesystems have none).
 ///
 /// # Errors
-/// `invalidPath` for a relative path; `notFound` (also for a dangling link
-/// when following), `permissionDenied`, `notADirectory` or `io` from the OS.
+/// `sandboxUnavailable` for a `sandbox` asking for confinement
+/// (`fs/sandbox.rs`); `invalidPath` for a relative path; `notFound` (also
+/// for a dangling link when following), `permissionDenied`, `notADirectory`
+/// or `io` from the OS.
 pub async fn get_metadata(
     params: FsGetMetadataParams,
 ) -> Result<FsGetMetadataResponse, ServerError> {
-    let path = absolute(&params.path)?;
+    refuse_unapplied(params.sandbox.as_ref())?;
+    let ClientPath { path, form } = client_path(&params.path)?;
     let follow_symlinks = params.follow_symlinks.unwrap_or(true);
     let named = path.clone();
     run_blocking(&named, move || {
+        let fail = |error| fs_error(&path, error);
         let metadata = if follow_symlinks {
             fs::metadata(&path)
         } else {
             fs::symlink_metadata(&path)
         }
-        .map_err(|error| fs_error(&path, error))?;
+        .map_err(fail)?;
+        // Following, the link itself is asked about once more; it exists,
+        // since its target was just found through it, unless it was removed
+        // in between, which the client is told as what it is.
+        let is_symlink = if follow_symlinks {
+            fs::symlink_metadata(&path).map_err(fail)?.is_symlink()
+        } else {
+            metadata.is_symlink()
+        };
+        let milliseconds = |time: std::io::Result<SystemTime>| {
+            time.ok()
+                .and_then(unix_milliseconds)
+                .unwrap_or(UNKNOWN_TIME_MS)
+        };
         Ok(FsGetMetadataResponse {
-            created_at_ms: metadata.created().ok().and_then(unix_milliseconds),
+            created_at_ms: milliseconds(metadata.created()),
             is_directory: metadata.is_dir(),
             is_file: metadata.is_file(),
-            is_symlink: metadata.file_type().is_symlink(),
+            is_symlink,
             mode: metadata.mode(),
-            modified_at_ms: metadata.modified().ok().and_then(unix_milliseconds),
+            modified_at_ms: milliseconds(metadata.modified()),
             size: metadata.len(),
         })
     })
     .await
+    .map_err(|error| named_in(form, error))
 }
 
 /// Converts a timestamp to whole milliseconds since the Unix epoch, rounded
@@ -95,12 +122,12 @@ mod tests {
         // The birth time is whatever the filesystem recorded (or nothing), so
         // it is checked for plausibility and then taken as is.
         let now_ms = unix_milliseconds(SystemTime::now()).ok_or("the clock is out of range")?;
-        if let Some(created_at_ms) = response.created_at_ms {
-            assert!(
-                (now_ms - 60_000..=now_ms + 60_000).contains(&created_at_ms),
-                "created {created_at_ms}, now {now_ms}"
-            );
-        }
+        let created_at_ms = response.created_at_ms;
+        assert!(
+            created_at_ms == UNKNOWN_TIME_MS
+                || (now_ms - 60_000..=now_ms + 60_000).contains(&created_at_ms),
+            "created {created_at_ms}, now {now_ms}"
+        );
         assert_eq!(
             response,
             FsGetMetadataResponse {
@@ -109,7 +136,7 @@ mod tests {
                 is_file: true,
                 is_symlink: false,
                 mode: 0o100640,
-                modified_at_ms: Some(1_234_567_890_123),
+                modified_at_ms: 1_234_567_890_123,
                 size: 5,
             }
         );
@@ -124,9 +151,10 @@ mod tests {
         let link = directory.path().join("link");
         symlink(&target, &link)?;
 
-        // (isDirectory, isFile, isSymlink, the file type bits of `mode`).
+        // (isDirectory, isFile, isSymlink, the file type bits of `mode`):
+        // following describes the target but still says the path is a link.
         let cases = [
-            (None, "followed", (true, false, false, 0o040000)),
+            (None, "followed", (true, false, true, 0o040000)),
             (Some(false), "not followed", (false, false, true, 0o120000)),
         ];
         for (follow_symlinks, what, expected) in cases {
@@ -178,7 +206,7 @@ mod tests {
             get_metadata(metadata_params(&path, None))
                 .await?
                 .modified_at_ms,
-            Some(-1_501)
+            -1_501
         );
         Ok(())
     }
@@ -218,6 +246,7 @@ mod tests {
         ];
         for (path, what, expected) in cases {
             let params = FsGetMetadataParams {
+                sandbox: None,
                 follow_symlinks: None,
                 path,
             };

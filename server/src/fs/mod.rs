@@ -1,14 +1,18 @@
 //! The `fs/*` methods: read, write, list, inspect, remove, copy and rename
 //! paths on the server's machine (protocol.md, "Filesystem").
 //!
-//! Each handler checks its paths first (absolute, no NUL byte), then does all
+//! Each handler refuses a `sandbox` it cannot apply and reads its paths
+//! first (an absolute path or a `file://` URI, see `crate::path_uri`; no NUL
+//! byte), then does all
 //! of its filesystem work as one job on the fs pool (`pool`: bounded threads
 //! of its own, a deadline on each call), so the runtime's worker threads
 //! never wait on a disk, a stuck disk never delays process control or
 //! shutdown, and a multi-step operation (copy a tree, check then rename)
 //! runs as one unit. An OS error becomes
 //! [`ServerError::Fs`](crate::ServerError::Fs) naming the path the OS
-//! complained about, which gives the client `data.kind` and `data.path`.
+//! complained about, in the form of the request's path (`paths::named_in`),
+//! which gives the client `data.kind` and `data.path`; `notFound` comes with
+//! code -32004, Codex's.
 //!
 //! Only regular files are read or written (fs/readFile, fs/writeFile,
 //! fs/copy): a FIFO, socket or device is refused with `invalidPath`, before
@@ -20,10 +24,13 @@
 //!   permission bits a file may be given).
 //! - `pool`: `run_blocking`, the one way onto the fs pool, with its limits
 //!   ([`FS_MAX_THREADS`], [`FS_QUEUE_CAPACITY`], [`FS_CALL_DEADLINE`]).
-//! - `paths`: what every operation does with a path: checking the client's
-//!   path (absolute, no NUL byte), naming the path in an OS error
-//!   ([`ServerError::Fs`](crate::ServerError::Fs)), and opening a regular
-//!   file without blocking on a FIFO or opening a device.
+//! - `paths`: what every operation does with a path: reading the client's
+//!   path (absolute or `file://`, no NUL byte), naming the path in an OS
+//!   error ([`ServerError::Fs`](crate::ServerError::Fs)) in the client's
+//!   form, and opening a regular file without blocking on a FIFO or opening
+//!   a device.
+//! - `sandbox`: refusing Codex's `sandbox` field when it asks for
+//!   confinement (`sandboxUnavailable`), as `process/start` does.
 //! - `read`: `fs/readFile`, one page of a file, at most
 //!   [`MAX_READ_FILE_BYTES`].
 //! - `write`: the two methods that create paths: `fs/writeFile` (with `mode`
@@ -49,8 +56,8 @@
 //!
 //! Imports flow one way: the operation files use only this file, `pool`,
 //! `paths` and `sandbox`, never each other (only `copy`'s tests call `read_directory`, to
-//! compare listings), and `pool`, `paths` and `test_support` use no
-//! operation file.
+//! compare listings), and `pool`, `paths`, `sandbox` and `test_support` use
+//! no operation file.
 
 mod canonicalize;
 mod copy;

@@ -1,6 +1,7 @@
-//! What every `fs/*` operation does with a path: check the one the client
-//! sent, name it in an OS error, and open it as a regular file without ever
-//! blocking on a FIFO or opening a device.
+//! What every `fs/*` operation does with a path: read the one the client
+//! sent (an absolute path or a `file://` URI, through `crate::path_uri`),
+//! name it in an OS error in the form the client used, and open it as a
+//! regular file without ever blocking on a FIFO or opening a device.
 //!
 //! # Opening a regular file
 //! Three steps, each closing a hole the one before leaves:
@@ -26,26 +27,51 @@ use exec_protocol::AbsolutePath;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
-use crate::error::{ServerError, require_absolute};
+use crate::error::ServerError;
+use crate::path_uri::{self, ClientPath, PathForm};
 
-/// Checks a path from the client and makes it owned, so it can move into a
-/// blocking task.
+/// Reads a path from the client (an absolute path or a `file://` URI, see
+/// `crate::path_uri`) into an owned local path, which can move into a
+/// blocking task, and the form it came in, for [`named_in`].
+///
+/// Errors: `invalidPath` for a relative path, a URI that is not a local
+/// `file:` URI, a NUL byte (which no system call can take) or a path longer
+/// than the system allows.
+pub(super) fn client_path(path: &AbsolutePath) -> Result<ClientPath, ServerError> {
+    path_uri::parse(path.as_str())
+}
+
+/// [`client_path`] without the form, for an operation whose errors need not
+/// follow it. Errors: as [`client_path`].
 pub(super) fn absolute(path: &AbsolutePath) -> Result<PathBuf, ServerError> {
-    let checked = require_absolute(path)?;
-    // The OS cannot take a path with a NUL byte; catching it here gives the
-    // client a clear invalid-params error instead of a generic `io` one.
-    if path.contains('\0') {
-        return Err(ServerError::invalid_path(
-            path.as_str(),
-            "contains a NUL byte",
-        ));
-    }
-    Ok(checked.to_path_buf())
+    client_path(path).map(|client_path| client_path.path)
 }
 
 /// Wraps an OS error about `path`, so the client sees which path failed.
 pub(super) fn fs_error(path: &Path, error: io::Error) -> ServerError {
     ServerError::fs(path.display().to_string(), error)
+}
+
+/// `error` with the local path it names (an OS error, or a path found
+/// unusable on disk) written in `form`, so a client that sent `file://` URIs
+/// gets one back in `data.path`. A path the client's text was refused for
+/// is already as the client wrote it and is left alone.
+pub(super) fn named_in(form: PathForm, error: ServerError) -> ServerError {
+    let render = |path: String| form.render(Path::new(&path));
+    match (form, error) {
+        (PathForm::Native, error) => error,
+        (PathForm::FileUri, ServerError::Fs { path, source }) => ServerError::Fs {
+            path: render(path),
+            source,
+        },
+        (PathForm::FileUri, ServerError::InvalidPath { path, reason }) if path.starts_with('/') => {
+            ServerError::InvalidPath {
+                path: render(path),
+                reason,
+            }
+        }
+        (PathForm::FileUri, error) => error,
+    }
 }
 
 /// The flags every open of a file to read or write adds: no blocking on a
@@ -148,10 +174,20 @@ mod tests {
     };
 
     #[test]
-    fn absolute_accepts_only_absolute_paths_without_nul() {
-        let cases: [(&str, Result<PathBuf, ErrorSummary>); 6] = [
+    fn absolute_accepts_only_absolute_paths_and_file_uris_without_nul() {
+        let cases: [(&str, Result<PathBuf, ErrorSummary>); 10] = [
             ("/tmp/file", Ok(PathBuf::from("/tmp/file"))),
             ("/", Ok(PathBuf::from("/"))),
+            ("file:///tmp/a%20b", Ok(PathBuf::from("/tmp/a b"))),
+            ("file://localhost/tmp", Ok(PathBuf::from("/tmp"))),
+            (
+                "file://server/x",
+                Err(invalid_path_summary("file://server/x")),
+            ),
+            (
+                "file:///tmp/a%00b",
+                Err(invalid_path_summary("file:///tmp/a%00b")),
+            ),
             ("relative/path", Err(invalid_path_summary("relative/path"))),
             ("./x", Err(invalid_path_summary("./x"))),
             ("", Err(invalid_path_summary(""))),
@@ -164,6 +200,36 @@ mod tests {
                 "{path:?}"
             );
         }
+    }
+
+    #[test]
+    fn errors_name_paths_in_the_form_of_the_request() {
+        let missing = || fs_error(Path::new("/tmp/a b"), io::ErrorKind::NotFound.into());
+        let summary_of = |form, error| outcome::<()>(Err(named_in(form, error)));
+        assert_eq!(
+            summary_of(PathForm::Native, missing()),
+            Err(fs_summary(ErrorKind::NotFound, Path::new("/tmp/a b")))
+        );
+        assert_eq!(
+            summary_of(PathForm::FileUri, missing()),
+            Err((
+                crate::error::NOT_FOUND,
+                Some(ErrorKind::NotFound),
+                Some(String::from("file:///tmp/a%20b"))
+            ))
+        );
+        // A found-unusable path is rendered; the client's own refused text
+        // is echoed as it was sent.
+        let unusable = not_a_regular_file(Path::new("/dev/null"), "character device");
+        assert_eq!(
+            summary_of(PathForm::FileUri, unusable),
+            Err(invalid_path_summary("file:///dev/null"))
+        );
+        let refused = ServerError::invalid_path("file://server/x", "not local");
+        assert_eq!(
+            summary_of(PathForm::FileUri, refused),
+            Err(invalid_path_summary("file://server/x"))
+        );
     }
 
     #[test]

@@ -5,9 +5,11 @@ use std::path::Path;
 
 use exec_protocol::{FsReadFileParams, FsReadFileResponse};
 
-use super::paths::{absolute, fs_error, open_for_reading};
+use super::paths::{client_path, fs_error, named_in, open_for_reading};
 use super::run_blocking;
+use super::sandbox::refuse_unapplied;
 use crate::error::ServerError;
+use crate::path_uri::ClientPath;
 
 /// The most bytes one fs/readFile returns (16 MiB), so a response stays
 /// under the message limit; larger files are read in pages with `offset`.
@@ -22,19 +24,24 @@ pub const MAX_READ_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// in `/proc`). An offset past the end gives no bytes and `eof: true`.
 ///
 /// # Errors
-/// `invalidPath` for a relative path and for a FIFO, socket or device (never
+/// `sandboxUnavailable` for a `sandbox` asking for confinement
+/// (`fs/sandbox.rs`); `invalidPath` for a relative path and for a FIFO, socket
+/// or device (never
 /// read, so a FIFO's queued bytes stay for its next reader);
 /// `isADirectory` for a directory; `notFound`, `permissionDenied`,
 /// `notADirectory` or `io` from the OS; `limitExceeded` or `io` from the fs
 /// pool (`run_blocking`).
 pub async fn read_file(params: FsReadFileParams) -> Result<FsReadFileResponse, ServerError> {
-    let path = absolute(&params.path)?;
+    refuse_unapplied(params.sandbox.as_ref())?;
+    let ClientPath { path, form } = client_path(&params.path)?;
     let offset = params.offset.unwrap_or(0);
     let max_bytes = params.max_bytes.map_or(MAX_READ_FILE_BYTES, |max_bytes| {
         max_bytes.min(MAX_READ_FILE_BYTES)
     });
     let named = path.clone();
-    run_blocking(&named, move || read_file_blocking(&path, offset, max_bytes)).await
+    run_blocking(&named, move || read_file_blocking(&path, offset, max_bytes))
+        .await
+        .map_err(|error| named_in(form, error))
 }
 
 fn read_file_blocking(
@@ -195,6 +202,7 @@ mod tests {
         }
         for (path, what, expected) in cases {
             let params = FsReadFileParams {
+                sandbox: None,
                 max_bytes: None,
                 offset: None,
                 path,

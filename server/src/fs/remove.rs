@@ -6,27 +6,42 @@ use std::path::Path;
 
 use exec_protocol::{FsRemoveParams, FsRemoveResponse};
 
-use super::paths::{absolute, fs_error};
+use super::paths::{client_path, fs_error, named_in};
 use super::run_blocking;
+use super::sandbox::refuse_unapplied;
 use crate::error::ServerError;
+use crate::path_uri::ClientPath;
+
+/// What `recursive: null` and `force: null` of fs/remove mean: Codex's
+/// default for its `Option<bool>` fields (`rm -rf`), which Codex's clients
+/// send as `null`. Absent, both are false, this protocol's v1 default (the
+/// generated type reads an absent field as `Some(false)`).
+const CODEX_REMOVE_DEFAULT: bool = true;
 
 /// `fs/remove`: removes a file, a symlink (never what it points to) or an
 /// empty directory; with `recursive`, a directory and everything in it.
 ///
-/// With `force`, a missing path is not an error.
+/// With `force`, a missing path is not an error. Absent, `recursive` and
+/// `force` are false; `null` is true, Codex's default
+/// ([`CODEX_REMOVE_DEFAULT`]).
 ///
 /// # Errors
-/// `invalidPath` for a relative path; `directoryNotEmpty` for a non-empty
+/// `sandboxUnavailable` for a `sandbox` asking for confinement
+/// (`fs/sandbox.rs`); `invalidPath` for a relative path; `directoryNotEmpty`
+/// for a non-empty
 /// directory without `recursive`; `notFound` without `force`;
 /// `permissionDenied`, `notADirectory` or `io` from the OS. A failure inside a
 /// recursive removal names the top path, since the OS call that walks the
 /// tree does not say which entry failed.
 pub async fn remove(params: FsRemoveParams) -> Result<FsRemoveResponse, ServerError> {
-    let path = absolute(&params.path)?;
-    let recursive = params.recursive.unwrap_or(false);
-    let force = params.force.unwrap_or(false);
+    refuse_unapplied(params.sandbox.as_ref())?;
+    let ClientPath { path, form } = client_path(&params.path)?;
+    let recursive = params.recursive.unwrap_or(CODEX_REMOVE_DEFAULT);
+    let force = params.force.unwrap_or(CODEX_REMOVE_DEFAULT);
     let named = path.clone();
-    run_blocking(&named, move || remove_blocking(&path, recursive, force)).await
+    run_blocking(&named, move || remove_blocking(&path, recursive, force))
+        .await
+        .map_err(|error| named_in(form, error))
 }
 
 fn remove_blocking(
@@ -64,6 +79,7 @@ mod tests {
 
     use exec_protocol::{AbsolutePath, ErrorKind};
     use pretty_assertions::assert_eq;
+    use serde_json::json;
 
     use super::*;
     use crate::fs::test_support::{
@@ -93,6 +109,37 @@ mod tests {
             );
             assert!(!path.exists(), "{what} is gone");
         }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn remove_defaults_absent_to_false_and_null_to_true() -> TestResult {
+        let directory = tempfile::tempdir()?;
+        let tree = directory.path().join("tree");
+        fs::create_dir_all(tree.join("deep"))?;
+        let path = tree.display().to_string();
+        let absent: FsRemoveParams = serde_json::from_value(json!({"path": path}))?;
+        assert_eq!(
+            (absent.recursive, absent.force),
+            (Some(false), Some(false)),
+            "absent is our v1 default"
+        );
+        assert_eq!(
+            outcome(remove(absent).await),
+            Err(fs_summary(ErrorKind::DirectoryNotEmpty, &tree))
+        );
+        // What Codex's clients send: `null` for both, which is `rm -rf` for
+        // them: the tree goes, and a second removal of it is no error.
+        let codex = json!({"path": path, "recursive": null, "force": null, "sandbox": null});
+        for attempt in ["the tree", "the tree again, now missing"] {
+            let params: FsRemoveParams = serde_json::from_value(codex.clone())?;
+            assert_eq!(
+                outcome(remove(params).await),
+                Ok(FsRemoveResponse {}),
+                "{attempt}"
+            );
+        }
+        assert!(!tree.exists());
         Ok(())
     }
 
@@ -142,6 +189,7 @@ mod tests {
             ),
             (
                 FsRemoveParams {
+                    sandbox: None,
                     force: Some(true),
                     path: AbsolutePath("gone".into()),
                     recursive: None,

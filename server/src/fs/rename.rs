@@ -9,9 +9,11 @@ use std::path::Path;
 use exec_protocol::{FsRenameParams, FsRenameResponse};
 use nix::errno::Errno;
 
-use super::paths::{absolute, fs_error};
+use super::paths::{absolute, client_path, fs_error, named_in};
 use super::run_blocking;
+use super::sandbox::refuse_unapplied;
 use crate::error::ServerError;
+use crate::path_uri::ClientPath;
 
 /// `fs/rename`: moves a path within one filesystem (`rename(2)`).
 ///
@@ -22,8 +24,13 @@ use crate::error::ServerError;
 /// the destination is replaced as `rename(2)` does (a directory only by a
 /// directory, and only when empty).
 ///
+/// Either path may be an absolute path or a `file://` URI; an error about
+/// either names it in the form of `sourcePath`.
+///
 /// # Errors
-/// `invalidPath` for a relative path; `alreadyExists` (naming the
+/// `sandboxUnavailable` for a `sandbox` asking for confinement
+/// (`fs/sandbox.rs`); `invalidPath` for a relative path; `alreadyExists`
+/// (naming the
 /// destination) when it exists without `overwrite`; invalid params (-32602,
 /// no `data.kind`) for moving a directory into itself; otherwise the OS error
 /// naming the path it concerns: `notFound` for a missing source (the source)
@@ -31,7 +38,8 @@ use crate::error::ServerError;
 /// `isADirectory`, `notADirectory`, `permissionDenied`, or `io` (also when
 /// the paths are on different filesystems).
 pub async fn rename(params: FsRenameParams) -> Result<FsRenameResponse, ServerError> {
-    let source = absolute(&params.source_path)?;
+    refuse_unapplied(params.sandbox.as_ref())?;
+    let ClientPath { path: source, form } = client_path(&params.source_path)?;
     let destination = absolute(&params.destination_path)?;
     let overwrite = params.overwrite.unwrap_or(false);
     let named = source.clone();
@@ -39,6 +47,7 @@ pub async fn rename(params: FsRenameParams) -> Result<FsRenameResponse, ServerEr
         rename_blocking(&source, &destination, overwrite)
     })
     .await
+    .map_err(|error| named_in(form, error))
 }
 
 fn rename_blocking(

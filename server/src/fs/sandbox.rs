@@ -1,27 +1,33 @@
-//! Failing closed on the `sandbox` field Codex sends with every `fs/*`
-//! request (`FileSystemSandboxContext`): this server applies no sandbox, so
-//! an operation asked to run confined is refused rather than run with more
-//! access than was asked for. The field is read as `process/start` reads its
-//! own (`process::requested_profile`): only `permissions.type` `disabled`
-//! asks for nothing.
+//! Failing closed on Codex's `sandbox` field of the `fs/*` methods.
+//!
+//! Every fs params of Codex carries `sandbox` (a `FileSystemSandboxContext`,
+//! usually `null`); a non-null one asks Codex's server to run the call in a
+//! sandboxed helper. This server has no such helper, and doing the call
+//! unconfined would grant more than was asked for, so such a call is refused
+//! with `sandboxUnavailable` before the filesystem is touched, by the same
+//! rule as `process/start` (`crate::process::requested_profile`): only
+//! Codex's danger-full-access profile, `permissions.type` `disabled`, asks
+//! for nothing and runs.
 
 use exec_protocol::SandboxRequest;
 
 use crate::error::ServerError;
-use crate::process::requested_profile;
 
-/// Refuses an fs request whose `sandbox` asks for confinement.
-/// Errors: `sandboxUnavailable` (-32602) naming the profile type asked for.
-pub(super) fn refuse_sandbox(sandbox: Option<&SandboxRequest>) -> Result<(), ServerError> {
-    match sandbox.and_then(requested_profile) {
+/// Refuses a call whose `sandbox` asks for confinement.
+///
+/// # Errors
+/// `sandboxUnavailable` (-32602) naming the field and the permission type
+/// asked for; nothing for a null or absent `sandbox`, or a `disabled` one.
+pub(super) fn refuse_unapplied(sandbox: Option<&SandboxRequest>) -> Result<(), ServerError> {
+    match sandbox.and_then(crate::process::requested_profile) {
+        None => Ok(()),
         Some(profile) => Err(ServerError::SandboxUnavailable {
             process_id: None,
             field: "sandbox",
             reason: format!(
-                "permissions of type `{profile}` need a sandbox, and this server applies none"
+                "permissions of type `{profile}` need a sandbox, and this server applies none to filesystem calls"
             ),
         }),
-        None => Ok(()),
     }
 }
 
@@ -32,30 +38,33 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::error::INVALID_PARAMS;
 
-    fn sandbox(value: serde_json::Value) -> SandboxRequest {
-        serde_json::from_value(value).expect("a valid sandbox")
+    fn outcome(sandbox: serde_json::Value) -> Result<(), (i32, ErrorKind, bool)> {
+        let sandbox: Option<SandboxRequest> =
+            serde_json::from_value(sandbox).expect("a valid sandbox field");
+        refuse_unapplied(sandbox.as_ref()).map_err(|error| {
+            let object = error.to_error_object();
+            let has_process_id = object.data.is_some_and(|data| data.process_id.is_some());
+            (object.code, error.kind(), has_process_id)
+        })
     }
 
     #[test]
-    fn only_no_sandbox_or_a_disabled_profile_is_accepted() {
-        assert!(refuse_sandbox(None).is_ok());
-        let disabled = sandbox(json!({"permissions": {"type": "disabled"}}));
-        assert!(refuse_sandbox(Some(&disabled)).is_ok());
+    fn only_no_sandbox_or_a_disabled_one_runs() {
+        assert_eq!(outcome(json!(null)), Ok(()));
+        assert_eq!(
+            outcome(json!({"permissions": {"type": "disabled"}})),
+            Ok(())
+        );
         for asking in [
-            json!({"permissions": {"type": "managed"}}),
-            json!({"permissions": null}),
+            json!({"permissions": {"type": "managed", "fileSystem": {}}}),
+            json!({"permissions": {"type": "external"}}),
             json!({}),
         ] {
-            let error = refuse_sandbox(Some(&sandbox(asking.clone()))).expect_err("refused");
-            let object = error.to_error_object();
             assert_eq!(
-                (
-                    object.code,
-                    error.kind(),
-                    object.data.and_then(|data| data.process_id)
-                ),
-                (-32602, ErrorKind::SandboxUnavailable, None),
+                outcome(asking.clone()),
+                Err((INVALID_PARAMS, ErrorKind::SandboxUnavailable, false)),
                 "{asking}"
             );
         }

@@ -12,7 +12,7 @@ use exec_protocol::{
     FsReadFileParams, FsRemoveParams, FsRenameParams, FsWriteFileParams,
 };
 
-use crate::error::{INVALID_PARAMS, ServerError};
+use crate::error::{INVALID_PARAMS, NOT_FOUND, ServerError};
 
 /// What a test returns: any error fails it with its message.
 pub(super) type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -37,9 +37,15 @@ pub(super) fn outcome<T>(result: Result<T, ServerError>) -> Result<T, ErrorSumma
     result.map_err(|error| summary(&error))
 }
 
-/// The summary of a filesystem error about `path` with the given kind.
+/// The summary of a filesystem error about `path` with the given kind: code
+/// -32004 for `notFound` (Codex's code), -32602 for the others.
 pub(super) fn fs_summary(kind: ErrorKind, path: &Path) -> ErrorSummary {
-    (INVALID_PARAMS, Some(kind), Some(path.display().to_string()))
+    let code = if kind == ErrorKind::NotFound {
+        NOT_FOUND
+    } else {
+        INVALID_PARAMS
+    };
+    (code, Some(kind), Some(path.display().to_string()))
 }
 
 /// The summary of a path refused before any OS call (relative, or with a
@@ -83,6 +89,7 @@ pub(super) fn read_params(
     max_bytes: Option<u64>,
 ) -> FsReadFileParams {
     FsReadFileParams {
+        sandbox: None,
         max_bytes,
         offset,
         path: absolute_path(path),
@@ -92,6 +99,7 @@ pub(super) fn read_params(
 /// fs/writeFile params that write `data` to `path` with every option unset.
 pub(super) fn write_params(path: &Path, data: &[u8]) -> FsWriteFileParams {
     FsWriteFileParams {
+        sandbox: None,
         append: None,
         create_parents: None,
         data_base64: Base64Bytes::from(data),
@@ -103,6 +111,7 @@ pub(super) fn write_params(path: &Path, data: &[u8]) -> FsWriteFileParams {
 /// fs/getMetadata params for `path`.
 pub(super) fn metadata_params(path: &Path, follow_symlinks: Option<bool>) -> FsGetMetadataParams {
     FsGetMetadataParams {
+        sandbox: None,
         follow_symlinks,
         path: absolute_path(path),
     }
@@ -111,6 +120,7 @@ pub(super) fn metadata_params(path: &Path, follow_symlinks: Option<bool>) -> FsG
 /// fs/readDirectory params for `path`.
 pub(super) fn directory_params(path: &Path) -> FsReadDirectoryParams {
     FsReadDirectoryParams {
+        sandbox: None,
         path: absolute_path(path),
     }
 }
@@ -118,6 +128,7 @@ pub(super) fn directory_params(path: &Path) -> FsReadDirectoryParams {
 /// fs/remove params for `path`.
 pub(super) fn remove_params(path: &Path, recursive: bool, force: bool) -> FsRemoveParams {
     FsRemoveParams {
+        sandbox: None,
         force: Some(force),
         path: absolute_path(path),
         recursive: Some(recursive),
@@ -127,6 +138,7 @@ pub(super) fn remove_params(path: &Path, recursive: bool, force: bool) -> FsRemo
 /// fs/copy params from `source` to `destination`.
 pub(super) fn copy_params(source: &Path, destination: &Path, recursive: bool) -> FsCopyParams {
     FsCopyParams {
+        sandbox: None,
         destination_path: absolute_path(destination),
         recursive: Some(recursive),
         source_path: absolute_path(source),
@@ -140,6 +152,7 @@ pub(super) fn rename_params(
     overwrite: Option<bool>,
 ) -> FsRenameParams {
     FsRenameParams {
+        sandbox: None,
         destination_path: absolute_path(destination),
         overwrite,
         source_path: absolute_path(source),

@@ -35,7 +35,7 @@ use exec_protocol::{
 
 use super::paths::fs_error;
 use super::run_blocking;
-use super::sandbox::refuse_sandbox;
+use super::sandbox::refuse_unapplied;
 use crate::error::ServerError;
 use crate::path_uri::{self, PathForm};
 
@@ -62,7 +62,7 @@ const ITEM_OVERHEAD_BYTES: usize = 64;
 /// URI; `notFound`, `permissionDenied`, `notADirectory` or `io` when the
 /// root cannot be inspected; `limitExceeded` or `io` from the fs pool.
 pub async fn walk(params: FsWalkParams) -> Result<FsWalkResponse, ServerError> {
-    refuse_sandbox(params.sandbox.as_ref())?;
+    refuse_unapplied(params.sandbox.as_ref())?;
     let limits = Limits::checked(&params.options)?;
     let requested = path_uri::parse(&params.path)?;
     let root = requested.path.clone();

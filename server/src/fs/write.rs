@@ -11,10 +11,19 @@ use exec_protocol::{
 };
 
 use super::paths::{
-    NONBLOCKING_OPEN, absolute, fs_error, open_error, refuse_special_file, regular_file,
+    NONBLOCKING_OPEN, client_path, fs_error, named_in, open_error, refuse_special_file,
+    regular_file,
 };
+use super::sandbox::refuse_unapplied;
 use super::{MAX_MODE, run_blocking};
 use crate::error::ServerError;
+use crate::path_uri::ClientPath;
+
+/// What `recursive: null` of fs/createDirectory means: Codex's default for
+/// its `Option<bool>` (`mkdir -p`), which Codex's clients send as `null`.
+/// An absent `recursive` is false, this protocol's v1 default (the generated
+/// type reads it as `Some(false)`).
+const CODEX_CREATE_DIRECTORY_RECURSIVE: bool = true;
 
 /// How often fs/writeFile with an explicit `mode` retries when the file
 /// appears or disappears between its "create new" and "open existing"
@@ -31,7 +40,9 @@ const WRITE_OPEN_ATTEMPTS: usize = 3;
 /// new file gets `0o666` less the server's umask.
 ///
 /// # Errors
-/// Invalid params (-32602, no `data.kind`) for a `mode` above `0o7777`;
+/// `sandboxUnavailable` for a `sandbox` asking for confinement
+/// (`fs/sandbox.rs`); invalid params (-32602, no `data.kind`) for a `mode`
+/// above `0o7777`;
 /// `invalidPath` for a relative path; `notFound` for a missing parent without
 /// `createParents`; `invalidPath` for a FIFO, socket or device (nothing is
 /// written to it, and a FIFO without a reader does not block the call);
@@ -39,7 +50,8 @@ const WRITE_OPEN_ATTEMPTS: usize = 3;
 /// parent to create is a file) or `io` from the OS; `limitExceeded` or `io`
 /// from the fs pool (`run_blocking`).
 pub async fn write_file(params: FsWriteFileParams) -> Result<FsWriteFileResponse, ServerError> {
-    let path = absolute(&params.path)?;
+    refuse_unapplied(params.sandbox.as_ref())?;
+    let ClientPath { path, form } = client_path(&params.path)?;
     if let Some(mode) = params.mode
         && mode > MAX_MODE
     {
@@ -56,22 +68,27 @@ pub async fn write_file(params: FsWriteFileParams) -> Result<FsWriteFileResponse
         write_file_blocking(&path, &data, append, create_parents, mode)
     })
     .await
+    .map_err(|error| named_in(form, error))
 }
 
 /// `fs/createDirectory`: creates a directory; with `recursive`, also its
 /// missing parents, and succeeds when it already is a directory (like
-/// `mkdir -p`).
+/// `mkdir -p`). An absent `recursive` is false; `null` is true, Codex's
+/// default ([`CODEX_CREATE_DIRECTORY_RECURSIVE`]).
 ///
 /// # Errors
-/// `invalidPath` for a relative path; `alreadyExists` when the path exists
+/// `sandboxUnavailable` for a `sandbox` asking for confinement
+/// (`fs/sandbox.rs`); `invalidPath` for a relative path; `alreadyExists` when
+/// the path exists
 /// (without `recursive`) or is not a directory (with it); `notFound` for a
 /// missing parent without `recursive`; `notADirectory`, `permissionDenied`
 /// or `io` from the OS.
 pub async fn create_directory(
     params: FsCreateDirectoryParams,
 ) -> Result<FsCreateDirectoryResponse, ServerError> {
-    let path = absolute(&params.path)?;
-    let recursive = params.recursive.unwrap_or(false);
+    refuse_unapplied(params.sandbox.as_ref())?;
+    let ClientPath { path, form } = client_path(&params.path)?;
+    let recursive = params.recursive.unwrap_or(CODEX_CREATE_DIRECTORY_RECURSIVE);
     let named = path.clone();
     run_blocking(&named, move || {
         let result = if recursive {
@@ -83,6 +100,7 @@ pub async fn create_directory(
         Ok(FsCreateDirectoryResponse {})
     })
     .await
+    .map_err(|error| named_in(form, error))
 }
 
 fn write_file_blocking(
@@ -158,6 +176,7 @@ mod tests {
 
     use exec_protocol::{AbsolutePath, ErrorKind};
     use pretty_assertions::assert_eq;
+    use serde_json::json;
 
     use super::*;
     use crate::error::INVALID_PARAMS;
@@ -375,6 +394,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn create_directory_defaults_absent_to_false_and_null_to_true() -> TestResult {
+        let directory = tempfile::tempdir()?;
+        let nested = directory.path().join("a/b");
+        let path = nested.display().to_string();
+        let absent: FsCreateDirectoryParams = serde_json::from_value(json!({"path": path}))?;
+        assert_eq!(absent.recursive, Some(false), "absent is our v1 default");
+        assert_eq!(
+            outcome(create_directory(absent).await),
+            Err(fs_summary(ErrorKind::NotFound, &nested)),
+            "absent: a missing parent is an error"
+        );
+        // What Codex's clients send: `null`, which is `mkdir -p` for them.
+        let codex: FsCreateDirectoryParams =
+            serde_json::from_value(json!({"path": path, "recursive": null, "sandbox": null}))?;
+        assert_eq!(
+            outcome(create_directory(codex).await),
+            Ok(FsCreateDirectoryResponse {})
+        );
+        assert!(nested.is_dir());
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn create_directory_plain_and_recursive() -> TestResult {
         let directory = tempfile::tempdir()?;
         let single = directory.path().join("single");
@@ -385,9 +427,11 @@ mod tests {
         // Each step runs on what the steps before it left; a step that
         // succeeds leaves a directory at its path.
         let steps = [
+            // `Some(false)` is what an absent `recursive` reads as (see
+            // `create_directory_defaults_absent_to_false_and_null_to_true`).
             (
                 absolute_path(&single),
-                None,
+                Some(false),
                 "a new directory",
                 Ok(FsCreateDirectoryResponse {}),
             ),
@@ -399,7 +443,7 @@ mod tests {
             ),
             (
                 absolute_path(&nested),
-                None,
+                Some(false),
                 "a missing parent",
                 Err(fs_summary(ErrorKind::NotFound, &nested)),
             ),
@@ -438,6 +482,7 @@ mod tests {
         for (path, recursive, what, expected) in steps {
             let succeeds = expected.is_ok();
             let params = FsCreateDirectoryParams {
+                sandbox: None,
                 path: path.clone(),
                 recursive,
             };

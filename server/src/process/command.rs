@@ -17,7 +17,7 @@ use nix::unistd::{AccessFlags, access};
 use super::cgroup::ProcessCgroup;
 use super::procfs::TREE_MARKER_VARIABLE;
 use super::{env_policy, sandbox};
-use crate::error::{ServerError, require_absolute};
+use crate::error::ServerError;
 
 /// The environment variable `serve` reads its connection token from (when
 /// no `--token-file` is given). The server blanks it in its own environment
@@ -58,7 +58,8 @@ impl LaunchSpec {
     /// `tree_marker` is set as [`TREE_MARKER_VARIABLE`] in the child's
     /// environment. Errors: `SandboxUnavailable` for a sandbox or managed
     /// network it cannot apply, `InvalidParams` for an empty `argv`,
-    /// `InvalidPath` for a relative `cwd`, `SpawnFailed` for a
+    /// `InvalidPath` for a `cwd` that is neither an absolute path nor a local
+    /// `file://` URI, `SpawnFailed` for a
     /// working directory or program that does not exist or cannot run.
     pub(crate) fn new(params: &ProcessStartParams, tree_marker: &str) -> Result<Self, ServerError> {
         sandbox::refuse_unapplied(params)?;
@@ -67,7 +68,8 @@ impl LaunchSpec {
                 message: String::from("`argv` must not be empty"),
             });
         };
-        let cwd = require_absolute(params.cwd.as_str())?.to_path_buf();
+        // An absolute path or a `file://` URI (Codex's clients send URIs).
+        let cwd = crate::path_uri::parse(params.cwd.as_str())?.path;
         let spawn_failed = |source: io::Error| ServerError::SpawnFailed {
             program: program_name.clone(),
             source,
@@ -256,16 +258,27 @@ mod tests {
     }
 
     #[test]
+    fn a_file_uri_names_the_working_directory() {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let uri = crate::path_uri::file_uri(directory.path());
+        let spec = LaunchSpec::new(&params(&["sh"], &uri), "m/").expect("valid");
+        assert_eq!(spec.cwd, directory.path());
+    }
+
+    #[test]
     fn refuses_bad_requests_with_their_kinds() {
         let kind = |params: ProcessStartParams| {
             LaunchSpec::new(&params, "m/")
                 .err()
                 .map(|error| error.kind())
         };
-        assert_eq!(
-            kind(params(&["sh"], "relative/dir")),
-            Some(ErrorKind::InvalidPath)
-        );
+        for cwd in ["relative/dir", "file://server/dir", "file:///a%00b"] {
+            assert_eq!(
+                kind(params(&["sh"], cwd)),
+                Some(ErrorKind::InvalidPath),
+                "{cwd}"
+            );
+        }
         assert_eq!(
             kind(params(&["sh"], "/definitely/not/a/dir")),
             Some(ErrorKind::SpawnFailed)

@@ -53,10 +53,11 @@ pub(crate) fn refuse_unapplied(params: &ProcessStartParams) -> Result<(), Server
 }
 
 /// The permission profile type a `sandbox` asks to be enforced, or `None`
-/// for `disabled` (no sandbox wanted). Anything else, including a missing
+/// for `disabled` (no sandbox wanted). The `fs/*` methods refuse their
+/// `sandbox` by the same rule (`fs/sandbox.rs`). Anything else, including a missing
 /// `permissions` or `type` and `external` (which says some outer sandbox
 /// already confines the process, a claim this server cannot check), counts
-/// as asking. The fs methods' `sandbox` is read the same way.
+/// as asking.
 pub(crate) fn requested_profile(sandbox: &SandboxRequest) -> Option<String> {
     let profile_type = sandbox
         .permissions

@@ -18,14 +18,17 @@ pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 /// JSON-RPC 2.0 "Internal error".
 pub const INTERNAL_ERROR: i64 = -32603;
+/// Codex's "not found", a server-defined code: `notFound` from `fs/*`.
+pub const NOT_FOUND: i64 = -32004;
 
 /// The error codes protocol.md allows (the `ErrorObject` description lists the same).
-const PROTOCOL_CODES: [i64; 5] = [
+const PROTOCOL_CODES: [i64; 6] = [
     PARSE_ERROR,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     INVALID_PARAMS,
     INTERNAL_ERROR,
+    NOT_FOUND,
 ];
 
 impl ConnectionValidator {

@@ -161,17 +161,36 @@ fn replace_with_empty_struct(file: &mut syn::File, name: &str, def: &Value) -> R
 
 /// Adds `ts(optional)` to every field serde skips when `None`, so the
 /// TypeScript type says `field?: T` for the fields the wire may omit.
+///
+/// A nullable field with a schema `default` (typify: an `Option` with
+/// `serde(default = "defaults::…")`) tells absent (the default) from `null`
+/// (`None`), as `fs/remove.recursive` does for Codex. It is also skipped
+/// when `None`, so a Rust caller leaving it unset gets the default rather
+/// than sending `null`, and is `field?: T | null` in TypeScript, where a
+/// caller can send either.
 struct MarkOptionalFields;
 
 impl VisitMut for MarkOptionalFields {
     fn visit_field_mut(&mut self, field: &mut syn::Field) {
-        let skipped_when_none = field.attrs.iter().any(|attr| {
-            attr.path().is_ident("serde") && quote!(#attr).to_string().contains("Option::is_none")
-        });
+        let serde_attribute_contains = |needle: &str| {
+            field.attrs.iter().any(|attr| {
+                attr.path().is_ident("serde") && quote!(#attr).to_string().contains(needle)
+            })
+        };
+        let skipped_when_none = serde_attribute_contains("Option::is_none");
+        let defaulted = serde_attribute_contains("\"defaults::");
+        let is_option = quote!(#field).to_string().contains("Option <");
         if skipped_when_none {
             field
                 .attrs
                 .push(syn::parse_quote!(#[cfg_attr(feature = "ts", ts(optional))]));
+        } else if defaulted && is_option {
+            field.attrs.push(syn::parse_quote!(
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            ));
+            field.attrs.push(syn::parse_quote!(
+                #[cfg_attr(feature = "ts", ts(optional = nullable))]
+            ));
         }
     }
 }
