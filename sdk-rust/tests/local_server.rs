@@ -10,10 +10,10 @@ use std::time::Duration;
 use exec_client::protocol::{
     EnvironmentInfoParams, EnvironmentStatusKind, EnvironmentStatusParams, FsCopyParams,
     FsCreateDirectoryParams, FsGetMetadataParams, FsReadDirectoryParams, FsReadFileParams,
-    FsRemoveParams, FsRenameParams, FsWriteFileParams, InitializeParams, METHODS, MethodKind,
-    ProcessCloseStdinParams, ProcessListParams, ProcessReadParams, ProcessResizeParams,
-    ProcessSignalParams, ProcessStartParams, ProcessTerminateParams, ProcessWriteParams,
-    TerminalSize, WriteStatus,
+    FsRemoveParams, FsRenameParams, FsWriteFileParams, HttpRequestParams, InitializeParams,
+    METHODS, MethodKind, ProcessCloseStdinParams, ProcessListParams, ProcessReadParams,
+    ProcessResizeParams, ProcessSignalParams, ProcessStartParams, ProcessTerminateParams,
+    ProcessWriteParams, TerminalSize, WriteStatus,
 };
 use exec_client::{
     ClientError, ConnectOptions, ErrorKind, ExecClient, ExitReason, OutputStream, ProcessEvent,
@@ -24,8 +24,8 @@ use pretty_assertions::assert_eq;
 use serde_json::json;
 
 use exec_testkit::{
-    CHILD_PATH as PATH, RunningServer, ServerLauncher, StdioServer, Transport, connect_client,
-    scratch_dir,
+    CHILD_PATH as PATH, HttpTestServer, RunningServer, ServerLauncher, StdioServer, Transport,
+    connect_client, scratch_dir,
 };
 
 /// Options naming the test.
@@ -316,6 +316,25 @@ async fn every_typed_request_once(transport: Transport) {
         .expect("environment/status");
     assert_eq!(status.status, EnvironmentStatusKind::Ready);
     called.insert("environment/status");
+    let http = HttpTestServer::start().await;
+    let fetched = client
+        .http_request(HttpRequestParams {
+            method: "GET".to_owned(),
+            url: http.url("/hello"),
+            headers: Vec::new(),
+            body_base64: None,
+            timeout_ms: None,
+            redirect_policy: None,
+            request_id: "h1".to_owned(),
+            stream_response: None,
+        })
+        .await
+        .expect("http/request");
+    assert_eq!(
+        (fetched.status, fetched.body_base64.0),
+        (200, b"hello".to_vec())
+    );
+    called.insert("http/request");
 
     // A request added to the schema fails here until a test calls it.
     let requests: BTreeSet<&str> = METHODS

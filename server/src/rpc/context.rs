@@ -5,10 +5,11 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
+use crate::http::{DeltaSink, HttpStreams};
 use crate::session::{EventQueue, Session};
 use crate::sync::lock;
 
@@ -33,18 +34,48 @@ pub(crate) struct MethodContext {
     attach: Mutex<Option<oneshot::Sender<EventQueue>>>,
     /// Notified when another connection resumed this one's session.
     superseded: Arc<Notify>,
+    /// The connection's outbox (its responses' queue), for the
+    /// notifications that belong to the connection rather than to the
+    /// session: `http/request/bodyDelta`, which must follow their response.
+    outbox: mpsc::Sender<String>,
+    /// The connection's streamed `http/request` bodies, aborted when it ends.
+    http_streams: HttpStreams,
 }
 
 impl MethodContext {
     /// A context before `initialize`; `attach` receives the event queue of
-    /// the session `initialize` creates.
-    pub(crate) fn new(config: Arc<ServerConfig>, attach: oneshot::Sender<EventQueue>) -> Self {
+    /// the session `initialize` creates; `outbox` is the connection's queue
+    /// of responses.
+    pub(crate) fn new(
+        config: Arc<ServerConfig>,
+        attach: oneshot::Sender<EventQueue>,
+        outbox: mpsc::Sender<String>,
+    ) -> Self {
         Self {
             config,
             lifecycle: AtomicU8::new(NEW),
             session: OnceLock::new(),
             attach: Mutex::new(Some(attach)),
             superseded: Arc::new(Notify::new()),
+            outbox,
+            http_streams: HttpStreams::default(),
+        }
+    }
+
+    /// The connection's streamed `http/request` bodies.
+    pub(crate) fn http_streams(&self) -> &HttpStreams {
+        &self.http_streams
+    }
+
+    /// Where a streamed body's deltas go: behind the responses already
+    /// queued, encoded by `encode`.
+    pub(crate) fn delta_sink(
+        &self,
+        encode: fn(&exec_protocol::HttpRequestBodyDeltaNotification) -> String,
+    ) -> DeltaSink {
+        DeltaSink {
+            outbox: self.outbox.clone(),
+            encode,
         }
     }
 
