@@ -35,6 +35,10 @@ pub const FS_RENAME_METHOD: &str = "fs/rename";
 pub const FS_WALK_METHOD: &str = "fs/walk";
 ///Wire name of the `fs/writeFile` request.
 pub const FS_WRITE_FILE_METHOD: &str = "fs/writeFile";
+///Wire name of the `http/request` request.
+pub const HTTP_REQUEST_METHOD: &str = "http/request";
+///Wire name of the `http/request/bodyDelta` notification.
+pub const HTTP_REQUEST_BODY_DELTA_METHOD: &str = "http/request/bodyDelta";
 ///Wire name of the `initialize` request.
 pub const INITIALIZE_METHOD: &str = "initialize";
 ///Wire name of the `initialized` notification.
@@ -169,6 +173,20 @@ pub const METHODS: &[MethodInfo] = &[
         direction: Direction::ClientToServer,
         params: "FsWriteFileParams",
         result: ::std::option::Option::Some("FsWriteFileResponse"),
+    },
+    MethodInfo {
+        name: HTTP_REQUEST_METHOD,
+        kind: MethodKind::Request,
+        direction: Direction::ClientToServer,
+        params: "HttpRequestParams",
+        result: ::std::option::Option::Some("HttpRequestResponse"),
+    },
+    MethodInfo {
+        name: HTTP_REQUEST_BODY_DELTA_METHOD,
+        kind: MethodKind::Notification,
+        direction: Direction::ServerToClient,
+        params: "HttpRequestBodyDeltaNotification",
+        result: ::std::option::Option::None,
     },
     MethodInfo {
         name: INITIALIZE_METHOD,
@@ -406,6 +424,23 @@ impl Request for FsWriteFile {
     type Params = FsWriteFileParams;
     type Response = FsWriteFileResponse;
 }
+///The `http/request` request, as a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HttpRequest;
+impl Request for HttpRequest {
+    const METHOD: &'static str = HTTP_REQUEST_METHOD;
+    const DIRECTION: Direction = Direction::ClientToServer;
+    type Params = HttpRequestParams;
+    type Response = HttpRequestResponse;
+}
+///The `http/request/bodyDelta` notification, as a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HttpRequestBodyDelta;
+impl Notification for HttpRequestBodyDelta {
+    const METHOD: &'static str = HTTP_REQUEST_BODY_DELTA_METHOD;
+    const DIRECTION: Direction = Direction::ServerToClient;
+    type Params = HttpRequestBodyDeltaNotification;
+}
 ///The `initialize` request, as a type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Initialize;
@@ -557,24 +592,26 @@ macro_rules! for_each_request {
         $crate::FsRenameResponse, ClientToServer), ($crate::FsWalk, fs_walk, "fs/walk",
         $crate::FsWalkParams, $crate::FsWalkResponse, ClientToServer),
         ($crate::FsWriteFile, fs_write_file, "fs/writeFile", $crate::FsWriteFileParams,
-        $crate::FsWriteFileResponse, ClientToServer), ($crate::Initialize, initialize,
-        "initialize", $crate::InitializeParams, $crate::InitializeResponse,
-        ClientToServer), ($crate::ProcessCloseStdin, process_close_stdin,
-        "process/closeStdin", $crate::ProcessCloseStdinParams,
-        $crate::ProcessCloseStdinResponse, ClientToServer), ($crate::ProcessList,
-        process_list, "process/list", $crate::ProcessListParams,
-        $crate::ProcessListResponse, ClientToServer), ($crate::ProcessRead, process_read,
-        "process/read", $crate::ProcessReadParams, $crate::ProcessReadResponse,
-        ClientToServer), ($crate::ProcessResize, process_resize, "process/resize",
-        $crate::ProcessResizeParams, $crate::ProcessResizeResponse, ClientToServer),
-        ($crate::ProcessSignal, process_signal, "process/signal",
-        $crate::ProcessSignalParams, $crate::ProcessSignalResponse, ClientToServer),
-        ($crate::ProcessStart, process_start, "process/start",
-        $crate::ProcessStartParams, $crate::ProcessStartResponse, ClientToServer),
-        ($crate::ProcessTerminate, process_terminate, "process/terminate",
-        $crate::ProcessTerminateParams, $crate::ProcessTerminateResponse,
-        ClientToServer), ($crate::ProcessWrite, process_write, "process/write",
-        $crate::ProcessWriteParams, $crate::ProcessWriteResponse, ClientToServer) }
+        $crate::FsWriteFileResponse, ClientToServer), ($crate::HttpRequest, http_request,
+        "http/request", $crate::HttpRequestParams, $crate::HttpRequestResponse,
+        ClientToServer), ($crate::Initialize, initialize, "initialize",
+        $crate::InitializeParams, $crate::InitializeResponse, ClientToServer),
+        ($crate::ProcessCloseStdin, process_close_stdin, "process/closeStdin",
+        $crate::ProcessCloseStdinParams, $crate::ProcessCloseStdinResponse,
+        ClientToServer), ($crate::ProcessList, process_list, "process/list",
+        $crate::ProcessListParams, $crate::ProcessListResponse, ClientToServer),
+        ($crate::ProcessRead, process_read, "process/read", $crate::ProcessReadParams,
+        $crate::ProcessReadResponse, ClientToServer), ($crate::ProcessResize,
+        process_resize, "process/resize", $crate::ProcessResizeParams,
+        $crate::ProcessResizeResponse, ClientToServer), ($crate::ProcessSignal,
+        process_signal, "process/signal", $crate::ProcessSignalParams,
+        $crate::ProcessSignalResponse, ClientToServer), ($crate::ProcessStart,
+        process_start, "process/start", $crate::ProcessStartParams,
+        $crate::ProcessStartResponse, ClientToServer), ($crate::ProcessTerminate,
+        process_terminate, "process/terminate", $crate::ProcessTerminateParams,
+        $crate::ProcessTerminateResponse, ClientToServer), ($crate::ProcessWrite,
+        process_write, "process/write", $crate::ProcessWriteParams,
+        $crate::ProcessWriteResponse, ClientToServer) }
     };
 }
 /// Calls `$callback!` with one `(Marker, snake_name, "wire/name", Params, Direction)`
@@ -582,7 +619,9 @@ macro_rules! for_each_request {
 #[macro_export]
 macro_rules! for_each_notification {
     ($callback:ident) => {
-        $callback! { ($crate::Initialized, initialized, "initialized",
+        $callback! { ($crate::HttpRequestBodyDelta, http_request_body_delta,
+        "http/request/bodyDelta", $crate::HttpRequestBodyDeltaNotification,
+        ServerToClient), ($crate::Initialized, initialized, "initialized",
         $crate::InitializedNotification, ClientToServer), ($crate::ProcessAck,
         process_ack, "process/ack", $crate::ProcessAckNotification, ClientToServer),
         ($crate::ProcessClosed, process_closed, "process/closed",

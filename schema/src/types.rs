@@ -399,6 +399,12 @@ pub enum ErrorKind {
     ///Any other operating-system error; `message` says which.
     #[serde(rename = "io")]
     Io,
+    ///`http/request` could not be made or its answer not read: name resolution, connection refused, TLS, too many redirects, a body cut short (code -32603, as Codex answers these). `message` says which.
+    #[serde(rename = "httpFailed")]
+    HttpFailed,
+    ///`http/request`'s `timeoutMs` ran out before the answer was complete (code -32603).
+    #[serde(rename = "httpTimeout")]
+    HttpTimeout,
 }
 impl ::std::fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
@@ -422,6 +428,8 @@ impl ::std::fmt::Display for ErrorKind {
             Self::InvalidPath => f.write_str("invalidPath"),
             Self::LimitExceeded => f.write_str("limitExceeded"),
             Self::Io => f.write_str("io"),
+            Self::HttpFailed => f.write_str("httpFailed"),
+            Self::HttpTimeout => f.write_str("httpTimeout"),
         }
     }
 }
@@ -448,6 +456,8 @@ impl ::std::str::FromStr for ErrorKind {
             "invalidPath" => Ok(Self::InvalidPath),
             "limitExceeded" => Ok(Self::LimitExceeded),
             "io" => Ok(Self::Io),
+            "httpFailed" => Ok(Self::HttpFailed),
+            "httpTimeout" => Ok(Self::HttpTimeout),
             _ => Err("invalid value".into()),
         }
     }
@@ -833,6 +843,143 @@ pub struct FsWriteFileParams {
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub sandbox: ::std::option::Option<SandboxRequest>,
+}
+///One HTTP header field. A name may repeat, and every repeat is kept. Lists keep the order of their names; the values of a repeated name are kept in their order but grouped at the name's first position (the order of fields with different names carries no meaning in HTTP, RFC 9110 section 5.3), as Codex's own client does.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct HttpHeader {
+    ///The header name, as sent or received (HTTP/1.1 names are case-insensitive; responses give them in lower case).
+    pub name: ::std::string::String,
+    ///The header value. Response values that are not valid visible ASCII or UTF-8 are left out of `headers`.
+    pub value: ::std::string::String,
+}
+///What `http/request` does with a 3xx answer that has a `Location`.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd,
+)]
+pub enum HttpRedirectPolicy {
+    ///Follow redirects, at most 10 in a row (then `httpFailed`); the result is the last answer's.
+    #[serde(rename = "follow")]
+    Follow,
+    ///Return the redirect answer itself, without following its `Location`.
+    #[serde(rename = "stop")]
+    Stop,
+}
+impl ::std::fmt::Display for HttpRedirectPolicy {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Follow => f.write_str("follow"),
+            Self::Stop => f.write_str("stop"),
+        }
+    }
+}
+impl ::std::str::FromStr for HttpRedirectPolicy {
+    type Err = self::error::ConversionError;
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "follow" => Ok(Self::Follow),
+            "stop" => Ok(Self::Stop),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for HttpRedirectPolicy {
+    type Error = self::error::ConversionError;
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for HttpRedirectPolicy {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Params of the `http/request/bodyDelta` notification: the next piece of a streamed `http/request` body. Sent only after that request's result; the last one has `done: true`. The stream is read only as fast as the connection takes these (back-pressure), and is dropped when the connection ends.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct HttpRequestBodyDeltaNotification {
+    ///The next body bytes, at most 1 MiB (1048576 bytes) decoded; empty on the last notification.
+    #[serde(rename = "deltaBase64")]
+    pub delta_base64: crate::Base64Bytes,
+    ///True on the last notification of the stream (after the whole body, or with `error`).
+    pub done: bool,
+    ///Why the body could not be read to its end (the HTTP connection broke, `timeoutMs` ran out); only on the last notification, with `done: true`, and absent otherwise.
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub error: ::std::option::Option<::std::string::String>,
+    ///The `requestId` of the `http/request`.
+    #[serde(rename = "requestId")]
+    pub request_id: ::std::string::String,
+    ///Position in the stream: 1 for the first notification, then one more for each.
+    pub seq: ::std::num::NonZeroU64,
+}
+///Params of `http/request`: one HTTP request made from the server's machine (Codex's `HttpRequestParams`).
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct HttpRequestParams {
+    ///The request body. Absent or `null` means none.
+    #[serde(
+        rename = "bodyBase64",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub body_base64: ::std::option::Option<crate::Base64Bytes>,
+    ///Request headers, sent in this order with repeats kept. Absent means none.
+    #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+    pub headers: ::std::vec::Vec<HttpHeader>,
+    ///The HTTP method, for example `GET`, `POST` or `DELETE`; a token that is not a valid method gets `invalidParams`.
+    pub method: ::std::string::String,
+    ///Absent means `follow`.
+    #[serde(
+        rename = "redirectPolicy",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub redirect_policy: ::std::option::Option<HttpRedirectPolicy>,
+    ///The caller's id of this request, sent even when not streaming; names the `http/request/bodyDelta` notifications of a streamed body. A streamed request whose id is still streaming on this connection gets `invalidParams` (code -32602).
+    #[serde(rename = "requestId")]
+    pub request_id: ::std::string::String,
+    ///When true, the result comes once the headers arrived, with an empty `bodyBase64`, and the body follows as `http/request/bodyDelta` notifications (all after the result). When false or absent, the whole body is in the result, at most three quarters of `limits.maxMessageBytes` (a larger one gets `limitExceeded`).
+    #[serde(
+        rename = "streamResponse",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub stream_response: ::std::option::Option<bool>,
+    ///Deadline of the whole exchange in milliseconds, from sending the request to the last byte of the body, streamed or not. Absent or `null`: no timeout. When it runs out before the headers or a buffered body, the call fails with `httpTimeout`; during a streamed body, the last delta carries an `error`.
+    #[serde(
+        rename = "timeoutMs",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub timeout_ms: ::std::option::Option<u64>,
+    ///An absolute `http://` or `https://` URL; anything else gets `invalidParams`.
+    pub url: ::std::string::String,
+}
+///Result of `http/request`: the answer's status and headers, and its body unless streamed.
+#[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct HttpRequestResponse {
+    ///The whole body; empty when `streamResponse` was true.
+    #[serde(rename = "bodyBase64")]
+    pub body_base64: crate::Base64Bytes,
+    ///Response headers in the order received, repeats kept.
+    pub headers: ::std::vec::Vec<HttpHeader>,
+    ///The HTTP status code.
+    pub status: u16,
 }
 ///Params of `initialize`, the first request on a connection.
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
@@ -2107,6 +2254,44 @@ pub fn typescript_declarations(
         files.push((
             path,
             <crate::FsWriteFileResponse as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) = <crate::HttpHeader as ::ts_rs::TS>::output_path() {
+        files.push((
+            path,
+            <crate::HttpHeader as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::HttpRedirectPolicy as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::HttpRedirectPolicy as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::HttpRequestBodyDeltaNotification as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::HttpRequestBodyDeltaNotification as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::HttpRequestParams as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::HttpRequestParams as ::ts_rs::TS>::export_to_string(config)?,
+        ));
+    }
+    if let ::std::option::Option::Some(path) =
+        <crate::HttpRequestResponse as ::ts_rs::TS>::output_path()
+    {
+        files.push((
+            path,
+            <crate::HttpRequestResponse as ::ts_rs::TS>::export_to_string(config)?,
         ));
     }
     if let ::std::option::Option::Some(path) =

@@ -96,6 +96,17 @@ pub enum ClientError {
     /// HTTP header value).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A streamed `http/request` body ended before its end: the server
+    /// reported that reading it failed (its `error`), or the connection
+    /// dropped or closed mid-body (the server aborts the streams of a
+    /// connection that ends).
+    #[error("the body of http/request `{request_id}` broke off: {message}")]
+    HttpBody {
+        /// The request's `requestId`.
+        request_id: String,
+        /// The server's `error`, or what ended the stream.
+        message: String,
+    },
     /// The message is larger than the server's `limits.maxMessageBytes`; it
     /// was not sent (the server would refuse it without saying which request
     /// it was, so the call could not be answered).

@@ -68,6 +68,7 @@ mod client;
 mod connection;
 mod error;
 mod handshake;
+mod http;
 mod local;
 mod message;
 mod methods;
@@ -84,6 +85,7 @@ pub use client::ExecClient;
 pub use error::ClientError;
 pub use exec_protocol as protocol;
 pub use exec_protocol::{ErrorKind, ExitReason, OutputStream, Signal};
+pub use http::HttpBodyStream;
 pub use local::SERVER_BINARY_ENV;
 pub use options::ConnectOptions;
 pub use pool::{

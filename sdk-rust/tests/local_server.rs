@@ -11,7 +11,7 @@ use exec_client::protocol::{
     EnvironmentInfoParams, EnvironmentStatusKind, EnvironmentStatusParams, FsCanonicalizeParams,
     FsCloseParams, FsCopyParams, FsCreateDirectoryParams, FsGetMetadataParams, FsOpenParams,
     FsReadBlockParams, FsReadDirectoryParams, FsReadFileParams, FsRemoveParams, FsRenameParams,
-    FsWalkParams, FsWriteFileParams, InitializeParams, METHODS, MethodKind,
+    FsWalkParams, FsWriteFileParams, HttpRequestParams, InitializeParams, METHODS, MethodKind,
     ProcessCloseStdinParams, ProcessListParams, ProcessReadParams, ProcessResizeParams,
     ProcessSignalParams, ProcessStartParams, ProcessTerminateParams, ProcessWriteParams,
     TerminalSize, WalkEntryKind, WalkOptions, WriteStatus,
@@ -25,8 +25,8 @@ use pretty_assertions::assert_eq;
 use serde_json::json;
 
 use exec_testkit::{
-    CHILD_PATH as PATH, RunningServer, ServerLauncher, StdioServer, Transport, connect_client,
-    scratch_dir,
+    CHILD_PATH as PATH, HttpTestServer, RunningServer, ServerLauncher, StdioServer, Transport,
+    connect_client, scratch_dir,
 };
 
 /// Options naming the test.
@@ -401,6 +401,25 @@ async fn every_typed_request_once(transport: Transport) {
         .expect("environment/status");
     assert_eq!(status.status, EnvironmentStatusKind::Ready);
     called.insert("environment/status");
+    let http = HttpTestServer::start().await;
+    let fetched = client
+        .http_request(HttpRequestParams {
+            method: "GET".to_owned(),
+            url: http.url("/hello"),
+            headers: Vec::new(),
+            body_base64: None,
+            timeout_ms: None,
+            redirect_policy: None,
+            request_id: "h1".to_owned(),
+            stream_response: None,
+        })
+        .await
+        .expect("http/request");
+    assert_eq!(
+        (fetched.status, fetched.body_base64.0),
+        (200, b"hello".to_vec())
+    );
+    called.insert("http/request");
 
     // A request added to the schema fails here until a test calls it.
     let requests: BTreeSet<&str> = METHODS

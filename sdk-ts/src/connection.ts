@@ -23,7 +23,7 @@
 import { UnroutedAcknowledgements } from "./acknowledge.js";
 import { ConnectionClosedError, ConnectionLostError, ExecError, MessageTooLargeError, ProtocolError } from "./errors.js";
 import type { ClientNotificationMap, RequestMethod, RequestParams, RequestResult, ServerNotificationMap, ServerNotificationMethod } from "./generated/methods.js";
-import { parseIncoming } from "./incoming.js";
+import { type ProcessNotificationMethod, parseIncoming } from "./incoming.js";
 import { type CallOptions, type PendingCall, PendingCalls, retryByDefault } from "./pending.js";
 import { WEBSOCKET_CLOSED, type WebSocketLike } from "./transport.js";
 
@@ -31,11 +31,12 @@ import { WEBSOCKET_CLOSED, type WebSocketLike } from "./transport.js";
 export const SESSION_RESUMED_CLOSE_CODE = 4000;
 
 /**
- * One handler per server notification, named by its method: a notification
- * added to the schema does not compile until every route handles it.
+ * One handler per process notification, named by its method: a notification
+ * added to the schema does not compile until every route handles it (or
+ * `ProcessNotificationMethod` leaves it out, as it does `http/request/bodyDelta`).
  */
 export type NotificationHandlers = {
-  [M in ServerNotificationMethod]: (params: ServerNotificationMap[M]) => void;
+  [M in ProcessNotificationMethod]: (params: ServerNotificationMap[M]) => void;
 };
 
 /** Where one process's notifications go. */

@@ -34,6 +34,8 @@ const ERROR_KINDS: Record<ErrorKind, true> = {
   invalidPath: true,
   limitExceeded: true,
   io: true,
+  httpFailed: true,
+  httpTimeout: true,
 };
 
 /** The base class of every error this package throws or rejects with. */

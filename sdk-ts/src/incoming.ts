@@ -12,16 +12,23 @@ import type { ServerNotificationMap, ServerNotificationMethod } from "./generate
 import { SERVER_NOTIFICATION_METHODS } from "./generated/methods.js";
 import { frameText } from "./transport.js";
 
-/** A process notification: every one the server sends names a process and a seq. */
+/**
+ * The notifications about a process (every server notification but
+ * `http/request/bodyDelta`, which names an HTTP request: this client has no
+ * streamed `http/request` yet and ignores those).
+ */
+export type ProcessNotificationMethod = Exclude<ServerNotificationMethod, "http/request/bodyDelta">;
+
+/** A process notification: every one names a process and a seq. */
 export type IncomingNotification = {
-  [M in ServerNotificationMethod]: {
+  [M in ProcessNotificationMethod]: {
     readonly kind: "notification";
     readonly method: M;
     readonly processId: string;
     readonly seq: number;
     readonly params: ServerNotificationMap[M];
   };
-}[ServerNotificationMethod];
+}[ProcessNotificationMethod];
 
 /** One frame from the server, parsed. */
 export type Incoming =
@@ -86,13 +93,13 @@ export function parseIncoming(data: unknown): Incoming {
 function notification(method: string, params: unknown): Incoming {
   // The three notifications name a process and a seq. Params that do not
   // parse are not fatal: the process sees the gap and reads it back.
-  if (!isServerNotification(method) || !isRecord(params) || typeof params["processId"] !== "string" || typeof params["seq"] !== "number") {
+  if (!isProcessNotification(method) || !isRecord(params) || typeof params["processId"] !== "string" || typeof params["seq"] !== "number") {
     return { kind: "ignored" };
   }
   return { kind: "notification", method, processId: params["processId"], seq: params["seq"], params } as IncomingNotification;
 }
 
-/** Whether `method` is a notification the server sends. */
-function isServerNotification(method: string): method is ServerNotificationMethod {
-  return (SERVER_NOTIFICATION_METHODS as readonly string[]).includes(method);
+/** Whether `method` is a notification the server sends about a process. */
+function isProcessNotification(method: string): method is ProcessNotificationMethod {
+  return method !== "http/request/bodyDelta" && (SERVER_NOTIFICATION_METHODS as readonly string[]).includes(method);
 }

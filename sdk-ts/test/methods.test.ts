@@ -8,6 +8,8 @@
 
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -66,6 +68,30 @@ const checks: Record<RequestMethod, () => Promise<void>> = {
     assert.ok(client.initializeResponse.limits.maxMessageBytes > 0);
     // A second one is a lifecycle violation.
     await assert.rejects(client.request("initialize", { clientName: "again" }), execError(-32600, "alreadyInitialized"));
+  },
+
+  async "http/request"() {
+    // A local HTTP server, so that the server's request needs no internet.
+    const http = createServer((_request, response) => {
+      response.setHeader("x-repeat", ["a", "b"]);
+      response.end("hello");
+    });
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = http.address() as AddressInfo;
+      const result = await client.request("http/request", { method: "GET", url: `http://127.0.0.1:${port}/`, requestId: "h1" });
+      assert.equal(result.status, 200);
+      assert.equal(Buffer.from(result.bodyBase64, "base64").toString(), "hello");
+      const repeats = result.headers.filter((header) => header.name === "x-repeat").map((header) => header.value);
+      assert.deepEqual(repeats, ["a", "b"]);
+      await assert.rejects(
+        client.request("http/request", { method: "GET", url: "ftp://127.0.0.1/", requestId: "h2" }),
+        execError(-32602, "invalidParams"),
+      );
+    } finally {
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    }
   },
 
   async "fs/writeFile"() {

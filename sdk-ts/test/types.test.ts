@@ -80,6 +80,17 @@ function typedPaths(exec: ExecClient): { [M in RequestMethod]: () => Promise<Req
     "fs/remove": () => exec.request("fs/remove", { path, recursive: true, force: true }),
     "fs/rename": () => exec.request("fs/rename", { sourcePath: path, destinationPath: `${path}2`, overwrite: true }),
     "fs/writeFile": () => exec.request("fs/writeFile", { path, dataBase64: "", append: true, createParents: true, mode: 0o644 }),
+    "http/request": () =>
+      exec.request("http/request", {
+        method: "POST",
+        url: "http://127.0.0.1/",
+        headers: [{ name: "x-a", value: "1" }],
+        bodyBase64: "",
+        timeoutMs: 1_000,
+        redirectPolicy: "stop",
+        requestId: "r",
+        streamResponse: false,
+      }),
     "process/closeStdin": () => exec.request("process/closeStdin", { processId: "p" }),
     "process/list": () => exec.request("process/list", {}),
     "process/read": () => exec.request("process/read", { processId: "p", afterSeq: 0, maxBytes: 1, waitMs: 1 }),

@@ -53,7 +53,7 @@ impl Connection {
         let (responses, queued) = mpsc::channel(config.outbox_capacity.max(1));
         let (attach, attached) = oneshot::channel();
         let in_flight = Arc::new(Semaphore::new(config.max_requests_in_flight.max(1)));
-        let context = Arc::new(MethodContext::new(config, attach));
+        let context = Arc::new(MethodContext::new(config, attach, responses.clone()));
         let service = rpc::connection_service(context.clone());
         let connection = Self {
             context,
@@ -137,11 +137,13 @@ impl Connection {
         self.context.superseded().clone()
     }
 
-    /// The connection ended: closes its file handles and detaches its
-    /// session, which then ends at once (its processes killed) when the TTL
-    /// is zero. Says what became of the session.
+    /// The connection ended: closes its file handles, aborts its streamed
+    /// `http/request` bodies and detaches its session, which then ends at
+    /// once (its processes killed) when the TTL is zero. Says what became of
+    /// the session.
     pub(crate) async fn close(&self) -> Departure {
         self.context.file_handles().close_all();
+        self.context.http_streams().abort_all();
         match self.context.attachment() {
             Some((session, generation)) => {
                 tracing::debug!(session = session.id(), "detaching the session");

@@ -121,6 +121,20 @@ pub enum ServerError {
         /// The limit's value (a count or bytes).
         limit: u64,
     },
+    /// `http/request` could not be made or its answer not read (name
+    /// resolution, connection refused, TLS, too many redirects, a body cut
+    /// short); see `http/request.rs`.
+    #[error("http/request failed: {message}")]
+    HttpFailed {
+        /// What the HTTP client said, with its causes.
+        message: String,
+    },
+    /// `http/request`'s `timeoutMs` ran out before the answer was complete.
+    #[error("http/request timed out after {timeout_ms} ms")]
+    HttpTimeout {
+        /// The deadline the client gave, in milliseconds.
+        timeout_ms: u64,
+    },
     /// A failure of the server itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -152,6 +166,8 @@ impl ServerError {
         match self {
             Self::NotInitialized | Self::AlreadyInitialized => INVALID_REQUEST,
             Self::Internal(_) => INTERNAL_ERROR,
+            // Codex answers a failed HTTP request with its internal error.
+            Self::HttpFailed { .. } | Self::HttpTimeout { .. } => INTERNAL_ERROR,
             Self::Fs { .. } if self.kind() == ErrorKind::Io => INTERNAL_ERROR,
             // A missing path and an unknown `fs/readBlock` handle alike.
             _ if self.kind() == ErrorKind::NotFound => NOT_FOUND,
@@ -176,6 +192,8 @@ impl ServerError {
             Self::Fs { source, .. } => io_error_kind(source),
             Self::UnknownHandle { .. } => ErrorKind::NotFound,
             Self::LimitExceeded { .. } => ErrorKind::LimitExceeded,
+            Self::HttpFailed { .. } => ErrorKind::HttpFailed,
+            Self::HttpTimeout { .. } => ErrorKind::HttpTimeout,
             Self::Internal(_) => ErrorKind::Io,
         }
     }

@@ -22,6 +22,9 @@
 //! - `process/`: processes on pipes and PTYs, sequence-numbered retained
 //!   output, typed events, and killing whole process trees.
 //! - `fs/`: the `fs/*` methods, one file per operation.
+//! - `http/`: `http/request`, made from this machine with a shared HTTP
+//!   client; a buffered body capped by the message limit, a streamed one
+//!   sent as `http/request/bodyDelta` notifications with back-pressure.
 //! - `environment`: `environment/info` and `environment/status` (the shell,
 //!   working directory and features Codex's client asks about).
 //! - `guardian`: the process the binary starts beside itself, which kills
@@ -71,6 +74,7 @@ mod environment;
 mod error;
 pub mod fs;
 pub mod guardian;
+mod http;
 pub mod in_process;
 mod path_uri;
 pub mod process;

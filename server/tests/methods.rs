@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 
 use exec_protocol::{ErrorKind, METHODS};
 use exec_testkit::{
-    ServerLauncher, Transport, WireClient, decode, output_of, process_alive, wait_gone,
+    HttpTestServer, ServerLauncher, Transport, WireClient, decode, output_of, process_alive,
+    wait_gone,
 };
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -233,6 +234,22 @@ async fn every_method_and_notification_over_the_wire(transport: Transport) {
     )
     .await;
 
+    // HTTP: a streamed request to a local server, its body in a delta.
+    let http = HttpTestServer::start().await;
+    let streamed = seen
+        .call(
+            &mut client,
+            "http/request",
+            json!({"method": "GET", "url": http.url("/hello"), "requestId": "h", "streamResponse": true}),
+        )
+        .await;
+    assert_eq!(streamed["status"], 200);
+    let delta = client
+        .recv_matching(|message| message["method"] == "http/request/bodyDelta")
+        .await;
+    seen.events(std::slice::from_ref(&delta));
+    assert_eq!(decode(&delta["params"]["deltaBase64"]), b"hello");
+
     let table: BTreeSet<String> = METHODS.iter().map(|info| info.name.to_owned()).collect();
     assert_eq!(
         seen.0, table,
@@ -404,6 +421,32 @@ async fn every_error_code_and_kind(transport: Transport) {
             .await,
         -32603,
         Some("io"),
+    );
+
+    // HTTP: a server that never answers, and a port nobody listens on.
+    let http = HttpTestServer::start().await;
+    expect(
+        &client
+            .request(
+                "http/request",
+                json!({"method": "GET", "url": http.url("/hang"), "requestId": "t", "timeoutMs": 100}),
+            )
+            .await,
+        -32603,
+        Some("httpTimeout"),
+    );
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port");
+    expect(
+        &client
+            .request(
+                "http/request",
+                json!({"method": "GET", "url": format!("http://{refused}/"), "requestId": "c"}),
+            )
+            .await,
+        -32603,
+        Some("httpFailed"),
     );
 
     assert_eq!(

@@ -34,6 +34,8 @@
 //! - `client`: [`connect_client`], an `ExecClient` over any transport.
 //! - `cut_proxy`: [`CutProxy`], a TCP proxy that resets connections after
 //!   so many bytes or on demand, for reconnect tests.
+//! - `http_server`: [`HttpTestServer`], a small local HTTP/1.1 server for
+//!   the tests of `http/request`.
 //! - `procfs`: whether a pid is alive, and waiting until it is gone.
 //! - `fixtures`: the `PATH` of the server's processes, a scratch directory.
 //! - `scenarios`: [`transport_tests!`] and [`block_on`].
@@ -44,6 +46,7 @@ mod client;
 mod cut_proxy;
 mod error;
 mod fixtures;
+mod http_server;
 mod launcher;
 mod procfs;
 mod raw;
@@ -60,6 +63,7 @@ pub use client::{RunningServer, connect_client, pending_long_poll};
 pub use cut_proxy::CutProxy;
 pub use error::HarnessError;
 pub use fixtures::{CHILD_PATH, scratch_dir};
+pub use http_server::{HttpTestServer, pattern_byte};
 pub use launcher::{ServerLauncher, StdioServer};
 pub use procfs::{process_alive, wait_gone};
 pub use raw::{Outgoing, RawConnection, RawSender, Received};

@@ -54,6 +54,21 @@ pub struct Step {
     pub notifications: Option<ExpectedNotifications>,
     /// Wait until a process's output contains a text.
     pub await_output: Option<AwaitOutput>,
+    /// The `http/request/bodyDelta` notifications of one streamed request,
+    /// through its `done` one.
+    pub body_deltas: Option<ExpectedBodyDeltas>,
+}
+
+/// The body of a streamed `http/request`, from its deltas.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExpectedBodyDeltas {
+    /// The request (`params.requestId`).
+    pub request_id: String,
+    /// The decoded deltas, concatenated, as UTF-8 text (a string pattern).
+    pub body: String,
+    /// A pattern of the last delta's `error` (default `"$absent"`).
+    pub error: Option<serde_json::Value>,
 }
 
 /// The notifications of one process up to and including `process/closed`.
@@ -98,6 +113,7 @@ impl Step {
             && self.expect.is_none()
             && self.notifications.is_none()
             && self.await_output.is_none()
+            && self.body_deltas.is_none()
         {
             bail!("a step does nothing");
         }

@@ -19,9 +19,12 @@
 //! - `pattern`: the placeholder language of the corpus.
 //! - `corpus`: the case format of `cases/<method>/<case>.json` and its loader.
 //! - `runner`: [`Session`] and [`run_case`], running a case over a transport.
+//! - `body_deltas`: the `bodyDeltas` step, a streamed `http/request` body
+//!   collected from its notifications.
 //! - `negative`: invalid params generated from the schema ([`NegativePlan`]).
 //! - `proxy`: the validating WebSocket [`Proxy`] of the `conformance-proxy` binary.
 
+mod body_deltas;
 mod corpus;
 mod coverage;
 mod negative;

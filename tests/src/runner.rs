@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use exec_protocol::{PROCESS_CLOSED_METHOD, PROCESS_OUTPUT_METHOD};
-use exec_testkit::WsServer;
+use exec_testkit::{HttpTestServer, WsServer};
 use serde_json::{Value, json};
 
 use crate::corpus::{AwaitOutput, ExpectedNotifications, NamedCase, Step};
@@ -341,6 +341,9 @@ impl Session {
         if let Some(wanted) = &step.await_output {
             self.await_output(wanted).await?;
         }
+        if let Some(expected) = &step.body_deltas {
+            self.body_deltas(expected).await?;
+        }
         Ok(())
     }
 
@@ -420,6 +423,9 @@ pub async fn run_case_on(mut session: Session, named: &NamedCase) -> Vec<String>
         "tmp",
         Value::String(tmp.path().to_string_lossy().into_owned()),
     );
+    // The target of the `http/request` cases, on this machine.
+    let http = HttpTestServer::start().await;
+    session.vars.set("httpUrl", Value::String(http.url("")));
     let mut failures = Vec::new();
     if case.handshake
         && let Err(error) = session.handshake().await

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use exec_protocol::{
-    ProcessClosedNotification, ProcessExitedNotification, ProcessId, ProcessOutputNotification,
+    HttpRequestBodyDeltaNotification, ProcessClosedNotification, ProcessExitedNotification,
+    ProcessId, ProcessOutputNotification,
 };
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -191,6 +192,11 @@ impl Router {
             },
         )
         .await;
+    }
+
+    /// `http/request/bodyDelta`: the next piece of a streamed body, for its reader.
+    async fn http_request_body_delta(&self, params: HttpRequestBodyDeltaNotification) {
+        self.http_bodies.deliver(params).await;
     }
 
     /// `process/closed`: the process's last event.

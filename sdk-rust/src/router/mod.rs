@@ -20,11 +20,13 @@
 //!   one-pass `process/output` path.
 //! - `route`: one process's route, and the back-pressure and lag policy of
 //!   handing it events.
+//! - `http_bodies`: where each streamed `http/request` body's deltas go.
 //! - `received`: which events of a process were received, and when to
 //!   acknowledge them with `process/ack`.
 
 mod calls;
 mod dispatch;
+mod http_bodies;
 mod incoming;
 mod received;
 mod route;
@@ -38,6 +40,7 @@ use exec_protocol::{ProcessAckNotification, ProcessId};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use self::calls::PendingCalls;
+use self::http_bodies::HttpBodies;
 use self::received::Received;
 use crate::error::ClientError;
 use crate::state::{ClosedReason, ConnectionState};
@@ -109,6 +112,8 @@ pub(crate) struct Router {
     /// Acknowledgements for the supervisor to send (never awaited by the
     /// reader, which must not wait on the writer).
     acks: mpsc::UnboundedSender<ProcessAckNotification>,
+    /// The streamed `http/request` bodies being received.
+    http_bodies: HttpBodies,
 }
 
 impl Router {
@@ -131,8 +136,14 @@ impl Router {
             close_requested: watch::Sender::new(false),
             ack_threshold: AtomicU64::new(0),
             acks,
+            http_bodies: HttpBodies::default(),
         };
         (router, ack_queue)
+    }
+
+    /// The streamed `http/request` bodies being received.
+    pub(crate) fn http_bodies(&self) -> &HttpBodies {
+        &self.http_bodies
     }
 
     /// The connection state, as a watch receiver.
@@ -299,6 +310,8 @@ impl Router {
         }
         state.link = Link::Reconnecting;
         state.calls.fail_unrepeatable();
+        // The server aborts the body streams of the connection that dropped.
+        self.http_bodies.clear();
         self.connection_state
             .send_replace(ConnectionState::Reconnecting { attempt: 1 });
         true
@@ -364,6 +377,7 @@ impl Router {
             state.calls.fail_all(|| closed_error(&reason));
             state.link = Link::Closed(reason.clone());
             state.unfollowed.clear();
+            self.http_bodies.clear();
             self.connection_state
                 .send_replace(ConnectionState::Closed(reason));
             std::mem::take(&mut state.routes)

@@ -4,4 +4,4 @@
 /**
  *Machine-readable class of a method error, carried as `data.kind`; the set is closed.
  */
-export type ErrorKind = "notInitialized" | "alreadyInitialized" | "unknownSession" | "unknownProcess" | "processExists" | "notPty" | "stdinClosed" | "spawnFailed" | "sandboxUnavailable" | "notFound" | "permissionDenied" | "alreadyExists" | "notADirectory" | "isADirectory" | "directoryNotEmpty" | "invalidParams" | "invalidPath" | "limitExceeded" | "io";
+export type ErrorKind = "notInitialized" | "alreadyInitialized" | "unknownSession" | "unknownProcess" | "processExists" | "notPty" | "stdinClosed" | "spawnFailed" | "sandboxUnavailable" | "notFound" | "permissionDenied" | "alreadyExists" | "notADirectory" | "isADirectory" | "directoryNotEmpty" | "invalidParams" | "invalidPath" | "limitExceeded" | "io" | "httpFailed" | "httpTimeout";

@@ -29,6 +29,9 @@ import type { FsWalkParams } from "./FsWalkParams.js";
 import type { FsWalkResponse } from "./FsWalkResponse.js";
 import type { FsWriteFileParams } from "./FsWriteFileParams.js";
 import type { FsWriteFileResponse } from "./FsWriteFileResponse.js";
+import type { HttpRequestBodyDeltaNotification } from "./HttpRequestBodyDeltaNotification.js";
+import type { HttpRequestParams } from "./HttpRequestParams.js";
+import type { HttpRequestResponse } from "./HttpRequestResponse.js";
 import type { InitializeParams } from "./InitializeParams.js";
 import type { InitializeResponse } from "./InitializeResponse.js";
 import type { InitializedNotification } from "./InitializedNotification.js";
@@ -88,6 +91,8 @@ export interface RequestMap {
   "fs/walk": { params: FsWalkParams; result: FsWalkResponse };
   /** `fs/writeFile`: params `FsWriteFileParams`, result `FsWriteFileResponse`. */
   "fs/writeFile": { params: FsWriteFileParams; result: FsWriteFileResponse };
+  /** `http/request`: params `HttpRequestParams`, result `HttpRequestResponse`. */
+  "http/request": { params: HttpRequestParams; result: HttpRequestResponse };
   /** `initialize`: params `InitializeParams`, result `InitializeResponse`. */
   "initialize": { params: InitializeParams; result: InitializeResponse };
   /** `process/closeStdin`: params `ProcessCloseStdinParams`, result `ProcessCloseStdinResponse`. */
@@ -118,6 +123,8 @@ export interface ClientNotificationMap {
 
 /** Every notification the server sends: method name to its params type. */
 export interface ServerNotificationMap {
+  /** `http/request/bodyDelta` notification. */
+  "http/request/bodyDelta": HttpRequestBodyDeltaNotification;
   /** `process/closed` notification. */
   "process/closed": ProcessClosedNotification;
   /** `process/exited` notification. */
@@ -152,6 +159,7 @@ export const REQUEST_METHODS = [
   "fs/rename",
   "fs/walk",
   "fs/writeFile",
+  "http/request",
   "initialize",
   "process/closeStdin",
   "process/list",
@@ -165,6 +173,7 @@ export const REQUEST_METHODS = [
 
 /** Every server notification method name, at run time. */
 export const SERVER_NOTIFICATION_METHODS = [
+  "http/request/bodyDelta",
   "process/closed",
   "process/exited",
   "process/output",

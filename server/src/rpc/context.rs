@@ -5,11 +5,12 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
 use crate::fs::FileHandles;
+use crate::http::{DeltaSink, HttpStreams};
 use crate::session::{EventQueue, Session};
 use crate::sync::lock;
 
@@ -37,12 +38,23 @@ pub(crate) struct MethodContext {
     /// The files `fs/open` opened on this connection (not the session:
     /// they are closed when the connection ends, see `Connection::close`).
     file_handles: FileHandles,
+    /// The connection's outbox (its responses' queue), for the
+    /// notifications that belong to the connection rather than to the
+    /// session: `http/request/bodyDelta`, which must follow their response.
+    outbox: mpsc::Sender<String>,
+    /// The connection's streamed `http/request` bodies, aborted when it ends.
+    http_streams: HttpStreams,
 }
 
 impl MethodContext {
     /// A context before `initialize`; `attach` receives the event queue of
-    /// the session `initialize` creates.
-    pub(crate) fn new(config: Arc<ServerConfig>, attach: oneshot::Sender<EventQueue>) -> Self {
+    /// the session `initialize` creates; `outbox` is the connection's queue
+    /// of responses.
+    pub(crate) fn new(
+        config: Arc<ServerConfig>,
+        attach: oneshot::Sender<EventQueue>,
+        outbox: mpsc::Sender<String>,
+    ) -> Self {
         Self {
             config,
             lifecycle: AtomicU8::new(NEW),
@@ -50,6 +62,25 @@ impl MethodContext {
             attach: Mutex::new(Some(attach)),
             superseded: Arc::new(Notify::new()),
             file_handles: FileHandles::default(),
+            outbox,
+            http_streams: HttpStreams::default(),
+        }
+    }
+
+    /// The connection's streamed `http/request` bodies.
+    pub(crate) fn http_streams(&self) -> &HttpStreams {
+        &self.http_streams
+    }
+
+    /// Where a streamed body's deltas go: behind the responses already
+    /// queued, encoded by `encode`.
+    pub(crate) fn delta_sink(
+        &self,
+        encode: fn(&exec_protocol::HttpRequestBodyDeltaNotification) -> String,
+    ) -> DeltaSink {
+        DeltaSink {
+            outbox: self.outbox.clone(),
+            encode,
         }
     }
 

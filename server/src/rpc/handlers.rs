@@ -11,7 +11,7 @@ use super::context::MethodContext;
 use super::notifications;
 use crate::error::ServerError;
 use crate::session::{self, Session};
-use crate::{environment, fs};
+use crate::{environment, fs, http};
 
 pub(super) async fn initialize(
     context: &MethodContext,
@@ -245,4 +245,25 @@ pub(super) async fn fs_close(
     params: FsCloseParams,
 ) -> Result<FsCloseResponse, ServerError> {
     Ok(context.file_handles().close(&params))
+}
+
+/// `http/request`: the request made from this machine. A streamed body
+/// starts once the response is queued, so no delta overtakes it.
+pub(super) async fn http_request(
+    context: &MethodContext,
+    params: HttpRequestParams,
+) -> Result<Answer<HttpRequestResponse>, ServerError> {
+    let outcome = http::request(
+        params,
+        context.http_streams(),
+        context.config.max_message_bytes,
+    )
+    .await?;
+    Ok(match outcome.pending {
+        Some(pending) => {
+            let sink = context.delta_sink(notifications::encode_http_body_delta);
+            Answer::then(outcome.response, move || pending.start(sink))
+        }
+        None => Answer::new(outcome.response),
+    })
 }

@@ -10,8 +10,8 @@
 use std::fmt::Write as _;
 
 use exec_protocol::{
-    OutputStream, PROCESS_CLOSED_METHOD, PROCESS_EXITED_METHOD, PROCESS_OUTPUT_METHOD,
-    ProcessOutputNotification,
+    HTTP_REQUEST_BODY_DELTA_METHOD, HttpRequestBodyDeltaNotification, OutputStream,
+    PROCESS_CLOSED_METHOD, PROCESS_EXITED_METHOD, PROCESS_OUTPUT_METHOD, ProcessOutputNotification,
 };
 use serde::Serialize;
 
@@ -47,6 +47,22 @@ pub(crate) fn encode(event: &ProcessEvent) -> String {
     // serde_json always serializes; the fallback only keeps this total.
     text.unwrap_or_else(|error| {
         tracing::error!(%error, "cannot serialize a process notification");
+        String::new()
+    })
+}
+
+/// The text of an `http/request/bodyDelta` notification (the encoder each
+/// streamed body is given, see `http/body_stream.rs`).
+pub(crate) fn encode_http_body_delta(delta: &HttpRequestBodyDeltaNotification) -> String {
+    serde_json::to_string(&Envelope {
+        jsonrpc: "2.0",
+        method: HTTP_REQUEST_BODY_DELTA_METHOD,
+        params: delta,
+    })
+    // A struct of strings, numbers and bytes always serializes; the
+    // fallback only keeps this total.
+    .unwrap_or_else(|error| {
+        tracing::error!(%error, "cannot serialize an http/request/bodyDelta notification");
         String::new()
     })
 }
