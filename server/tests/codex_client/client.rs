@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::types::{
-    ExecClosedNotification, ExecExitedNotification, ExecOutputDeltaNotification, InitializeResponse,
+    ExecClosedNotification, ExecExitedNotification, ExecOutputDeltaNotification, ExecOutputStream,
+    InitializeResponse,
 };
 
 /// A JSON-RPC error as Codex's client receives it (all three members are
@@ -37,6 +38,17 @@ pub struct ProcessEvents {
 }
 
 impl ProcessEvents {
+    /// What the process wrote to stdout, as text (lossy).
+    pub fn stdout(&self) -> String {
+        let bytes: Vec<u8> = self
+            .output
+            .iter()
+            .filter(|chunk| chunk.stream == ExecOutputStream::Stdout)
+            .flat_map(|chunk| chunk.chunk.0.iter().copied())
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     /// Every seq the process's events took, in arrival order.
     pub fn seqs(&self) -> Vec<u64> {
         let mut seqs: Vec<u64> = self.output.iter().map(|chunk| chunk.seq).collect();

@@ -5,19 +5,18 @@
 //! messages is also validated against our schema.
 
 mod client;
-mod http_origin;
 mod types;
 
-use exec_testkit::{ServerLauncher, scratch_dir};
+use exec_testkit::{HttpTestServer, ServerLauncher, pattern_byte, scratch_dir};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
 use client::{CodexClient, exec_params};
 use types::{
-    Empty, EnvironmentInfo, ExecResponse, FsCanonicalizeResponse, FsGetMetadataResponse,
-    FsOpenResponse, FsReadBlockResponse, FsReadDirectoryResponse, FsReadFileResponse,
-    HttpRequestBodyDeltaNotification, HttpRequestResponse, ReadResponse, SignalResponse,
-    TerminateResponse, WalkEntryKind, WalkOutcome, WriteResponse, WriteStatus,
+    Empty, EnvironmentInfo, EnvironmentStatus, ExecResponse, FsCanonicalizeResponse,
+    FsGetMetadataResponse, FsOpenResponse, FsReadBlockResponse, FsReadDirectoryResponse,
+    FsReadFileResponse, HttpRequestBodyDeltaNotification, HttpRequestResponse, ReadResponse,
+    SignalResponse, TerminateResponse, WalkEntryKind, WalkOutcome, WriteResponse, WriteStatus,
 };
 
 /// Codex's `NOT_FOUND` error code (`codex-rs/exec-server/src/rpc.rs`), which
@@ -41,6 +40,8 @@ async fn a_process_runs_and_is_recovered_as_codex_expects() {
     let info: EnvironmentInfo = codex.call("environment/info", Value::Null).await;
     assert!(info.cwd.is_some(), "{info:?}");
     assert!(info.shell.path.ends_with(&info.shell.name), "{info:?}");
+    let status: EnvironmentStatus = codex.call("environment/status", Value::Null).await;
+    assert_eq!(status.status, "ready");
 
     let scratch = scratch_dir();
     let script = "pwd; printf err >&2; exit 3";
@@ -52,14 +53,8 @@ async fn a_process_runs_and_is_recovered_as_codex_expects() {
         .await;
     assert_eq!(started.process_id, "p1");
     let events = codex.events_until_closed("p1").await;
-    let stdout: Vec<u8> = events
-        .output
-        .iter()
-        .filter(|chunk| chunk.stream == types::ExecOutputStream::Stdout)
-        .flat_map(|chunk| chunk.chunk.0.clone())
-        .collect();
     assert_eq!(
-        String::from_utf8_lossy(&stdout).trim_end(),
+        events.stdout().trim_end(),
         scratch.path().to_str().expect("UTF-8")
     );
     assert_eq!(
@@ -94,6 +89,27 @@ async fn a_process_runs_and_is_recovered_as_codex_expects() {
     assert_eq!(read.exit_code, Some(3));
     assert_eq!(Some(read.next_seq - 1), closed_seq, "{read:?}");
     assert!(read.failure.is_none() && !read.sandbox_denied, "{read:?}");
+
+    // Codex's `envPolicy` (`inherit: core`): the child gets the core
+    // variables of the server's environment, then `env` over them.
+    let mut params = exec_params("env", &["/usr/bin/env"], "file:///");
+    params["envPolicy"] = json!({
+        "inherit": "core",
+        "ignoreDefaultExcludes": false,
+        "exclude": [],
+        "set": {"FROM_SET": "1"},
+        "includeOnly": [],
+    });
+    params["env"] = json!({"FROM_ENV": "2"});
+    let _: ExecResponse = codex.call("process/start", params).await;
+    let printed = codex.events_until_closed("env").await.stdout();
+    let names: Vec<&str> = printed
+        .lines()
+        .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+        .collect();
+    for name in ["PATH", "FROM_SET", "FROM_ENV"] {
+        assert!(names.contains(&name), "{name} missing from {printed}");
+    }
 
     // A read from the start returns every chunk, and the same `nextSeq`.
     let whole: ReadResponse = codex
@@ -307,7 +323,9 @@ async fn files_are_named_by_uri_and_answered_by_uri() {
 
 #[tokio::test]
 async fn http_requests_are_made_from_the_server() {
-    let origin = http_origin::HttpOrigin::start().await;
+    let origin = HttpTestServer::start().await;
+    // 3.5 MiB: several 1 MiB deltas, so a lost or reordered one shows.
+    let large = 7 << 19;
     let (mut codex, _) = CodexClient::connect(ServerLauncher::new()).await;
     let buffered: HttpRequestResponse = codex
         .call(
@@ -340,7 +358,7 @@ async fn http_requests_are_made_from_the_server() {
             "http/request",
             json!({
                 "method": "GET",
-                "url": origin.url("/large"),
+                "url": origin.url(&format!("/bytes/{large}")),
                 "headers": [],
                 "bodyBase64": null,
                 "timeoutMs": 30000,
@@ -368,5 +386,5 @@ async fn http_requests_are_made_from_the_server() {
             break;
         }
     }
-    assert_eq!(body, http_origin::large_body());
+    assert_eq!(body, (0..large).map(pattern_byte).collect::<Vec<u8>>());
 }

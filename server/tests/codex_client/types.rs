@@ -70,6 +70,12 @@ pub struct EnvironmentInfo {
     pub cwd: Option<PathUri>,
 }
 
+/// `environment/status`'s result (newest Codex copy).
+#[derive(Debug, Deserialize)]
+pub struct EnvironmentStatus {
+    pub status: String,
+}
+
 /// The shell in [`EnvironmentInfo`].
 #[derive(Debug, Deserialize)]
 pub struct ShellInfo {
