@@ -105,13 +105,13 @@ pub struct DirectoryEntry {
     ///The entry's name (not a path).
     #[serde(rename = "fileName")]
     pub file_name: ::std::string::String,
-    ///Whether it is a directory (symlinks not followed).
+    ///Whether it is a directory, or a symbolic link to one (links are followed, as Codex types its entries; false for a dangling link).
     #[serde(rename = "isDirectory")]
     pub is_directory: bool,
-    ///Whether it is a regular file (symlinks not followed).
+    ///Whether it is a regular file, or a symbolic link to one (links are followed; false for a dangling link).
     #[serde(rename = "isFile")]
     pub is_file: bool,
-    ///Whether it is a symbolic link.
+    ///Whether the entry itself is a symbolic link (not followed).
     #[serde(rename = "isSymlink")]
     pub is_symlink: bool,
 }

@@ -10,14 +10,14 @@ export type DirectoryEntry = {
  */
 fileName: string, 
 /**
- *Whether it is a directory (symlinks not followed).
+ *Whether it is a directory, or a symbolic link to one (links are followed, as Codex types its entries; false for a dangling link).
  */
 isDirectory: boolean, 
 /**
- *Whether it is a regular file (symlinks not followed).
+ *Whether it is a regular file, or a symbolic link to one (links are followed; false for a dangling link).
  */
 isFile: boolean, 
 /**
- *Whether it is a symbolic link.
+ *Whether the entry itself is a symbolic link (not followed).
  */
 isSymlink: boolean, };

@@ -13,7 +13,11 @@ use crate::error::ServerError;
 use crate::path_uri::ClientPath;
 
 /// `fs/readDirectory`: lists a directory's entries without `.` and `..`,
-/// sorted by `fileName` in byte order, each typed without following symlinks.
+/// sorted by `fileName` in byte order. `isDirectory` and `isFile` follow
+/// symlinks, as Codex's `read_directory` types its entries (`stat`), so a
+/// link to a directory is a directory to a Codex client; `isSymlink` says
+/// whether the entry itself is a link. A dangling link is listed with
+/// neither type (Codex leaves it out; listing it loses nothing).
 ///
 /// A name that is not valid UTF-8 is sent with U+FFFD in place of the bad
 /// bytes, because `fileName` is a JSON string. An entry removed while the
@@ -47,10 +51,19 @@ fn read_directory_blocking(path: &Path) -> Result<FsReadDirectoryResponse, Serve
             Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
             Err(error) => return Err(fs_error(&entry.path(), error)),
         };
+        // A link is typed by what it points to; a dangling or unreadable
+        // one by nothing.
+        let target_type = if file_type.is_symlink() {
+            fs::metadata(entry.path())
+                .ok()
+                .map(|metadata| metadata.file_type())
+        } else {
+            Some(file_type)
+        };
         entries.push(DirectoryEntry {
             file_name: entry.file_name().to_string_lossy().into_owned(),
-            is_directory: file_type.is_dir(),
-            is_file: file_type.is_file(),
+            is_directory: target_type.is_some_and(|target| target.is_dir()),
+            is_file: target_type.is_some_and(|target| target.is_file()),
             is_symlink: file_type.is_symlink(),
         });
     }
@@ -75,7 +88,7 @@ mod tests {
     };
 
     #[tokio::test]
-    async fn read_directory_lists_sorted_entries_without_following_links() -> TestResult {
+    async fn read_directory_lists_sorted_entries_typed_through_links() -> TestResult {
         let directory = tempfile::tempdir()?;
         fs::write(directory.path().join("b.txt"), b"")?;
         fs::create_dir(directory.path().join("a-dir"))?;
@@ -83,6 +96,14 @@ mod tests {
         symlink(
             directory.path().join("a-dir"),
             directory.path().join("link-to-dir"),
+        )?;
+        symlink(
+            directory.path().join("b.txt"),
+            directory.path().join("link-to-file"),
+        )?;
+        symlink(
+            directory.path().join("missing"),
+            directory.path().join("link-dangling"),
         )?;
 
         let entry = |file_name: &str, is_directory, is_file, is_symlink| DirectoryEntry {
@@ -99,7 +120,9 @@ mod tests {
                     entry("Z-upper", false, true, false),
                     entry("a-dir", true, false, false),
                     entry("b.txt", false, true, false),
-                    entry("link-to-dir", false, false, true),
+                    entry("link-dangling", false, false, true),
+                    entry("link-to-dir", true, false, true),
+                    entry("link-to-file", false, true, true),
                 ],
             ),
             (directory.path().join("a-dir"), vec![]),

@@ -243,6 +243,21 @@ async fn files_are_named_by_uri_and_answered_by_uri() {
         .await;
     let link = root.join("link");
     std::os::unix::fs::symlink(&nested, &link).expect("symlink");
+    // Codex types entries through links: a link to a directory is one.
+    let listing: FsReadDirectoryResponse = codex
+        .call(
+            "fs/readDirectory",
+            json!({"path": uri(&root), "sandbox": null}),
+        )
+        .await;
+    let linked = listing
+        .entries
+        .iter()
+        .find(|entry| entry.file_name == "link");
+    assert!(
+        linked.is_some_and(|entry| entry.is_directory && !entry.is_file),
+        "{listing:?}"
+    );
     let canonical: FsCanonicalizeResponse = codex
         .call(
             "fs/canonicalize",
