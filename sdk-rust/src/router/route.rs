@@ -178,3 +178,35 @@ impl Route {
         self.shared.wake.notify_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+    use crate::process::output::OutputBytes;
+
+    fn output(seq: u64) -> Event {
+        Event::Output(OutputBytes {
+            seq,
+            stream: exec_protocol::OutputStream::Stdout,
+            bytes: vec![b'x'],
+        })
+    }
+
+    #[tokio::test]
+    async fn a_resume_marks_the_highest_seq_handed_over_even_when_dropped() {
+        let (route, mut events, shared) = Route::new(1);
+        assert!(route.deliver(output(1), Duration::ZERO).await);
+        // The channel is full: 2 waits out the stall timeout and is dropped,
+        // and the route lags.
+        assert!(!route.deliver(output(2), Duration::ZERO).await);
+        route.note_resume();
+        assert_eq!(shared.resumed_after_seq.load(Ordering::Acquire), 2);
+        assert_eq!(shared.resumes.load(Ordering::Acquire), 1);
+        assert!(matches!(events.recv().await, Some(Event::Output(chunk)) if chunk.seq == 1));
+        // A later resume after nothing new keeps the mark.
+        route.note_resume();
+        assert_eq!(shared.resumed_after_seq.load(Ordering::Acquire), 2);
+    }
+}
