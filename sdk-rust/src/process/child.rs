@@ -211,7 +211,8 @@ impl RemoteChild {
             let resumes = self.route.resumes.load(Ordering::Acquire);
             if resumes != self.resumes_seen {
                 self.resumes_seen = resumes;
-                self.sequencer.note_resume();
+                self.sequencer
+                    .note_resume(self.route.resumed_after_seq.load(Ordering::Acquire));
             }
             let lagging = dropped != self.route.caught_up.load(Ordering::Acquire);
             if let Some(after_seq) = self.sequencer.wants_read(lagging) {

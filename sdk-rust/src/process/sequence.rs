@@ -96,6 +96,13 @@ pub(crate) struct Sequencer {
     /// Without a resume, the exit and the close are never lost, and a read
     /// waits for them rather than guess their `reason`.
     resumed: bool,
+    /// After a resume, the highest seq the old connections handed over
+    /// (see [`Sequencer::note_resume`]): what the server sent after it may
+    /// have been lost in flight with nothing later to show the gap, so reads
+    /// go on until one reaches the end or an event beyond it arrives.
+    /// Events received before the resume say nothing about what followed
+    /// them, so they do not end the reads as newer output otherwise does.
+    unconfirmed_after: Option<u64>,
 }
 
 impl Sequencer {
@@ -115,11 +122,13 @@ impl Sequencer {
             exit_from_read: None,
             rebuilt_exit: None,
             resumed: false,
+            unconfirmed_after: None,
         }
     }
 
     /// Takes in an event from the reader (channel or overflow).
     pub(crate) fn accept(&mut self, event: Event) {
+        self.confirm_beyond(event.seq());
         // An output chunk before the cursor was already handed out (a read
         // returned it first) or counted as lost. The exit and the close are
         // kept whatever their seq (eviction may have moved the cursor past
@@ -210,8 +219,9 @@ impl Sequencer {
     /// The `afterSeq` cursor to read from when a read is needed: the reader
     /// dropped output for this process (`lagging`), a gap is in sight that
     /// a read at this cursor has not been tried on, or the last read may
-    /// have stopped at its budget with nothing newer in sight. Call only
-    /// when [`Self::next_ready`] returned `None` and nothing else has arrived.
+    /// have stopped at its budget with nothing newer in sight, or a resume
+    /// left the tail unconfirmed. Call only when [`Self::next_ready`]
+    /// returned `None` and nothing else has arrived.
     pub(crate) fn wants_read(&self, lagging: bool) -> Option<u64> {
         if self.finished {
             return None;
@@ -220,15 +230,32 @@ impl Sequencer {
             .pending
             .first_key_value()
             .is_some_and(|(seq, _)| *seq > self.expected);
-        let continues = self.read_may_continue == Some(self.expected - 1);
+        let continues =
+            self.read_may_continue == Some(self.expected - 1) || self.unconfirmed_after.is_some();
         (lagging || continues || (gap && self.read_at != Some(self.expected)))
             .then(|| self.expected - 1)
     }
 
-    /// Notes that the connection was resumed: the next read may have to
-    /// rebuild an exit and a close lost in flight (see [`Self::apply_read`]).
-    pub(crate) fn note_resume(&mut self) {
+    /// Notes that the connection was resumed after the old connections
+    /// handed over events up to `delivered_through` (the highest seq, 0 for
+    /// none): the next read may have to rebuild an exit and a close lost in
+    /// flight (see [`Self::apply_read`]), and reads go on until one reaches
+    /// the end or an event after `delivered_through` arrives, since what the
+    /// server sent after it may have been lost with no later event to show it.
+    pub(crate) fn note_resume(&mut self, delivered_through: u64) {
         self.resumed = true;
+        self.unconfirmed_after = Some(
+            self.unconfirmed_after
+                .map_or(delivered_through, |earlier| earlier.max(delivered_through)),
+        );
+    }
+
+    /// An event `seq` (from the channel or a read) came from after the
+    /// resume: a loss before it shows as a gap, so the tail is confirmed.
+    fn confirm_beyond(&mut self, seq: u64) {
+        if self.unconfirmed_after.is_some_and(|through| seq > through) {
+            self.unconfirmed_after = None;
+        }
     }
 
     /// Merges a `process/read` response for the cursor `after_seq`.
@@ -252,10 +279,18 @@ impl Sequencer {
             .last()
             .filter(|last| !response.closed && last.seq == covered)
             .map(|last| last.seq);
+        let last = self.read_may_continue.is_none();
+        if last {
+            // This read, made after the resume, reached what the server had:
+            // nothing lost in flight is left beyond it.
+            self.unconfirmed_after = None;
+        }
+        if let Some(last_chunk) = response.chunks.last() {
+            self.confirm_beyond(last_chunk.seq);
+        }
         if self.resumed {
             // The reads after a resume go on until one reaches the end; the
             // exit is looked for in each, and given up on only at the end.
-            let last = self.read_may_continue.is_none();
             self.rebuild_final_events(after_seq, covered, &response, last);
             self.resumed = !last;
         }
@@ -577,7 +612,7 @@ mod tests {
         // Lost with the old connection: 2 (output), 3 (the exit), 4
         // (output written after the exit) and 5 (the close).
         assert_eq!(sequencer.wants_read(true), Some(1));
-        sequencer.note_resume();
+        sequencer.note_resume(1);
         sequencer.apply_read(
             1,
             final_read(&[(2, b"b"), (4, b"d")], 6, true, Some(3), None),
@@ -618,7 +653,7 @@ mod tests {
     fn a_rebuilt_exit_whose_place_was_evicted_comes_just_before_the_close() {
         let mut sequencer = Sequencer::new();
         // Seqs 1 to 3 (output and the exit) are gone; 4 is output, 5 the close.
-        sequencer.note_resume();
+        sequencer.note_resume(0);
         sequencer.apply_read(
             0,
             ProcessReadResponse {
@@ -628,7 +663,7 @@ mod tests {
         );
         assert_eq!(drain(&mut sequencer), ["lost 5", "4:d", "exited", "closed"]);
         let mut again = Sequencer::new();
-        again.note_resume();
+        again.note_resume(0);
         again.apply_read(
             0,
             ProcessReadResponse {
@@ -650,7 +685,7 @@ mod tests {
     #[test]
     fn an_exit_lost_in_flight_is_found_across_budgeted_reads() {
         let mut sequencer = Sequencer::new();
-        sequencer.note_resume();
+        sequencer.note_resume(0);
         // The first read stops at its budget after seq 3; the exit is 2.
         sequencer.apply_read(
             0,
@@ -664,7 +699,7 @@ mod tests {
 
         // An exit beyond a budgeted read waits for the reads that follow.
         let mut later = Sequencer::new();
-        later.note_resume();
+        later.note_resume(0);
         later.apply_read(0, final_read(&[(1, b"a")], 2, false, Some(0), None));
         assert_eq!(drain(&mut later), ["1:a"]);
         later.apply_read(1, final_read(&[], 4, true, Some(0), None));
@@ -672,11 +707,55 @@ mod tests {
     }
 
     #[test]
+    fn after_a_resume_reads_go_on_past_events_received_before_it() {
+        // The bench's hang: 2 was lost at a first cut; 3 to 5 came on the
+        // next connection, which was cut too, losing 6 (output), 7 (the
+        // exit) and 8 (the close). The third connection has nothing to send.
+        let mut sequencer = Sequencer::new();
+        sequencer.accept(output(1, b"a"));
+        for seq in 3..=5 {
+            sequencer.accept(output(seq, b"x"));
+        }
+        assert_eq!(drain(&mut sequencer), ["1:a"]);
+        sequencer.note_resume(5);
+        assert_eq!(sequencer.wants_read(true), Some(1));
+        // The read stops at its budget after 3.
+        sequencer.apply_read(1, read(&[(2, b"b"), (3, b"x")], 4, 0));
+        assert_eq!(drain(&mut sequencer), ["2:b", "3:x", "4:x", "5:x"]);
+        // 4 and 5 came before the resume: they do not show that nothing
+        // followed them, so the reads go on.
+        assert_eq!(sequencer.wants_read(false), Some(5));
+        sequencer.apply_read(5, final_read(&[(6, b"f")], 9, true, Some(0), None));
+        assert_eq!(drain(&mut sequencer), ["6:f", "exited", "closed"]);
+    }
+
+    #[test]
+    fn after_a_resume_an_event_beyond_what_came_before_ends_the_reads() {
+        let mut sequencer = Sequencer::new();
+        sequencer.accept(output(1, b"a"));
+        assert_eq!(drain(&mut sequencer), ["1:a"]);
+        sequencer.note_resume(1);
+        assert_eq!(sequencer.wants_read(false), Some(1));
+        // The new connection's first event shows where the stream goes on.
+        sequencer.accept(output(2, b"b"));
+        assert_eq!(drain(&mut sequencer), ["2:b"]);
+        assert_eq!(sequencer.wants_read(false), None);
+
+        // So does a read that reached the end of what the server had.
+        let mut quiet = Sequencer::new();
+        quiet.accept(output(1, b"a"));
+        assert_eq!(drain(&mut quiet), ["1:a"]);
+        quiet.note_resume(1);
+        quiet.apply_read(1, read(&[], 2, 0));
+        assert_eq!(quiet.wants_read(false), None);
+    }
+
+    #[test]
     fn a_read_does_not_repeat_an_exit_already_held() {
         let mut sequencer = Sequencer::new();
         sequencer.accept(output(1, b"a"));
         sequencer.accept(exited(2));
-        sequencer.note_resume();
+        sequencer.note_resume(2);
         sequencer.apply_read(0, final_read(&[(1, b"a")], 4, true, Some(0), None));
         assert_eq!(drain(&mut sequencer), ["1:a", "exited", "closed"]);
     }
@@ -710,7 +789,7 @@ mod tests {
     #[test]
     fn the_real_exit_replaces_a_rebuilt_one_not_yet_handed_out() {
         let mut sequencer = Sequencer::new();
-        sequencer.note_resume();
+        sequencer.note_resume(0);
         sequencer.apply_read(
             0,
             final_read(&[(2, b"b")], 3, false, Some(137), Some(Signal::Kill)),

@@ -46,6 +46,13 @@ pub(crate) struct RouteShared {
     /// child's first read after a resume may have to rebuild an exit and a
     /// close lost in flight.
     pub(crate) resumes: AtomicU64,
+    /// The highest seq any connection's reader handed to this route
+    /// (delivered or dropped), 0 before the first.
+    pub(crate) highest_seq: AtomicU64,
+    /// [`Self::highest_seq`] at the last resume: the events the old
+    /// connections handed over end there, and what the server sent after
+    /// it may have been lost in flight (see `Sequencer::note_resume`).
+    pub(crate) resumed_after_seq: AtomicU64,
     /// The events handed to the child, for `process/ack`.
     pub(crate) received: Mutex<Received>,
 }
@@ -100,6 +107,14 @@ impl Route {
     /// The session was resumed: output may have been lost in flight, so the
     /// child reads back from its cursor, as after a drop of its own.
     pub(super) fn note_resume(&self) {
+        // Stored before the count, which the child reads first: a child
+        // that sees this resume sees its mark. The old connection's reader
+        // has ended, so every event it handed over is counted; one from the
+        // new connection may be too, which only costs a read.
+        let highest = self.shared.highest_seq.load(Ordering::Acquire);
+        self.shared
+            .resumed_after_seq
+            .fetch_max(highest, Ordering::AcqRel);
         self.shared.resumes.fetch_add(1, Ordering::AcqRel);
         self.note_drop();
     }
@@ -107,6 +122,9 @@ impl Route {
     /// Hands one event to the child, following the back-pressure policy of
     /// the module doc. `true` when the child got it (channel or overflow).
     pub(super) async fn deliver(&self, event: Event, stall_timeout: Duration) -> bool {
+        self.shared
+            .highest_seq
+            .fetch_max(event.seq(), Ordering::AcqRel);
         if !matches!(event, Event::Output(_)) {
             return self.deliver_final(event);
         }
@@ -158,5 +176,37 @@ impl Route {
     fn note_drop(&self) {
         self.shared.dropped.fetch_add(1, Ordering::AcqRel);
         self.shared.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+    use crate::process::output::OutputBytes;
+
+    fn output(seq: u64) -> Event {
+        Event::Output(OutputBytes {
+            seq,
+            stream: exec_protocol::OutputStream::Stdout,
+            bytes: vec![b'x'],
+        })
+    }
+
+    #[tokio::test]
+    async fn a_resume_marks_the_highest_seq_handed_over_even_when_dropped() {
+        let (route, mut events, shared) = Route::new(1);
+        assert!(route.deliver(output(1), Duration::ZERO).await);
+        // The channel is full: 2 waits out the stall timeout and is dropped,
+        // and the route lags.
+        assert!(!route.deliver(output(2), Duration::ZERO).await);
+        route.note_resume();
+        assert_eq!(shared.resumed_after_seq.load(Ordering::Acquire), 2);
+        assert_eq!(shared.resumes.load(Ordering::Acquire), 1);
+        assert!(matches!(events.recv().await, Some(Event::Output(chunk)) if chunk.seq == 1));
+        // A later resume after nothing new keeps the mark.
+        route.note_resume();
+        assert_eq!(shared.resumed_after_seq.load(Ordering::Acquire), 2);
     }
 }
