@@ -77,10 +77,15 @@ impl PtyMaster {
     pub(crate) async fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut ready = self.0.readable().await?;
+            let hung_up = ready.ready().is_read_closed();
             let read = ready.try_io(|master| {
                 rustix::io::read(master.get_ref(), &mut *buffer).map_err(io::Error::from)
             });
             match read {
+                // The reactor keeps a hang-up ready for good, so waiting again
+                // would spin; EAGAIN after one means the slave was opened
+                // anew after every process had closed it: still the EOF.
+                Err(_would_block) if hung_up => return Ok(0),
                 // EAGAIN: the readiness was stale and is cleared; wait again.
                 Err(_would_block) => {}
                 Ok(Ok(length)) => return Ok(length),
@@ -121,10 +126,19 @@ impl PtyMaster {
     pub(crate) async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             let mut ready = self.0.writable().await?;
+            let hung_up = ready.ready().is_write_closed();
             let written = ready.try_io(|master| {
                 rustix::io::write(master.get_ref(), bytes).map_err(io::Error::from)
             });
             match written {
+                // Every process closed the slave (the master hung up): the
+                // reactor keeps that ready for good, so waiting again would
+                // spin, and the kernel may still say EAGAIN for a moment
+                // before its EIO. (The blocking write this replaced was seen
+                // to sleep on for good once its child was killed.)
+                Err(_would_block) if hung_up => {
+                    return Err(io::Error::from_raw_os_error(EIO));
+                }
                 // EAGAIN: the input queue is full and the readiness cleared;
                 // the reactor wakes this task when the child read some.
                 Err(_would_block) => {}
