@@ -8,10 +8,10 @@
 //! reactor). None of it runs under the table's lock, nor under a global
 //! lock that other spawns wait for (`reaper` says how a spawn and the orphan
 //! reaper keep out of each other's way). The process's own tasks (its
-//! waiter, its driver, its timeout) are started afterwards from a runtime worker
-//! ([`Started::run`]): started from the blocking pool they would land on the
-//! runtime's global queue, away from the connection's tasks, which measurably
-//! slowed streaming output over stdio.
+//! waiter, its driver, its timeout) are started afterwards from a runtime
+//! worker ([`Started::run`]): started from the blocking pool they would land
+//! on the runtime's global queue, away from the connection's tasks, which
+//! measurably slowed streaming output over stdio.
 //!
 //! # Invariants
 //! - A reservation is an entry of the table ([`Slot::Reserved`]): the process
