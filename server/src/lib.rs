@@ -31,9 +31,9 @@
 //!   every managed tree when the server dies, even by SIGKILL.
 //! - `blocking_pool`: a bounded pool of threads of its own for blocking work
 //!   that may never return, with a deadline per job and typed errors instead
-//!   of panics; the fs methods run on one, process starts, PTY writes and
-//!   `/proc` kill rounds on others (`process/threads.rs`), never on tokio's
-//!   blocking pool.
+//!   of panics; the fs methods run on one, process starts and `/proc` kill
+//!   rounds on others (`process/threads.rs`), never on tokio's blocking
+//!   pool. (PTY input and output need none: the master is non-blocking.)
 //! - `shutdown`: the explicit server shutdown (tell every connection, wait,
 //!   kill what remains).
 //! - `error`: [`ServerError`], every way a method can fail.

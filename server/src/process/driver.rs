@@ -6,9 +6,11 @@
 //! [`CHUNKS_IN_FLIGHT`] permits, and the sender gives a permit back only
 //! after the session's event queue took the chunk's event. While the
 //! queue is full the driver stops reading, the pipe or terminal fills, and
-//! the child blocks on write: output waits, it is never dropped. The exit
-//! and the close need no permit, so they are logged (and `process/read`
-//! sees them) even while the queue is full. The driver also stops reading
+//! the child blocks on write: output waits, it is never dropped. (A PTY's
+//! master is read in this task too, through the reactor, so a terminal
+//! holds back exactly as a pipe does.) The exit and the close need no
+//! permit, so they are logged (and `process/read` sees them) even while
+//! the queue is full. The driver also stops reading
 //! while the process's log has no room (see `resume`).
 
 use std::io;
@@ -26,6 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use super::events::ProcessEvent;
 use super::managed::{Gate, ManagedProcess};
+use super::pty::PtyMaster;
 use super::{EventSink, TableInner, registry};
 
 /// Output chunks read but not yet taken by the event queue, per process.
@@ -47,10 +50,10 @@ pub(crate) enum OutputSource {
         /// stderr.
         stderr: ChildStderr,
     },
-    /// The chunks of a PTY's reader thread.
+    /// A PTY's master, read in the driver's task.
     Pty {
-        /// Ends at the terminal's EOF.
-        chunks: mpsc::Receiver<Vec<u8>>,
+        /// Reads 0 bytes at the terminal's EOF.
+        master: PtyMaster,
     },
 }
 
@@ -129,19 +132,20 @@ async fn read_some<R: AsyncRead + Unpin>(
     }
 }
 
-/// Receives from `chunks` when it is there, forever pending otherwise.
-async fn receive_some(chunks: &mut Option<mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
-    match chunks {
-        Some(chunks) => chunks.recv().await,
+/// Reads the terminal from `master` when it is there, forever pending
+/// otherwise. Cancel-safe, as [`PtyMaster::read`] is.
+async fn read_terminal(master: &Option<PtyMaster>, buffer: &mut [u8]) -> io::Result<usize> {
+    match master {
+        Some(master) => master.read(buffer).await,
         None => std::future::pending().await,
     }
 }
 
-/// Bytes a pipe's read buffer starts with: an idle process (most of them)
+/// Bytes a pipe's or terminal's read buffer starts with: an idle process (most of them)
 /// then holds 4 KiB per stream instead of the full read size.
 const INITIAL_READ_BYTES: usize = 4 * 1024;
 
-/// A pipe's read buffer that starts small and doubles, up to the read size,
+/// A pipe's or terminal's read buffer that starts small and doubles, up to the read size,
 /// each time a read fills it, so a busy stream soon reads in large chunks.
 struct ReadBuffer {
     bytes: Vec<u8>,
@@ -190,10 +194,11 @@ async fn pump(
     let permits = Arc::new(Semaphore::new(CHUNKS_IN_FLIGHT));
     let (mut stdout, mut stderr, mut pty) = match output {
         OutputSource::Pipes { stdout, stderr } => (Some(stdout), Some(stderr), None),
-        OutputSource::Pty { chunks } => (None, None, Some(chunks)),
+        OutputSource::Pty { master } => (None, None, Some(master)),
     };
     let mut stdout_buffer = ReadBuffer::new(stdout.is_some(), read_size);
     let mut stderr_buffer = ReadBuffer::new(stderr.is_some(), read_size);
+    let mut pty_buffer = ReadBuffer::new(pty.is_some(), read_size);
     let mut permit: Option<OwnedSemaphorePermit> = None;
     let mut status: Option<Option<ExitStatus>> = None;
     let mut exit_logged = false;
@@ -282,9 +287,13 @@ async fn pump(
                     stderr = None;
                 }
             },
-            chunk = receive_some(&mut pty), if permit.is_some() && room => match chunk {
-                Some(bytes) => record(OutputStream::Pty, bytes, permit.take()),
-                None => pty = None,
+            read = read_terminal(&pty, pty_buffer.space()), if permit.is_some() && room => match read {
+                Ok(0) => pty = None,
+                Ok(length) => record(OutputStream::Pty, pty_buffer.take(length), permit.take()),
+                Err(error) => {
+                    tracing::debug!(%error, "reading the terminal failed; treating it as EOF");
+                    pty = None;
+                }
             },
         }
     }

@@ -3,7 +3,6 @@
 //! announce gate, stdin, the PTY master, and its tree.
 
 use std::collections::{HashSet, VecDeque};
-use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
@@ -20,7 +19,6 @@ use tokio::sync::{Notify, watch};
 use super::output::{ExitEvent, RetainedOutput};
 use super::pty::PtyMaster;
 use super::signal::{nix_signal, protocol_signal, wire_exit_code};
-use super::threads;
 use super::tree::Tree;
 use crate::error::ServerError;
 use crate::sync::lock;
@@ -58,8 +56,8 @@ pub(crate) enum ChildIo {
 pub(crate) enum StdinSink {
     /// A pipe process's stdin.
     Pipe(ChildStdin),
-    /// A PTY's master side (a blocking writer, used on blocking threads).
-    Pty(std::fs::File),
+    /// A PTY's master side (non-blocking, written through the reactor).
+    Pty(PtyMaster),
 }
 
 /// The stdin of a process, with the write ids already applied.
@@ -82,6 +80,30 @@ impl Stdin {
             if let Some(oldest) = self.recent_order.pop_front() {
                 self.recent.remove(&oldest);
             }
+        }
+    }
+}
+
+/// The status of a write to `stdin` that ended with `written`: `accepted`
+/// (and `write_id` remembered) or, when it failed, `stdinClosed` with the
+/// sink dropped, as every later write would fail the same way.
+fn settle(
+    stdin: &mut Stdin,
+    written: std::io::Result<()>,
+    write_id: Option<String>,
+    process_id: &ProcessId,
+) -> WriteStatus {
+    match written {
+        Ok(()) => {
+            if let Some(write_id) = write_id {
+                stdin.remember(write_id);
+            }
+            WriteStatus::Accepted
+        }
+        Err(error) => {
+            tracing::debug!(process_id = %process_id.as_str(), %error, "stdin is closed");
+            stdin.sink = None;
+            WriteStatus::StdinClosed
         }
     }
 }
@@ -116,7 +138,9 @@ pub(crate) struct ManagedProcess {
     /// Wakes the driver when the log may have room again (an
     /// acknowledgement, a change of the eviction rule).
     room: Notify,
-    /// stdin, behind an async lock because pipe writes wait for the child.
+    /// stdin, behind an async lock because writes wait for the child (which
+    /// also keeps one process's writes in order, as the lock is fair); in
+    /// an `Arc` so a PTY write's own task can hold the lock.
     stdin: Arc<tokio::sync::Mutex<Stdin>>,
 }
 
@@ -319,10 +343,12 @@ impl ManagedProcess {
         }
     }
 
-    /// `process/write`: writes `bytes` to stdin once per `write_id`.
+    /// `process/write`: writes `bytes` to stdin once per `write_id`, and
+    /// answers once the pipe or terminal took all of them. A child that does
+    /// not read holds back only this task and later writes to it.
     ///
-    /// Errors: those of `threads::run_pty_write` (no thread for a PTY
-    /// write); the bytes were not written then.
+    /// Errors: `Internal` only when the task finishing a PTY write panicked
+    /// or the runtime shut down under it (a failed write is `stdinClosed`).
     pub(crate) async fn write(
         &self,
         bytes: Vec<u8>,
@@ -340,26 +366,31 @@ impl ManagedProcess {
         if self.tree.is_reaped() {
             return Ok(WriteStatus::StdinClosed);
         }
-        let is_pty = match &stdin.sink {
+        let terminal = match &stdin.sink {
             None => return Ok(WriteStatus::StdinClosed),
-            Some(sink) => matches!(sink, StdinSink::Pty(_)),
+            Some(StdinSink::Pty(master)) => Some(master.clone()),
+            Some(StdinSink::Pipe(_)) => None,
         };
-        let written = if is_pty {
-            // The PTY writer blocks while the terminal's input queue is full,
-            // so it runs on a thread of the PTY write pool, which takes the lock
-            // along.
-            let (returned, written) = threads::run_pty_write(move || {
-                let written = match &mut stdin.sink {
-                    Some(StdinSink::Pty(writer)) => {
-                        writer.write_all(&bytes).and_then(|()| writer.flush())
-                    }
-                    _ => Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
-                };
-                (stdin, written)
-            })
-            .await?;
-            stdin = returned;
-            written
+        let written = if let Some(master) = terminal {
+            match master.write_now(&bytes) {
+                Ok(length) if length < bytes.len() => {
+                    // The terminal's input queue is full. The rest is written
+                    // by a task of its own that waits on the reactor (no
+                    // thread) and holds stdin's lock, so later writes stay
+                    // behind it; it finishes even if this request is dropped
+                    // (its connection went away, its session stays), so a
+                    // write is never left half done by its caller leaving.
+                    let process_id = self.process_id.clone();
+                    let rest = tokio::spawn(async move {
+                        let written = master.write_all(&bytes[length..]).await;
+                        settle(&mut stdin, written, write_id, &process_id)
+                    });
+                    return rest.await.map_err(|error| {
+                        ServerError::Internal(format!("the PTY write failed: {error}"))
+                    });
+                }
+                written => written.map(drop),
+            }
         } else {
             match &mut stdin.sink {
                 Some(StdinSink::Pipe(pipe)) => match pipe.write_all(&bytes).await {
@@ -369,19 +400,7 @@ impl ManagedProcess {
                 _ => return Ok(WriteStatus::StdinClosed),
             }
         };
-        match written {
-            Ok(()) => {
-                if let Some(write_id) = write_id {
-                    stdin.remember(write_id);
-                }
-                Ok(WriteStatus::Accepted)
-            }
-            Err(error) => {
-                tracing::debug!(process_id = %self.process_id.as_str(), %error, "stdin is closed");
-                stdin.sink = None;
-                Ok(WriteStatus::StdinClosed)
-            }
-        }
+        Ok(settle(&mut stdin, written, write_id, &self.process_id))
     }
 
     /// `process/closeStdin`. Errors: `StdinClosed` for a pipe process started

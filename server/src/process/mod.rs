@@ -46,7 +46,7 @@
 //! down to `procfs` and `cgroup`: `start` uses `pipe`, `pty`, `command`,
 //! `driver`, `registry`, `managed`, `tree`, `cgroup` and `reaper`; `global`
 //! uses `reaper`, `registry`, `tree` and `cgroup`; `driver` uses `registry`,
-//! `managed` and `events`; `registry` uses `managed`; `managed` uses `tree`,
+//! `managed`, `pty` (its master) and `events`; `registry` uses `managed`; `managed` uses `tree`,
 //! `signal`, `output` and `pty` (its master); `pipe` and `pty` use `command`
 //! and `reaper`; `command` uses `cgroup` (the child joins its cgroup),
 //! `env_policy` and `sandbox`;
@@ -82,8 +82,8 @@
 //! descendant of a found process or was seen by an earlier walk of its tree;
 //! a process that overwrites its start environment in memory hides its
 //! marker. The marker is visible to the child as an environment variable.
-//! A kill is followed by reaping: the managed child is reaped by tokio (pipes)
-//! or its waiter thread (PTY); adopted orphans by the orphan reaper.
+//! A kill is followed by reaping: the managed child (pipes or PTY) is reaped
+//! by tokio; adopted orphans by the orphan reaper.
 
 mod cgroup;
 mod command;
@@ -366,9 +366,11 @@ impl ProcessTable {
     /// without writing again. An unknown process is status `unknownProcess`,
     /// a closed or never-open stdin `stdinClosed`.
     ///
-    /// Errors: only when a PTY write finds no thread to block on
-    /// (`limitExceeded` when too many wait, `io` when the OS refuses a
-    /// thread); the bytes were not written.
+    /// A PTY write waits for the terminal through the reactor, holding no
+    /// thread, and only its own process's later writes wait behind it.
+    ///
+    /// Errors: `Internal` only when the task finishing a PTY write panicked
+    /// or the runtime shut down under it.
     pub async fn write(
         &self,
         params: ProcessWriteParams,

@@ -10,12 +10,13 @@
 //! the spec's environment, nothing added (no `SHELL`, no `TERM`), since the
 //! protocol calls `env` the child's whole environment.
 //!
-//! The master's reader and the child's `wait` are blocking, so each PTY
-//! process has two small threads: one reads the terminal into a channel of one
-//! chunk (when the driver stops taking chunks, the thread stops reading, the
-//! terminal's buffer fills and the child blocks on write), one waits for the
-//! child and reports its status. A thread that cannot start is an error of
-//! the start, never a panic.
+//! The master is non-blocking and registered with the runtime's reactor
+//! (`AsyncFd`), so a PTY process needs no thread of its own: the driver reads
+//! the terminal in its task only while it can take a chunk (when it stops,
+//! the terminal's buffer fills and the child blocks on write), a
+//! `process/write` waits in its own task for the terminal to take its bytes
+//! (a child that does not read holds back only writes to itself), and the
+//! child is a tokio child, waited for as a pipe child is.
 //!
 //! Every descriptor of the PTY is opened close-on-exec, so no other child the
 //! server starts at the same time inherits one; the child gets the slave
@@ -23,16 +24,16 @@
 //! after the spawn (the master reads EOF only once every process on the
 //! terminal closed it).
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt as _;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use rustix::fs::{Mode, OFlags};
 use rustix::pty::{OpenptFlags, grantpt, ioctl_tiocgptpeer, openpt, ptsname, unlockpt};
 use rustix::termios::{SpecialCodeIndex, Winsize, tcgetattr, tcsetwinsize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::unix::AsyncFd;
 
 use super::cgroup::ProcessCgroup;
 use super::command::LaunchSpec;
@@ -41,16 +42,120 @@ use super::reaper;
 /// The errno of a read from a master whose slave side is closed everywhere.
 const EIO: i32 = rustix::io::Errno::IO.raw_os_error();
 
-/// The master side of a PTY: resizing the terminal and reading its termios.
-/// Dropping it closes the descriptor.
-pub(crate) struct PtyMaster(OwnedFd);
+/// The master side of a PTY, non-blocking and registered with the reactor:
+/// reading the terminal's output, writing its input, resizing it and reading
+/// its termios. Clones share the one descriptor, which closes with the last.
+#[derive(Clone)]
+pub(crate) struct PtyMaster(Arc<AsyncFd<OwnedFd>>);
 
 impl PtyMaster {
+    /// Makes `master` non-blocking and registers it with the current
+    /// runtime's reactor; must be called inside a runtime (tokio panics
+    /// otherwise). Errors: `FIONBIO` refused, or the reactor's refusal to
+    /// register it.
+    #[allow(unsafe_code)]
+    fn new(master: OwnedFd) -> io::Result<Self> {
+        // O_NONBLOCK belongs to the open file, which only the server holds:
+        // the child's stdio is the slave, another open file, and stays blocking.
+        rustix::io::ioctl_fionbio(&master, true)?;
+        // SAFETY: `register` needs the descriptor to stay open, and to stay
+        // the same descriptor of the same open file, for the `AsyncFd`'s
+        // whole life. An `OwnedFd` is open until dropped, its `as_raw_fd`
+        // never changes, and this type never hands out the `AsyncFd`
+        // mutably (no `get_mut`, no `into_inner`), so nothing can close or
+        // replace it while it is registered.
+        let registered = unsafe { AsyncFd::register(master) };
+        let master = registered.map_err(io::Error::from)?;
+        Ok(Self(Arc::new(master)))
+    }
+
+    /// Reads the terminal's output into `buffer`, waiting until there is
+    /// some; `Ok(0)` at its EOF, which Linux reports as EIO once every
+    /// process on the terminal closed its slave side. Cancel-safe: bytes are
+    /// only taken by a read that returns them.
+    /// Errors: the kernel's (other than EIO, EAGAIN and EINTR).
+    pub(crate) async fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let mut ready = self.0.readable().await?;
+            let hung_up = ready.ready().is_read_closed();
+            let read = ready.try_io(|master| {
+                rustix::io::read(master.get_ref(), &mut *buffer).map_err(io::Error::from)
+            });
+            match read {
+                // The reactor keeps a hang-up ready for good, so waiting again
+                // would spin; EAGAIN after one means the slave was opened
+                // anew after every process had closed it: still the EOF.
+                Err(_would_block) if hung_up => return Ok(0),
+                // EAGAIN: the readiness was stale and is cleared; wait again.
+                Err(_would_block) => {}
+                Ok(Ok(length)) => return Ok(length),
+                // Linux reports a terminal whose slave every process closed
+                // as EIO on the master: that is its EOF.
+                Ok(Err(error)) if error.raw_os_error() == Some(EIO) => return Ok(0),
+                Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(error)) => return Err(error),
+            }
+        }
+    }
+
+    /// Writes as much of `bytes` as the terminal's input queue takes now,
+    /// without waiting; returns how many bytes it took (all of them unless
+    /// the queue filled). Errors: the kernel's, such as EIO once no process
+    /// has the slave side open.
+    pub(crate) fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        let mut written = 0;
+        while written < bytes.len() {
+            match rustix::io::write(self.0.get_ref(), &bytes[written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(length) => written += length,
+                Err(rustix::io::Errno::INTR) => {}
+                // The queue is full: the caller waits with `write_all`, whose
+                // first look at the (maybe stale) readiness sees EAGAIN too.
+                Err(rustix::io::Errno::AGAIN) => break,
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+        Ok(written)
+    }
+
+    /// Writes all of `bytes` to the terminal's input, waiting (in this task
+    /// only) while its input queue is full; a partial write is continued.
+    /// Not cancel-safe: dropped midway, a prefix of `bytes` may have been
+    /// written. Errors: the kernel's, such as EIO once no process has the
+    /// slave side open.
+    pub(crate) async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let mut ready = self.0.writable().await?;
+            let hung_up = ready.ready().is_write_closed();
+            let written = ready.try_io(|master| {
+                rustix::io::write(master.get_ref(), bytes).map_err(io::Error::from)
+            });
+            match written {
+                // Every process closed the slave (the master hung up): the
+                // reactor keeps that ready for good, so waiting again would
+                // spin, and the kernel may still say EAGAIN for a moment
+                // before its EIO. (The blocking write this replaced was seen
+                // to sleep on for good once its child was killed.)
+                Err(_would_block) if hung_up => {
+                    return Err(io::Error::from_raw_os_error(EIO));
+                }
+                // EAGAIN: the input queue is full and the readiness cleared;
+                // the reactor wakes this task when the child read some.
+                Err(_would_block) => {}
+                Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(Ok(length)) => bytes = &bytes[length..],
+                Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(error)) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
     /// Sets the terminal's size to `rows` by `cols` (`TIOCSWINSZ`); the
     /// kernel sends SIGWINCH to the terminal's foreground process group when
     /// the size changed. Errors: the kernel's refusal.
     pub(crate) fn resize(&self, rows: u16, cols: u16) -> io::Result<()> {
-        tcsetwinsize(&self.0, window_size(rows, cols)).map_err(io::Error::from)
+        tcsetwinsize(self.0.get_ref(), window_size(rows, cols)).map_err(io::Error::from)
     }
 
     /// The terminal's VEOF character (usually ^D), or ^D when VEOF is
@@ -58,17 +163,11 @@ impl PtyMaster {
     /// are those of the slave, which the child's programs set.
     pub(crate) fn eof_character(&self) -> u8 {
         const CONTROL_D: u8 = 0x04;
-        tcgetattr(&self.0)
+        tcgetattr(self.0.get_ref())
             .ok()
             .map(|termios| termios.special_codes[SpecialCodeIndex::VEOF])
             .filter(|character| *character != 0)
             .unwrap_or(CONTROL_D)
-    }
-
-    /// A second descriptor of the master (close-on-exec), as a file to read
-    /// or write the terminal through. Errors: `dup` failed (descriptor limit).
-    fn file(&self) -> io::Result<File> {
-        Ok(File::from(self.0.try_clone()?))
     }
 }
 
@@ -76,19 +175,17 @@ impl PtyMaster {
 pub(crate) struct PtyChild {
     /// Its pid (and process group and session id).
     pub pid: u32,
-    /// The child, for waiting.
-    pub child: std::process::Child,
-    /// The master side, for resizing and termios.
+    /// The child, for waiting (a tokio child, so waiting needs no thread).
+    pub child: tokio::process::Child,
+    /// The master side: output, input, resizing and termios.
     pub master: PtyMaster,
-    /// A reader of the master (the terminal's output).
-    pub reader: File,
-    /// A writer of the master (the terminal's input).
-    pub writer: File,
 }
 
-/// Starts `spec` on a new PTY of `rows` by `cols`, in `cgroup` when given. Errors: the operating
-/// system's reason (opening the PTY, a descriptor limit, the spawn, or the
-/// child's `setsid`/`TIOCSCTTY`, which the spawn reports as its own error).
+/// Starts `spec` on a new PTY of `rows` by `cols`, in `cgroup` when given;
+/// must run inside a runtime (the master and the child register with its
+/// reactor). Errors: the operating system's reason (opening the PTY, a
+/// descriptor limit, the reactor's registration, the spawn, or the child's
+/// `setsid`/`TIOCSCTTY`, which the spawn reports as its own error).
 pub(crate) fn spawn(
     spec: &LaunchSpec,
     rows: u16,
@@ -96,8 +193,8 @@ pub(crate) fn spawn(
     cgroup: Option<&ProcessCgroup>,
 ) -> io::Result<PtyChild> {
     let (master, slave) = open(rows, cols)?;
-    let reader = master.file()?;
-    let writer = master.file()?;
+    // Registered before the spawn, so nothing can fail once the child runs.
+    let master = PtyMaster::new(master)?;
 
     let mut command = spec.command(cgroup);
     command
@@ -105,27 +202,27 @@ pub(crate) fn spawn(
         .stdout(Stdio::from(slave.try_clone()?))
         .stderr(Stdio::from(slave));
     lead_a_session_on_stdin(&mut command);
+    // The group is killed explicitly (the whole tree) and the child is always
+    // waited for, so dropping the handle must not kill it.
+    let mut command = tokio::process::Command::from(command);
+    command.kill_on_drop(false);
     let spawned = reaper::spawn_tracked(|| {
         let child = command.spawn()?;
-        let pid = child.id();
+        let pid = child
+            .id()
+            .ok_or_else(|| io::Error::other("the child has no pid right after its spawn"))?;
         Ok((child, pid))
     });
     // The command holds the server's copies of the slave: they go now, spawned
     // or not, so the master reads EOF once the child's side is closed.
     drop(command);
     let (child, pid) = spawned?;
-    Ok(PtyChild {
-        pid,
-        child,
-        master,
-        reader,
-        writer,
-    })
+    Ok(PtyChild { pid, child, master })
 }
 
 /// Opens a PTY of `rows` by `cols`: its master and its slave, both
 /// close-on-exec and neither becoming the server's controlling terminal.
-fn open(rows: u16, cols: u16) -> io::Result<(PtyMaster, OwnedFd)> {
+fn open(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
     let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
     let master = openpt(flags)?;
     grantpt(&master)?;
@@ -145,7 +242,7 @@ fn open(rows: u16, cols: u16) -> io::Result<(PtyMaster, OwnedFd)> {
         }
     };
     tcsetwinsize(&master, window_size(rows, cols))?;
-    Ok((PtyMaster(master), slave))
+    Ok((master, slave))
 }
 
 /// The `winsize` of `rows` by `cols` (pixel sizes unknown, so zero).
@@ -180,63 +277,4 @@ fn lead_a_session_on_stdin(command: &mut Command) {
             Ok(())
         });
     }
-}
-
-/// Starts the thread that reads the terminal in chunks of at most `read_size`
-/// bytes; the receiver ends when the terminal reaches EOF (every process on it
-/// closed it) or fails. Errors: the thread could not start.
-pub(crate) fn start_reader(
-    mut reader: File,
-    read_size: usize,
-) -> io::Result<mpsc::Receiver<Vec<u8>>> {
-    let (chunks, receiver) = mpsc::channel(1);
-    std::thread::Builder::new()
-        .name(String::from("exec-server-pty-read"))
-        .spawn(move || {
-            let mut buffer = vec![0; read_size];
-            loop {
-                match reader.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(length) => {
-                        if chunks.blocking_send(buffer[..length].to_vec()).is_err() {
-                            break;
-                        }
-                    }
-                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                    // Linux reports a terminal whose slave every process
-                    // closed as EIO on the master: that is its EOF.
-                    Err(error) if error.raw_os_error() == Some(EIO) => break,
-                    Err(error) => {
-                        tracing::debug!(%error, "reading the terminal failed; treating it as EOF");
-                        break;
-                    }
-                }
-            }
-        })?;
-    Ok(receiver)
-}
-
-/// Starts the thread that waits for the child; `on_reaped` runs on it right
-/// after the child was reaped, then the status goes to the receiver. If the
-/// thread cannot start, the child's group is killed and its zombie left to
-/// the orphan reaper, and the error is returned.
-pub(crate) fn start_waiter(
-    mut child: std::process::Child,
-    on_reaped: impl FnOnce() + Send + 'static,
-) -> io::Result<oneshot::Receiver<io::Result<ExitStatus>>> {
-    let pid = child.id();
-    let (status_sender, status) = oneshot::channel();
-    let started = std::thread::Builder::new()
-        .name(String::from("exec-server-pty-wait"))
-        .spawn(move || {
-            let waited = child.wait();
-            reaper::child_reaped(pid);
-            on_reaped();
-            let _ = status_sender.send(waited);
-        });
-    if let Err(error) = started {
-        reaper::abandon_child(pid);
-        return Err(error);
-    }
-    Ok(status)
 }

@@ -6,12 +6,12 @@
 //!   orphan reaper thread, which reaps them on every SIGCHLD.
 //! - [`spawn_tracked`] / [`child_reaped`] / [`abandon_child`]: the set of
 //!   managed children, which the orphan reaper must leave alone because
-//!   tokio or a waiter thread reaps them and wants their exit status.
+//!   tokio reaps them and wants their exit status.
 //! - [`reap_events`] / [`request_rescan`]: what tree killing waits on and asks for.
 //!
 //! # The invariant between spawns and the reaper
 //! The orphan reaper never reaps a managed child: whenever it scans, every
-//! managed child whose exit status tokio or a waiter thread waits for is in
+//! managed child whose exit status tokio waits for is in
 //! [`MANAGED_CHILDREN`]. A scan happens only while [`SPAWNING`] is held for
 //! writing, and a spawn holds it for reading from before the fork until the
 //! child's pid is in [`MANAGED_CHILDREN`]; so a scan sees either no trace of
@@ -38,8 +38,8 @@ use tokio::sync::{Notify, watch};
 use super::procfs::{self, ProcStat};
 use crate::sync::{lock, read, write};
 
-/// Pids of the children this module spawned and that tokio or a waiter thread
-/// has not reaped yet. The orphan reaper never waits for them.
+/// Pids of the children this module spawned and that tokio has not reaped
+/// yet. The orphan reaper never waits for them.
 static MANAGED_CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
 /// Held for reading by each spawn until its pid is in [`MANAGED_CHILDREN`],

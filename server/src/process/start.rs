@@ -4,14 +4,14 @@
 //!
 //! The blocking work is the checks of [`LaunchSpec::new`] (a stat of the
 //! working directory, the `PATH` search), the fork and exec (`pipe::spawn`,
-//! `pty::spawn`, which also opens the PTY) and starting a PTY's reader and
-//! waiter threads. None of it runs under the table's lock, nor under a global
+//! `pty::spawn`, which also opens the PTY and registers its master with the
+//! reactor). None of it runs under the table's lock, nor under a global
 //! lock that other spawns wait for (`reaper` says how a spawn and the orphan
 //! reaper keep out of each other's way). The process's own tasks (its
-//! driver, its timeout) are started afterwards from a runtime worker
-//! ([`Started::run`]): started from the blocking pool they would land on the
-//! runtime's global queue, away from the connection's tasks, which measurably
-//! slowed streaming output over stdio.
+//! waiter, its driver, its timeout) are started afterwards from a runtime
+//! worker ([`Started::run`]): started from the blocking pool they would land
+//! on the runtime's global queue, away from the connection's tasks, which
+//! measurably slowed streaming output over stdio.
 //!
 //! # Invariants
 //! - A reservation is an entry of the table ([`Slot::Reserved`]): the process
@@ -154,9 +154,8 @@ struct Launched {
     output: OutputSource,
     /// Its wait status, once reaped.
     exit: oneshot::Receiver<io::Result<ExitStatus>>,
-    /// The task that waits for a pipe child (a PTY child has a waiter
-    /// thread instead), started by [`Started::run`].
-    waiter: Option<BoxFuture<'static, ()>>,
+    /// The task that waits for the child, started by [`Started::run`].
+    waiter: BoxFuture<'static, ()>,
 }
 
 impl ProcessTable {
@@ -180,14 +179,7 @@ impl ProcessTable {
             output,
             exit,
             waiter,
-        } = launch(
-            &spec,
-            &params,
-            (self.inner.id, serial),
-            marker,
-            config,
-            read_size,
-        )?;
+        } = launch(&spec, &params, (self.inner.id, serial), marker, config)?;
         let table_open = reservation.fill(&process);
         registry::register_live(serial, &process);
 
@@ -224,9 +216,9 @@ impl ProcessTable {
 
 /// A spawned child whose tasks are not started yet.
 pub(super) struct Started {
-    /// Waits for a pipe child (until it runs, the child's pid stays in the
+    /// Waits for the child (until it runs, the child's pid stays in the
     /// reaper's managed set, so its exit status cannot be taken by another).
-    waiter: Option<BoxFuture<'static, ()>>,
+    waiter: BoxFuture<'static, ()>,
     /// Reads its output and learns its exit.
     driver: Driver,
     /// Its `timeoutMs`, when it has one.
@@ -243,9 +235,7 @@ impl Started {
     /// the blocking pool's global one). Errors: `Internal` when the table
     /// shut down meanwhile (its shutdown kills the process).
     pub(super) fn run(self) -> Result<ProcessStartResponse, ServerError> {
-        if let Some(waiter) = self.waiter {
-            tokio::spawn(waiter);
-        }
+        tokio::spawn(self.waiter);
         tokio::spawn(self.driver.run());
         if let Some(timeout) = self.timeout {
             tokio::spawn(timeout.run());
@@ -257,18 +247,17 @@ impl Started {
     }
 }
 
-/// Spawns `spec`'s child on pipes or a PTY and starts what reaps it (and, on
-/// a PTY, what reads it). Blocking.
+/// Spawns `spec`'s child on pipes or a PTY and makes the task that reaps it.
+/// Blocking; runs inside the runtime (tokio's children and the PTY's master
+/// register with its reactor).
 ///
-/// Errors: `SpawnFailed`; `Internal` when a PTY's reader or waiter thread
-/// cannot start (the child is then killed and left to the orphan reaper).
+/// Errors: `SpawnFailed`.
 fn launch(
     spec: &LaunchSpec,
     params: &ProcessStartParams,
     (table, serial): (u64, u64),
     marker: String,
     config: &ProcessConfig,
-    read_size: usize,
 ) -> Result<Launched, ServerError> {
     let spawn_failed = |source: io::Error| ServerError::SpawnFailed {
         program: spec.program_name.clone(),
@@ -287,91 +276,56 @@ fn launch(
         }
         spawn_failed(source)
     };
-    match spec.terminal_size {
+    let (child, pid, child_io, stdin, output) = match spec.terminal_size {
         None => {
             let child = pipe::spawn(spec, cgroup.as_ref()).map_err(spawn_failed)?;
-            let cgroup = cgroup.map(|cgroup| cgroup.directory);
-            let tree = Arc::new(Tree::new(child.pid, marker, cgroup));
-            let process = Arc::new(ManagedProcess::new(
-                params.process_id.clone(),
-                serial,
-                params.clone(),
-                tree.clone(),
-                ChildIo::Pipes {
-                    pipe_stdin: spec.pipe_stdin,
-                },
-                child.stdin.map(StdinSink::Pipe),
-                config.retained_output_bytes,
-            ));
-            let (status_sender, exit) = oneshot::channel();
-            let mut waited = child.child;
-            let pid = child.pid;
-            let waiter = async move {
-                let status = waited.wait().await;
-                reaper::child_reaped(pid);
-                tree.mark_reaped();
-                let _ = status_sender.send(status);
+            let child_io = ChildIo::Pipes {
+                pipe_stdin: spec.pipe_stdin,
             };
-            Ok(Launched {
-                process,
-                output: OutputSource::Pipes {
-                    stdout: child.stdout,
-                    stderr: child.stderr,
-                },
-                exit,
-                waiter: Some(Box::pin(waiter)),
-            })
+            let output = OutputSource::Pipes {
+                stdout: child.stdout,
+                stderr: child.stderr,
+            };
+            let stdin = child.stdin.map(StdinSink::Pipe);
+            (child.child, child.pid, child_io, stdin, output)
         }
         Some((rows, cols)) => {
             let child = pty::spawn(spec, rows, cols, cgroup.as_ref()).map_err(spawn_failed)?;
-            let pid = child.pid;
-            let cgroup = cgroup.map(|cgroup| cgroup.directory);
-            let tree = Arc::new(Tree::new(pid, marker, cgroup));
-            let chunks = match pty::start_reader(child.reader, read_size) {
-                Ok(chunks) => chunks,
-                Err(error) => {
-                    reaper::abandon_child(pid);
-                    kill_abandoned_cgroup(&tree);
-                    return Err(ServerError::Internal(format!(
-                        "cannot start the terminal reader: {error}"
-                    )));
-                }
+            let child_io = ChildIo::Pty {
+                master: Mutex::new(Some(child.master.clone())),
             };
-            let reaped_tree = tree.clone();
-            let exit = pty::start_waiter(child.child, move || reaped_tree.mark_reaped()).map_err(
-                |error| {
-                    kill_abandoned_cgroup(&tree);
-                    ServerError::Internal(format!("cannot start the child waiter: {error}"))
-                },
-            )?;
-            let process = Arc::new(ManagedProcess::new(
-                params.process_id.clone(),
-                serial,
-                params.clone(),
-                tree,
-                ChildIo::Pty {
-                    master: Mutex::new(Some(child.master)),
-                },
-                Some(StdinSink::Pty(child.writer)),
-                config.retained_output_bytes,
-            ));
-            Ok(Launched {
-                process,
-                output: OutputSource::Pty { chunks },
-                exit,
-                waiter: None,
-            })
+            let stdin = Some(StdinSink::Pty(child.master.clone()));
+            let output = OutputSource::Pty {
+                master: child.master,
+            };
+            (child.child, child.pid, child_io, stdin, output)
         }
-    }
-}
-
-/// After a failed PTY start whose child's group was killed: kills whatever
-/// else its cgroup holds (a child that already left the group), so the
-/// cgroup can go with the table.
-fn kill_abandoned_cgroup(tree: &Tree) {
-    if let Some(directory) = tree.cgroup()
-        && let Err(error) = cgroup::kill(directory)
-    {
-        tracing::warn!(%error, "cannot kill the cgroup of a failed start");
-    }
+    };
+    let cgroup = cgroup.map(|cgroup| cgroup.directory);
+    let tree = Arc::new(Tree::new(pid, marker, cgroup));
+    let process = Arc::new(ManagedProcess::new(
+        params.process_id.clone(),
+        serial,
+        params.clone(),
+        tree.clone(),
+        child_io,
+        stdin,
+        config.retained_output_bytes,
+    ));
+    // Pipe and PTY children alike are tokio children: the runtime learns of
+    // their exit (no thread per process waits for one).
+    let (status_sender, exit) = oneshot::channel();
+    let mut waited = child;
+    let waiter = async move {
+        let status = waited.wait().await;
+        reaper::child_reaped(pid);
+        tree.mark_reaped();
+        let _ = status_sender.send(status);
+    };
+    Ok(Launched {
+        process,
+        output,
+        exit,
+        waiter: Box::pin(waiter),
+    })
 }

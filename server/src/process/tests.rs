@@ -1262,3 +1262,51 @@ async fn finish_start(
         .expect("the start ran")
         .and_then(Started::run)
 }
+
+/// Two writes of 1 MiB each to a PTY child that reads slowly (its terminal
+/// takes a few KiB at a time): each is continued after partial writes until
+/// the terminal took all of it, and the child reads them whole and in the
+/// order they were sent.
+#[tokio::test]
+async fn large_pty_writes_arrive_whole_and_in_order() {
+    use sha2::Digest as _;
+    let _shared = KILL_ALL_EXCLUSION.read().await;
+    const EACH: usize = 1024 * 1024;
+    let mut harness = Harness::new();
+    let script = format!(
+        "stty raw -echo && echo ready && head -c {} | sha256sum",
+        2 * EACH
+    );
+    harness
+        .start(pty_params("sink", &["sh", "-c", &script], 24, 80))
+        .await;
+    harness.output_until("sink", "ready").await;
+    let first: Vec<u8> = (0..EACH).map(|index| b'a' + (index % 26) as u8).collect();
+    let second: Vec<u8> = (0..EACH).map(|index| b'A' + (index % 26) as u8).collect();
+    let expected = sha2::Sha256::new()
+        .chain_update(&first)
+        .chain_update(&second)
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<String>();
+    // Polled in this order, the first write takes stdin's lock first.
+    let (written_first, written_second) = tokio::join!(
+        harness.table.write(write_params("sink", &first, None)),
+        harness.table.write(write_params("sink", &second, None)),
+    );
+    assert_eq!(
+        (
+            written_first.expect("write").status,
+            written_second.expect("write").status
+        ),
+        (WriteStatus::Accepted, WriteStatus::Accepted)
+    );
+    let events = harness.until_closed("sink").await;
+    let output = stream_output(&events, "pty");
+    assert!(output.contains(&expected), "{output:?} lacks {expected}");
+    assert_eq!(
+        exited(&events),
+        json!({"exitCode": 0, "signal": null, "reason": "exited"})
+    );
+}

@@ -1,13 +1,10 @@
 //! The threads process control does its blocking work on: pools of their
 //! own (see `crate::blocking_pool`), never tokio's blocking pool, which
-//! panics when the OS refuses it a thread and which fs work or PTY writes
-//! may fill.
+//! panics when the OS refuses it a thread and which fs work may fill.
 //!
 //! - Starts (the checks of the working directory and program, the fork and
 //!   exec) run on the start pool; when it cannot take one (its queue is
 //!   full, or the OS refuses a first thread) the start gets a typed error.
-//! - Writes to a PTY (which block while the terminal's input queue is full)
-//!   run on the PTY write pool; one it cannot take gets a typed error.
 //! - Kill rounds that walk `/proc` run on the kill pool, whose one thread is
 //!   started with the server ([`warm_up`]) and never ends, so that a pids
 //!   limit reached later cannot stop a kill; should the OS still refuse the
@@ -27,19 +24,10 @@ const START_THREADS: usize = 64;
 /// The most starts waiting for a thread; one more gets `limitExceeded`.
 const START_QUEUE: usize = 1024;
 
-/// How long a start or a PTY write may take before its caller stops
-/// waiting: never, in practice. A start must run to its end, since the
-/// process it spawns is only complete once its tasks run; a write must not
-/// be answered before it happened.
+/// How long a start may take before its caller stops waiting: never, in
+/// practice. A start must run to its end, since the process it spawns is
+/// only complete once its tasks run.
 const START_DEADLINE: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// The most PTY writes blocked at once (a child that does not read its
-/// terminal holds one thread until it does); as many as tokio's own
-/// blocking pool allowed before.
-const PTY_WRITE_THREADS: usize = 512;
-
-/// The most PTY writes waiting for a thread.
-const PTY_WRITE_QUEUE: usize = 4096;
 
 /// How long a kill round may take before its caller walks again itself.
 const KILL_ROUND_DEADLINE: Duration = Duration::from_secs(10);
@@ -51,16 +39,6 @@ static START_POOL: LazyLock<BlockingPool> = LazyLock::new(|| {
         queue_capacity: START_QUEUE,
         idle_timeout: Duration::from_secs(10),
         thread_name: "exec-server-start",
-    })
-});
-
-/// The PTY write pool.
-static PTY_WRITE_POOL: LazyLock<BlockingPool> = LazyLock::new(|| {
-    BlockingPool::new(PoolLimits {
-        max_threads: PTY_WRITE_THREADS,
-        queue_capacity: PTY_WRITE_QUEUE,
-        idle_timeout: Duration::from_secs(10),
-        thread_name: "exec-server-pty-write",
     })
 });
 
@@ -103,23 +81,6 @@ where
         })
         .await
         .map_err(|error| pool_error(error, "process starts waiting for a thread", "the start"))
-}
-
-/// Runs a PTY write (`work`, which blocks until the terminal took the
-/// bytes) on the PTY write pool. A write waits as long as the child does
-/// not read: it must not be answered before it happened.
-///
-/// Errors: `limitExceeded` when the pool's queue is full; `Internal` (kind
-/// `io`) when the OS refused it a thread. The write did not happen then.
-pub(crate) async fn run_pty_write<T, F>(work: F) -> Result<T, ServerError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    PTY_WRITE_POOL
-        .run(START_DEADLINE, work)
-        .await
-        .map_err(|error| pool_error(error, "PTY writes waiting for a thread", "the PTY write"))
 }
 
 /// The error of work (`what`) a pool could not run: `limitExceeded` (the
