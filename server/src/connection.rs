@@ -19,6 +19,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Waker};
 
 use jsonrpsee::core::middleware::RpcServiceT as _;
 use jsonrpsee::types::Id;
@@ -74,11 +75,17 @@ impl Connection {
 
     /// Handles one incoming message (a stdio line or a WebSocket frame).
     ///
-    /// Once the connection is initialized, requests run concurrently on
-    /// their own tasks and this returns once the request is under way,
-    /// waiting only while too many are in flight. Before that (`initialize`)
-    /// the request is answered before this returns, so an `initialized`
-    /// sent right behind it finds the connection initializing. Errors in the
+    /// Once the connection is initialized, requests run concurrently and
+    /// this returns once the request is under way, waiting only while too
+    /// many are in flight. A small request of a method that never blocks
+    /// before it waits (`rpc::starts_inline`) is started right here and,
+    /// when it needs no waiting, answered before this returns, saving the
+    /// hand-off to a task and back; whatever it waits for (a long poll, a
+    /// full pipe, the fs pool) moves the rest of it to a task of its own, so
+    /// the next message is never held up by it. Other requests get a task
+    /// from the start. Before the connection is initialized (`initialize`)
+    /// the request is answered before this returns, so an `initialized` sent
+    /// right behind it finds the connection initializing. Errors in the
     /// message itself are answered with a JSON-RPC error object and never
     /// end the connection.
     pub(crate) async fn handle_message(&self, text: MessageText) {
@@ -92,6 +99,7 @@ impl Connection {
                 let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
                     return;
                 };
+                let inline = rpc::starts_inline(request.method_name(), text.as_str().len());
                 // The params stay in the message, which the method lets go
                 // of once it parsed them (see `rpc::owned_request`).
                 let request = rpc::owned_request(request, &text);
@@ -111,10 +119,12 @@ impl Connection {
                     }
                     drop(permit);
                 };
-                if self.context.is_ready() {
-                    tokio::spawn(call);
-                } else {
+                if !self.context.is_ready() {
                     call.await;
+                } else if inline {
+                    start_inline(call);
+                } else {
+                    tokio::spawn(call);
                 }
             }
         }
@@ -276,6 +286,20 @@ impl Outgoing {
         }
         self.attach = None;
         self.locking = None;
+    }
+}
+
+/// Polls `call` once on the calling task and, when it is not done (it
+/// waits for something), hands the rest of it to a task of its own.
+///
+/// The first poll uses a waker that does nothing: the task polls the call
+/// again as soon as it starts, which registers the task's own waker with
+/// whatever the call waits for, so no wake-up is lost.
+fn start_inline(call: impl Future<Output = ()> + Send + 'static) {
+    let mut call = Box::pin(call);
+    let mut context = Context::from_waker(Waker::noop());
+    if call.as_mut().poll(&mut context).is_pending() {
+        tokio::spawn(call);
     }
 }
 

@@ -251,7 +251,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         match listen {
             Listen::Stdio => {
                 let signal = shutdown.signal();
-                stdio::serve(config, tokio::io::stdin(), tokio::io::stdout(), signal).await;
+                stdio::serve_stdio(config, signal).await;
                 Ok(())
             }
             Listen::WebSocket(address) => {

@@ -684,6 +684,51 @@ async fn pty_echoes_input(transport: Transport) {
     assert_eq!(exited["params"]["exitCode"], 0);
 }
 
+/// A write to a pipe nobody reads waits, on a task of its own, for room;
+/// requests after it (answered on the connection's reader when they need no
+/// waiting) are not held up by it, and the write is answered once the
+/// process is gone.
+async fn a_write_to_a_full_pipe_holds_up_no_other_request(transport: Transport) {
+    let mut client = WireClient::connect(transport).await;
+    client.handshake().await;
+    let mut params = sh("deaf", "sleep 60");
+    params["pipeStdin"] = json!(true);
+    client.call("process/start", params).await;
+    // 10 KiB per write keeps each request small; eight of them are more
+    // than a pipe holds (64 KiB), so the last ones wait.
+    let chunk = base64_simd::STANDARD.encode_to_string([b'x'; 10 * 1024]);
+    let mut writes = Vec::new();
+    for _ in 0..8 {
+        writes.push(
+            client
+                .send_request(
+                    "process/write",
+                    json!({"processId": "deaf", "chunk": chunk}),
+                )
+                .await,
+        );
+    }
+    for _ in 0..3 {
+        let listed = client.call("process/list", json!({})).await;
+        assert_eq!(listed["processes"][0]["running"], true);
+        let read = client
+            .call("process/read", json!({"processId": "deaf", "afterSeq": 0}))
+            .await;
+        assert_eq!(read["exited"], false);
+    }
+    client
+        .call("process/terminate", json!({"processId": "deaf"}))
+        .await;
+    for write in writes {
+        let response = client.response(write).await;
+        let status = response["result"]["status"].as_str();
+        assert!(
+            matches!(status, Some("accepted" | "stdinClosed")),
+            "{response}"
+        );
+    }
+}
+
 exec_testkit::transport_tests! {
     every_method_and_notification_over_the_wire: [stdio, in_process],
     every_error_code_and_kind: [stdio, in_process],
@@ -694,4 +739,5 @@ exec_testkit::transport_tests! {
     terminate_kills_the_tree_including_a_setsid_grandchild: [stdio, in_process],
     disconnect_kills_the_tree_including_a_setsid_grandchild: [stdio, in_process],
     pty_echoes_input: [stdio, in_process],
+    a_write_to_a_full_pipe_holds_up_no_other_request: [stdio, websocket, in_process],
 }

@@ -19,6 +19,7 @@
 //! - `answer`: a handler's result plus what must happen once its response is queued.
 //! - `context`: what one connection's methods share (settings, lifecycle, session).
 //! - `errors`: the one place a failure becomes an error object or response.
+//! - `inline`: which requests the connection's reader starts itself.
 //! - `notifications`: process events encoded as notification texts (the
 //!   encoder each session hands its processes, so they encode on their own
 //!   tasks without knowing the format).
@@ -35,6 +36,7 @@ mod errors;
 mod handlers;
 mod id;
 mod incoming;
+mod inline;
 mod lifecycle;
 mod message;
 mod methods;
@@ -49,6 +51,7 @@ use jsonrpsee::core::middleware::RpcServiceBuilder;
 pub(crate) use context::MethodContext;
 pub(crate) use errors::error_response;
 pub(crate) use incoming::{Incoming, parse};
+pub(crate) use inline::starts_inline;
 pub use message::MessageText;
 pub(crate) use message::owned_request;
 /// The encoder sessions give their processes (`handlers::initialize` does),

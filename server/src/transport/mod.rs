@@ -3,7 +3,8 @@
 //! the in-process mode) is a [`MessageSource`] and a [`MessageSink`] served
 //! by the one [`serve_connection`]: one reader loop, one writer loop, the
 //! same drain on close. `budget` caps the memory all WebSocket connections
-//! together hold in partially received messages.
+//! together hold in partially received messages; `nonblocking_fd` puts
+//! the server's own stdin and stdout on the reactor when it can.
 //!
 //! The WebSocket listener's layers, outermost first: `tls` (the optional
 //! TLS handshake, [`ServerTls`]), `stream` (plain or TLS behind one type),
@@ -11,6 +12,7 @@
 //! requests that are no upgrade), then `ws` (the upgrade and the frames).
 
 mod budget;
+mod nonblocking_fd;
 mod request_head;
 pub mod stdio;
 mod stream;

@@ -1,15 +1,39 @@
 //! Newline-delimited JSON over a byte stream (stdio): one message per line,
-//! UTF-8, `\n`-terminated (a trailing `\r` is tolerated).
+//! UTF-8, `\n`-terminated (a trailing `\r` is tolerated). The server's own
+//! stdin and stdout ([`serve_stdio`]) are read and written on the reactor
+//! when they are pipes or sockets (`nonblocking_fd`), through tokio's
+//! blocking pool otherwise.
 
 use std::io;
+use std::os::fd::AsFd as _;
 use std::sync::Arc;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
+use super::nonblocking_fd::NonBlockingFd;
 use super::{Farewell, MessageSink, MessageSource, Received, serve_connection};
 use crate::config::ServerConfig;
 use crate::error::{INVALID_REQUEST, PARSE_ERROR};
 use crate::shutdown::ShutdownSignal;
+
+/// Serves one connection over the process's own stdin and stdout, as
+/// [`serve`] does. Each is read or written on the reactor when it is a pipe
+/// or a socket (set non-blocking meanwhile, its flags restored at the end),
+/// through tokio's blocking pool when it is anything else (a terminal, a
+/// regular file, `/dev/null`).
+pub async fn serve_stdio(config: Arc<ServerConfig>, shutdown: ShutdownSignal) {
+    let reader: Box<dyn AsyncRead + Unpin + Send> =
+        match NonBlockingFd::new(std::io::stdin().as_fd()) {
+            Some(stdin) => Box::new(stdin),
+            None => Box::new(tokio::io::stdin()),
+        };
+    let writer: Box<dyn AsyncWrite + Unpin + Send> =
+        match NonBlockingFd::new(std::io::stdout().as_fd()) {
+            Some(stdout) => Box::new(stdout),
+            None => Box::new(tokio::io::stdout()),
+        };
+    serve(config, reader, writer, shutdown).await;
+}
 
 /// Serves one connection over `reader`/`writer` until `reader` reaches EOF
 /// or `shutdown` fires, then kills the connection's processes and flushes
