@@ -302,8 +302,16 @@ async fn session(client: &ExecClient, launch: Launch) -> Result<u8> {
     let mut status = None;
     loop {
         tokio::select! {
-            event = child.next_event() => match event.map_err(|error| lost(client, error))? {
-                Some(ProcessEvent::Output(chunk)) => {
+            event = child.next_event() => match event {
+                Err(error) => {
+                    // What arrived before the connection failed is still
+                    // written out.
+                    if let Err(error) = output.finish().await {
+                        tracing::debug!(%error, "writing the output");
+                    }
+                    return Err(lost(client, error));
+                }
+                Ok(Some(ProcessEvent::Output(chunk))) => {
                     if let Err(error) = output.write(chunk).await {
                         if error.kind() == std::io::ErrorKind::BrokenPipe {
                             // Nobody reads our output any more (`| head`):
@@ -313,7 +321,7 @@ async fn session(client: &ExecClient, launch: Launch) -> Result<u8> {
                         return output_failed(error);
                     }
                 }
-                Some(ProcessEvent::OutputLost { bytes }) => {
+                Ok(Some(ProcessEvent::OutputLost { bytes })) => {
                     // Through the output queue, in its place among the chunks.
                     let note = OutputBytes {
                         seq: 0,
@@ -324,9 +332,9 @@ async fn session(client: &ExecClient, launch: Launch) -> Result<u8> {
                         return output_failed(error);
                     }
                 }
-                Some(ProcessEvent::Exited(exited)) => status = Some(exited),
-                Some(_) => {}
-                None => break,
+                Ok(Some(ProcessEvent::Exited(exited))) => status = Some(exited),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
             },
             signal = signals.next() => match signal {
                 LocalSignal::Forward(signal) => {
