@@ -168,7 +168,17 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // `exec` runs one session: its connection's tasks and its loop on one
+    // thread hand chunks to each other without waking another thread (the
+    // output is written by a thread of its own, see `exec_command`). The
+    // server serves many connections and needs the worker threads.
+    let runtime = match &cli.command {
+        Command::Exec(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Command::Serve(_) => tokio::runtime::Runtime::new(),
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("exec-server: cannot start the async runtime: {error}");
@@ -252,6 +262,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             Listen::Stdio => {
                 let signal = shutdown.signal();
                 stdio::serve_stdio(config, signal).await;
+                close_stdout();
                 Ok(())
             }
             Listen::WebSocket(address) => {
@@ -306,6 +317,22 @@ async fn serve(args: ServeArgs) -> Result<()> {
     shutdown.finish(CONNECTIONS_GRACE).await;
     exec_server::guardian::release();
     result
+}
+
+/// Ends the stdio connection for the client once it is over (its process
+/// trees killed, its last messages flushed): the end of file on our stdout
+/// is what the client waits for, and it need not wait on through the rest of
+/// this process's shutdown (`exec` does not). Stdout becomes `/dev/null`
+/// rather than a closed descriptor, so that nothing opened later takes
+/// number 1.
+fn close_stdout() {
+    let closed = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .and_then(|null| Ok(rustix::stdio::dup2_stdout(&null)?));
+    if let Err(error) = closed {
+        tracing::debug!(%error, "cannot close stdout early; it closes at exit");
+    }
 }
 
 /// The next delivery of `signal`; never when there is no handler.

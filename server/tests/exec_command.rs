@@ -124,6 +124,36 @@ async fn a_death_by_signal_exits_128_plus_its_number() {
     assert_eq!(segfault.status, 139, "{segfault:?}");
 }
 
+/// `exec` does not wait for its local server to exit, but what the process
+/// left running is killed before `exec` exits.
+#[tokio::test]
+async fn what_the_process_leaves_is_gone_when_exec_exits() {
+    use tokio::io::AsyncReadExt as _;
+
+    let mut child = exec(&["--", "sh", "-c", "sleep 300 >/dev/null 2>&1 & echo $!"])
+        .stdout(Stdio::piped())
+        // Not piped: the server shares it and may hold it past `exec`'s exit.
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("exec-server starts");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let status = tokio::time::timeout(PATIENCE, child.wait())
+        .await
+        .expect("exec ends in time")
+        .expect("waiting for exec");
+    assert_eq!(status.code(), Some(0));
+    let mut text = String::new();
+    stdout
+        .read_to_string(&mut text)
+        .await
+        .expect("reading stdout");
+    let background: i64 = text.trim().parse().expect("the background pid");
+    assert!(
+        !exec_testkit::process_alive(background),
+        "the background process outlived exec"
+    );
+}
+
 #[tokio::test]
 async fn dash_i_forwards_stdin_until_eof() {
     let input = b"line one\nline two \x00\xff without newline";

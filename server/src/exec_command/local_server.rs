@@ -9,21 +9,23 @@
 //! its own the server never sees the terminal's signals; it still ends with
 //! `exec`, because its stdin (the connection) closes when `exec` exits, even
 //! when `exec` is killed.
+//!
+//! `exec` does not wait for the server to exit: the server closes its
+//! stdout once the connection ended and it killed the connection's process
+//! trees (see `main.rs`), and that end of file is what closing the client
+//! waits for. The server's own exit (its runtime, its guardian, its cgroup)
+//! then happens after `exec` exited, off the command's critical path.
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use exec_client::{ConnectOptions, ExecClient};
 use tokio::process::Child;
 
-/// How long [`LocalServer::finish`] waits for the server to exit after the
-/// connection closed before killing it.
-const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A running local server; [`LocalServer::finish`] waits for it to exit.
+/// A running local server; dropping it leaves it to end by itself once
+/// its stdin closes.
 pub(crate) struct LocalServer {
-    /// The server process.
+    /// The server process, held so that a failed handshake can kill it.
     child: Child,
 }
 
@@ -49,25 +51,16 @@ impl LocalServer {
             let _ = child.start_kill();
             anyhow::bail!("the local server's stdio pipes are missing");
         };
-        let server = Self { child };
+        let mut server = Self { child };
         match ExecClient::connect_stdio(stdout, stdin, options).await {
             Ok(client) => Ok((client, server)),
             Err(error) => {
-                server.finish().await;
+                // The handshake failed: the server may be stuck, so it is
+                // not left to end by itself.
+                if let Err(error) = server.child.kill().await {
+                    tracing::warn!(%error, "cannot kill the local server");
+                }
                 Err(error).context("connecting to the local server")
-            }
-        }
-    }
-
-    /// Waits for the server to exit (it does once its connection closed,
-    /// after killing its processes), killing it after 10 s.
-    pub(crate) async fn finish(mut self) {
-        match tokio::time::timeout(EXIT_TIMEOUT, self.child.wait()).await {
-            Ok(Ok(_status)) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "cannot wait for the local server"),
-            Err(_) => {
-                tracing::warn!("the local server did not exit in time; killing it");
-                let _ = self.child.kill().await;
             }
         }
     }

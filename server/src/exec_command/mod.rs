@@ -10,6 +10,7 @@
 //! - `reconnect_note`: the note on stderr when a dropped `--url` connection
 //!   took more than a second to resume.
 //! - `input`: forwarding stdin (`-i`, `-t`).
+//! - `output`: writing the output to our stdout and stderr.
 //! - `signals`: the signals handled while the process runs.
 //! - `terminal`: the local terminal's size and raw mode (`-t`).
 //!
@@ -30,6 +31,7 @@
 
 mod input;
 mod local_server;
+mod output;
 mod reconnect_note;
 mod signals;
 mod terminal;
@@ -42,9 +44,9 @@ use exec_client::{
     OutputStream, ProcessEvent, ProcessHandle, RemoteExitStatus,
 };
 use nix::sys::signal::Signal as NixSignal;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use self::local_server::LocalServer;
+use self::output::LocalOutput;
 use self::signals::{LocalSignal, Signals, signal_number};
 use self::terminal::RawMode;
 
@@ -211,12 +213,12 @@ async fn execute(args: ExecArgs) -> Result<u8> {
     let notes = reconnect_note::follow(&client);
     let outcome = session(&client, launch).await;
     notes.abort();
+    // For the local server, this waits until it killed what is left of the
+    // process's tree and closed its stdout, not for its exit.
     if let Err(error) = client.close().await {
         tracing::debug!(%error, "closing the connection");
     }
-    if let Some(server) = local_server {
-        server.finish().await;
-    }
+    drop(local_server);
     outcome
 }
 
@@ -296,31 +298,43 @@ async fn session(client: &ExecClient, launch: Launch) -> Result<u8> {
         input::forward_stdin(handle.clone()).context("starting to read stdin")?;
     }
 
-    let mut output = LocalOutput {
-        stdout: tokio::io::stdout(),
-        stderr: tokio::io::stderr(),
-    };
+    let mut output = LocalOutput::default();
     let mut status = None;
     loop {
         tokio::select! {
-            event = child.next_event() => match event.map_err(|error| lost(client, error))? {
-                Some(ProcessEvent::Output(chunk)) => {
-                    if let Err(error) = output.write(&chunk).await {
+            event = child.next_event() => match event {
+                Err(error) => {
+                    // What arrived before the connection failed is still
+                    // written out.
+                    if let Err(error) = output.finish().await {
+                        tracing::debug!(%error, "writing the output");
+                    }
+                    return Err(lost(client, error));
+                }
+                Ok(Some(ProcessEvent::Output(chunk))) => {
+                    if let Err(error) = output.write(chunk).await {
                         if error.kind() == std::io::ErrorKind::BrokenPipe {
                             // Nobody reads our output any more (`| head`):
                             // end quietly, as a process killed by SIGPIPE.
                             end_remote(&handle).await;
-                            return Ok(exit_for_signal(NixSignal::SIGPIPE as i32));
                         }
-                        return Err(error).context("writing the output");
+                        return output_failed(error);
                     }
                 }
-                Some(ProcessEvent::OutputLost { bytes }) => {
-                    eprintln!("exec-server: {bytes} bytes of output were lost");
+                Ok(Some(ProcessEvent::OutputLost { bytes })) => {
+                    // Through the output queue, in its place among the chunks.
+                    let note = OutputBytes {
+                        seq: 0,
+                        stream: OutputStream::Stderr,
+                        bytes: format!("exec-server: {bytes} bytes of output were lost\n").into_bytes(),
+                    };
+                    if let Err(error) = output.write(note).await {
+                        return output_failed(error);
+                    }
                 }
-                Some(ProcessEvent::Exited(exited)) => status = Some(exited),
-                Some(_) => {}
-                None => break,
+                Ok(Some(ProcessEvent::Exited(exited))) => status = Some(exited),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
             },
             signal = signals.next() => match signal {
                 LocalSignal::Forward(signal) => {
@@ -335,11 +349,18 @@ async fn session(client: &ExecClient, launch: Launch) -> Result<u8> {
                 }
                 LocalSignal::WindowResized => resize_later(&handle),
                 LocalSignal::End(signal) => {
+                    // What is still queued for our stdout is dropped, as a
+                    // process killed by the signal loses its buffers.
                     end_remote(&handle).await;
                     return Ok(exit_for_signal(signal as i32));
                 }
             },
         }
+    }
+    // Everything the process wrote is on our stdout and stderr before the
+    // exit status is ours.
+    if let Err(error) = output.finish().await {
+        return output_failed(error);
     }
     match status {
         Some(status) => Ok(exit_status(status)),
@@ -382,25 +403,14 @@ fn resize_later(handle: &ProcessHandle) {
     });
 }
 
-/// Our stdout and stderr.
-struct LocalOutput {
-    /// Takes `stdout` and `pty` output.
-    stdout: tokio::io::Stdout,
-    /// Takes `stderr` output.
-    stderr: tokio::io::Stderr,
-}
-
-impl LocalOutput {
-    /// Writes a chunk to the stream it came from, and flushes it: output
-    /// shows as it arrives, and the order across both streams is kept.
-    async fn write(&mut self, chunk: &OutputBytes) -> std::io::Result<()> {
-        let writer: &mut (dyn AsyncWrite + Unpin + Send) = match chunk.stream {
-            OutputStream::Stderr => &mut self.stderr,
-            OutputStream::Stdout | OutputStream::Pty => &mut self.stdout,
-        };
-        writer.write_all(&chunk.bytes).await?;
-        writer.flush().await
+/// The exit status for an error writing the output: 128 + SIGPIPE, quietly,
+/// when nobody reads it any more (`| head`), as for a process killed by
+/// SIGPIPE; else the error.
+fn output_failed(error: std::io::Error) -> Result<u8> {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        return Ok(exit_for_signal(NixSignal::SIGPIPE as i32));
     }
+    Err(error).context("writing the output")
 }
 
 /// 128 + the signal number, as shells report a death by a signal.
