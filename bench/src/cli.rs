@@ -159,8 +159,9 @@ fn repeat(run: &dyn Fn() -> Result<Duration>, count: usize) -> Result<Vec<Durati
 }
 
 /// Runs `command` with its stdout read here to the end, in MB/s from start
-/// to exit; it must print exactly `bytes` bytes.
-fn output(command: &mut Command, bytes: u64) -> Result<f64> {
+/// to exit; it must exit successfully and print exactly `bytes` bytes (also
+/// ssh's side of figure 8).
+pub fn output(command: &mut Command, bytes: u64) -> Result<f64> {
     let started = Instant::now();
     let mut child = command
         .stdout(Stdio::piped())

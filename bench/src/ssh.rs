@@ -184,32 +184,13 @@ fn control_master() -> Vec<String> {
 /// `ssh HOST head -c N /dev/zero` into a local pipe, in MB/s from start to
 /// exit, as `exec-server exec` is timed.
 fn whole_output(destination: &str, master: &[String], bytes: u64) -> Result<f64> {
-    let started = Instant::now();
-    let mut child = std::process::Command::new("ssh")
+    let mut command = std::process::Command::new("ssh");
+    command
         .args(["-o", "BatchMode=yes", "-c", "aes128-gcm@openssh.com"])
         .args(master)
         .args([destination, &format!("head -c {bytes} /dev/zero")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting ssh")?;
-    let mut stdout = child.stdout.take().context("ssh's stdout")?;
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut received = 0u64;
-    loop {
-        match stdout.read(&mut buffer)? {
-            0 => break,
-            length => received += length as u64,
-        }
-    }
-    let status = child.wait()?;
-    let seconds = started.elapsed().as_secs_f64();
-    ensure!(status.success(), "ssh failed: {status}");
-    ensure!(
-        received == bytes,
-        "received {received} of {bytes} bytes over ssh"
-    );
-    Ok(bytes as f64 / 1e6 / seconds)
+        .stdin(Stdio::null());
+    crate::cli::output(&mut command, bytes)
 }
 
 /// `ssh` with `args`, in batch mode, with piped stdin and stdout.

@@ -13,13 +13,7 @@ use serde_json::{Value, json};
 const QUICK: Duration = Duration::from_secs(10);
 
 async fn client(url: &str) -> WireClient {
-    let connection = RawConnection::websocket(url, None)
-        .await
-        .expect("a connection")
-        .with_patience(QUICK);
-    let mut client = WireClient::new(connection);
-    client.handshake().await;
-    client
+    WireClient::initialized_websocket(url, QUICK).await
 }
 
 /// (`data.kind`, `data.path`) of an error response; nulls for a result.

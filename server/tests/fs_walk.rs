@@ -6,7 +6,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::time::Duration;
 
-use exec_testkit::{RawConnection, ServerLauncher, WireClient, scratch_dir};
+use exec_testkit::{ServerLauncher, WireClient, scratch_dir};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
@@ -14,13 +14,7 @@ use serde_json::json;
 const QUICK: Duration = Duration::from_secs(10);
 
 async fn client(url: &str) -> WireClient {
-    let connection = RawConnection::websocket(url, None)
-        .await
-        .expect("a connection")
-        .with_patience(QUICK);
-    let mut client = WireClient::new(connection);
-    client.handshake().await;
-    client
+    WireClient::initialized_websocket(url, QUICK).await
 }
 
 fn text(path: &Path) -> String {

@@ -54,6 +54,22 @@ impl WireClient {
         Self::new(connection)
     }
 
+    /// A client of the WebSocket server at `url` that waits up to
+    /// `patience` for each message, with the `initialize` / `initialized`
+    /// handshake made.
+    ///
+    /// # Panics
+    /// When the connection or the handshake fails.
+    pub async fn initialized_websocket(url: &str, patience: std::time::Duration) -> Self {
+        let connection = RawConnection::websocket(url, None)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"))
+            .with_patience(patience);
+        let mut client = Self::new(connection);
+        client.handshake().await;
+        client
+    }
+
     /// A client on `connection`.
     pub fn new(connection: RawConnection) -> Self {
         Self {
