@@ -5,11 +5,10 @@ use std::fs;
 
 use exec_protocol::{AbsolutePath, FsCanonicalizeParams, FsCanonicalizeResponse};
 
-use super::paths::fs_error;
+use super::paths::{client_path, fs_error, named_in};
 use super::run_blocking;
 use super::sandbox::refuse_unapplied;
 use crate::error::ServerError;
-use crate::path_uri;
 
 /// `fs/canonicalize`: resolves `path` (an absolute path or `file://` URI)
 /// to the canonical absolute path of what it names (realpath(3)), written
@@ -25,12 +24,13 @@ pub async fn canonicalize(
     params: FsCanonicalizeParams,
 ) -> Result<FsCanonicalizeResponse, ServerError> {
     refuse_unapplied(params.sandbox.as_ref())?;
-    let requested = path_uri::parse(&params.path)?;
+    let requested = client_path(&params.path)?;
     let path = requested.path.clone();
     let canonical = run_blocking(&requested.path, move || {
         fs::canonicalize(&path).map_err(|error| fs_error(&path, error))
     })
-    .await?;
+    .await
+    .map_err(|error| named_in(requested.form, error))?;
     Ok(FsCanonicalizeResponse {
         path: AbsolutePath(requested.form.render(&canonical)),
     })

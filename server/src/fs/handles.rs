@@ -30,11 +30,11 @@ use exec_protocol::{
     FsReadBlockResponse,
 };
 
-use super::paths::{fs_error, open_for_reading};
+use super::paths::{client_path, fs_error, named_in, open_for_reading};
 use super::run_blocking;
 use super::sandbox::refuse_unapplied;
 use crate::error::ServerError;
-use crate::path_uri;
+use crate::path_uri::ClientPath;
 use crate::sync::lock;
 
 /// The most file handles one connection may have open at once (Codex's
@@ -74,7 +74,7 @@ impl FileHandles {
     /// the fs pool.
     pub(crate) async fn open(&self, params: FsOpenParams) -> Result<FsOpenResponse, ServerError> {
         refuse_unapplied(params.sandbox.as_ref())?;
-        let path = path_uri::parse(&params.path)?.path;
+        let ClientPath { path, form } = client_path(&params.path)?;
         // Checked before the open so that a refused request costs no file
         // descriptor, and again when inserting, since another open may
         // have taken the id or the last slot meanwhile.
@@ -87,7 +87,8 @@ impl FileHandles {
                 path: opening,
             })
         })
-        .await?;
+        .await
+        .map_err(|error| named_in(form, error))?;
         let mut open = lock(&self.open);
         check_available(&open, &params.handle_id)?;
         if let Entry::Vacant(slot) = open.entry(params.handle_id.clone()) {

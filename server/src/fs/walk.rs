@@ -33,11 +33,11 @@ use exec_protocol::{
     AbsolutePath, FsWalkParams, FsWalkResponse, WalkEntry, WalkEntryKind, WalkError, WalkOptions,
 };
 
-use super::paths::fs_error;
+use super::paths::{client_path, fs_error, named_in};
 use super::run_blocking;
 use super::sandbox::refuse_unapplied;
 use crate::error::ServerError;
-use crate::path_uri::{self, PathForm};
+use crate::path_uri::PathForm;
 
 /// The largest `maxDepth` accepted (Codex's limit).
 pub const MAX_WALK_DEPTH: u64 = 64;
@@ -64,12 +64,11 @@ const ITEM_OVERHEAD_BYTES: usize = 64;
 pub async fn walk(params: FsWalkParams) -> Result<FsWalkResponse, ServerError> {
     refuse_unapplied(params.sandbox.as_ref())?;
     let limits = Limits::checked(&params.options)?;
-    let requested = path_uri::parse(&params.path)?;
-    let root = requested.path.clone();
-    run_blocking(&requested.path, move || {
-        Walk::new(requested.form, limits).run(&root)
-    })
-    .await
+    let requested = client_path(&params.path)?;
+    let (root, form) = (requested.path.clone(), requested.form);
+    run_blocking(&requested.path, move || Walk::new(form, limits).run(&root))
+        .await
+        .map_err(|error| named_in(form, error))
 }
 
 /// The client's options, checked and in the types the walk counts with.
