@@ -9,7 +9,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
-use exec_testkit::{RawConnection, ServerLauncher, WireClient, scratch_dir};
+use exec_testkit::{ServerLauncher, WireClient, scratch_dir};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
@@ -25,13 +25,7 @@ const CONNECTIONS: usize = 10;
 const CALLS_PER_CONNECTION: usize = 60;
 
 async fn client(url: &str) -> WireClient {
-    let connection = RawConnection::websocket(url, None)
-        .await
-        .expect("a connection")
-        .with_patience(QUICK);
-    let mut client = WireClient::new(connection);
-    client.handshake().await;
-    client
+    WireClient::initialized_websocket(url, QUICK).await
 }
 
 fn make_fifo(path: &Path) {
