@@ -87,7 +87,7 @@ impl ExecClient {
         options: ConnectOptions,
     ) -> Result<Self, ClientError> {
         let limit = Arc::new(IncomingLimit::new(options.max_incoming_message_bytes));
-        let (channels, close_code) = limited_websocket_transport(
+        let (link, close_code) = limited_websocket_transport(
             url,
             options.token.as_deref(),
             options.ca_file.as_deref(),
@@ -100,7 +100,7 @@ impl ExecClient {
             close_code,
             redial: options.reconnect.then(|| url.to_owned()),
         };
-        let connection = ClientConnection::start(channels, limit, options, None, Some(websocket));
+        let connection = ClientConnection::start(link, limit, options, None, Some(websocket));
         Self::handshake(connection, acknowledge_output).await
     }
 
@@ -121,9 +121,9 @@ impl ExecClient {
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let limit = Arc::new(IncomingLimit::new(options.max_incoming_message_bytes));
-        let channels = limited_stdio_transport(reader, writer, limit.clone());
+        let link = limited_stdio_transport(reader, writer, limit.clone());
         Self::handshake(
-            ClientConnection::start(channels, limit, options, None, None),
+            ClientConnection::start(link, limit, options, None, None),
             false,
         )
         .await
@@ -150,9 +150,9 @@ impl ExecClient {
         );
         tracing::debug!(program = %program.display(), "starting a local exec-server");
         let limit = Arc::new(IncomingLimit::new(options.max_incoming_message_bytes));
-        let (server, channels) = start_server(&program, limit.clone())?;
+        let (server, link) = start_server(&program, limit.clone())?;
         Self::handshake(
-            ClientConnection::start(channels, limit, options, Some(server), None),
+            ClientConnection::start(link, limit, options, Some(server), None),
             false,
         )
         .await
@@ -170,7 +170,7 @@ impl ExecClient {
         // Nothing enforces this cap: the messages are already in memory.
         let limit = Arc::new(IncomingLimit::new(options.max_incoming_message_bytes));
         Self::handshake(
-            ClientConnection::start(channels, limit, options, None, None),
+            ClientConnection::start(channels.into(), limit, options, None, None),
             false,
         )
         .await

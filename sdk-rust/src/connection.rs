@@ -21,9 +21,9 @@ use crate::reconnect::{SessionTerms, Supervisor};
 use crate::router::{Router, is_repeatable_call};
 use crate::state::ClosedReason;
 use crate::sync::lock;
-use crate::transport::TransportChannels;
 use crate::transport::limit::IncomingLimit;
-use crate::transport::websocket::CloseCode;
+use crate::transport::link::Link;
+use crate::transport::socket::CloseCode;
 
 /// How long [`ClientConnection::close`] waits for the server to finish the
 /// connection, and for a local server to exit.
@@ -81,19 +81,15 @@ impl ClientConnection {
     /// `incoming_limit`, and returns the connection (not yet initialized).
     /// `websocket` is set for a WebSocket transport. Needs a Tokio runtime.
     pub(crate) fn start(
-        channels: TransportChannels,
+        link: Link,
         incoming_limit: Arc<IncomingLimit>,
         options: ConnectOptions,
         local_server: Option<tokio::process::Child>,
         websocket: Option<WebSocketEnd>,
     ) -> Arc<Self> {
-        let (router, acks) = Router::new(options.output_stall_timeout, channels.outgoing);
+        let (router, acks) = Router::new(options.output_stall_timeout, link.outgoing);
         let router = Arc::new(router);
-        let reader = tokio::spawn(
-            router
-                .clone()
-                .run(channels.incoming, incoming_limit.clone()),
-        );
+        let reader = tokio::spawn(router.clone().run(link.incoming, incoming_limit.clone()));
         let session = Arc::new(OnceLock::new());
         let (close_code, redial) = match websocket {
             Some(websocket) => (Some(websocket.close_code), websocket.redial),

@@ -8,8 +8,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use crate::error::ClientError;
-use crate::transport::TransportChannels;
 use crate::transport::limit::IncomingLimit;
+use crate::transport::link::Link;
 use crate::transport::stdio::limited_stdio_transport;
 
 /// The environment variable naming the `exec-server` binary to run.
@@ -51,7 +51,7 @@ pub(crate) fn locate_server_binary(
 pub(crate) fn start_server(
     program: &Path,
     limit: Arc<IncomingLimit>,
-) -> Result<(tokio::process::Child, TransportChannels), ClientError> {
+) -> Result<(tokio::process::Child, Link), ClientError> {
     let spawn_error = |source| ClientError::Spawn {
         program: program.to_path_buf(),
         source,

@@ -44,7 +44,9 @@ use crate::options::ConnectOptions;
 use crate::router::{ReaderEnd, Router};
 use crate::state::ClosedReason;
 use crate::transport::limit::IncomingLimit;
-use crate::transport::websocket::{CloseCode, limited_websocket_transport};
+use crate::transport::link::Outgoing;
+use crate::transport::socket::CloseCode;
+use crate::transport::websocket::limited_websocket_transport;
 
 /// The WebSocket close code of a connection whose session another
 /// connection resumed.
@@ -253,7 +255,7 @@ impl Supervisor {
         deadline: Instant,
     ) -> Result<(JoinHandle<ReaderEnd>, Arc<CloseCode>), AttemptFailure> {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let (channels, close_code) = limited_websocket_transport(
+        let (link, close_code) = limited_websocket_transport(
             url,
             self.options.token.as_deref(),
             self.options.ca_file.as_deref(),
@@ -262,12 +264,8 @@ impl Supervisor {
         )
         .await
         .map_err(|error| AttemptFailure::Retry(error.to_string()))?;
-        let outgoing = channels.outgoing;
-        let mut reader = tokio::spawn(
-            self.router
-                .clone()
-                .run(channels.incoming, self.limit.clone()),
-        );
+        let outgoing = link.outgoing;
+        let mut reader = tokio::spawn(self.router.clone().run(link.incoming, self.limit.clone()));
         if let Err(failure) = self
             .handshake(&outgoing, &mut reader, terms, deadline)
             .await
@@ -293,7 +291,7 @@ impl Supervisor {
     /// on a new transport, whose reader is `reader`.
     async fn handshake(
         &self,
-        outgoing: &mpsc::Sender<String>,
+        outgoing: &Outgoing,
         reader: &mut JoinHandle<ReaderEnd>,
         terms: &SessionTerms,
         deadline: Instant,
@@ -383,7 +381,7 @@ mod tests {
 
     fn supervisor(redial: Option<&str>, ttl: Option<Duration>) -> Supervisor {
         let (outgoing, _) = mpsc::channel(1);
-        let (router, _acks) = Router::new(Duration::from_secs(1), outgoing);
+        let (router, _acks) = Router::new(Duration::from_secs(1), Outgoing::Channel(outgoing));
         let session = Arc::new(OnceLock::new());
         if let Some(ttl) = ttl {
             let _ = session.set(SessionTerms {

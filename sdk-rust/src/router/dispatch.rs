@@ -11,7 +11,6 @@ use exec_protocol::{
     ProcessId, ProcessOutputNotification,
 };
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
 
 use super::calls::Answered;
 use super::incoming::{Incoming, OutputMessage, OutputParams, excerpt, parse_params};
@@ -21,6 +20,7 @@ use crate::process::output::{OutputBytes, RemoteExitStatus};
 use crate::process::sequence::Event;
 use crate::sync::lock;
 use crate::transport::limit::IncomingLimit;
+use crate::transport::link::Incoming as TransportIncoming;
 
 impl Router {
     /// The reader loop of one transport: routes every incoming message until
@@ -29,10 +29,10 @@ impl Router {
     /// large. What happens next (resume or close) is the supervisor's call.
     pub(crate) async fn run(
         self: Arc<Self>,
-        mut incoming: mpsc::Receiver<String>,
+        mut incoming: TransportIncoming,
         limit: Arc<IncomingLimit>,
     ) -> ReaderEnd {
-        while let Some(text) = incoming.recv().await {
+        while let Some(text) = incoming.next().await {
             if let Err(violation) = self.handle_message(&text).await {
                 tracing::error!(%violation, "the server broke the protocol; closing the connection");
                 return ReaderEnd::Violation(violation);

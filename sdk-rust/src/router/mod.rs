@@ -45,6 +45,7 @@ use self::received::Received;
 use crate::error::ClientError;
 use crate::state::{ClosedReason, ConnectionState};
 use crate::sync::lock;
+use crate::transport::link::Outgoing;
 
 pub(crate) use self::calls::{CallResult, is_repeatable_call, is_repeatable_raw_call};
 pub(crate) use self::route::{Route, RouteShared};
@@ -70,7 +71,7 @@ pub(crate) enum ReaderEnd {
 #[derive(Debug)]
 enum Link {
     /// Attached to the session: the sending end of its transport.
-    Connected(mpsc::Sender<String>),
+    Connected(Outgoing),
     /// The transport dropped; the supervisor is resuming the session.
     Reconnecting,
     /// The client asked to close: nothing new is sent, and the calls still
@@ -121,7 +122,7 @@ impl Router {
     /// and the receiving end of its acknowledgements.
     pub(crate) fn new(
         stall_timeout: Duration,
-        outgoing: mpsc::Sender<String>,
+        outgoing: Outgoing,
     ) -> (Self, mpsc::UnboundedReceiver<ProcessAckNotification>) {
         let (acks, ack_queue) = mpsc::unbounded_channel();
         let router = Self {
@@ -182,7 +183,7 @@ impl Router {
         id: u64,
         method: &str,
         resend: Option<String>,
-    ) -> Result<(mpsc::Sender<String>, oneshot::Receiver<CallResult>), ClientError> {
+    ) -> Result<(Outgoing, oneshot::Receiver<CallResult>), ClientError> {
         let mut resend = resend;
         loop {
             let mut changes = {
@@ -221,7 +222,7 @@ impl Router {
     ///
     /// # Errors
     /// As [`Self::register_call`].
-    pub(crate) async fn sender(&self) -> Result<mpsc::Sender<String>, ClientError> {
+    pub(crate) async fn sender(&self) -> Result<Outgoing, ClientError> {
         loop {
             let mut changes = {
                 let state = lock(&self.state);
@@ -238,7 +239,7 @@ impl Router {
 
     /// The link, if attached now (for the supervisor, which must not wait
     /// for a resume it is itself in charge of).
-    pub(crate) fn sender_now(&self) -> Option<mpsc::Sender<String>> {
+    pub(crate) fn sender_now(&self) -> Option<Outgoing> {
         match &lock(&self.state).link {
             Link::Connected(sender) => Some(sender.clone()),
             _ => None,
@@ -333,7 +334,7 @@ impl Router {
     /// flight, and the server stops a process whose unacknowledged output
     /// fills its retention), and the texts of the calls to send again are
     /// returned, in id order. `None` when the client asked to close meanwhile.
-    pub(crate) fn resume(&self, outgoing: mpsc::Sender<String>) -> Option<Vec<String>> {
+    pub(crate) fn resume(&self, outgoing: Outgoing) -> Option<Vec<String>> {
         let mut acks = Vec::new();
         let resend = {
             let mut guard = lock(&self.state);

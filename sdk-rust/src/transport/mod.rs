@@ -4,11 +4,17 @@
 //!
 //! - `stdio`: newline-delimited JSON over any `AsyncRead`/`AsyncWrite`.
 //! - `websocket`: one JSON message per WebSocket text frame.
+//! - `link`: the client's own ends of a transport (over the built-in
+//!   WebSocket and stdio, the socket or pipes themselves: no task between
+//!   them and the client); `socket` and `lines` are those two.
 //! - `tls`: how a `wss://` server is verified (the system's roots or a CA file).
 //! - `limit`: the cap on one message from the server, which both readers
 //!   enforce without buffering past it.
 
 pub(crate) mod limit;
+pub(crate) mod lines;
+pub(crate) mod link;
+pub(crate) mod socket;
 pub(crate) mod stdio;
 pub(crate) mod tls;
 pub(crate) mod websocket;

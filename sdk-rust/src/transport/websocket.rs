@@ -4,18 +4,17 @@
 //! pings are answered by tungstenite.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Error as WebSocketError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Error as WebSocketError, Message, Utf8Bytes};
 
 use super::limit::{DEFAULT_MAX_INCOMING_MESSAGE_BYTES, IncomingLimit};
+use super::link::Link;
+use super::socket::CloseCode;
 use super::tls;
 use super::{TRANSPORT_CAPACITY, TransportChannels};
 use crate::error::ClientError;
@@ -24,7 +23,8 @@ use crate::error::ClientError;
 /// `wss://HOST:PORT` verified against the CA file in
 /// [`CA_FILE_ENV`](crate::CA_FILE_ENV) when set, else the system's roots),
 /// sending `token` as `Authorization: Bearer TOKEN` when given, and returns
-/// it as a transport. Spawns one task per direction.
+/// it as a transport. Spawns one task per direction (the client's own
+/// connections use the socket directly, see `link`).
 ///
 /// A message or frame from the server larger than 256 MiB ends the
 /// connection without being read into memory
@@ -45,9 +45,9 @@ pub async fn websocket_transport(
     connect_timeout: Duration,
 ) -> Result<TransportChannels, ClientError> {
     let limit = Arc::new(IncomingLimit::new(DEFAULT_MAX_INCOMING_MESSAGE_BYTES));
-    let (channels, _close_code) =
+    let (link, _close_code) =
         limited_websocket_transport(url, token, None, connect_timeout, limit).await?;
-    Ok(channels)
+    Ok(link.into_channels(TRANSPORT_CAPACITY))
 }
 
 /// A failed connect as the caller should read it: what TLS went wrong
@@ -74,20 +74,8 @@ fn describe_failure(url: &str, error: WebSocketError) -> Box<dyn std::error::Err
     Box::new(error)
 }
 
-/// The code of the close frame the server ended the connection with, if it
-/// sent one: the reconnect supervisor tells a session another connection
-/// took over (4000) from a drop by it.
-#[derive(Debug, Default)]
-pub(crate) struct CloseCode(OnceLock<u16>);
-
-impl CloseCode {
-    /// The code, once the server's close frame was read.
-    pub(crate) fn get(&self) -> Option<u16> {
-        self.0.get().copied()
-    }
-}
-
-/// [`websocket_transport`] with the cap on one incoming message shared with
+/// [`websocket_transport`] as the client's own [`Link`] (no task between the
+/// socket and the client), with the cap on one incoming message shared with
 /// the client, which lowers it after `initialize` and reports a breach, and
 /// where the code of the server's close frame will be recorded; a `wss://`
 /// server is verified against `ca_file` when given.
@@ -100,7 +88,7 @@ pub(crate) async fn limited_websocket_transport(
     ca_file: Option<&Path>,
     connect_timeout: Duration,
     limit: Arc<IncomingLimit>,
-) -> Result<(TransportChannels, Arc<CloseCode>), ClientError> {
+) -> Result<(Link, Arc<CloseCode>), ClientError> {
     let connect_error = |source: Box<dyn std::error::Error + Send + Sync>| ClientError::Connect {
         url: url.to_owned(),
         source,
@@ -134,81 +122,9 @@ pub(crate) async fn limited_websocket_transport(
         })?
         .map_err(|error| connect_error(describe_failure(url, error)))?;
 
-    let (mut sink, mut stream) = socket.split();
-    let (outgoing, mut to_send) = mpsc::channel::<String>(TRANSPORT_CAPACITY);
-    let (received, incoming) = mpsc::channel(TRANSPORT_CAPACITY);
-    let (reader_done, mut reader_gone) = oneshot::channel::<()>();
     let close_code = Arc::new(CloseCode::default());
-    let record_close = close_code.clone();
-
-    tokio::spawn(async move {
-        // Dropping `reader_done` when this task ends tells the writer.
-        let _reader_done = reader_done;
-        while let Some(frame) = stream.next().await {
-            let text = match frame {
-                Ok(Message::Text(text)) => text.as_str().to_owned(),
-                Ok(Message::Binary(bytes)) => match String::from_utf8(bytes.to_vec()) {
-                    Ok(text) => text,
-                    Err(_) => {
-                        tracing::error!(
-                            "the server sent a binary frame that is not UTF-8; closing"
-                        );
-                        return;
-                    }
-                },
-                Ok(Message::Close(frame)) => {
-                    if let Some(frame) = frame {
-                        let _ = record_close.0.set(u16::from(frame.code));
-                    }
-                    return;
-                }
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
-                Err(WebSocketError::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
-                    tracing::error!(
-                        size,
-                        max_size,
-                        "the server sent a message over the client's limit; closing the connection"
-                    );
-                    limit.record_exceeded(size, max_size);
-                    return;
-                }
-                Err(error) => {
-                    tracing::debug!(%error, "the WebSocket connection failed");
-                    return;
-                }
-            };
-            let cap = limit.bytes();
-            if text.len() > cap {
-                tracing::error!(
-                    size = text.len(),
-                    cap,
-                    "the server sent a message over the client's limit; closing the connection"
-                );
-                limit.record_exceeded(text.len(), cap);
-                return;
-            }
-            if received.send(text).await.is_err() {
-                return;
-            }
-        }
-    });
-
-    tokio::spawn(async move {
-        loop {
-            let message = tokio::select! {
-                message = to_send.recv() => message,
-                // The connection is gone: nothing more can be delivered.
-                _ = &mut reader_gone => return,
-            };
-            let Some(message) = message else { break };
-            if let Err(error) = sink.send(Message::Text(Utf8Bytes::from(message))).await {
-                tracing::debug!(%error, "sending to the server failed; the connection is ending");
-                return;
-            }
-        }
-        // The client is done: a close frame ends the connection cleanly.
-        let _ = sink.close().await;
-    });
-
-    Ok((TransportChannels { outgoing, incoming }, close_code))
+    Ok((
+        Link::websocket(socket, limit, close_code.clone()),
+        close_code,
+    ))
 }
