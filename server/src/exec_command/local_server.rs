@@ -1,67 +1,56 @@
-//! The local server `exec` starts when no `--url` is given: this same
-//! binary as `exec-server serve --listen stdio://`, in a process group of
-//! its own.
+//! The local server `exec` uses when no `--url` is given: a server
+//! connection served in this same process (`exec_server::in_process`), with
+//! the containment `serve` sets up for itself: this process becomes the
+//! child subreaper with the orphan reaper, the processes run in cgroups of
+//! their own below this process's, and a guardian process kills what is
+//! left should `exec` die (SIGKILL included).
 //!
-//! `ExecClient::spawn_local` is not used because it starts the server in the
-//! caller's process group. A Ctrl-C at the terminal sends SIGINT to the
-//! whole foreground group, and a server that gets SIGINT shuts down, killing
-//! the process that `exec` was about to send `interrupt` to. In a group of
-//! its own the server never sees the terminal's signals; it still ends with
-//! `exec`, because its stdin (the connection) closes when `exec` exits, even
-//! when `exec` is killed.
-//!
-//! `exec` does not wait for the server to exit: the server closes its
-//! stdout once the connection ended and it killed the connection's process
-//! trees (see `main.rs`), and that end of file is what closing the client
-//! waits for. The server's own exit (its runtime, its guardian, its cgroup)
-//! then happens after `exec` exited, off the command's critical path.
+//! Earlier versions started this binary as `serve --listen stdio://` in a
+//! process group of its own; serving in-process saves that process's start
+//! and its handshake over pipes (issue 14: `exec -- true` took over 8 ms,
+//! most of it a second process starting). What the separate group was for
+//! still holds: a Ctrl-C at the terminal reaches only `exec`, which forwards
+//! it as `interrupt` (the managed process leads a group or session of its
+//! own), and the process's tree dies with the connection, which `exec`
+//! closes on every way out; if `exec` is killed, the guardian kills it.
 
-use std::process::Stdio;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use exec_client::{ConnectOptions, ExecClient};
-use tokio::process::Child;
+use exec_server::ServerConfig;
 
-/// A running local server; dropping it leaves it to end by itself once
-/// its stdin closes.
-pub(crate) struct LocalServer {
-    /// The server process, held so that a failed handshake can kill it.
-    child: Child,
-}
+/// The in-process server's process-wide state; dropping it after the
+/// connection closed tells the guardian that the server ended cleanly.
+pub(crate) struct LocalServer(());
 
 impl LocalServer {
-    /// Starts this executable as `serve --listen stdio://` and connects a
-    /// client to it over its stdin and stdout (its stderr is shared, for
-    /// its log lines).
+    /// Sets up the process-wide containment `serve` has, starts a server
+    /// connection in this process and connects a client to it.
     ///
     /// # Errors
-    /// The executable cannot be found or started; the handshake failed.
+    /// This process cannot become the child subreaper; the handshake failed.
     pub(crate) async fn connect(options: ConnectOptions) -> Result<(ExecClient, Self)> {
-        let program = std::env::current_exe().context("finding this executable")?;
-        let mut child = tokio::process::Command::new(&program)
-            .args(["serve", "--listen", "stdio://"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting the local server {}", program.display()))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            // Both were requested as pipes just above.
-            let _ = child.start_kill();
-            anyhow::bail!("the local server's stdio pipes are missing");
-        };
-        let mut server = Self { child };
-        match ExecClient::connect_stdio(stdout, stdin, options).await {
-            Ok(client) => Ok((client, server)),
-            Err(error) => {
-                // The handshake failed: the server may be stuck, so it is
-                // not left to end by itself.
-                if let Err(error) = server.child.kill().await {
-                    tracing::warn!(%error, "cannot kill the local server");
-                }
-                Err(error).context("connecting to the local server")
-            }
+        exec_server::process::init_reaper().context("becoming the child subreaper")?;
+        if let Err(reason) = exec_server::process::init_cgroup_containment() {
+            tracing::info!("no cgroup containment ({reason}); trees are found by walking /proc");
         }
+        if let Err(error) = exec_server::guardian::start() {
+            tracing::warn!(%error, "cannot start the guardian process");
+        }
+        let transport = exec_server::in_process::transport(Arc::new(ServerConfig::default()));
+        let client = ExecClient::connect_transport(transport, options)
+            .await
+            .context("connecting to the in-process server")?;
+        Ok((client, Self(())))
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        // Dropped after `close`, which returns once the server connection
+        // killed the process's tree: nothing is left for the guardian to
+        // sweep, only the cgroup to remove.
+        exec_server::guardian::release();
     }
 }

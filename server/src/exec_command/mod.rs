@@ -6,7 +6,7 @@
 //! # Layout
 //! - `mod.rs` (this file): the arguments, connecting, the session loop and
 //!   the exit status.
-//! - `local_server`: the server started over stdio when no `--url` is given.
+//! - `local_server`: the server served in this process when no `--url` is given.
 //! - `reconnect_note`: the note on stderr when a dropped `--url` connection
 //!   took more than a second to resume.
 //! - `input`: forwarding stdin (`-i`, `-t`).
@@ -213,8 +213,8 @@ async fn execute(args: ExecArgs) -> Result<u8> {
     let notes = reconnect_note::follow(&client);
     let outcome = session(&client, launch).await;
     notes.abort();
-    // For the local server, this waits until it killed what is left of the
-    // process's tree and closed its stdout, not for its exit.
+    // For the local server, this returns once the server connection killed
+    // what is left of the process's tree.
     if let Err(error) = client.close().await {
         tracing::debug!(%error, "closing the connection");
     }
