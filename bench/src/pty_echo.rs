@@ -66,7 +66,7 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
             "PTY echo p50, WebSocket",
             ws.p50,
             baseline.p50,
-            Some(Target::OursAtMost(40.0)),
+            Some(Target::RatioAtMost(1.6)),
         ),
         figure(
             "pty_echo_ws_p99",
@@ -80,7 +80,7 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
             "PTY echo p50, stdio",
             stdio.p50,
             baseline.p50,
-            Some(Target::OursAtMost(40.0)),
+            Some(Target::RatioAtMost(1.6)),
         ),
         figure(
             "pty_echo_stdio_p99",

@@ -11,8 +11,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use exec_client::ErrorKind;
 use exec_client::ExecClient;
-use exec_client::protocol::{AbsolutePath, FsGetMetadataParams};
+use exec_client::protocol::{AbsolutePath, FsGetMetadataParams, ProcessRead, ProcessReadParams};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader as AsyncBufReader};
 use tokio_tungstenite::tungstenite::Message;
@@ -53,7 +54,10 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
     echo.round_trips(&payload, sizes.warmup).await?;
     let (mut pipe, _) = pipe.round_trips_blocking(&payload, sizes.warmup).await?;
 
-    let mut samples: [Vec<Duration>; 4] = Default::default();
+    inline_calls(&ws_client, sizes.warmup).await?;
+    inline_calls(&stdio_client, sizes.warmup).await?;
+
+    let mut samples: [Vec<Duration>; 6] = Default::default();
     for _ in 0..TURNS {
         samples[0].extend(echo.round_trips(&payload, per_turn).await?);
         samples[1].extend(calls(&ws_client, per_turn).await?);
@@ -61,6 +65,8 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
         pipe = returned;
         samples[2].extend(taken);
         samples[3].extend(calls(&stdio_client, per_turn).await?);
+        samples[4].extend(inline_calls(&ws_client, per_turn).await?);
+        samples[5].extend(inline_calls(&stdio_client, per_turn).await?);
     }
     ws_client.close().await?;
     ws.stop().await?;
@@ -68,7 +74,8 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
     echo.stop().await?;
     pipe.stop()?;
 
-    let [echo, ws, pipe, stdio] = samples.map(|samples| Latency::of(&samples));
+    let [echo, ws, pipe, stdio, ws_inline, stdio_inline] =
+        samples.map(|samples| Latency::of(&samples));
     let note = format!(
         "{} calls after {} warm-up; the baselines echo {} bytes",
         per_turn * TURNS,
@@ -95,7 +102,7 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
             ws.p50,
             echo.p50,
             "tungstenite echo",
-            Some(Target::RatioAtMost(1.5)),
+            Some(Target::RatioAtMost(1.3)),
         ),
         figure(
             "round_trip_ws_p99",
@@ -111,7 +118,7 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
             stdio.p50,
             pipe.p50,
             "pipe ping-pong",
-            Some(Target::OursAtMost(20.0)),
+            Some(Target::RatioAtMost(3.0)),
         ),
         figure(
             "round_trip_stdio_p99",
@@ -121,7 +128,48 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
             "pipe ping-pong",
             None,
         ),
+        // The protocol's own path, without the fs pool's two thread hand-offs
+        // that `fs/getMetadata` takes: an error answered on the reader.
+        figure(
+            "round_trip_ws_inline_p50",
+            "round trip p50, WebSocket, answered inline (process/read of an unknown id)",
+            ws_inline.p50,
+            echo.p50,
+            "tungstenite echo",
+            None,
+        ),
+        figure(
+            "round_trip_stdio_inline_p50",
+            "round trip p50, stdio, answered inline (process/read of an unknown id)",
+            stdio_inline.p50,
+            pipe.p50,
+            "pipe ping-pong",
+            None,
+        ),
     ])
+}
+
+/// `count` calls of `process/read` on a process id that does not exist,
+/// each timed: the server answers them on the connection's reader (an
+/// `unknownProcess` error), so they time the protocol path alone.
+async fn inline_calls(client: &ExecClient, count: usize) -> Result<Vec<Duration>> {
+    let params = ProcessReadParams {
+        after_seq: None,
+        max_bytes: None,
+        process_id: "round-trip-no-such-process".parse()?,
+        wait_ms: None,
+    };
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        let answer = client.call::<ProcessRead>(params.clone()).await;
+        samples.push(started.elapsed());
+        match answer {
+            Err(error) if error.kind() == Some(ErrorKind::UnknownProcess) => {}
+            other => bail!("process/read of an unknown id answered {other:?}"),
+        }
+    }
+    Ok(samples)
 }
 
 /// `count` calls of `fs/getMetadata` on `/`, each timed.

@@ -42,19 +42,20 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
     server.stop().await?;
 
     let note = format!("{count} starts of /bin/true");
-    let figure = |id: &str, name: &str, ours: f64, baseline: f64, baseline_name: &str| {
-        Figure::new(
-            id,
-            name,
-            "1/s",
-            Better::Higher,
-            ours,
-            baseline,
-            baseline_name,
-            Some(Target::RatioAtLeast(0.7)),
-        )
-        .with_note(note.clone())
-    };
+    let figure =
+        |id: &str, name: &str, ours: f64, baseline: f64, baseline_name: &str, target: f64| {
+            Figure::new(
+                id,
+                name,
+                "1/s",
+                Better::Higher,
+                ours,
+                baseline,
+                baseline_name,
+                Some(Target::RatioAtLeast(target)),
+            )
+            .with_note(note.clone())
+        };
     Ok(vec![
         figure(
             "spawn_sequential",
@@ -62,6 +63,7 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
             sequential,
             baseline_sequential,
             "posix_spawn+waitpid",
+            0.7,
         ),
         figure(
             "spawn_8_in_flight",
@@ -69,6 +71,8 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
             concurrent,
             baseline_concurrent,
             "posix_spawn+waitpid, 8 threads",
+            // Issue 14's target.
+            0.8,
         ),
     ])
 }

@@ -75,7 +75,7 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
             pipe_ws,
             pipe,
             "plain pipe",
-            Some(Target::OursAtLeast(550.0)),
+            Some(Target::RatioAtLeast(0.65)),
         ),
         figure(
             "output_pipe_stdio",

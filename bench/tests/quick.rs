@@ -16,6 +16,8 @@ const FIGURES: &[&str] = &[
     "round_trip_ws_p99",
     "round_trip_stdio_p50",
     "round_trip_stdio_p99",
+    "round_trip_ws_inline_p50",
+    "round_trip_stdio_inline_p50",
     "spawn_sequential",
     "spawn_8_in_flight",
     "pty_echo_ws_p50",
