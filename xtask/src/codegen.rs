@@ -1,6 +1,8 @@
 //! `cargo xtask codegen [--check]`: generates every file derived from
 //! `schema/exec-server.schema.json`, or checks that they are up to date.
 
+mod binary_frames;
+mod frame_constants;
 mod rust;
 mod schema;
 mod typescript;
@@ -48,6 +50,10 @@ pub fn run(root: &Path, mode: Mode) -> Result<()> {
             path: "schema/src/methods.rs".into(),
             contents: rustfmt(&rust.methods)?,
         },
+        GeneratedFile {
+            path: "schema/src/frame_layout.rs".into(),
+            contents: rustfmt(&frame_constants::rust(schema.binary_frames.as_ref())?)?,
+        },
     ];
     let stale_rust = stale_files(root, &rust_files);
     match mode {
@@ -71,6 +77,13 @@ pub fn run(root: &Path, mode: Mode) -> Result<()> {
     ts_files.push(GeneratedFile {
         path: Path::new(TS_DIR).join("methods.ts"),
         contents: format!("{HEADER}{}", typescript::method_map(&schema)),
+    });
+    ts_files.push(GeneratedFile {
+        path: Path::new(TS_DIR).join("binaryFrames.ts"),
+        contents: format!(
+            "{HEADER}{}",
+            frame_constants::typescript(schema.binary_frames.as_ref())
+        ),
     });
     ts_files.push(GeneratedFile {
         path: Path::new(TS_DIR).join("index.ts"),

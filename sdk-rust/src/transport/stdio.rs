@@ -10,7 +10,7 @@ use tokio::io::{
 use tokio::sync::mpsc;
 
 use super::limit::{DEFAULT_MAX_INCOMING_MESSAGE_BYTES, IncomingLimit};
-use super::{TRANSPORT_CAPACITY, TransportChannels};
+use super::{ServerMessage, TRANSPORT_CAPACITY, TransportChannels};
 
 /// A transport over `reader` (the server's output) and `writer` (the
 /// server's input), e.g. a child process's stdout and stdin. Spawns one task
@@ -86,7 +86,7 @@ async fn write_line<W: AsyncWrite + Unpin>(writer: &mut W, message: &str) -> std
 /// cap is recorded in `limit` and ends the connection.
 async fn read_lines<R: AsyncRead + Unpin>(
     reader: R,
-    incoming: mpsc::Sender<String>,
+    incoming: mpsc::Sender<ServerMessage>,
     limit: Arc<IncomingLimit>,
 ) {
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
@@ -120,7 +120,11 @@ async fn read_lines<R: AsyncRead + Unpin>(
             tracing::error!("the server sent a line that is not UTF-8; closing the connection");
             return;
         };
-        if incoming.send(text.to_owned()).await.is_err() {
+        if incoming
+            .send(ServerMessage::Text(text.to_owned()))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -188,8 +192,24 @@ mod tests {
             .write_all(b"{\"a\":1}\r\n\n  \n{\"b\":2}\n{\"c\":3}")
             .await
             .expect("write");
-        assert_eq!(channels.incoming.recv().await.as_deref(), Some("{\"a\":1}"));
-        assert_eq!(channels.incoming.recv().await.as_deref(), Some("{\"b\":2}"));
+        assert_eq!(
+            channels
+                .incoming
+                .recv()
+                .await
+                .as_ref()
+                .and_then(ServerMessage::as_text),
+            Some("{\"a\":1}")
+        );
+        assert_eq!(
+            channels
+                .incoming
+                .recv()
+                .await
+                .as_ref()
+                .and_then(ServerMessage::as_text),
+            Some("{\"b\":2}")
+        );
 
         channels
             .outgoing
@@ -210,7 +230,15 @@ mod tests {
             .expect("read");
         assert_eq!(written, "{\"x\":1}\n{\"y\":2}\n");
         // The final line without a newline still counts, then EOF closes.
-        assert_eq!(channels.incoming.recv().await.as_deref(), Some("{\"c\":3}"));
+        assert_eq!(
+            channels
+                .incoming
+                .recv()
+                .await
+                .as_ref()
+                .and_then(ServerMessage::as_text),
+            Some("{\"c\":3}")
+        );
         assert_eq!(channels.incoming.recv().await, None);
     }
 
@@ -252,7 +280,15 @@ mod tests {
             .write_all(b"{\"a\":1}\n{\"long\":12345}\n{\"b\":2}\n")
             .await
             .expect("write");
-        assert_eq!(channels.incoming.recv().await.as_deref(), Some("{\"a\":1}"));
+        assert_eq!(
+            channels
+                .incoming
+                .recv()
+                .await
+                .as_ref()
+                .and_then(ServerMessage::as_text),
+            Some("{\"a\":1}")
+        );
         assert_eq!(channels.incoming.recv().await, None);
         assert_eq!(limit.exceeded(), Some((14, 8)));
     }

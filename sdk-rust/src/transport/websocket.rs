@@ -1,7 +1,9 @@
 //! WebSocket (tokio-tungstenite): one JSON message per text frame, as
 //! `exec-server serve --listen ws://IP:PORT` speaks it, over TLS for
-//! `wss://` (see `tls`). Binary frames holding UTF-8 JSON are accepted too;
-//! pings are answered by tungstenite.
+//! `wss://` (see `tls`). Binary messages go to the router as they are: a
+//! binary output frame (the schema's `x-binaryFrames`) once `initialize`
+//! granted `binaryOutput`, or UTF-8 JSON from a server that sends its text
+//! that way; pings are answered by tungstenite.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -17,7 +19,7 @@ use tokio_tungstenite::tungstenite::{Error as WebSocketError, Message, Utf8Bytes
 
 use super::limit::{DEFAULT_MAX_INCOMING_MESSAGE_BYTES, IncomingLimit};
 use super::tls;
-use super::{TRANSPORT_CAPACITY, TransportChannels};
+use super::{ServerMessage, TRANSPORT_CAPACITY, TransportChannels};
 use crate::error::ClientError;
 
 /// Opens a WebSocket connection to `url` (`ws://HOST:PORT`, or
@@ -145,17 +147,11 @@ pub(crate) async fn limited_websocket_transport(
         // Dropping `reader_done` when this task ends tells the writer.
         let _reader_done = reader_done;
         while let Some(frame) = stream.next().await {
-            let text = match frame {
-                Ok(Message::Text(text)) => text.as_str().to_owned(),
-                Ok(Message::Binary(bytes)) => match String::from_utf8(bytes.to_vec()) {
-                    Ok(text) => text,
-                    Err(_) => {
-                        tracing::error!(
-                            "the server sent a binary frame that is not UTF-8; closing"
-                        );
-                        return;
-                    }
-                },
+            let message = match frame {
+                Ok(Message::Text(text)) => ServerMessage::Text(text.as_str().to_owned()),
+                // Decoded by the router, which knows binary output frames
+                // from JSON and reports a frame it cannot read.
+                Ok(Message::Binary(bytes)) => ServerMessage::Binary(bytes.into()),
                 Ok(Message::Close(frame)) => {
                     if let Some(frame) = frame {
                         let _ = record_close.0.set(u16::from(frame.code));
@@ -178,16 +174,20 @@ pub(crate) async fn limited_websocket_transport(
                 }
             };
             let cap = limit.bytes();
-            if text.len() > cap {
+            let size = match &message {
+                ServerMessage::Text(text) => text.len(),
+                ServerMessage::Binary(bytes) => bytes.len(),
+            };
+            if size > cap {
                 tracing::error!(
-                    size = text.len(),
+                    size,
                     cap,
                     "the server sent a message over the client's limit; closing the connection"
                 );
-                limit.record_exceeded(text.len(), cap);
+                limit.record_exceeded(size, cap);
                 return;
             }
-            if received.send(text).await.is_err() {
+            if received.send(message).await.is_err() {
                 return;
             }
         }

@@ -1,6 +1,7 @@
 //! WebSocket (tokio-tungstenite): one JSON message per text frame; binary
 //! frames holding UTF-8 JSON are accepted too; pings are answered by
-//! tungstenite. The upgrade enforces the listener's security rules
+//! tungstenite. A connection granted binary output in `initialize` gets
+//! each `process/output` as one binary frame (the schema's `x-binaryFrames`). The upgrade enforces the listener's security rules
 //! (protocol.md, "Security of the WebSocket listener").
 //!
 //! A new connection goes through, within one deadline
@@ -448,7 +449,8 @@ impl MessageSource for FrameSource {
     }
 }
 
-/// Messages written one per text frame.
+/// Messages written one per text frame; binary output frames one per
+/// binary frame.
 struct FrameSink {
     /// The outgoing half of the WebSocket.
     sink: SplitSink<ChargedSocket, Message>,
@@ -458,6 +460,17 @@ impl MessageSink for FrameSink {
     async fn send(&mut self, text: String) -> io::Result<()> {
         self.sink
             .feed(Message::Text(Utf8Bytes::from(text)))
+            .await
+            .map_err(io::Error::other)
+    }
+
+    fn carries_binary(&self) -> bool {
+        true
+    }
+
+    async fn send_binary(&mut self, frame: Vec<u8>) -> io::Result<()> {
+        self.sink
+            .feed(Message::Binary(frame.into()))
             .await
             .map_err(io::Error::other)
     }
