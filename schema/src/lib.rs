@@ -10,6 +10,11 @@
 //!   method implementing [`Request`] or [`Notification`], the [`METHODS`]
 //!   table, and the [`for_each_request!`] / [`for_each_notification!`] macros
 //!   that let a consumer handle every method without missing one.
+//! - `frame_layout` (generated): the layout of binary WebSocket frames (the
+//!   schema's `x-binaryFrames`) as constants: kind codes, header lengths,
+//!   field offsets, enum codes.
+//! - `binary_frame`: the codec of those frames ([`encode_process_output`],
+//!   [`decode_binary_frame`]), written with the generated constants alone.
 //! - `method_table`: the hand-written shapes the generated table uses.
 //! - `base64_bytes`: [`Base64Bytes`], the bytes type that stands for the
 //!   schema's `Base64Bytes` def.
@@ -19,12 +24,16 @@
 //! Regenerate with `cargo xtask codegen`; never edit the generated files.
 
 mod base64_bytes;
+mod binary_frame;
+mod frame_layout;
 mod method_table;
 mod methods;
 mod terminal_size;
 mod types;
 
 pub use base64_bytes::Base64Bytes;
+pub use binary_frame::{BinaryFrameError, decode_binary_frame, encode_process_output};
+pub use frame_layout::*;
 pub use method_table::{Direction, MethodInfo, MethodKind, Notification, Request};
 pub use methods::*;
 pub use types::*;

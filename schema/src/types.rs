@@ -992,6 +992,13 @@ pub struct InitializeParams {
     )]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub acknowledge_output: ::std::option::Option<bool>,
+    ///Ask for binary output frames (see the schema's `x-binaryFrames`): `process/output` as one binary WebSocket message each, with the chunk's raw bytes instead of base64. Granted only over WebSocket; the response's `binaryOutput` says whether it was. Default false: every message is JSON text.
+    #[serde(
+        rename = "binaryOutput",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub binary_output: ::std::option::Option<bool>,
     ///Name of the client program, for logs.
     #[serde(rename = "clientName")]
     pub client_name: ::std::string::String,
@@ -1014,6 +1021,13 @@ pub struct InitializeParams {
 #[cfg_attr(feature = "ts", derive(::ts_rs::TS))]
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct InitializeResponse {
+    ///Whether `process/output` goes out on this connection as binary frames (see the schema's `x-binaryFrames`): true only when the client asked (`binaryOutput`) and the transport is WebSocket. Absent from servers that do not know binary frames, which means false.
+    #[serde(
+        rename = "binaryOutput",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub binary_output: ::std::option::Option<bool>,
     ///How this server keeps a managed process's descendants from outliving it. Absent from servers that do not report it.
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]

@@ -101,7 +101,7 @@ impl ExecClient {
             redial: options.reconnect.then(|| url.to_owned()),
         };
         let connection = ClientConnection::start(link, limit, options, None, Some(websocket));
-        Self::handshake(connection, acknowledge_output).await
+        Self::handshake(connection, acknowledge_output, true).await
     }
 
     /// Connects over newline-delimited JSON: `reader` carries the server's
@@ -124,6 +124,7 @@ impl ExecClient {
         let link = limited_stdio_transport(reader, writer, limit.clone());
         Self::handshake(
             ClientConnection::start(link, limit, options, None, None),
+            false,
             false,
         )
         .await
@@ -154,6 +155,7 @@ impl ExecClient {
         Self::handshake(
             ClientConnection::start(link, limit, options, Some(server), None),
             false,
+            false,
         )
         .await
     }
@@ -172,18 +174,21 @@ impl ExecClient {
         Self::handshake(
             ClientConnection::start(channels.into(), limit, options, None, None),
             false,
+            false,
         )
         .await
     }
 
     /// Sends `initialize` (asking for `acknowledgeOutput` when the session
-    /// is to be resumable), checks the protocol version, sends `initialized`.
+    /// is to be resumable, and for binary output frames over a `websocket`
+    /// when the options say so), checks the protocol version, sends `initialized`.
     async fn handshake(
         connection: Arc<ClientConnection>,
         acknowledge_output: bool,
+        websocket: bool,
     ) -> Result<Self, ClientError> {
         let options = connection.options();
-        let params = initialize_params(options, None, acknowledge_output);
+        let params = initialize_params(options, None, acknowledge_output, websocket);
         let initialize = tokio::time::timeout(
             options.initialize_timeout,
             connection.call::<Initialize>(&params),

@@ -8,13 +8,16 @@ use crate::error::ClientError;
 use crate::options::ConnectOptions;
 
 /// The `initialize` params: the client's name and version from `options`,
-/// the session to resume, and whether output will be acknowledged.
+/// the session to resume, whether output will be acknowledged, and, over
+/// WebSocket (`websocket`), binary output frames when `options` ask for them.
 pub(crate) fn initialize_params(
     options: &ConnectOptions,
     resume_session_id: Option<String>,
     acknowledge_output: bool,
+    websocket: bool,
 ) -> InitializeParams {
     InitializeParams {
+        binary_output: (websocket && options.binary_output).then_some(true),
         client_name: options.client_name.clone(),
         client_version: options.client_version.clone(),
         resume_session_id,

@@ -95,7 +95,7 @@ pub use process::{
     Command, Output, OutputBytes, ProcessEvent, ProcessHandle, RemoteChild, RemoteExitStatus,
 };
 pub use state::{ClosedReason, ConnectionState};
-pub use transport::TransportChannels;
 pub use transport::stdio::stdio_transport;
 pub use transport::tls::CA_FILE_ENV;
 pub use transport::websocket::websocket_transport;
+pub use transport::{ServerChannels, ServerMessage, TransportChannels};

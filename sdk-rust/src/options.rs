@@ -99,6 +99,15 @@ pub struct ConnectOptions {
     /// than the session's TTL (the server's `limits.sessionTtlMs`, after
     /// which the session is gone anyway). Default none: the TTL.
     pub reconnect_max_elapsed: Option<Duration>,
+    /// WebSocket only: ask the server for binary output frames
+    /// (`initialize`'s `binaryOutput`): each `process/output` then comes
+    /// as one binary WebSocket message with the raw bytes, skipping base64
+    /// and JSON on both ends. The output a
+    /// [`RemoteChild`](crate::RemoteChild) reads is the same either way; a
+    /// server that does not know binary frames just answers with text.
+    /// Ignored over stdio and in-process transports, which carry text only.
+    /// Default true.
+    pub binary_output: bool,
 }
 
 impl ConnectOptions {
@@ -189,6 +198,13 @@ impl ConnectOptions {
         self.reconnect_max_elapsed = Some(max_elapsed);
         self
     }
+
+    /// Asks for binary output frames over WebSocket or not; see
+    /// [`ConnectOptions::binary_output`].
+    pub fn binary_output(mut self, enabled: bool) -> Self {
+        self.binary_output = enabled;
+        self
+    }
 }
 
 impl Default for ConnectOptions {
@@ -208,6 +224,7 @@ impl Default for ConnectOptions {
             reconnect_initial_delay: Duration::from_millis(100),
             reconnect_max_delay: Duration::from_secs(2),
             reconnect_max_elapsed: None,
+            binary_output: true,
         }
     }
 }
@@ -234,6 +251,7 @@ impl fmt::Debug for ConnectOptions {
             .field("reconnect_initial_delay", &self.reconnect_initial_delay)
             .field("reconnect_max_delay", &self.reconnect_max_delay)
             .field("reconnect_max_elapsed", &self.reconnect_max_elapsed)
+            .field("binary_output", &self.binary_output)
             .finish()
     }
 }

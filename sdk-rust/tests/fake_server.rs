@@ -9,7 +9,7 @@ use std::time::Duration;
 use exec_client::protocol::{FsGetMetadata, FsGetMetadataParams, ProcessListParams};
 use exec_client::{
     ClientError, ConnectOptions, ErrorKind, ExecClient, ExitReason, OutputStream, ProcessEvent,
-    TransportChannels,
+    ServerChannels, ServerMessage, TransportChannels,
 };
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -30,7 +30,7 @@ type Handler = Box<dyn FnMut(&str, &Value) -> Reply + Send>;
 /// The test's side of the scripted server.
 struct Fake {
     /// Sends raw texts to the client (notifications, broken messages).
-    to_client: mpsc::Sender<String>,
+    to_client: mpsc::Sender<ServerMessage>,
     /// Every request after the handshake, as `(method, params)`.
     requests: Arc<Mutex<Vec<(String, Value)>>>,
 }
@@ -42,7 +42,7 @@ impl Fake {
 
     async fn send_text(&self, text: String) {
         self.to_client
-            .send(text)
+            .send(ServerMessage::Text(text))
             .await
             .expect("the client is listening");
     }
@@ -119,7 +119,7 @@ fn start_fake(handler: Handler) -> (TransportChannels, Fake) {
 }
 
 async fn serve(
-    mut end: TransportChannels,
+    mut end: ServerChannels,
     mut handler: Handler,
     requests: Arc<Mutex<Vec<(String, Value)>>>,
 ) {
@@ -146,7 +146,12 @@ async fn serve(
             }
             Reply::Silence => continue,
         };
-        if end.outgoing.send(response.to_string()).await.is_err() {
+        if end
+            .outgoing
+            .send(response.to_string().into())
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -259,7 +264,7 @@ async fn another_protocol_version_is_refused() {
         let response = json!({"jsonrpc": "2.0", "id": initialize["id"], "result": result});
         server_end
             .outgoing
-            .send(response.to_string())
+            .send(response.to_string().into())
             .await
             .expect("send");
         // Keep the connection open until the client gives up.
@@ -315,7 +320,7 @@ async fn a_closed_connection_fails_pending_and_later_calls() {
             json!({"jsonrpc": "2.0", "id": initialize["id"], "result": initialize_result()});
         server_end
             .outgoing
-            .send(response.to_string())
+            .send(response.to_string().into())
             .await
             .expect("send");
         let _initialized = server_end.incoming.recv().await.expect("initialized");
@@ -630,7 +635,7 @@ async fn a_child_sees_the_connection_close() {
             let response = json!({"jsonrpc": "2.0", "id": request["id"], "result": result});
             server_end
                 .outgoing
-                .send(response.to_string())
+                .send(response.to_string().into())
                 .await
                 .expect("send");
         };
@@ -642,7 +647,7 @@ async fn a_child_sees_the_connection_close() {
         let notification = output_notification("p", 1, b"last words");
         server_end
             .outgoing
-            .send(notification.to_string())
+            .send(notification.to_string().into())
             .await
             .expect("send");
         // Hanging up here closes the connection.
@@ -736,7 +741,7 @@ async fn an_over_long_stdio_line_closes_the_connection_with_a_clear_error() {
                     _ => return,
                 },
                 text = fake_end.incoming.recv() => {
-                    let Some(text) = text else { return };
+                    let Some(ServerMessage::Text(text)) = text else { return };
                     let written = writer.write_all(format!("{text}\n").as_bytes()).await;
                     if written.is_err() {
                         return;
@@ -783,7 +788,7 @@ async fn an_over_long_websocket_message_closes_the_connection_with_a_clear_error
                     _ => return,
                 },
                 text = fake_end.incoming.recv() => {
-                    let Some(text) = text else { return };
+                    let Some(ServerMessage::Text(text)) = text else { return };
                     if socket.send(Message::text(text)).await.is_err() {
                         return;
                     }

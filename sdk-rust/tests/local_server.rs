@@ -94,6 +94,7 @@ async fn every_typed_request_once(transport: Transport) {
             client_version: None,
             resume_session_id: None,
             acknowledge_output: None,
+            binary_output: None,
         })
         .await
         .expect_err("one initialize per connection");

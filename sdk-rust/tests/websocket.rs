@@ -78,6 +78,51 @@ async fn processes_and_files_over_websocket() {
 }
 
 #[tokio::test]
+async fn output_is_the_same_with_and_without_binary_frames() {
+    let server = start_server(None).await;
+    // Both streams, NUL and 0xFF, several chunks, and a PTY.
+    let script = "seq 1 40000; printf '\\000\\377' >&2; seq 1 30000 >&2; exit 3";
+    let mut outputs = Vec::new();
+    for binary_output in [true, false] {
+        let options = ConnectOptions::new("binary-output").binary_output(binary_output);
+        let client = ExecClient::connect_websocket(&server.url, options)
+            .await
+            .expect("connect");
+        assert_eq!(
+            client.initialize_response().binary_output,
+            Some(binary_output),
+            "granted as asked over WebSocket"
+        );
+        let piped = client
+            .command("/bin/sh")
+            .args(["-c", script])
+            .output()
+            .await
+            .expect("output");
+        let terminal = client
+            .command("/bin/sh")
+            .args(["-c", "printf 'on a terminal'"])
+            .pty(24, 80)
+            .output()
+            .await
+            .expect("pty output");
+        outputs.push((
+            piped.stdout,
+            piped.stderr,
+            piped.status.exit_code,
+            terminal.stdout,
+        ));
+        client.close().await.expect("close");
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    let (stdout, stderr, code, terminal) = &outputs[0];
+    assert_eq!(stdout.len(), 228_894, "seq 1 40000");
+    assert!(stderr.starts_with(b"\x00\xff1\n"), "{:?}", &stderr[..8]);
+    assert_eq!(*code, 3);
+    assert_eq!(String::from_utf8_lossy(terminal), "on a terminal");
+}
+
+#[tokio::test]
 async fn the_token_is_sent_as_a_bearer_header() {
     let server = start_server(Some("s3cret-token")).await;
     let error = ExecClient::connect_websocket(&server.url, ConnectOptions::new("no token"))

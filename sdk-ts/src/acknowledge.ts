@@ -80,16 +80,18 @@ export class UnroutedAcknowledgements {
   }
 
   /**
-   * Counts a notification of `processId` at `seq` (`base64` is an output
-   * chunk's data; `undefined` for the exit or the close, after which the
+   * Counts a notification of `processId` at `seq` (`chunk` is an output
+   * chunk's data, base64 text or a binary frame's bytes; `undefined` for
+   * the exit or the close, after which the
    * process is forgotten). Returns the seq to acknowledge now, if one is due.
    */
-  received(processId: string, seq: number, base64: string | undefined): number | undefined {
-    if (base64 === undefined) {
+  received(processId: string, seq: number, chunk: string | Uint8Array | undefined): number | undefined {
+    if (chunk === undefined) {
       this.#bytes.delete(processId);
       return undefined;
     }
-    const bytes = (this.#bytes.get(processId) ?? 0) + Math.floor((base64.length * 3) / 4);
+    const size = typeof chunk === "string" ? Math.floor((chunk.length * 3) / 4) : chunk.length;
+    const bytes = (this.#bytes.get(processId) ?? 0) + size;
     if (bytes >= this.#everyBytes) {
       this.#bytes.set(processId, 0);
       return seq;

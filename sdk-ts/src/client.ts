@@ -86,6 +86,15 @@ export interface ConnectOptions {
    * {@link ExecClient.onConnectionStateChange}.
    */
   reconnect?: boolean | ReconnectOptions | undefined;
+  /**
+   * Ask the server for binary output frames (`initialize`'s
+   * `binaryOutput`): each `process/output` then comes as one binary
+   * WebSocket message with the raw bytes, skipping base64 and JSON on both
+   * ends. A process's output reads the same either way; a server that does
+   * not know binary frames answers with text. Default `true`; `false`
+   * keeps every message JSON text.
+   */
+  binaryOutput?: boolean | undefined;
 }
 
 /**
@@ -213,7 +222,12 @@ export class ExecClient {
       try {
         response = await handshake(
           connection,
-          { clientName, clientVersion: options.clientVersion, acknowledgeOutput: reconnect !== false },
+          {
+            clientName,
+            clientVersion: options.clientVersion,
+            acknowledgeOutput: reconnect !== false,
+            binaryOutput: options.binaryOutput !== false,
+          },
           url,
           deadline.signal,
           false,
@@ -246,6 +260,7 @@ export class ExecClient {
           connectTimeoutMs: timeoutMs,
           clientName,
           clientVersion: options.clientVersion,
+          binaryOutput: options.binaryOutput !== false,
           sessionId: response.sessionId,
           sessionTtlMs,
         };

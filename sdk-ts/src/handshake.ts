@@ -20,6 +20,8 @@ export interface HandshakeParams {
   readonly acknowledgeOutput: boolean;
   /** The session to resume, after a drop. */
   readonly resumeSessionId?: string | undefined;
+  /** Whether to ask for binary output frames (`binaryOutput`; the transport is always WebSocket). */
+  readonly binaryOutput: boolean;
 }
 
 /**
@@ -45,6 +47,7 @@ export async function handshake(
       clientName: params.clientName,
       ...(params.clientVersion === undefined ? {} : { clientVersion: params.clientVersion }),
       ...(params.acknowledgeOutput ? { acknowledgeOutput: true } : {}),
+      ...(params.binaryOutput ? { binaryOutput: true } : {}),
       ...(params.resumeSessionId === undefined ? {} : { resumeSessionId: params.resumeSessionId }),
     },
     { internal },

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { type OutputFrame, decodeBinaryFrame } from "./binaryFrame.js";
 import { isRecord } from "./errors.js";
 import type { ServerNotificationMap, ServerNotificationMethod } from "./generated/methods.js";
 import { SERVER_NOTIFICATION_METHODS } from "./generated/methods.js";
@@ -19,6 +20,12 @@ import { frameText } from "./transport.js";
  */
 export type ProcessNotificationMethod = Exclude<ServerNotificationMethod, "http/request/bodyDelta">;
 
+/**
+ * The params of a `process/output` notification as either form carries
+ * them: JSON text (the chunk in base64) or a binary frame (raw bytes).
+ */
+export type ProcessOutputParams = ServerNotificationMap["process/output"] | OutputFrame;
+
 /** A process notification: every one names a process and a seq. */
 export type IncomingNotification = {
   [M in ProcessNotificationMethod]: {
@@ -26,7 +33,7 @@ export type IncomingNotification = {
     readonly method: M;
     readonly processId: string;
     readonly seq: number;
-    readonly params: ServerNotificationMap[M];
+    readonly params: M extends "process/output" ? ProcessOutputParams : ServerNotificationMap[M];
   };
 }[ProcessNotificationMethod];
 
@@ -43,8 +50,25 @@ function excerpt(text: string): string {
   return text.length > 200 ? `${text.slice(0, 200)}...` : text;
 }
 
-/** Parses one frame's data (a string, or bytes of a binary frame). */
+/** The first byte of a JSON object: a binary message starting so is JSON text, not a frame. */
+const OPEN_BRACE = 0x7b;
+
+/**
+ * Parses one frame's data: a string, or the bytes of a binary frame (an
+ * `ArrayBuffer` or a view): a binary output frame, decoded into the same
+ * `process/output` notification a text frame gives, or JSON text when it
+ * starts with `{`.
+ */
 export function parseIncoming(data: unknown): Incoming {
+  const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : undefined;
+  if (bytes !== undefined && bytes.length > 0 && bytes[0] !== OPEN_BRACE) {
+    const decoded = decodeBinaryFrame(bytes);
+    if (!decoded.ok) {
+      return { kind: "violation", message: `the server sent a binary frame this client cannot read: ${decoded.problem}` };
+    }
+    const { output } = decoded;
+    return { kind: "notification", method: "process/output", processId: output.processId, seq: output.seq, params: output };
+  }
   const text = frameText(data);
   if (text === undefined) {
     return { kind: "violation", message: "the server sent a frame that is neither text nor binary" };

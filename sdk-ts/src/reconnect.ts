@@ -56,6 +56,8 @@ export interface ResumeTarget {
   readonly clientName: string;
   /** `initialize`'s `clientVersion`. */
   readonly clientVersion: string | undefined;
+  /** Whether `initialize` asks for binary output frames. */
+  readonly binaryOutput: boolean;
   /** The session to resume. */
   readonly sessionId: string;
   /** How long the server keeps the session after a drop, in milliseconds (`limits.sessionTtlMs`). */
@@ -172,7 +174,13 @@ export class Reconnector {
         const target = this.#target;
         const resumed = await handshake(
           this.#connection,
-          { clientName: target.clientName, clientVersion: target.clientVersion, acknowledgeOutput: true, resumeSessionId: target.sessionId },
+          {
+            clientName: target.clientName,
+            clientVersion: target.clientVersion,
+            acknowledgeOutput: true,
+            binaryOutput: target.binaryOutput,
+            resumeSessionId: target.sessionId,
+          },
           target.url,
           deadline.signal,
           true,

@@ -38,11 +38,11 @@
 
 import { AcknowledgePolicy } from "./acknowledge.js";
 import { decodeBase64 } from "./base64.js";
+import type { ProcessOutputParams } from "./incoming.js";
 import type { Connection, Route } from "./connection.js";
 import { ExecError, ProtocolError } from "./errors.js";
 import type { ProcessClosedNotification } from "./generated/ProcessClosedNotification.js";
 import type { ProcessExitedNotification } from "./generated/ProcessExitedNotification.js";
-import type { ProcessOutputNotification } from "./generated/ProcessOutputNotification.js";
 import type { ProcessReadResponse } from "./generated/ProcessReadResponse.js";
 import type { ExitStatus } from "./output.js";
 import { Sequencer } from "./sequence.js";
@@ -135,10 +135,12 @@ export class ProcessRoute implements Route {
   }
 
   /** `process/output`: buffers the chunk, or drops it (see the module doc). */
-  "process/output"(params: ProcessOutputNotification): void {
+  "process/output"(params: ProcessOutputParams): void {
     this.#newestSeen = Math.max(this.#newestSeen, params.seq);
-    // The decoded size, without decoding output that is dropped.
-    const bytes = Math.floor((params.chunk.length * 3) / 4);
+    // The decoded size, without decoding output that is dropped (a binary
+    // frame's chunk is raw bytes already).
+    const chunk = params.chunk;
+    const bytes = typeof chunk === "string" ? Math.floor((chunk.length * 3) / 4) : chunk.length;
     if (this.#abandoned) {
       this.#received(bytes);
       return;
@@ -157,7 +159,7 @@ export class ProcessRoute implements Route {
       this.#wakeConsumer();
       return;
     }
-    this.sequencer.accept({ type: "output", seq: params.seq, stream: params.stream, data: decodeBase64(params.chunk) });
+    this.sequencer.accept({ type: "output", seq: params.seq, stream: params.stream, data: typeof chunk === "string" ? decodeBase64(chunk) : chunk });
     this.#received(bytes);
     if (keepBuffering && this.sequencer.bufferedBytes >= this.#limits.outputBufferBytes) {
       this.#hold();

@@ -126,8 +126,8 @@ export async function openWebSocket(
 
 /**
  * The JSON text of an incoming frame: a text frame as is, a binary frame
- * (the server may send JSON in one) decoded as UTF-8. `undefined` for a
- * frame of another type.
+ * holding JSON (one that starts with `{`; see `incoming.ts` for binary
+ * output frames) decoded as UTF-8. `undefined` for a frame of another type.
  */
 export function frameText(data: unknown): string | undefined {
   if (typeof data === "string") {

@@ -187,7 +187,7 @@ test("a drop mid-output: resume, read back from the newest seq held, every byte 
     assert.equal(text, "abcd");
     assert.deepEqual(await proc.wait(), { exitCode: 0, signal: null, reason: "exited" });
     const resume = await fake.message(1, (message) => message.method === "initialize");
-    assert.deepEqual(resume.params, { clientName: "exec-server-client", acknowledgeOutput: true, resumeSessionId: SESSION });
+    assert.deepEqual(resume.params, { clientName: "exec-server-client", acknowledgeOutput: true, binaryOutput: true, resumeSessionId: SESSION });
     const replay = await fake.message(1, (message) => message.method === "process/read");
     assert.deepEqual(replay.params, { processId: "p", afterSeq: 3 });
     const ack = await fake.message(1, (message) => message.method === "process/ack");

@@ -27,11 +27,12 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Notify, OwnedMutexGuard, Semaphore, mpsc, oneshot};
 
 use crate::config::ServerConfig;
-use crate::rpc::{self, ConnectionService, Incoming, MessageText, MethodContext};
+use crate::rpc::{self, BinaryOutput, ConnectionService, Incoming, MessageText, MethodContext};
 use crate::session::{Departure, EventQueue};
+use crate::wire_message::WireMessage;
 
 /// The session's event queue, held by the attached connection's writer.
-type HeldEvents = OwnedMutexGuard<mpsc::Receiver<String>>;
+type HeldEvents = OwnedMutexGuard<mpsc::Receiver<WireMessage>>;
 
 /// Waiting for the previous connection's writer to let go of the queue.
 type Locking = Pin<Box<dyn Future<Output = HeldEvents> + Send>>;
@@ -142,6 +143,13 @@ impl Connection {
         let _ = self.responses.send(text).await;
     }
 
+    /// Whether the connection can carry, and was granted, binary output
+    /// frames: its transport offers them, `initialize` grants them, the
+    /// writer reads the grant.
+    pub(crate) fn binary_output(&self) -> &Arc<BinaryOutput> {
+        self.context.binary_output()
+    }
+
     /// Notified when another connection resumed this one's session.
     pub(crate) fn superseded(&self) -> Arc<Notify> {
         self.context.superseded().clone()
@@ -165,7 +173,7 @@ impl Connection {
 }
 
 /// The writer's side of a connection: responses and, once attached, the
-/// session's process events, as texts in the order they must go out.
+/// session's process events, as messages in the order they must go out.
 pub(crate) struct Outgoing {
     /// Queued responses.
     responses: mpsc::Receiver<String>,
@@ -180,21 +188,21 @@ pub(crate) struct Outgoing {
     /// An event taken from `events`, and how many responses were queued
     /// when it was taken: those go out first (a `process/start` response is
     /// always among them for its process's first event), later ones after it.
-    held: Option<(String, usize)>,
+    held: Option<(WireMessage, usize)>,
 }
 
 impl Outgoing {
     /// The next text to send; `None` once [`Self::stop`] was called and
     /// everything queued is out. Cancel-safe: nothing is taken from a queue
     /// without being returned or held.
-    pub(crate) async fn next(&mut self) -> Option<String> {
+    pub(crate) async fn next(&mut self) -> Option<WireMessage> {
         loop {
-            if let Some(text) = self.try_next() {
-                return Some(text);
+            if let Some(message) = self.try_next() {
+                return Some(message);
             }
             tokio::select! {
                 response = self.responses.recv(), if !self.responses_done => match response {
-                    Some(response) => return Some(response),
+                    Some(response) => return Some(WireMessage::Text(response)),
                     None => self.responses_done = true,
                 },
                 event = next_event(&mut self.events), if self.events.is_some() => match event {
@@ -214,7 +222,7 @@ impl Outgoing {
     /// The next text that is ready without waiting. Responses and events
     /// take turns: an event waits only for the responses queued before it
     /// was taken, so neither stream can hold the other back for long.
-    pub(crate) fn try_next(&mut self) -> Option<String> {
+    pub(crate) fn try_next(&mut self) -> Option<WireMessage> {
         if self.held.is_none() {
             self.try_attach();
             if let Some(events) = &mut self.events {
@@ -230,11 +238,11 @@ impl Outgoing {
                 && let Some(response) = self.try_response()
             {
                 self.held = Some((event, ahead - 1));
-                return Some(response);
+                return Some(WireMessage::Text(response));
             }
             return Some(event);
         }
-        self.try_response()
+        self.try_response().map(WireMessage::Text)
     }
 
     /// Takes the session's event queue once `initialize` attached one. No
@@ -304,7 +312,7 @@ fn start_inline(call: impl Future<Output = ()> + Send + 'static) {
 }
 
 /// The next event; only polled while `events` is `Some`.
-async fn next_event(events: &mut Option<HeldEvents>) -> Option<String> {
+async fn next_event(events: &mut Option<HeldEvents>) -> Option<WireMessage> {
     match events {
         Some(events) => events.recv().await,
         None => std::future::pending().await,
@@ -329,7 +337,7 @@ mod tests {
     use crate::session::Session;
 
     /// An `Outgoing` already attached to an event queue, with both senders.
-    fn outgoing() -> (Outgoing, mpsc::Sender<String>, mpsc::Sender<String>) {
+    fn outgoing() -> (Outgoing, mpsc::Sender<String>, mpsc::Sender<WireMessage>) {
         let (responses, queued) = mpsc::channel(8);
         let (events, received) = mpsc::channel(8);
         let outgoing = Outgoing {
@@ -347,16 +355,25 @@ mod tests {
         (outgoing, responses, events)
     }
 
-    fn closed(seq: u64) -> String {
+    fn closed(seq: u64) -> WireMessage {
         let process_id: ProcessId = "p".parse().expect("a process id");
-        rpc::encode(&ProcessEvent::Closed(ProcessClosedNotification {
-            process_id,
-            seq,
-        }))
+        rpc::encode(
+            &ProcessEvent::Closed(ProcessClosedNotification { process_id, seq }),
+            false,
+        )
     }
 
-    fn method_of(text: &str) -> String {
-        let message: serde_json::Value = serde_json::from_str(text).expect("json");
+    /// The text of a message (all of these tests' messages are text).
+    fn text_of(message: Option<WireMessage>) -> Option<String> {
+        match message? {
+            WireMessage::Text(text) => Some(text),
+            WireMessage::Binary(frame) => panic!("a binary frame: {frame:?}"),
+        }
+    }
+
+    fn method_of(message: &WireMessage) -> String {
+        let text = text_of(Some(message.clone())).unwrap_or_default();
+        let message: serde_json::Value = serde_json::from_str(&text).expect("json");
         message["method"]
             .as_str()
             .map_or_else(|| String::from("response"), str::to_owned)
@@ -387,7 +404,7 @@ mod tests {
             .await
             .expect("queued");
         // The event is taken with one response ahead of it.
-        assert_eq!(outgoing.try_next().as_deref(), Some("{\"id\":1}"));
+        assert_eq!(text_of(outgoing.try_next()).as_deref(), Some("{\"id\":1}"));
         // A response queued after the event was taken goes after it, so a
         // stream of responses cannot hold output back.
         responses
@@ -396,8 +413,8 @@ mod tests {
             .expect("queued");
         let event = outgoing.try_next().expect("the held event");
         assert_eq!(method_of(&event), "process/closed");
-        assert_eq!(outgoing.try_next().as_deref(), Some("{\"id\":2}"));
-        assert_eq!(outgoing.try_next(), None);
+        assert_eq!(text_of(outgoing.try_next()).as_deref(), Some("{\"id\":2}"));
+        assert_eq!(text_of(outgoing.try_next()), None);
     }
 
     #[tokio::test]
@@ -453,16 +470,19 @@ mod tests {
         let (connection, mut outgoing) = Connection::new(config.clone());
         let session = Session::new(&config, rpc::encode);
         let generation = session
-            .attach(connection.superseded(), false)
+            .attach(connection.superseded(), false, false)
             .expect("a new session");
         connection.context.attach(session.clone(), generation);
-        assert_eq!(outgoing.try_next(), None);
+        assert_eq!(text_of(outgoing.try_next()), None);
         assert!(
             session.event_queue().try_lock().is_err(),
             "the connection holds the queue"
         );
         connection.queue(String::from("{\"id\":9}")).await;
-        assert_eq!(outgoing.next().await.as_deref(), Some("{\"id\":9}"));
+        assert_eq!(
+            text_of(outgoing.next().await).as_deref(),
+            Some("{\"id\":9}")
+        );
     }
 
     #[tokio::test]
@@ -471,21 +491,21 @@ mod tests {
         let session = Session::new(&config, rpc::encode);
         let (first, mut first_outgoing) = Connection::new(config.clone());
         let generation = session
-            .attach(first.superseded(), false)
+            .attach(first.superseded(), false, false)
             .expect("a new session");
         first.context.attach(session.clone(), generation);
-        assert_eq!(first_outgoing.try_next(), None);
+        assert_eq!(text_of(first_outgoing.try_next()), None);
         // A second connection resumes the session: the first is told.
         let (second, mut second_outgoing) = Connection::new(config.clone());
         let superseded = first.superseded();
         let resumed = session
-            .attach(second.superseded(), false)
+            .attach(second.superseded(), false, false)
             .expect("a live session");
         second.context.attach(session.clone(), resumed);
         superseded.notified().await;
         assert_eq!(first.close().await, Departure::Superseded);
         // The second writer waits for the queue until the first lets go.
-        assert_eq!(second_outgoing.try_next(), None);
+        assert_eq!(text_of(second_outgoing.try_next()), None);
         let locking = second_outgoing
             .locking
             .as_mut()

@@ -28,7 +28,9 @@
 use std::io;
 use std::sync::Arc;
 
-use exec_client::{ClientError, ConnectOptions, ExecClient, TransportChannels};
+use exec_client::{
+    ClientError, ConnectOptions, ExecClient, ServerChannels, ServerMessage, TransportChannels,
+};
 use tokio::sync::mpsc;
 
 use crate::config::ServerConfig;
@@ -56,7 +58,7 @@ pub async fn connect(options: ConnectOptions) -> Result<ExecClient, ClientError>
 /// it from within a Tokio runtime.
 pub fn transport(config: Arc<ServerConfig>) -> TransportChannels {
     let (client_end, server_end) = TransportChannels::pair(config.outbox_capacity);
-    let TransportChannels {
+    let ServerChannels {
         outgoing: to_client,
         incoming: from_client,
     } = server_end;
@@ -87,13 +89,13 @@ impl MessageSource for ChannelSource {
 /// slow socket would. Dropping it ends the client's `incoming`.
 struct ChannelSink {
     /// Where the client reads.
-    to_client: mpsc::Sender<String>,
+    to_client: mpsc::Sender<ServerMessage>,
 }
 
 impl MessageSink for ChannelSink {
     async fn send(&mut self, text: String) -> io::Result<()> {
         self.to_client
-            .send(text)
+            .send(ServerMessage::Text(text))
             .await
             .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
     }

@@ -39,6 +39,8 @@
 //! - `error`: [`ServerError`], every way a method can fail.
 //! - `config`: [`ServerConfig`], the limits every connection shares.
 //! - `sync`: the lock helper.
+//! - `wire_message`: [`WireMessage`], one outgoing message: text or a
+//!   binary frame.
 //! - `in_process`: the in-process mode: an `exec_client::ExecClient` served
 //!   in the same process, with no transport.
 //!
@@ -57,7 +59,10 @@
 //! 3. `connection.rs` (`Outgoing`) takes the event, after any response
 //!    queued before it.
 //! 4. `rpc/notifications.rs` encodes it as the `process/output` text.
-//! 5. `transport/mod.rs`'s writer loop hands the text to the sink of
+//!    On a WebSocket connection that asked for binary output in
+//!    `initialize`, it is encoded as one binary frame instead
+//!    (`exec_protocol::encode_process_output`): a [`wire_message`] either way.
+//! 5. `transport/mod.rs`'s writer loop hands the message to the sink of
 //!    `transport/ws.rs` or `transport/stdio.rs` (or `in_process.rs`), which
 //!    writes the frame or line.
 //! 6. In the Rust SDK (`exec-client`): `transport/websocket.rs` or
@@ -83,7 +88,9 @@ mod session;
 pub mod shutdown;
 mod sync;
 pub mod transport;
+mod wire_message;
 
 pub use config::ServerConfig;
 pub use error::*;
 pub use process::TOKEN_ENV_VARIABLE;
+pub use wire_message::WireMessage;

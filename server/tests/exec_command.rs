@@ -194,7 +194,11 @@ async fn a_killed_exec_leaves_no_process_behind() {
     child.wait().await.expect("waiting for exec");
     for pidfd in pids {
         // A pidfd is readable once its process has ended.
-        let pidfd = AsyncFd::new(pidfd).expect("registering the pidfd");
+        // SAFETY: `register` needs the descriptor to stay open and the same
+        // for the `AsyncFd`'s life: the `OwnedFd` moves into it and is
+        // dropped with it, and nothing else holds or closes it.
+        #[allow(unsafe_code)]
+        let pidfd = unsafe { AsyncFd::register(pidfd) }.expect("registering the pidfd");
         let ended = tokio::time::timeout(PATIENCE, pidfd.readable()).await;
         assert!(ended.is_ok(), "a process outlived the killed exec");
     }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use exec_client::TransportChannels;
+use exec_client::{ServerMessage, TransportChannels};
 use exec_server::ServerConfig;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -309,8 +309,12 @@ impl RawConnection {
             // Dropping `outgoing` is the end of the connection.
         });
         tokio::spawn(async move {
-            while let Some(text) = from_server.recv().await {
-                if deliver.send(Received::Text(text)).await.is_err() {
+            while let Some(message) = from_server.recv().await {
+                let received = match message {
+                    ServerMessage::Text(text) => Received::Text(text),
+                    ServerMessage::Binary(bytes) => Received::Binary(bytes),
+                };
+                if deliver.send(received).await.is_err() {
                     return;
                 }
             }

@@ -23,6 +23,11 @@ pub struct Case {
     /// handshake before the steps (default true).
     #[serde(default = "default_handshake")]
     pub handshake: bool,
+    /// The transports the case runs over, by name (`stdio`, `websocket`);
+    /// default every one. For what differs by transport, such as binary
+    /// output frames, which only WebSocket carries.
+    #[serde(default)]
+    pub transports: Option<Vec<String>>,
     /// The steps, in order.
     pub steps: Vec<Step>,
 }

@@ -4,6 +4,8 @@
 //! # Layout
 //! - `schema`: [`ProtocolSchema`], the schema compiled once with the
 //!   `jsonschema` crate, plus the `x-methods` and `x-error` tables.
+//! - `binary_frames`: [`BinaryFrames`], the schema's `x-binaryFrames` read at
+//!   run time, and the decoder that follows its layouts.
 //! - `validator`: [`ConnectionValidator`], which checks every frame of a
 //!   connection in both directions (envelope, params, results by request
 //!   `id`, errors), and the [`Violation`]s it finds.
@@ -24,6 +26,7 @@
 //! - `negative`: invalid params generated from the schema ([`NegativePlan`]).
 //! - `proxy`: the validating WebSocket [`Proxy`] of the `conformance-proxy` binary.
 
+mod binary_frames;
 mod body_deltas;
 mod corpus;
 mod coverage;
@@ -38,6 +41,7 @@ mod schema;
 mod server;
 mod validator;
 
+pub use binary_frames::{BinaryFrames, FrameKind};
 pub use corpus::{
     AwaitOutput, Case, ExpectedNotifications, NamedCase, Step, corpus_dir, load_corpus,
 };

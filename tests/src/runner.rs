@@ -396,7 +396,8 @@ fn decode_chunk(chunk: &Value) -> Vec<u8> {
 }
 
 /// Runs one case against a fresh server over `transport`; returns its
-/// failures (none when it passed).
+/// failures (none when it passed). A case whose `transports` leave
+/// `transport` out is not run, and passes.
 pub async fn run_case(
     named: &NamedCase,
     transport: Transport,
@@ -404,6 +405,11 @@ pub async fn run_case(
     tally: Arc<Mutex<Tally>>,
 ) -> Vec<String> {
     let context = format!("{} ({transport})", named.name);
+    if let Some(transports) = &named.case.transports
+        && !transports.iter().any(|name| *name == transport.to_string())
+    {
+        return Vec::new();
+    }
     match Session::connect(transport, &named.case.server, schema, tally, &context).await {
         Ok(session) => run_case_on(session, named).await,
         Err(error) => vec![format!("{context}: {error}")],

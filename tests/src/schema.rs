@@ -1,11 +1,14 @@
 //! [`ProtocolSchema`]: the protocol schema compiled once, with the tables the
 //! validator reads from it: `x-methods` (method name to kind, direction,
 //! params and result defs), `x-error` (the error object's def), the closed set
-//! of error kinds, and the error code each kind's description fixes.
+//! of error kinds, the error code each kind's description fixes, and
+//! `x-binaryFrames` (see `binary_frames`).
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+
+use crate::binary_frames::BinaryFrames;
 
 /// Whether a method expects a response, as `x-methods` says (`kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,6 +89,8 @@ pub struct ProtocolSchema {
     error_kinds: Vec<String>,
     /// Error kinds whose description fixes their code ("(code -32600)").
     kind_codes: BTreeMap<String, i64>,
+    /// `x-binaryFrames`, when the schema has it.
+    binary_frames: Option<BinaryFrames>,
 }
 
 impl std::fmt::Debug for ProtocolSchema {
@@ -131,6 +136,21 @@ impl ProtocolSchema {
             .ok_or_else(|| table_error("x-error", "missing or not a string"))?
             .to_owned();
         let (error_kinds, kind_codes) = read_error_kinds(&document, &error_def)?;
+        let binary_frames = BinaryFrames::parse(&document)
+            .map_err(|reason| table_error("x-binaryFrames", reason))?;
+        if let Some(frames) = &binary_frames
+            && let Some(kind) = frames
+                .kinds()
+                .find(|kind| !validators.contains_key(&kind.params))
+        {
+            return Err(table_error(
+                "x-binaryFrames",
+                format!(
+                    "`{}` names `{}`, which is not a def",
+                    kind.method, kind.params
+                ),
+            ));
+        }
         Ok(Self {
             document,
             validators,
@@ -138,7 +158,13 @@ impl ProtocolSchema {
             error_def,
             error_kinds,
             kind_codes,
+            binary_frames,
         })
+    }
+
+    /// The binary frames of `x-binaryFrames`, when the schema has them.
+    pub fn binary_frames(&self) -> Option<&BinaryFrames> {
+        self.binary_frames.as_ref()
     }
 
     /// The schema document as JSON.

@@ -1,6 +1,8 @@
 //! `cargo xtask codegen [--check]`: generates every file derived from
 //! `schema/exec-server.schema.json`, or checks that they are up to date.
 
+mod binary_frames;
+mod frame_constants;
 mod rust;
 mod schema;
 mod typescript;
@@ -48,6 +50,10 @@ pub fn run(root: &Path, mode: Mode) -> Result<()> {
             path: "schema/src/methods.rs".into(),
             contents: rustfmt(&rust.methods)?,
         },
+        GeneratedFile {
+            path: "schema/src/frame_layout.rs".into(),
+            contents: rustfmt(&frame_constants::rust(schema.binary_frames.as_ref())?)?,
+        },
     ];
     let stale_rust = stale_files(root, &rust_files);
     match mode {
@@ -71,6 +77,13 @@ pub fn run(root: &Path, mode: Mode) -> Result<()> {
     ts_files.push(GeneratedFile {
         path: Path::new(TS_DIR).join("methods.ts"),
         contents: format!("{HEADER}{}", typescript::method_map(&schema)),
+    });
+    ts_files.push(GeneratedFile {
+        path: Path::new(TS_DIR).join("binaryFrames.ts"),
+        contents: format!(
+            "{HEADER}{}",
+            frame_constants::typescript(schema.binary_frames.as_ref())
+        ),
     });
     ts_files.push(GeneratedFile {
         path: Path::new(TS_DIR).join("index.ts"),
@@ -320,6 +333,122 @@ mod tests {
             {"type": "integer", "format": "uint8", "default": 1000, "description": "How many."});
         let text = error_text(bad);
         assert!(text.contains("def `PingParams`"), "{text}");
+    }
+
+    /// The real schema, to be broken by the `x-binaryFrames` tests.
+    fn real_schema() -> serde_json::Value {
+        let text = std::fs::read_to_string(workspace_root().join(SCHEMA_PATH)).expect("the schema");
+        serde_json::from_str(&text).expect("the schema is JSON")
+    }
+
+    fn frames_error(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut schema = real_schema();
+        edit(&mut schema["x-binaryFrames"]);
+        match schema::parse(schema) {
+            Ok(_) => panic!("the broken x-binaryFrames was accepted"),
+            Err(error) => format!("{error:#}"),
+        }
+    }
+
+    #[test]
+    fn the_binary_frames_give_the_layout_constants() {
+        let schema = schema::parse(real_schema()).expect("valid");
+        let rust = frame_constants::rust(schema.binary_frames.as_ref()).expect("renders");
+        for wanted in [
+            "pub const PROCESS_OUTPUT_FRAME_KIND: u8 = 1;",
+            "pub const PROCESS_OUTPUT_FRAME_HEADER_LENGTH: usize = 12;",
+            "pub const PROCESS_OUTPUT_FRAME_SEQ_OFFSET: usize = 2;",
+            "pub const PROCESS_OUTPUT_FRAME_PROCESS_ID_LENGTH_OFFSET: usize = 10;",
+            "pub const PROCESS_OUTPUT_FRAME_PROCESS_ID_MAX_LENGTH: usize = 65535;",
+            "pub const PROCESS_OUTPUT_FRAME_STREAM_PTY: u8 = 2;",
+        ] {
+            assert!(rust.contains(wanted), "{wanted} in\n{rust}");
+        }
+        let typescript = frame_constants::typescript(schema.binary_frames.as_ref());
+        assert!(
+            typescript.contains("export const PROCESS_OUTPUT_FRAME_HEADER_LENGTH = 12;"),
+            "{typescript}"
+        );
+    }
+
+    /// A change to `x-binaryFrames`.
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+
+    #[test]
+    fn a_broken_binary_frame_layout_is_named() {
+        let layout = |frames: &mut serde_json::Value| -> serde_json::Value {
+            frames["frames"]["processOutput"]["layout"].take()
+        };
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|frames| {
+                    frames["frames"]["processOutput"]["layout"][1]["enum"] =
+                        serde_json::json!({"stdout": 0, "stderr": 1});
+                }),
+                "the enum's values",
+            ),
+            (
+                Box::new(|frames| {
+                    frames["frames"]["processOutput"]["layout"][1]["enum"] =
+                        serde_json::json!({"stdout": 0, "stderr": 0, "pty": 2});
+                }),
+                "used twice",
+            ),
+            (
+                Box::new(|frames| {
+                    frames["frames"]["processOutput"]["method"] = "process/exited".into()
+                }),
+                "takes `ProcessExitedNotification`",
+            ),
+            (
+                Box::new(|frames| {
+                    frames["frames"]["processOutput"]["method"] = "process/nothing".into()
+                }),
+                "no server-to-client notification",
+            ),
+            (
+                Box::new(|frames| frames["frames"]["processOutput"]["code"] = 123.into()),
+                "`{`",
+            ),
+            (
+                Box::new(move |frames| {
+                    let mut fields = layout(frames);
+                    if let Some(fields) = fields.as_array_mut() {
+                        fields.remove(2);
+                    }
+                    frames["frames"]["processOutput"]["layout"] = fields;
+                }),
+                "required param `seq`",
+            ),
+            (
+                Box::new(|frames| {
+                    let mut fields = frames["frames"]["processOutput"]["layout"].take();
+                    if let Some(fields) = fields.as_array_mut() {
+                        let seq = fields.remove(2);
+                        fields.insert(4, seq);
+                    }
+                    frames["frames"]["processOutput"]["layout"] = fields;
+                }),
+                "fixed-size fields must come before",
+            ),
+            (
+                Box::new(|frames| {
+                    frames["frames"]["processOutput"]["layout"][4]["length"] = "seq".into();
+                }),
+                "u8 or u16be",
+            ),
+            (
+                Box::new(|frames| frames["negotiation"]["resultField"] = "binaryFrames".into()),
+                "no field `binaryFrames`",
+            ),
+        ];
+        for (edit, wanted) in cases {
+            let text = frames_error(edit);
+            assert!(
+                text.contains(wanted) && text.contains("x-binaryFrames"),
+                "{wanted} in {text}"
+            );
+        }
     }
 
     #[test]

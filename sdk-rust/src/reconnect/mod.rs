@@ -296,7 +296,7 @@ impl Supervisor {
         terms: &SessionTerms,
         deadline: Instant,
     ) -> Result<(), AttemptFailure> {
-        let params = initialize_params(&self.options, Some(terms.session_id.clone()), true);
+        let params = initialize_params(&self.options, Some(terms.session_id.clone()), true, true);
         let id = self.router.reserve_id();
         let text = request_text(id, INITIALIZE_METHOD, &params).map_err(|error| {
             AttemptFailure::Final(ClosedReason::ResumeRefused(error.to_string()))

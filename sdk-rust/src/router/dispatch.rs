@@ -1,6 +1,7 @@
 //! The reader loop of one transport ([`Router::run`]) and what each message
 //! from the server does: a response goes to its call, a process
-//! notification to its child, and the output that was handed over counts
+//! notification to its child (a binary output frame is decoded into the
+//! same `process/output` path), and the output that was handed over counts
 //! towards the process's next `process/ack`.
 
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use exec_protocol::{
     HttpRequestBodyDeltaNotification, ProcessClosedNotification, ProcessExitedNotification,
-    ProcessId, ProcessOutputNotification,
+    ProcessId, ProcessOutputNotification, decode_binary_frame,
 };
 use serde_json::value::RawValue;
 
@@ -19,6 +20,7 @@ use crate::error::ClientError;
 use crate::process::output::{OutputBytes, RemoteExitStatus};
 use crate::process::sequence::Event;
 use crate::sync::lock;
+use crate::transport::ServerMessage;
 use crate::transport::limit::IncomingLimit;
 use crate::transport::link::Incoming as TransportIncoming;
 
@@ -32,8 +34,12 @@ impl Router {
         mut incoming: TransportIncoming,
         limit: Arc<IncomingLimit>,
     ) -> ReaderEnd {
-        while let Some(text) = incoming.next().await {
-            if let Err(violation) = self.handle_message(&text).await {
+        while let Some(message) = incoming.next().await {
+            let handled = match message {
+                ServerMessage::Text(text) => self.handle_message(&text).await,
+                ServerMessage::Binary(bytes) => self.handle_binary(bytes).await,
+            };
+            if let Err(violation) = handled {
                 tracing::error!(%violation, "the server broke the protocol; closing the connection");
                 return ReaderEnd::Violation(violation);
             }
@@ -44,6 +50,27 @@ impl Router {
             Some((bytes, limit)) => ReaderEnd::IncomingTooLarge { bytes, limit },
             None => ReaderEnd::Ended,
         }
+    }
+
+    /// Routes one binary message: UTF-8 JSON when it starts as a JSON
+    /// object does (`{`, which the schema keeps from being a frame kind
+    /// code), else a binary output frame, decoded into the `process/output`
+    /// it stands for. `Err` is a violation that closes the connection: a
+    /// frame that does not decode (unknown kind, too short, bad lengths).
+    async fn handle_binary(&self, bytes: Vec<u8>) -> Result<(), String> {
+        if bytes.first() == Some(&b'{') {
+            let text = String::from_utf8(bytes).map_err(|_| {
+                String::from(
+                    "the server sent a binary message that starts as JSON but is not UTF-8",
+                )
+            })?;
+            return self.handle_message(&text).await;
+        }
+        let output = decode_binary_frame(&bytes).map_err(|error| {
+            format!("the server sent a binary frame this client cannot read: {error}")
+        })?;
+        self.process_output(output).await;
+        Ok(())
     }
 
     /// Routes one message. `Err` is a violation that closes the connection.

@@ -17,10 +17,10 @@ use futures_util::StreamExt as _;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
-use super::TransportChannels;
 use super::limit::IncomingLimit;
 use super::lines::{LineReader, LineWriter};
 use super::socket::{CloseCode, Socket, SocketReader, SocketWriter};
+use super::{ServerMessage, TransportChannels};
 
 /// The transport is gone: nothing more can be sent on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ impl Outgoing {
 #[derive(Debug)]
 pub(crate) enum Incoming {
     /// A [`TransportChannels`] pair's receiving channel.
-    Channel(mpsc::Receiver<String>),
+    Channel(mpsc::Receiver<ServerMessage>),
     /// The WebSocket's receiving half, read by the reader loop itself.
     Socket(SocketReader),
     /// The server's output as lines (stdio), read by the reader loop itself.
@@ -73,11 +73,11 @@ impl Incoming {
     /// The next message, `None` once the transport ended (the server closed
     /// it, it failed, or a message went over the limit, which the transport
     /// records in its [`IncomingLimit`] first).
-    pub(crate) async fn next(&mut self) -> Option<String> {
+    pub(crate) async fn next(&mut self) -> Option<ServerMessage> {
         match self {
             Self::Channel(receiver) => receiver.recv().await,
             Self::Socket(reader) => reader.next().await,
-            Self::Lines(reader) => reader.next().await,
+            Self::Lines(reader) => reader.next().await.map(ServerMessage::Text),
         }
     }
 }
@@ -255,7 +255,10 @@ mod tests {
             })))
             .await
             .expect("closed");
-        assert_eq!(incoming.next().await.as_deref(), Some("hello"));
+        assert_eq!(
+            incoming.next().await,
+            Some(ServerMessage::Text(String::from("hello")))
+        );
         assert_eq!(incoming.next().await, None);
         assert_eq!(close_code.get(), Some(4000));
         assert_eq!(incoming.next().await, None, "not read past its end");
@@ -276,7 +279,10 @@ mod tests {
             .send(Message::text("x".repeat(17)))
             .await
             .expect("sent");
-        assert_eq!(incoming.next().await.map(|text| text.len()), Some(16));
+        assert_eq!(
+            incoming.next().await,
+            Some(ServerMessage::Text("x".repeat(16)))
+        );
         assert_eq!(
             tokio::time::timeout(Duration::from_secs(10), incoming.next()).await,
             Ok(None)

@@ -1,9 +1,10 @@
 //! The transport abstraction: the client core runs over a pair of channels of
-//! complete JSON texts, so any byte pipe (stdio, WebSocket, or a server in
-//! the same process) can carry it.
+//! complete JSON texts (and, from the server, binary output frames), so any
+//! byte pipe (stdio, WebSocket, or a server in the same process) can carry it.
 //!
 //! - `stdio`: newline-delimited JSON over any `AsyncRead`/`AsyncWrite`.
-//! - `websocket`: one JSON message per WebSocket text frame.
+//! - `websocket`: one JSON message per WebSocket text frame; binary output
+//!   frames (the schema's `x-binaryFrames`) as binary messages.
 //! - `link`: the client's own ends of a transport (over the built-in
 //!   WebSocket and stdio, the socket or pipes themselves: no task between
 //!   them and the client); `socket` and `lines` are those two.
@@ -24,8 +25,36 @@ use tokio::sync::mpsc;
 /// Messages buffered in each direction by the transports of this crate.
 pub(crate) const TRANSPORT_CAPACITY: usize = 64;
 
+/// One message from the server, as its transport framed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerMessage {
+    /// A complete JSON-RPC message text (no framing, no trailing newline).
+    Text(String),
+    /// A binary WebSocket message: a binary output frame (the schema's
+    /// `x-binaryFrames`, sent once `initialize` granted `binaryOutput`),
+    /// or UTF-8 JSON from a server that sends its text that way.
+    Binary(Vec<u8>),
+}
+
+impl ServerMessage {
+    /// The text of a [`ServerMessage::Text`].
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Self::Text(text) => Some(text),
+            Self::Binary(_) => None,
+        }
+    }
+}
+
+impl From<String> for ServerMessage {
+    fn from(text: String) -> Self {
+        Self::Text(text)
+    }
+}
+
 /// The client's end of a transport: complete JSON-RPC messages in both
-/// directions, one JSON text per `String` (no framing, no trailing newline).
+/// directions, one JSON text per `String` (no framing, no trailing newline)
+/// to the server, one [`ServerMessage`] per message from it.
 ///
 /// # Contract
 /// - The client sends every message it writes on [`outgoing`](Self::outgoing),
@@ -48,6 +77,7 @@ pub(crate) const TRANSPORT_CAPACITY: usize = 64;
 ///
 /// ```ignore
 /// let (client_end, mut server_end) = TransportChannels::pair(256);
+/// // server_end: ServerChannels { outgoing, incoming }
 /// tokio::spawn(async move {
 ///     let connection = Connection::new(config, server_end.outgoing);
 ///     while let Some(text) = server_end.incoming.recv().await {
@@ -62,14 +92,25 @@ pub struct TransportChannels {
     /// Messages from the client to the server.
     pub outgoing: mpsc::Sender<String>,
     /// Messages from the server to the client.
+    pub incoming: mpsc::Receiver<ServerMessage>,
+}
+
+/// The server's end of a [`TransportChannels::pair`]: the client's texts
+/// in, the server's messages out.
+#[derive(Debug)]
+pub struct ServerChannels {
+    /// Messages from the server to the client.
+    pub outgoing: mpsc::Sender<ServerMessage>,
+    /// Messages from the client to the server.
     pub incoming: mpsc::Receiver<String>,
 }
 
 impl TransportChannels {
-    /// Two connected ends: what one end sends on `outgoing` arrives on the
-    /// other end's `incoming`. `capacity` is the number of messages buffered
-    /// in each direction (at least 1).
-    pub fn pair(capacity: usize) -> (TransportChannels, TransportChannels) {
+    /// Two connected ends, the client's and the server's: what one end
+    /// sends on `outgoing` arrives on the other end's `incoming`.
+    /// `capacity` is the number of messages buffered in each direction (at
+    /// least 1).
+    pub fn pair(capacity: usize) -> (TransportChannels, ServerChannels) {
         let capacity = capacity.max(1);
         let (to_server, from_client) = mpsc::channel(capacity);
         let (to_client, from_server) = mpsc::channel(capacity);
@@ -78,7 +119,7 @@ impl TransportChannels {
                 outgoing: to_server,
                 incoming: from_server,
             },
-            TransportChannels {
+            ServerChannels {
                 outgoing: to_client,
                 incoming: from_client,
             },
@@ -100,11 +141,14 @@ mod tests {
             .expect("open");
         server
             .outgoing
-            .send("to client".into())
+            .send(String::from("to client").into())
             .await
             .expect("open");
         assert_eq!(server.incoming.recv().await.as_deref(), Some("to server"));
-        assert_eq!(client.incoming.recv().await.as_deref(), Some("to client"));
+        assert_eq!(
+            client.incoming.recv().await,
+            Some(ServerMessage::Text("to client".into()))
+        );
         drop(server);
         assert_eq!(client.incoming.recv().await, None);
     }

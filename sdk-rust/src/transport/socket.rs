@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::{Error as WebSocketError, Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::ServerMessage;
 use super::limit::IncomingLimit;
 
 /// Writing failed: the connection is ending.
@@ -145,11 +146,13 @@ impl SocketReader {
         }
     }
 
-    /// The next message: a text frame, or a binary frame holding UTF-8 JSON.
-    /// Pings are answered by tungstenite. `None` once the connection ended
-    /// (and after that): a close frame (its code recorded), an error, a
-    /// binary frame that is not UTF-8, or a message over the cap (recorded).
-    pub(crate) async fn next(&mut self) -> Option<String> {
+    /// The next message: a text frame, or a binary message as it came (a
+    /// binary output frame, or UTF-8 JSON from a server that sends its text
+    /// that way, which the router tells apart). Pings are answered by
+    /// tungstenite. `None` once the connection ended (and after that): a
+    /// close frame (its code recorded), an error, or a message over the cap
+    /// (recorded).
+    pub(crate) async fn next(&mut self) -> Option<ServerMessage> {
         if self.ended {
             return None;
         }
@@ -158,19 +161,11 @@ impl SocketReader {
         text
     }
 
-    async fn read(&mut self) -> Option<String> {
+    async fn read(&mut self) -> Option<ServerMessage> {
         loop {
-            let text = match self.stream.next().await? {
-                Ok(Message::Text(text)) => text.as_str().to_owned(),
-                Ok(Message::Binary(bytes)) => {
-                    let Ok(text) = String::from_utf8(bytes.to_vec()) else {
-                        tracing::error!(
-                            "the server sent a binary frame that is not UTF-8; closing"
-                        );
-                        return None;
-                    };
-                    text
-                }
+            let message = match self.stream.next().await? {
+                Ok(Message::Text(text)) => ServerMessage::Text(text.as_str().to_owned()),
+                Ok(Message::Binary(bytes)) => ServerMessage::Binary(bytes.into()),
                 Ok(Message::Close(frame)) => {
                     if let Some(frame) = frame {
                         self.close_code.record(u16::from(frame.code));
@@ -193,16 +188,20 @@ impl SocketReader {
                 }
             };
             let cap = self.limit.bytes();
-            if text.len() > cap {
+            let size = match &message {
+                ServerMessage::Text(text) => text.len(),
+                ServerMessage::Binary(bytes) => bytes.len(),
+            };
+            if size > cap {
                 tracing::error!(
-                    size = text.len(),
+                    size,
                     cap,
                     "the server sent a message over the client's limit; closing the connection"
                 );
-                self.limit.record_exceeded(text.len(), cap);
+                self.limit.record_exceeded(size, cap);
                 return None;
             }
-            return Some(text);
+            return Some(message);
         }
     }
 }

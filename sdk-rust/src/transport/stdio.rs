@@ -46,6 +46,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 
     use super::*;
+    use crate::transport::ServerMessage;
 
     #[tokio::test]
     async fn lines_in_and_out() {
@@ -57,8 +58,24 @@ mod tests {
             .write_all(b"{\"a\":1}\r\n\n  \n{\"b\":2}\n{\"c\":3}")
             .await
             .expect("write");
-        assert_eq!(channels.incoming.recv().await.as_deref(), Some("{\"a\":1}"));
-        assert_eq!(channels.incoming.recv().await.as_deref(), Some("{\"b\":2}"));
+        assert_eq!(
+            channels
+                .incoming
+                .recv()
+                .await
+                .as_ref()
+                .and_then(ServerMessage::as_text),
+            Some("{\"a\":1}")
+        );
+        assert_eq!(
+            channels
+                .incoming
+                .recv()
+                .await
+                .as_ref()
+                .and_then(ServerMessage::as_text),
+            Some("{\"b\":2}")
+        );
 
         channels
             .outgoing
@@ -79,7 +96,15 @@ mod tests {
             .expect("read");
         assert_eq!(written, "{\"x\":1}\n{\"y\":2}\n");
         // The final line without a newline still counts, then EOF closes.
-        assert_eq!(channels.incoming.recv().await.as_deref(), Some("{\"c\":3}"));
+        assert_eq!(
+            channels
+                .incoming
+                .recv()
+                .await
+                .as_ref()
+                .and_then(ServerMessage::as_text),
+            Some("{\"c\":3}")
+        );
         assert_eq!(channels.incoming.recv().await, None);
     }
 
@@ -93,7 +118,10 @@ mod tests {
             .write_all(b"{\"a\":1}\n{\"long\":12345}\n{\"b\":2}\n")
             .await
             .expect("write");
-        assert_eq!(link.incoming.next().await.as_deref(), Some("{\"a\":1}"));
+        assert_eq!(
+            link.incoming.next().await,
+            Some(ServerMessage::Text(String::from("{\"a\":1}")))
+        );
         assert_eq!(link.incoming.next().await, None);
         assert_eq!(limit.exceeded(), Some((14, 8)));
     }

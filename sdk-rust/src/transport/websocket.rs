@@ -1,7 +1,9 @@
 //! WebSocket (tokio-tungstenite): one JSON message per text frame, as
 //! `exec-server serve --listen ws://IP:PORT` speaks it, over TLS for
-//! `wss://` (see `tls`). Binary frames holding UTF-8 JSON are accepted too;
-//! pings are answered by tungstenite.
+//! `wss://` (see `tls`). Binary messages go to the router as they are: a
+//! binary output frame (the schema's `x-binaryFrames`) once `initialize`
+//! granted `binaryOutput`, or UTF-8 JSON from a server that sends its text
+//! that way; pings are answered by tungstenite.
 
 use std::path::Path;
 use std::sync::Arc;

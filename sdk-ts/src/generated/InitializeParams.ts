@@ -10,6 +10,10 @@ export type InitializeParams = {
  */
 acknowledgeOutput?: boolean, 
 /**
+ *Ask for binary output frames (see the schema's `x-binaryFrames`): `process/output` as one binary WebSocket message each, with the chunk's raw bytes instead of base64. Granted only over WebSocket; the response's `binaryOutput` says whether it was. Default false: every message is JSON text.
+ */
+binaryOutput?: boolean, 
+/**
  *Name of the client program, for logs.
  */
 clientName: string, 

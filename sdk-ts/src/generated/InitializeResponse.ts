@@ -10,6 +10,10 @@ import type { ServerLimits } from "./ServerLimits.js";
  */
 export type InitializeResponse = { 
 /**
+ *Whether `process/output` goes out on this connection as binary frames (see the schema's `x-binaryFrames`): true only when the client asked (`binaryOutput`) and the transport is WebSocket. Absent from servers that do not know binary frames, which means false.
+ */
+binaryOutput?: boolean, 
+/**
  *How this server keeps a managed process's descendants from outliving it. Absent from servers that do not report it.
  */
 containment?: Containment, 

@@ -91,3 +91,4 @@ export type * from "./WalkError.js";
 export type * from "./WalkOptions.js";
 export type * from "./WriteStatus.js";
 export * from "./methods.js";
+export * from "./binaryFrames.js";

@@ -30,6 +30,7 @@ use super::events::ProcessEvent;
 use super::managed::{Gate, ManagedProcess};
 use super::pty::PtyMaster;
 use super::{EventSink, TableInner, registry};
+use crate::wire_message::WireMessage;
 
 /// Output chunks read but not yet taken by the event queue, per process.
 const CHUNKS_IN_FLIGHT: usize = 2;
@@ -79,8 +80,8 @@ pub(crate) struct Driver {
 
 /// An encoded event ready to go out, with the permit of its chunk.
 struct Queued {
-    /// The event's wire text.
-    text: String,
+    /// The event's wire message.
+    text: WireMessage,
     /// Returned once the event queue took the event (output chunks only).
     permit: Option<OwnedSemaphorePermit>,
 }

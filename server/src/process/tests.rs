@@ -108,7 +108,7 @@ impl Event {
 /// A table with its outbox's receiving end.
 struct Harness {
     table: ProcessTable,
-    notifications: mpsc::Receiver<String>,
+    notifications: mpsc::Receiver<crate::WireMessage>,
 }
 
 impl Harness {
@@ -138,6 +138,9 @@ impl Harness {
             .await
             .expect("a notification in time")
             .expect("the outbox is open");
+        let crate::WireMessage::Text(text) = text else {
+            panic!("a binary frame from a session no connection was granted them for");
+        };
         let message: Value = serde_json::from_str(&text).expect("a notification is JSON");
         assert_eq!(message["jsonrpc"], "2.0", "{text}");
         assert!(message.get("id").is_none(), "{text}");

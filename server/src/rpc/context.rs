@@ -14,6 +14,8 @@ use crate::http::{DeltaSink, HttpStreams};
 use crate::session::{EventQueue, Session};
 use crate::sync::lock;
 
+use super::BinaryOutput;
+
 /// Lifecycle states (protocol.md, "Lifecycle"): nothing received yet.
 const NEW: u8 = 0;
 /// `initialize` was answered; waiting for the `initialized` notification.
@@ -44,6 +46,9 @@ pub(crate) struct MethodContext {
     outbox: mpsc::Sender<String>,
     /// The connection's streamed `http/request` bodies, aborted when it ends.
     http_streams: HttpStreams,
+    /// Whether the connection can carry, and was granted, binary output
+    /// frames; shared with its writer.
+    binary_output: Arc<BinaryOutput>,
 }
 
 impl MethodContext {
@@ -64,7 +69,13 @@ impl MethodContext {
             file_handles: FileHandles::default(),
             outbox,
             http_streams: HttpStreams::default(),
+            binary_output: Arc::default(),
         }
+    }
+
+    /// The connection's binary output: offered by its transport, granted by `initialize`.
+    pub(crate) fn binary_output(&self) -> &Arc<BinaryOutput> {
+        &self.binary_output
     }
 
     /// The connection's streamed `http/request` bodies.

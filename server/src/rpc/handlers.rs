@@ -19,16 +19,27 @@ pub(super) async fn initialize(
 ) -> Result<InitializeResponse, ServerError> {
     context.begin_initialize()?;
     let acknowledged = params.acknowledge_output.unwrap_or(false);
+    // Decided before the session is attached, so that its events are
+    // encoded for this connection from the start (a resumed session's too).
+    let binary_output = context
+        .binary_output()
+        .grant(params.binary_output.unwrap_or(false));
     let superseded = context.superseded().clone();
     let (session, generation) = match params.resume_session_id {
-        Some(id) => session::resume(&id, superseded, acknowledged).inspect_err(|_| {
-            context.abort_initialize();
-        })?,
+        Some(id) => {
+            session::resume(&id, superseded, acknowledged, binary_output).inspect_err(|_| {
+                context.abort_initialize();
+            })?
+        }
         None => {
             let session = Session::new(&context.config, notifications::encode);
-            let generation = session.attach(superseded, acknowledged).ok_or_else(|| {
-                ServerError::Internal(String::from("a new session ended before it was attached"))
-            })?;
+            let generation = session
+                .attach(superseded, acknowledged, binary_output)
+                .ok_or_else(|| {
+                    ServerError::Internal(String::from(
+                        "a new session ended before it was attached",
+                    ))
+                })?;
             (session, generation)
         }
     };
@@ -36,6 +47,7 @@ pub(super) async fn initialize(
     context.attach(session, generation);
     let config = &context.config;
     Ok(InitializeResponse {
+        binary_output: Some(binary_output),
         protocol_version: PROTOCOL_VERSION.to_owned(),
         session_id,
         server_info: ServerInfo {

@@ -20,9 +20,12 @@
 //! - `context`: what one connection's methods share (settings, lifecycle, session).
 //! - `errors`: the one place a failure becomes an error object or response.
 //! - `inline`: which requests the connection's reader starts itself.
-//! - `notifications`: process events encoded as notification texts (the
-//!   encoder each session hands its processes, so they encode on their own
-//!   tasks without knowing the format).
+//! - `notifications`: process events encoded as notification texts, or as
+//!   binary frames on a connection granted binary output (the encoder each
+//!   session hands its processes, so they encode on their own tasks without
+//!   knowing the format), and re-encoded for a connection whose grant differs.
+//! - `binary_output`: whether a connection can carry, and was granted,
+//!   binary output frames.
 //!
 //! A request's path: `incoming::parse` -> `message::owned_request` ->
 //! `Lifecycle` -> `Dispatcher` -> the `RpcModule` method (params parsed
@@ -31,6 +34,7 @@
 //! (jsonrpsee's completion notice), running the handler's after-queued action.
 
 mod answer;
+mod binary_output;
 mod context;
 mod errors;
 mod handlers;
@@ -48,6 +52,7 @@ use std::sync::Arc;
 use jsonrpsee::Methods;
 use jsonrpsee::core::middleware::RpcServiceBuilder;
 
+pub(crate) use binary_output::BinaryOutput;
 pub(crate) use context::MethodContext;
 pub(crate) use errors::error_response;
 pub(crate) use incoming::{Incoming, parse};
@@ -58,6 +63,7 @@ pub(crate) use message::owned_request;
 /// for the tests of the layers below that need real notification texts.
 #[cfg(test)]
 pub(crate) use notifications::encode;
+pub(crate) use notifications::fit_grant;
 
 use self::lifecycle::Lifecycle;
 use self::service::Dispatcher;

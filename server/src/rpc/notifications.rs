@@ -1,21 +1,30 @@
 //! The notification texts of process events: complete JSON-RPC 2.0
-//! notification messages, the one place where a [`ProcessEvent`] becomes wire
-//! text.
+//! notification messages, the one place where a [`ProcessEvent`] becomes a
+//! wire message.
 //!
 //! `process/output` is the hot path (every chunk of every process), so its
 //! text is written directly, the chunk base64-encoded straight into the
-//! message. The rare `process/exited` and `process/closed` serialize their
-//! typed params.
+//! message; for a connection granted binary output it is one binary frame
+//! instead (`exec_protocol::encode_process_output`: a header and the raw
+//! bytes). The rare `process/exited` and `process/closed` serialize their
+//! typed params, as text always.
+//!
+//! An event is encoded for the grant of the connection attached when it is
+//! encoded; [`fit_grant`] re-encodes one that reaches a connection with
+//! another grant (it waited in a detached session's queue, and a
+//! connection that asked otherwise resumed the session).
 
 use std::fmt::Write as _;
 
 use exec_protocol::{
     HTTP_REQUEST_BODY_DELTA_METHOD, HttpRequestBodyDeltaNotification, OutputStream,
     PROCESS_CLOSED_METHOD, PROCESS_EXITED_METHOD, PROCESS_OUTPUT_METHOD, ProcessOutputNotification,
+    decode_binary_frame, encode_process_output,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::process::ProcessEvent;
+use crate::wire_message::WireMessage;
 
 /// The JSON-RPC 2.0 notification envelope around typed params.
 #[derive(Serialize)]
@@ -28,8 +37,58 @@ struct Envelope<'a, P> {
     params: &'a P,
 }
 
+/// The wire message of `event`: `process/output` as a binary frame when
+/// `binary_output` was granted (text when its processId is too long for
+/// a frame), everything else as text (one message, no trailing newline).
+pub(crate) fn encode(event: &ProcessEvent, binary_output: bool) -> WireMessage {
+    if let ProcessEvent::Output(output) = event {
+        if binary_output && let Some(frame) = encode_process_output(output) {
+            return WireMessage::Binary(frame);
+        }
+        return WireMessage::Text(output_text(output));
+    }
+    WireMessage::Text(encode_text(event))
+}
+
+/// The `process/output` head our texts start with ([`output_text`]).
+const OUTPUT_HEAD: &str = "{\"jsonrpc\":\"2.0\",\"method\":\"process/output\",";
+
+/// `message` as a connection that was granted binary output
+/// (`binary_output`) or not must get it: a `process/output` encoded for
+/// the other grant is re-encoded; anything else is left as it is. `None`
+/// only for a binary frame that does not decode, which this server never
+/// makes (logged).
+pub(crate) fn fit_grant(message: WireMessage, binary_output: bool) -> Option<WireMessage> {
+    match message {
+        WireMessage::Binary(frame) if !binary_output => match decode_binary_frame(&frame) {
+            Ok(output) => Some(WireMessage::Text(output_text(&output))),
+            Err(error) => {
+                tracing::error!(%error, "cannot decode a binary frame this server made; dropped");
+                None
+            }
+        },
+        WireMessage::Text(text) if binary_output && text.starts_with(OUTPUT_HEAD) => {
+            /// The one member of a `process/output` text needed here.
+            #[derive(Deserialize)]
+            struct Output {
+                /// The notification's params.
+                params: ProcessOutputNotification,
+            }
+            let frame = serde_json::from_str::<Output>(&text)
+                .ok()
+                .and_then(|output| encode_process_output(&output.params));
+            Some(match frame {
+                Some(frame) => WireMessage::Binary(frame),
+                // A processId too long for a frame goes as text, as when encoded.
+                None => WireMessage::Text(text),
+            })
+        }
+        message => Some(message),
+    }
+}
+
 /// The notification text of `event` (one message, no trailing newline).
-pub(crate) fn encode(event: &ProcessEvent) -> String {
+fn encode_text(event: &ProcessEvent) -> String {
     let text = match event {
         ProcessEvent::Output(output) => return output_text(output),
         ProcessEvent::Exited(params) => serde_json::to_string(&Envelope {
@@ -152,36 +211,93 @@ mod tests {
                     seq: 7,
                     stream,
                 };
-                let text = encode(&ProcessEvent::Output(typed.clone()));
+                let text = encode(&ProcessEvent::Output(typed.clone()), false);
                 let expected = serde_json::to_string(&Envelope {
                     jsonrpc: "2.0",
                     method: PROCESS_OUTPUT_METHOD,
                     params: &typed,
                 })
                 .expect("serializes");
-                assert_eq!(text, expected);
+                assert!(expected.starts_with(OUTPUT_HEAD), "{expected}");
+                assert_eq!(text, WireMessage::Text(expected));
             }
         }
     }
 
+    /// The text of a message that must be text.
+    fn text(message: WireMessage) -> String {
+        match message {
+            WireMessage::Text(text) => text,
+            WireMessage::Binary(frame) => panic!("a binary frame: {frame:?}"),
+        }
+    }
+
+    fn output(process_id: &str) -> ProcessOutputNotification {
+        ProcessOutputNotification {
+            chunk: Base64Bytes(b"\x00\xffhi".to_vec()),
+            process_id: id(process_id),
+            seq: 5,
+            stream: OutputStream::Stderr,
+        }
+    }
+
+    #[test]
+    fn granted_output_is_a_binary_frame_of_the_same_notification() {
+        let typed = output("p");
+        let WireMessage::Binary(frame) = encode(&ProcessEvent::Output(typed.clone()), true) else {
+            panic!("not a binary frame");
+        };
+        assert_eq!(decode_binary_frame(&frame), Ok(typed));
+    }
+
+    #[test]
+    fn output_whose_process_id_does_not_fit_a_frame_stays_text() {
+        let typed = output(&"x".repeat(65_536));
+        let message = encode(&ProcessEvent::Output(typed.clone()), true);
+        assert_eq!(message, encode(&ProcessEvent::Output(typed), false));
+        assert!(matches!(message, WireMessage::Text(_)));
+    }
+
+    #[test]
+    fn output_encoded_for_the_other_grant_is_re_encoded() {
+        let event = ProcessEvent::Output(output("p"));
+        let (as_text, as_frame) = (encode(&event, false), encode(&event, true));
+        assert_eq!(fit_grant(as_frame.clone(), false), Some(as_text.clone()));
+        assert_eq!(fit_grant(as_text.clone(), true), Some(as_frame.clone()));
+        assert_eq!(fit_grant(as_text.clone(), false), Some(as_text));
+        assert_eq!(fit_grant(as_frame.clone(), true), Some(as_frame));
+        // Everything else is left alone, whatever the grant.
+        let response =
+            WireMessage::Text(String::from("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}"));
+        assert_eq!(fit_grant(response.clone(), true), Some(response));
+        let long = encode(&ProcessEvent::Output(output(&"x".repeat(65_536))), false);
+        assert_eq!(fit_grant(long.clone(), true), Some(long));
+    }
+
     #[test]
     fn exited_and_closed_texts_are_notifications() {
-        let exited = encode(&ProcessEvent::Exited(ProcessExitedNotification {
-            exit_code: 137,
-            process_id: id("p"),
-            reason: ExitReason::Signaled,
-            seq: 3,
-            signal: Some(Signal::Kill),
-        }));
+        let exited = text(encode(
+            &ProcessEvent::Exited(ProcessExitedNotification {
+                exit_code: 137,
+                process_id: id("p"),
+                reason: ExitReason::Signaled,
+                seq: 3,
+                signal: Some(Signal::Kill),
+            }),
+            true,
+        ));
         assert_eq!(
             serde_json::from_str::<Value>(&exited).expect("json"),
             json!({"jsonrpc": "2.0", "method": "process/exited", "params": {
                 "exitCode": 137, "processId": "p", "reason": "signaled", "seq": 3, "signal": "kill"}})
         );
-        let closed = encode(&ProcessEvent::Closed(ProcessClosedNotification {
-            process_id: id("p"),
-            seq: 4,
-        }));
+        let closed = text(encode(
+            &ProcessEvent::Closed(ProcessClosedNotification {
+                process_id: id("p"),
+                seq: 4,
+            }),
+            true,
+        ));
         assert_eq!(
             serde_json::from_str::<Value>(&closed).expect("json"),
             json!({"jsonrpc": "2.0", "method": "process/closed", "params": {"processId": "p", "seq": 4}})

@@ -23,13 +23,14 @@ use tokio::sync::{Notify, mpsc};
 use crate::config::ServerConfig;
 use crate::process::{EncodeEvent, EventSink, ProcessTable};
 use crate::sync::lock;
+use crate::wire_message::WireMessage;
 
 pub(crate) use self::registry::resume;
 
 /// The receiving end of a session's event queue: held by the attached
 /// connection's writer while it is attached, waiting here otherwise, so
 /// events wait (bounded) instead of being lost.
-pub(crate) type EventQueue = Arc<tokio::sync::Mutex<mpsc::Receiver<String>>>;
+pub(crate) type EventQueue = Arc<tokio::sync::Mutex<mpsc::Receiver<WireMessage>>>;
 
 /// One client's session: its processes and their events.
 pub(crate) struct Session {
@@ -39,6 +40,9 @@ pub(crate) struct Session {
     processes: ProcessTable,
     /// The processes' encoded notifications.
     events: EventQueue,
+    /// Where the processes' events go: told the binary output grant of
+    /// each connection that attaches.
+    sink: EventSink,
     /// How long the session stays resumable once detached; zero ends it
     /// with its connection.
     ttl: Duration,
@@ -75,10 +79,12 @@ impl Session {
     /// held back. Registered, so that it can be resumed.
     pub(crate) fn new(config: &ServerConfig, encode: EncodeEvent) -> Arc<Self> {
         let (queue, events) = mpsc::channel(config.outbox_capacity.max(1));
+        let sink = EventSink::new(queue, encode);
         let session = Arc::new(Self {
             id: new_session_id(),
-            processes: ProcessTable::new(config.process.clone(), EventSink::new(queue, encode)),
+            processes: ProcessTable::new(config.process.clone(), sink.clone()),
             events: Arc::new(tokio::sync::Mutex::new(events)),
+            sink,
             ttl: config.session_ttl,
             attachment: Mutex::new(Attachment {
                 generation: 0,
@@ -106,14 +112,22 @@ impl Session {
     }
 
     /// Attaches a connection, which `superseded` tells when another takes
-    /// the session over, and whose client acknowledges output or not.
-    /// Returns the attachment's generation, or `None` when the session
-    /// already ended. A connection still attached is told it was superseded.
-    pub(crate) fn attach(&self, superseded: Arc<Notify>, acknowledged: bool) -> Option<u64> {
+    /// the session over, whose client acknowledges output or not, and which
+    /// was granted binary output or not (events are encoded for it from
+    /// now on). Returns the attachment's generation, or `None` when the
+    /// session already ended. A connection still attached is told it was
+    /// superseded.
+    pub(crate) fn attach(
+        &self,
+        superseded: Arc<Notify>,
+        acknowledged: bool,
+        binary_output: bool,
+    ) -> Option<u64> {
         let mut attachment = lock(&self.attachment);
         if attachment.ended {
             return None;
         }
+        self.sink.set_binary_output(binary_output);
         if let Some(older) = attachment.attached.replace(superseded) {
             older.notify_one();
         }

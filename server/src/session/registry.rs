@@ -36,6 +36,7 @@ pub(crate) fn resume(
     id: &str,
     superseded: Arc<Notify>,
     acknowledged: bool,
+    binary_output: bool,
 ) -> Result<(Arc<Session>, u64), ServerError> {
     let unknown = || ServerError::UnknownSession {
         session_id: id.to_owned(),
@@ -45,7 +46,7 @@ pub(crate) fn resume(
     let sessions = lock(&SESSIONS);
     let session = sessions.get(id).ok_or_else(unknown)?.clone();
     let generation = session
-        .attach(superseded, acknowledged)
+        .attach(superseded, acknowledged, binary_output)
         .ok_or_else(unknown)?;
     drop(sessions);
     Ok((session, generation))

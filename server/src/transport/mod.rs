@@ -32,8 +32,10 @@ use tokio::sync::oneshot;
 use crate::config::ServerConfig;
 use crate::connection::{Connection, Outgoing};
 pub use crate::rpc::MessageText;
+use crate::rpc::{self, BinaryOutput};
 use crate::session::Departure;
 use crate::shutdown::ShutdownSignal;
+use crate::wire_message::WireMessage;
 
 /// How long a closing connection may take to send what is still queued; a
 /// client that stopped reading (a full TCP window, a stalled pipe) would
@@ -109,6 +111,23 @@ pub trait MessageSink: Send + 'static {
     /// The client is gone; the writer stops.
     fn send(&mut self, text: String) -> impl Future<Output = io::Result<()>> + Send;
 
+    /// Whether the transport carries binary messages, so that `initialize`
+    /// may grant binary output frames (WebSocket does; stdio does not).
+    fn carries_binary(&self) -> bool {
+        false
+    }
+
+    /// Queues one binary frame (laid out as the schema's `x-binaryFrames`
+    /// says) for sending; only called when [`Self::carries_binary`] is true.
+    ///
+    /// # Errors
+    /// The client is gone; the writer stops. A transport without binary
+    /// messages fails with [`io::ErrorKind::Unsupported`].
+    fn send_binary(&mut self, frame: Vec<u8>) -> impl Future<Output = io::Result<()>> + Send {
+        drop(frame);
+        std::future::ready(Err(io::Error::from(io::ErrorKind::Unsupported)))
+    }
+
     /// Sends what is queued; called whenever nothing more is ready, so a
     /// burst of output goes out in few writes.
     ///
@@ -133,9 +152,13 @@ pub async fn serve_connection<S: MessageSource, K: MessageSink>(
     mut shutdown: ShutdownSignal,
 ) {
     let (connection, outgoing) = Connection::new(config);
+    if sink.carries_binary() {
+        connection.binary_output().offer();
+    }
+    let binary_output = connection.binary_output().clone();
     let superseded = connection.superseded();
     let (stop_writer, stop) = oneshot::channel();
-    let mut writer = tokio::spawn(write_loop(outgoing, sink, stop));
+    let mut writer = tokio::spawn(write_loop(outgoing, sink, stop, binary_output));
     loop {
         let received = tokio::select! {
             received = source.next() => received,
@@ -176,13 +199,15 @@ pub async fn serve_connection<S: MessageSource, K: MessageSink>(
     }
 }
 
-/// Writes the connection's texts to `sink`, flushing whenever nothing more
-/// is ready. Once `stop` fires, writes what is already queued, then closes
-/// the sink. Ends early when the client is gone.
+/// Writes the connection's messages to `sink`, flushing whenever nothing
+/// more is ready, each `process/output` in the form `binary_output` says
+/// (see `rpc::fit_grant`). Once `stop` fires, writes what is already
+/// queued, then closes the sink. Ends early when the client is gone.
 async fn write_loop<K: MessageSink>(
     mut outgoing: Outgoing,
     mut sink: K,
     mut stop: oneshot::Receiver<Stop>,
+    binary_output: Arc<BinaryOutput>,
 ) {
     let mut stopping = false;
     let mut farewell = Farewell::Normal;
@@ -204,18 +229,18 @@ async fn write_loop<K: MessageSink>(
                 }
             }
         };
-        let Some(text) = next else {
+        let Some(message) = next else {
             // Everything is out; the stop may have come meanwhile unseen.
             if !stopping && let Ok(stopped) = stop.try_recv() {
                 farewell = stopped.farewell;
             }
             break;
         };
-        if sink.send(text).await.is_err() {
+        if send(&mut sink, message, &binary_output).await.is_err() {
             return;
         }
-        while let Some(text) = outgoing.try_next() {
-            if sink.send(text).await.is_err() {
+        while let Some(message) = outgoing.try_next() {
+            if send(&mut sink, message, &binary_output).await.is_err() {
                 return;
             }
         }
@@ -224,4 +249,19 @@ async fn write_loop<K: MessageSink>(
         }
     }
     sink.close(farewell).await;
+}
+
+/// Sends one message as the connection gets it: a `process/output` encoded
+/// for another connection's grant (it waited in a resumed session's queue)
+/// is re-encoded first.
+async fn send<K: MessageSink>(
+    sink: &mut K,
+    message: WireMessage,
+    binary_output: &BinaryOutput,
+) -> io::Result<()> {
+    match rpc::fit_grant(message, binary_output.is_granted()) {
+        Some(WireMessage::Text(text)) => sink.send(text).await,
+        Some(WireMessage::Binary(frame)) => sink.send_binary(frame).await,
+        None => Ok(()),
+    }
 }

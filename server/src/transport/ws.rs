@@ -1,6 +1,6 @@
-//! WebSocket (tokio-tungstenite): one JSON message per text frame; binary
-//! frames holding UTF-8 JSON are accepted too; pings are answered by
-//! tungstenite. The upgrade enforces the listener's security rules
+//! WebSocket (tokio-tungstenite): one JSON message per text frame, and each
+//! `process/output` as a binary frame once `initialize` grants binary output;
+//! binary frames of UTF-8 JSON are accepted too; tungstenite answers pings. The upgrade enforces the listener's security rules
 //! (protocol.md, "Security of the WebSocket listener").
 //!
 //! A new connection goes through, within one deadline
@@ -448,7 +448,7 @@ impl MessageSource for FrameSource {
     }
 }
 
-/// Messages written one per text frame.
+/// Messages written one per text frame, binary output frames one per binary frame.
 struct FrameSink {
     /// The outgoing half of the WebSocket.
     sink: SplitSink<ChargedSocket, Message>,
@@ -456,10 +456,17 @@ struct FrameSink {
 
 impl MessageSink for FrameSink {
     async fn send(&mut self, text: String) -> io::Result<()> {
-        self.sink
-            .feed(Message::Text(Utf8Bytes::from(text)))
-            .await
-            .map_err(io::Error::other)
+        let message = Message::Text(Utf8Bytes::from(text));
+        self.sink.feed(message).await.map_err(io::Error::other)
+    }
+
+    fn carries_binary(&self) -> bool {
+        true
+    }
+
+    async fn send_binary(&mut self, frame: Vec<u8>) -> io::Result<()> {
+        let message = Message::Binary(frame.into());
+        self.sink.feed(message).await.map_err(io::Error::other)
     }
 
     async fn flush(&mut self) -> io::Result<()> {

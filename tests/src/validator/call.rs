@@ -86,6 +86,7 @@ impl ConnectionValidator {
                         .and_then(Value::as_str)
                         .map(str::to_owned),
                     resumes: params.get("resumeSessionId").is_some_and(Value::is_string),
+                    asks_binary: self.asks_binary_output(method, params),
                 };
                 if valid_id(id) && self.pending.insert(key, pending).is_some() {
                     report.add(

@@ -17,7 +17,10 @@
 //! - `call`: requests and notifications: method, direction, `params`.
 //! - `response`: responses, and a `result` against its request.
 //! - `error_object`: the JSON-RPC error codes and the rules of an `error`.
+//! - `binary`: binary output frames: the grant in `initialize`, and each
+//!   frame decoded and checked as the notification it stands for.
 
+mod binary;
 mod call;
 mod envelope;
 mod error_object;
@@ -54,6 +57,8 @@ struct PendingRequest {
     process_id: Option<String>,
     /// Its params carry a `resumeSessionId` (an `initialize` that resumes a session).
     resumes: bool,
+    /// An `initialize` that asks for binary output frames.
+    asks_binary: bool,
 }
 
 /// Validation state of one connection: the requests awaiting a response in
@@ -65,6 +70,10 @@ pub struct ConnectionValidator {
     pending: HashMap<(Direction, String), PendingRequest>,
     /// Order of the server's process notifications.
     processes: ProcessEvents,
+    /// The server granted binary output frames (`initialize`).
+    binary_output: bool,
+    /// The connection carries lines (stdio), which are text only.
+    line_transport: bool,
 }
 
 impl ConnectionValidator {
@@ -74,6 +83,8 @@ impl ConnectionValidator {
             schema,
             pending: HashMap::new(),
             processes: ProcessEvents::default(),
+            binary_output: false,
+            line_transport: false,
         }
     }
 
@@ -91,6 +102,10 @@ impl ConnectionValidator {
             frame: quoted,
             violations: Vec::new(),
         };
+        if matches!(frame, Frame::Line(_)) {
+            // Lines are stdio's framing, which carries text only.
+            self.line_transport = true;
+        }
         let text = match frame {
             Frame::Text(text) => text,
             Frame::Line(bytes) => match std::str::from_utf8(bytes) {
@@ -100,6 +115,11 @@ impl ConnectionValidator {
                     return report.finish(None, Observation::Unrecognized);
                 }
             },
+            Frame::Binary(bytes)
+                if direction == Direction::ServerToClient && bytes.first() != Some(&b'{') =>
+            {
+                return self.check_binary_frame(bytes, report);
+            }
             Frame::Binary(bytes) => {
                 if direction == Direction::ServerToClient {
                     report.add(
@@ -131,7 +151,12 @@ impl ConnectionValidator {
                 );
                 Observation::Unrecognized
             }
-            Some(object) => self.check_object(object, &mut report),
+            Some(object) => {
+                if direction == Direction::ServerToClient {
+                    self.check_text_notification(object, &mut report);
+                }
+                self.check_object(object, &mut report)
+            }
         };
         report.finish(Some(message), observation)
     }

@@ -80,11 +80,9 @@ impl ConnectionValidator {
             report.add("id", "a result answers a request: its `id` cannot be null");
         }
         let Some(request) = request else { return };
-        let Some(spec) = self
-            .schema
-            .method(&request.method)
-            .filter(|_| request.known)
-        else {
+        // A handle of its own, so the checks below may update `self`.
+        let schema = self.schema.clone();
+        let Some(spec) = schema.method(&request.method).filter(|_| request.known) else {
             report.add(
                 "resultForUnknownMethod",
                 format!(
@@ -139,6 +137,12 @@ impl ConnectionValidator {
             && report.direction == Direction::ServerToClient
         {
             self.processes.resumed();
+        }
+        if problems.is_empty()
+            && request.method == exec_protocol::INITIALIZE_METHOD
+            && report.direction == Direction::ServerToClient
+        {
+            self.record_binary_grant(request, result, report);
         }
         for problem in problems {
             report.add(

@@ -1,13 +1,16 @@
 //! Loading `schema/exec-server.schema.json` and checking the parts of it that
 //! typify does not: every `$ref` resolves, every def and field is described,
-//! `x-methods` / `x-error` name defs that exist, and `x-protocolVersion`
-//! names the version.
+//! `x-methods` / `x-error` name defs that exist, `x-protocolVersion`
+//! names the version, and `x-binaryFrames` is well-formed (see
+//! `binary_frames`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
+
+use super::binary_frames::{self, BinaryFrames, ServerNotification};
 
 /// Whether a method is answered (request) or fire-and-forget (notification).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +47,8 @@ pub struct Schema {
     pub defs: BTreeMap<String, Value>,
     pub methods: Vec<Method>,
     pub error_def: String,
+    /// `x-binaryFrames`, checked; `None` when the schema has none.
+    pub binary_frames: Option<BinaryFrames>,
 }
 
 const DEFS_PREFIX: &str = "#/$defs/";
@@ -92,11 +97,24 @@ pub fn parse(json: Value) -> Result<Schema> {
         None => bail!("the schema has no `x-error` string naming the error object def"),
     };
 
+    let notifications: Vec<ServerNotification<'_>> = methods
+        .iter()
+        .filter(|method| {
+            method.kind == MethodKind::Notification && method.direction == Direction::ServerToClient
+        })
+        .map(|method| ServerNotification {
+            name: &method.name,
+            params: &method.params,
+        })
+        .collect();
+    let binary_frames = binary_frames::parse(&json, &defs, &notifications)?;
+
     Ok(Schema {
         protocol_version,
         defs,
         methods,
         error_def,
+        binary_frames,
     })
 }
 

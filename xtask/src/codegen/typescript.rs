@@ -42,7 +42,8 @@ pub fn render_types(root: &Path) -> Result<Vec<(String, String)>> {
     Ok(files)
 }
 
-/// `index.ts`: re-exports every type file and the method map.
+/// `index.ts`: re-exports every type file, the method map and the binary
+/// frame constants.
 pub fn index(type_files: &[(String, String)]) -> String {
     let mut out = String::new();
     for (file, _) in type_files {
@@ -50,6 +51,7 @@ pub fn index(type_files: &[(String, String)]) -> String {
         let _ = writeln!(out, "export type * from \"./{module}.js\";");
     }
     out.push_str("export * from \"./methods.js\";\n");
+    out.push_str("export * from \"./binaryFrames.js\";\n");
     out
 }
 

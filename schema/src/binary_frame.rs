@@ -1,0 +1,276 @@
+//! The codec of binary WebSocket frames (the schema's `x-binaryFrames`):
+//! [`encode_process_output`] writes a `process/output` notification as one
+//! frame, [`decode_binary_frame`] reads one back. Both go by the generated
+//! constants of `frame_layout` alone (kind code, offsets, header length,
+//! stream codes), so a layout change in the schema reaches them through
+//! `cargo xtask codegen`.
+//!
+//! A `processOutput` frame: the kind byte, the stream code, `seq` as a
+//! big-endian u64, the processId's length in bytes as a big-endian u16, the
+//! processId in UTF-8, then the chunk's raw bytes to the end.
+
+use crate::frame_layout::{
+    PROCESS_OUTPUT_FRAME_HEADER_LENGTH, PROCESS_OUTPUT_FRAME_KIND,
+    PROCESS_OUTPUT_FRAME_KIND_OFFSET, PROCESS_OUTPUT_FRAME_PROCESS_ID_LENGTH_OFFSET,
+    PROCESS_OUTPUT_FRAME_PROCESS_ID_MAX_LENGTH, PROCESS_OUTPUT_FRAME_PROCESS_ID_OFFSET,
+    PROCESS_OUTPUT_FRAME_SEQ_OFFSET, PROCESS_OUTPUT_FRAME_STREAM_OFFSET,
+    process_output_frame_stream_code, process_output_frame_stream_from_code,
+};
+use crate::{Base64Bytes, ProcessId, ProcessOutputNotification};
+
+/// Why a binary frame could not be decoded: each is a protocol error of
+/// the peer that sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BinaryFrameError {
+    /// The message has no bytes at all, so no kind.
+    #[error("an empty binary frame")]
+    Empty,
+    /// The first byte is no frame kind the schema defines.
+    #[error("a binary frame of unknown kind {kind}")]
+    UnknownKind {
+        /// The kind byte.
+        kind: u8,
+    },
+    /// The frame ends inside its fixed header.
+    #[error("a binary frame of {length} bytes, shorter than its {header_length}-byte header")]
+    TooShort {
+        /// The frame's length, in bytes.
+        length: usize,
+        /// The header's length, in bytes.
+        header_length: usize,
+    },
+    /// The stream byte is no stream code the schema defines.
+    #[error("a binary frame with unknown stream code {code}")]
+    UnknownStream {
+        /// The stream byte.
+        code: u8,
+    },
+    /// The processId's length runs past the end of the frame.
+    #[error(
+        "a binary frame whose processId length ({length} bytes) runs past its end ({available} bytes left)"
+    )]
+    ProcessIdPastEnd {
+        /// The length the frame gives, in bytes.
+        length: usize,
+        /// The bytes after the header.
+        available: usize,
+    },
+    /// The processId is not UTF-8.
+    #[error("a binary frame whose processId is not UTF-8")]
+    ProcessIdNotUtf8,
+    /// The processId breaks the schema's rules for it (empty).
+    #[error("a binary frame with an invalid processId: {reason}")]
+    InvalidProcessId {
+        /// What the schema's check said.
+        reason: String,
+    },
+}
+
+/// `notification` as one `processOutput` frame; `None` when its processId
+/// is longer than the frame's length field can say (65535 bytes), and the
+/// notification must go as text instead.
+pub fn encode_process_output(notification: &ProcessOutputNotification) -> Option<Vec<u8>> {
+    let process_id = notification.process_id.as_bytes();
+    if process_id.len() > PROCESS_OUTPUT_FRAME_PROCESS_ID_MAX_LENGTH {
+        return None;
+    }
+    let length = u16::try_from(process_id.len()).ok()?;
+    let chunk = &notification.chunk.0;
+    let mut frame =
+        Vec::with_capacity(PROCESS_OUTPUT_FRAME_HEADER_LENGTH + process_id.len() + chunk.len());
+    frame.resize(PROCESS_OUTPUT_FRAME_HEADER_LENGTH, 0);
+    frame[PROCESS_OUTPUT_FRAME_KIND_OFFSET] = PROCESS_OUTPUT_FRAME_KIND;
+    frame[PROCESS_OUTPUT_FRAME_STREAM_OFFSET] =
+        process_output_frame_stream_code(notification.stream);
+    frame[PROCESS_OUTPUT_FRAME_SEQ_OFFSET..PROCESS_OUTPUT_FRAME_SEQ_OFFSET + 8]
+        .copy_from_slice(&notification.seq.to_be_bytes());
+    frame[PROCESS_OUTPUT_FRAME_PROCESS_ID_LENGTH_OFFSET
+        ..PROCESS_OUTPUT_FRAME_PROCESS_ID_LENGTH_OFFSET + 2]
+        .copy_from_slice(&length.to_be_bytes());
+    debug_assert_eq!(frame.len(), PROCESS_OUTPUT_FRAME_PROCESS_ID_OFFSET);
+    frame.extend_from_slice(process_id);
+    frame.extend_from_slice(chunk);
+    Some(frame)
+}
+
+/// Decodes one binary frame into the notification it stands for (today
+/// only `process/output` has a frame kind).
+///
+/// # Errors
+/// A [`BinaryFrameError`] saying what is wrong with the frame; never panics
+/// on any input.
+pub fn decode_binary_frame(frame: &[u8]) -> Result<ProcessOutputNotification, BinaryFrameError> {
+    let Some(&kind) = frame.get(PROCESS_OUTPUT_FRAME_KIND_OFFSET) else {
+        return Err(BinaryFrameError::Empty);
+    };
+    if kind != PROCESS_OUTPUT_FRAME_KIND {
+        return Err(BinaryFrameError::UnknownKind { kind });
+    }
+    let too_short = || BinaryFrameError::TooShort {
+        length: frame.len(),
+        header_length: PROCESS_OUTPUT_FRAME_HEADER_LENGTH,
+    };
+    let header = frame
+        .get(..PROCESS_OUTPUT_FRAME_HEADER_LENGTH)
+        .ok_or_else(too_short)?;
+    let code = header[PROCESS_OUTPUT_FRAME_STREAM_OFFSET];
+    let stream = process_output_frame_stream_from_code(code)
+        .ok_or(BinaryFrameError::UnknownStream { code })?;
+    let seq =
+        u64::from_be_bytes(array(header, PROCESS_OUTPUT_FRAME_SEQ_OFFSET).ok_or_else(too_short)?);
+    let length = usize::from(u16::from_be_bytes(
+        array(header, PROCESS_OUTPUT_FRAME_PROCESS_ID_LENGTH_OFFSET).ok_or_else(too_short)?,
+    ));
+    let rest = &frame[PROCESS_OUTPUT_FRAME_PROCESS_ID_OFFSET..];
+    let (process_id, chunk) =
+        rest.split_at_checked(length)
+            .ok_or(BinaryFrameError::ProcessIdPastEnd {
+                length,
+                available: rest.len(),
+            })?;
+    let process_id =
+        std::str::from_utf8(process_id).map_err(|_| BinaryFrameError::ProcessIdNotUtf8)?;
+    let process_id =
+        ProcessId::try_from(process_id).map_err(|error| BinaryFrameError::InvalidProcessId {
+            reason: error.to_string(),
+        })?;
+    Ok(ProcessOutputNotification {
+        chunk: Base64Bytes(chunk.to_vec()),
+        process_id,
+        seq,
+        stream,
+    })
+}
+
+/// The `N` bytes of `bytes` at `offset`, when they are there.
+fn array<const N: usize>(bytes: &[u8], offset: usize) -> Option<[u8; N]> {
+    bytes.get(offset..offset.checked_add(N)?)?.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+    use crate::OutputStream;
+
+    fn notification(
+        process_id: &str,
+        seq: u64,
+        stream: OutputStream,
+        chunk: &[u8],
+    ) -> ProcessOutputNotification {
+        ProcessOutputNotification {
+            chunk: Base64Bytes(chunk.to_vec()),
+            process_id: process_id.parse().expect("a valid process id"),
+            seq,
+            stream,
+        }
+    }
+
+    #[test]
+    fn the_layout_is_the_schemas() {
+        let frame = encode_process_output(&notification(
+            "p1",
+            0x0102_0304_0506_0708,
+            OutputStream::Stderr,
+            b"hi",
+        ))
+        .expect("encodes");
+        assert_eq!(
+            frame,
+            [1, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0, 2, b'p', b'1', b'h', b'i']
+        );
+    }
+
+    #[test]
+    fn every_stream_seq_and_chunk_round_trips() {
+        for stream in [
+            OutputStream::Stdout,
+            OutputStream::Stderr,
+            OutputStream::Pty,
+        ] {
+            for seq in [0, 1, u64::MAX] {
+                for chunk in [&b""[..], b"\x00\xff\n", &[7_u8; 70_000]] {
+                    for process_id in ["p", "odd \"id\" ✓ \n", &"x".repeat(65_535)] {
+                        let original = notification(process_id, seq, stream, chunk);
+                        let frame = encode_process_output(&original).expect("encodes");
+                        assert_eq!(frame.len(), 12 + process_id.len() + chunk.len());
+                        assert_eq!(decode_binary_frame(&frame), Ok(original));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_process_id_too_long_for_the_frame_is_not_encoded() {
+        let original = notification(&"x".repeat(65_536), 1, OutputStream::Stdout, b"a");
+        assert_eq!(encode_process_output(&original), None);
+    }
+
+    #[test]
+    fn every_malformed_frame_is_an_error() {
+        let good = encode_process_output(&notification("ab", 3, OutputStream::Pty, b"xyz"))
+            .expect("encodes");
+        let with = |index: usize, byte: u8| {
+            let mut frame = good.clone();
+            frame[index] = byte;
+            frame
+        };
+        let cases: Vec<(Vec<u8>, BinaryFrameError)> = vec![
+            (Vec::new(), BinaryFrameError::Empty),
+            (with(0, 0), BinaryFrameError::UnknownKind { kind: 0 }),
+            (with(0, 2), BinaryFrameError::UnknownKind { kind: 2 }),
+            (with(0, b'{'), BinaryFrameError::UnknownKind { kind: b'{' }),
+            (
+                good[..11].to_vec(),
+                BinaryFrameError::TooShort {
+                    length: 11,
+                    header_length: 12,
+                },
+            ),
+            (
+                vec![1],
+                BinaryFrameError::TooShort {
+                    length: 1,
+                    header_length: 12,
+                },
+            ),
+            (with(1, 3), BinaryFrameError::UnknownStream { code: 3 }),
+            (with(1, 255), BinaryFrameError::UnknownStream { code: 255 }),
+            (
+                good[..13].to_vec(),
+                BinaryFrameError::ProcessIdPastEnd {
+                    length: 2,
+                    available: 1,
+                },
+            ),
+            (
+                with(11, 200),
+                BinaryFrameError::ProcessIdPastEnd {
+                    length: 200,
+                    available: 5,
+                },
+            ),
+            (with(12, 0xff), BinaryFrameError::ProcessIdNotUtf8),
+        ];
+        for (frame, expected) in cases {
+            assert_eq!(decode_binary_frame(&frame), Err(expected), "{frame:?}");
+        }
+        let empty_id = [1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, b'x'];
+        assert!(matches!(
+            decode_binary_frame(&empty_id),
+            Err(BinaryFrameError::InvalidProcessId { .. })
+        ));
+    }
+
+    #[test]
+    fn a_frame_that_is_only_a_header_and_id_has_an_empty_chunk() {
+        let frame = [1, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 1, b'p'];
+        assert_eq!(
+            decode_binary_frame(&frame),
+            Ok(notification("p", 9, OutputStream::Stdout, b""))
+        );
+    }
+}

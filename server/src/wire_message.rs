@@ -1,0 +1,20 @@
+//! [`WireMessage`]: one outgoing message as its transport frames it: JSON
+//! text (a stdio line, a WebSocket text frame, an in-process message), or a
+//! binary WebSocket frame (a `process/output` notification on a connection
+//! that was granted binary output, see `rpc/notifications.rs`).
+
+/// One outgoing message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireMessage {
+    /// A complete JSON-RPC message text.
+    Text(String),
+    /// A binary frame laid out as the schema's `x-binaryFrames` says; only
+    /// ever sent on a connection that was granted binary output.
+    Binary(Vec<u8>),
+}
+
+impl From<String> for WireMessage {
+    fn from(text: String) -> Self {
+        Self::Text(text)
+    }
+}
