@@ -86,6 +86,7 @@
 //! by tokio; adopted orphans by the orphan reaper.
 
 mod cgroup;
+mod child_wait;
 mod command;
 mod driver;
 mod env_policy;
@@ -104,6 +105,7 @@ mod retention;
 mod sandbox;
 mod shutdown;
 mod signal;
+mod spawn;
 mod start;
 mod threads;
 mod timeout;
@@ -191,6 +193,9 @@ pub(crate) struct TableInner {
     resumed: AtomicBool,
     /// The retained closed processes, oldest first (see `retention`).
     closed_processes: retention::ClosedProcesses,
+    /// What counts against `max_processes` (see `start`); locked only under
+    /// `processes`.
+    open: Mutex<start::OpenProcesses>,
 }
 
 /// What a table holds under one process id.
@@ -294,6 +299,7 @@ impl ProcessTable {
                 evict_unacknowledged: AtomicBool::new(true),
                 resumed: AtomicBool::new(false),
                 closed_processes: Mutex::default(),
+                open: Mutex::default(),
             }),
         }
     }
