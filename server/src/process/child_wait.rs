@@ -10,17 +10,25 @@
 //! alone), so its pid cannot have been reused; and unlike `waitid(P_PIDFD)`
 //! (Linux 5.4) it works on every kernel with `pidfd_open` (5.3).
 //!
-//! Without a pidfd (a kernel before 5.3, no descriptor left, or the
-//! reactor refusing it) a blocking `waitpid` on tokio's blocking pool waits
-//! instead: one pool thread per such child, as before tokio had pidfds.
+//! Without a pidfd (a kernel before 5.3, or no descriptor left) the child
+//! is looked at on every SIGCHLD the process gets, as `tokio::process` does
+//! without pidfds; should even the SIGCHLD stream be refused, it is looked
+//! at on a timer. Neither takes a thread (the start pool and tokio's
+//! blocking pool are kept for work that must block).
 
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::ExitStatus;
+use std::time::Duration;
 
 use rustix::process::{Pid, PidfdFlags, WaitOptions, pidfd_open, waitpid};
 use tokio::io::unix::AsyncFd;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+/// How often a child is looked at when neither a pidfd nor SIGCHLD can
+/// tell its exit.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How the exit of one child (of this process, not yet reaped) is awaited.
 pub(crate) enum ChildWait {
@@ -31,8 +39,15 @@ pub(crate) enum ChildWait {
         /// Its pidfd, registered with the reactor.
         pidfd: AsyncFd<OwnedFd>,
     },
-    /// With a blocking `waitpid` on tokio's blocking pool.
-    Blocking {
+    /// Looked at on every SIGCHLD.
+    Sigchld {
+        /// The child.
+        pid: Pid,
+        /// The process's SIGCHLDs from before the first look on.
+        sigchld: Signal,
+    },
+    /// Looked at every [`POLL_INTERVAL`].
+    Polled {
         /// The child.
         pid: Pid,
     },
@@ -42,7 +57,7 @@ impl ChildWait {
     /// Prepares to wait for the child `pid`, which must be an unreaped
     /// child of this process that nothing else waits for. Inside a runtime
     /// (the pidfd registers with its reactor). Cannot fail: without a pidfd
-    /// it falls back to a blocking wait.
+    /// it waits on SIGCHLD, or else on a timer.
     #[allow(unsafe_code)]
     pub(crate) fn new(pid: Pid) -> Self {
         let registered = pidfd_open(pid, PidfdFlags::empty())
@@ -55,11 +70,16 @@ impl ChildWait {
                 // `into_inner`): it is dropped whole, deregistering first.
                 unsafe { AsyncFd::register(pidfd) }.map_err(io::Error::from)
             });
-        match registered {
-            Ok(pidfd) => Self::Pidfd { pid, pidfd },
+        let error = match registered {
+            Ok(pidfd) => return Self::Pidfd { pid, pidfd },
+            Err(error) => error,
+        };
+        tracing::debug!(%error, pid = pid.as_raw_pid(), "no pidfd; waiting on SIGCHLD");
+        match signal(SignalKind::child()) {
+            Ok(sigchld) => Self::Sigchld { pid, sigchld },
             Err(error) => {
-                tracing::debug!(%error, pid = pid.as_raw_pid(), "no pidfd; waiting on a thread");
-                Self::Blocking { pid }
+                tracing::warn!(%error, pid = pid.as_raw_pid(), "no SIGCHLD stream; polling");
+                Self::Polled { pid }
             }
         }
     }
@@ -70,26 +90,98 @@ impl ChildWait {
         match self {
             Self::Pidfd { pid, pidfd } => loop {
                 let mut ready = pidfd.readable().await?;
-                match waitpid(Some(pid), WaitOptions::NOHANG) {
-                    Ok(Some((_, status))) => return Ok(ExitStatus::from_raw(status.as_raw())),
+                match reap(pid)? {
+                    Some(status) => return Ok(status),
                     // Readable but not yet waitable would be a stale
                     // readiness: wait for the next.
-                    Ok(None) => ready.clear_ready(),
-                    Err(rustix::io::Errno::INTR) => {}
-                    Err(errno) => return Err(errno.into()),
+                    None => ready.clear_ready(),
                 }
             },
-            Self::Blocking { pid } => tokio::task::spawn_blocking(move || {
-                loop {
-                    match waitpid(Some(pid), WaitOptions::empty()) {
-                        Ok(Some((_, status))) => return Ok(ExitStatus::from_raw(status.as_raw())),
-                        Ok(None) | Err(rustix::io::Errno::INTR) => {}
-                        Err(errno) => return Err(errno.into()),
-                    }
+            // A SIGCHLD after the stream's creation wakes `recv`; one
+            // before it is covered by the look that precedes each wait.
+            Self::Sigchld { pid, mut sigchld } => loop {
+                if let Some(status) = reap(pid)? {
+                    return Ok(status);
                 }
-            })
-            .await
-            .map_err(io::Error::other)?,
+                if sigchld.recv().await.is_none() {
+                    // The runtime's signal driver is gone: look on a timer.
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                }
+            },
+            Self::Polled { pid } => loop {
+                if let Some(status) = reap(pid)? {
+                    return Ok(status);
+                }
+                tokio::time::sleep(POLL_INTERVAL).await;
+            },
+        }
+    }
+}
+
+/// Reaps the child `pid` when it exited (without waiting); its wait status.
+/// Errors: the kernel's.
+fn reap(pid: Pid) -> io::Result<Option<ExitStatus>> {
+    loop {
+        match waitpid(Some(pid), WaitOptions::NOHANG) {
+            Ok(reaped) => {
+                return Ok(reaped.map(|(_, status)| ExitStatus::from_raw(status.as_raw())));
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+
+    /// A child of this process that exits with `code` once `go` is written
+    /// to its stdin, and its pid.
+    fn child_exiting_with(code: i32) -> (std::process::Child, Pid) {
+        let child = std::process::Command::new("/bin/sh")
+            .args(["-c", &format!("read line; exit {code}")])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh starts");
+        let pid = Pid::from_child(&child);
+        (child, pid)
+    }
+
+    /// Lets the child of `child_exiting_with` exit.
+    fn release(child: &mut std::process::Child) {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("a stdin");
+        stdin.write_all(b"go\n").expect("written");
+    }
+
+    #[tokio::test]
+    async fn every_way_of_waiting_reaps_the_child_with_its_status() {
+        let (mut first, pid) = child_exiting_with(3);
+        let waiting = ChildWait::new(pid);
+        assert!(
+            matches!(waiting, ChildWait::Pidfd { .. }),
+            "this kernel has pidfds"
+        );
+        release(&mut first);
+        assert_eq!(waiting.wait().await.expect("reaped").code(), Some(3));
+
+        let (mut second, pid) = child_exiting_with(4);
+        let sigchld = signal(SignalKind::child()).expect("a SIGCHLD stream");
+        let waiting = ChildWait::Sigchld { pid, sigchld };
+        release(&mut second);
+        assert_eq!(waiting.wait().await.expect("reaped").code(), Some(4));
+
+        let (mut third, pid) = child_exiting_with(5);
+        release(&mut third);
+        let waiting = ChildWait::Polled { pid };
+        assert_eq!(waiting.wait().await.expect("reaped").code(), Some(5));
+        // Each was reaped: nothing is left to wait for.
+        for pid in [first.id(), second.id(), third.id()] {
+            let pid = Pid::from_raw(pid as i32).expect("a pid");
+            assert!(reap(pid).is_err(), "{pid:?} was not reaped");
         }
     }
 }

@@ -96,9 +96,11 @@ pub(crate) fn spawn(setup: &ChildSetup<'_>) -> io::Result<Pid> {
         failed_step: AtomicI32::new(0),
         errno: AtomicI32::new(0),
     };
-    let stack = ChildStack::new()?;
-    let pid = clone_child(&plan, &stack)?;
-    drop(stack);
+    let stack = ChildStack::take()?;
+    let pid = clone_child(&plan, &stack);
+    // Whatever the clone's outcome, no child runs on the stack any more.
+    stack.keep();
+    let pid = pid?;
     let errno = plan.errno.load(Ordering::Relaxed);
     if errno == 0 {
         return Ok(pid);

@@ -1,6 +1,15 @@
 //! [`ChildStack`]: the stack a cloned child runs on until it execs, mapped
-//! for one spawn with a guard page below it, so an overflow faults instead
-//! of writing over the server's memory (the child shares it until it execs).
+//! with a guard page below it, so an overflow faults instead of writing over
+//! the server's memory (the child shares it until it execs).
+//!
+//! Each thread that spawns keeps its stack for the next spawn
+//! ([`ChildStack::take`], [`ChildStack::keep`]): unmapping memory of a
+//! multi-threaded process makes the kernel flush the TLB of every CPU the
+//! process runs on, which showed in a profile of starts. A stack is reused
+//! only by its own thread and only after the clone that used it returned,
+//! when no child runs on it any more.
+
+use std::cell::Cell;
 
 use std::io;
 use std::ptr::{self, NonNull};
@@ -21,10 +30,31 @@ pub(super) struct ChildStack {
     length: usize,
 }
 
+thread_local! {
+    /// The stack this thread's last spawn used, for its next one.
+    static KEPT: Cell<Option<ChildStack>> = const { Cell::new(None) };
+}
+
 impl ChildStack {
+    /// The stack this thread kept from its last spawn, or a new one.
+    /// Errors: the kernel's refusal to map one (ENOMEM).
+    pub(super) fn take() -> io::Result<Self> {
+        match KEPT.try_with(Cell::take) {
+            Ok(Some(stack)) => Ok(stack),
+            Ok(None) | Err(_) => Self::new(),
+        }
+    }
+
+    /// Keeps this stack for this thread's next spawn; the caller's clone
+    /// must have returned (its child exec'd or exited).
+    pub(super) fn keep(self) {
+        // A thread being torn down drops the stack instead, unmapping it.
+        let _ = KEPT.try_with(|kept| kept.set(Some(self)));
+    }
+
     /// Maps a new stack. Errors: the kernel's refusal (ENOMEM).
     #[allow(unsafe_code)]
-    pub(super) fn new() -> io::Result<Self> {
+    fn new() -> io::Result<Self> {
         let guard = page_size();
         let length = guard + STACK_BYTES.next_multiple_of(guard);
         // SAFETY: an anonymous private mapping at an address the kernel
@@ -72,7 +102,8 @@ impl Drop for ChildStack {
     fn drop(&mut self) {
         // SAFETY: the mapping is this value's own, and no child runs on it
         // any more: the clone returns only once its child exec'd (getting
-        // memory of its own) or exited (CLONE_VFORK).
+        // memory of its own) or exited (CLONE_VFORK), and a stack is only
+        // dropped after that (or never used).
         unsafe {
             libc::munmap(self.base.as_ptr(), self.length);
         }
