@@ -146,10 +146,16 @@ pub(super) extern "C" fn run(plan: *mut libc::c_void) -> c_int {
         if libc::chdir(plan.cwd) != 0 {
             plan.fail(Step::Cwd);
         }
-        // The signals arrive from here on, with the defaults just set.
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        // The signals arrive from here on, with the defaults just set (the
+        // raw call: glibc's would keep its own two signals as they are).
+        let empty: u64 = 0;
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            std::ptr::from_ref(&empty),
+            std::ptr::null_mut::<u64>(),
+            std::mem::size_of::<u64>(),
+        );
         libc::execve(plan.program, plan.argv, plan.envp);
         if errno() == libc::ENOEXEC {
             libc::execve(plan.shell, plan.shell_argv, plan.envp);

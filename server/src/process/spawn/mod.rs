@@ -205,38 +205,58 @@ fn lift_above_stdio(fd: BorrowedFd<'_>) -> io::Result<Lifted<'_>> {
 /// Every signal blocked in the calling thread; the previous mask comes back
 /// when dropped.
 struct SignalsBlocked {
-    /// The mask before.
-    previous: libc::sigset_t,
+    /// The mask before, as the kernel keeps it.
+    previous: KernelSignalSet,
 }
 
+/// A signal mask as the kernel's `rt_sigprocmask` takes it: one bit per
+/// signal 1 to 64 (`_NSIG` is 64 on every architecture this builds for).
+type KernelSignalSet = u64;
+
 impl SignalsBlocked {
-    /// Blocks every signal (glibc keeps its two internal ones, which the
-    /// server never uses, unblocked). Errors: `pthread_sigmask`'s.
-    #[allow(unsafe_code)]
+    /// Blocks every signal, glibc's two internal ones included (which
+    /// `pthread_sigmask` would leave unblocked), as glibc's `posix_spawn`
+    /// does: nothing may run a handler of the server in the child. Errors:
+    /// `rt_sigprocmask`'s.
     fn new() -> io::Result<Self> {
-        // SAFETY: both sets are initialised by `sigfillset` and by
-        // `pthread_sigmask` (which writes the old mask) before being read.
-        unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut previous: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            let result = libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut previous);
-            if result != 0 {
-                return Err(io::Error::from_raw_os_error(result));
-            }
-            Ok(Self { previous })
-        }
+        let mut previous: KernelSignalSet = 0;
+        set_signal_mask(!0, Some(&mut previous))?;
+        Ok(Self { previous })
     }
 }
 
 impl Drop for SignalsBlocked {
-    #[allow(unsafe_code)]
     fn drop(&mut self) {
-        // SAFETY: restores a mask `pthread_sigmask` itself returned.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut());
-        }
+        // Restoring a mask the kernel itself returned cannot fail.
+        let _ = set_signal_mask(self.previous, None);
     }
+}
+
+/// Sets the calling thread's signal mask to `mask` with the raw system
+/// call (the kernel ignores SIGKILL and SIGSTOP in it); the mask before goes
+/// to `previous`. Errors: the kernel's (EFAULT, EINVAL), which valid
+/// arguments never get.
+#[allow(unsafe_code)]
+fn set_signal_mask(
+    mask: KernelSignalSet,
+    previous: Option<&mut KernelSignalSet>,
+) -> io::Result<()> {
+    let previous = previous.map_or(std::ptr::null_mut(), std::ptr::from_mut);
+    // SAFETY: `rt_sigprocmask` reads 8 bytes from `mask` (on this stack)
+    // and writes 8 bytes to `previous` when it is not null (a live `u64`).
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            std::ptr::from_ref(&mask),
+            previous,
+            std::mem::size_of::<KernelSignalSet>(),
+        )
+    };
+    if result != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
