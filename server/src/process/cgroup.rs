@@ -18,15 +18,15 @@
 //! PID namespace) looks the same as a dead one, so only a server killed
 //! together with its guardian leaves an (empty) directory behind.
 //!
-//! A child joins its cgroup between fork and exec by writing `0` ("the
-//! writing process") to the `cgroup.procs` file the server opened before the
-//! fork, so it runs no instruction of the program outside it.
+//! A child joins its cgroup between its clone and its exec by writing `0`
+//! ("the writing process") to the `cgroup.procs` file the server opened
+//! before the clone, so it runs no instruction of the program outside it.
 
 use std::fs;
 use std::io::{self, Write as _};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// The prefix of the name of a server's own cgroup directory.
 const SERVER_DIRECTORY_PREFIX: &str = "exec-server.";
@@ -66,22 +66,7 @@ pub(crate) struct ProcessCgroup {
     /// The cgroup's directory.
     pub directory: PathBuf,
     /// Its `cgroup.procs`, open for writing, for the child to join with.
-    procs: Joiner,
-}
-
-/// What a child needs to join a cgroup between fork and exec: the cgroup's
-/// `cgroup.procs`, open for writing. Cheap to clone.
-#[derive(Debug, Clone)]
-pub(crate) struct Joiner(Arc<OwnedFd>);
-
-impl Joiner {
-    /// Moves the calling process into the cgroup. Only async-signal-safe
-    /// work (one `write(2)` of `0`, "the writing process"), for a child
-    /// between fork and exec. Errors: the kernel refused the move.
-    pub(crate) fn join(&self) -> io::Result<()> {
-        rustix::io::write(&*self.0, b"0")?;
-        Ok(())
-    }
+    procs: OwnedFd,
 }
 
 impl ProcessCgroup {
@@ -103,13 +88,15 @@ impl ProcessCgroup {
             })?;
         Ok(Some(Self {
             directory,
-            procs: Joiner(Arc::new(procs.into())),
+            procs: procs.into(),
         }))
     }
 
-    /// What a child runs between fork and exec to join this cgroup.
-    pub(crate) fn joiner(&self) -> Joiner {
-        self.procs.clone()
+    /// The cgroup's `cgroup.procs`, open for writing (close-on-exec): a
+    /// child joins the cgroup between its clone and its exec by writing `0`
+    /// ("the writing process") to it, an async-signal-safe `write(2)`.
+    pub(crate) fn procs(&self) -> BorrowedFd<'_> {
+        self.procs.as_fd()
     }
 }
 

@@ -1,21 +1,19 @@
 //! [`LaunchSpec`]: a checked `process/start` request, turned into what both
 //! spawners (pipes and PTYs) need: the program found in the child's `PATH`,
 //! the child's whole environment (with the tree marker), and its working
-//! directory; and [`LaunchSpec::command`], the one place that builds the
-//! `std::process::Command` of a spec, which both spawners start from.
+//! directory; and [`LaunchSpec::exec_image`], the one place that builds what
+//! the child of a spec execs, which both spawners start from.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use exec_protocol::ProcessStartParams;
 use nix::unistd::{AccessFlags, access};
 
-use super::cgroup::ProcessCgroup;
 use super::procfs::TREE_MARKER_VARIABLE;
+use super::spawn::ExecImage;
 use super::{env_policy, sandbox};
 use crate::error::ServerError;
 
@@ -125,40 +123,24 @@ impl LaunchSpec {
         self.argv.get(1..).unwrap_or_default()
     }
 
-    /// The command that runs this spec: the resolved program, shown `arg0` as
-    /// its `argv[0]`, with the arguments, the working directory and exactly
-    /// the spec's environment (nothing of the server's own).
+    /// What the child of this spec execs: the resolved program, shown
+    /// `arg0` as its `argv[0]`, with the arguments, the working directory
+    /// and exactly the spec's environment (nothing of the server's own).
     ///
     /// Both spawners start from it and add only their stdio and how the child
     /// leaves the server's process group (`pipe`: a group of its own; `pty`:
-    /// a session of its own, in a `pre_exec` hook). So whatever every child
-    /// must do before it runs the program (a `pre_exec` hook such as joining
-    /// a containment cgroup) is added here, once; such a hook must not call
-    /// `setsid` or `setpgid`, which are the spawners' own.
-    ///
-    /// With `cgroup`, the child joins that cgroup before it execs (the
-    /// containment of `cgroup.rs`), so the program runs no instruction
-    /// outside it; a refused join fails the spawn with the kernel's error.
-    pub(crate) fn command(&self, cgroup: Option<&ProcessCgroup>) -> Command {
-        let mut command = Command::new(&self.program);
-        command
-            .arg0(&self.arg0)
-            .args(self.args())
-            .current_dir(&self.cwd)
-            .env_clear()
-            .envs(&self.env);
-        if let Some(cgroup) = cgroup {
-            let joiner = cgroup.joiner();
-            // SAFETY: the hook runs in the child between fork and exec, where
-            // only async-signal-safe calls are allowed: it makes one
-            // `write(2)` on a descriptor opened before the fork, and
-            // allocates nothing.
-            #[allow(unsafe_code)]
-            unsafe {
-                command.pre_exec(move || joiner.join());
-            }
-        }
-        command
+    /// a session of its own); joining the containment cgroup is done by
+    /// `spawn` for both. Errors: `InvalidInput` when the program, an
+    /// argument, the working directory or an environment entry holds a NUL
+    /// byte.
+    pub(crate) fn exec_image(&self) -> io::Result<ExecImage> {
+        ExecImage::new(
+            &self.program,
+            &self.arg0,
+            self.args().iter().map(String::as_str),
+            &self.env,
+            &self.cwd,
+        )
     }
 }
 

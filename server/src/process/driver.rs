@@ -23,7 +23,7 @@ use exec_protocol::{
     ProcessOutputNotification,
 };
 use tokio::io::{AsyncRead, AsyncReadExt as _};
-use tokio::process::{ChildStderr, ChildStdout};
+use tokio::net::unix::pipe::Receiver;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use super::events::ProcessEvent;
@@ -46,10 +46,10 @@ const EXIT_AFTER_OUTPUT_GRACE: Duration = Duration::from_millis(200);
 pub(crate) enum OutputSource {
     /// The pipes of a pipe process.
     Pipes {
-        /// stdout.
-        stdout: ChildStdout,
-        /// stderr.
-        stderr: ChildStderr,
+        /// stdout's read end.
+        stdout: Receiver,
+        /// stderr's read end.
+        stderr: Receiver,
     },
     /// A PTY's master, read in the driver's task.
     Pty {

@@ -13,7 +13,7 @@ use exec_protocol::{
     Signal, WriteStatus,
 };
 use tokio::io::AsyncWriteExt as _;
-use tokio::process::ChildStdin;
+use tokio::net::unix::pipe::Sender;
 use tokio::sync::{Notify, watch};
 
 use super::output::{ExitEvent, RetainedOutput};
@@ -55,7 +55,7 @@ pub(crate) enum ChildIo {
 /// Where `process/write` bytes go.
 pub(crate) enum StdinSink {
     /// A pipe process's stdin.
-    Pipe(ChildStdin),
+    Pipe(Sender),
     /// A PTY's master side (non-blocking, written through the reactor).
     Pty(PtyMaster),
 }

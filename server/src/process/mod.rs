@@ -8,11 +8,15 @@
 //!   table's lock, the spawn outside every lock, the process in its place.
 //! - `command`: a checked `process/start` request: program found in the
 //!   child's `PATH`, whole environment, working directory; and the one
-//!   builder of the `std::process::Command` both spawners start from.
+//!   builder of what the child execs, which both spawners start from.
 //! - `env_policy`: the child's environment under Codex's `envPolicy`.
 //! - `sandbox`: refusing Codex's sandbox and managed-network fields, which
 //!   this server does not apply (fail closed).
 //! - `pipe`, `pty`: starting a child on pipes or on a pseudo-terminal.
+//! - `spawn`: starting a child without `fork` (`clone(CLONE_VM |
+//!   CLONE_VFORK)`), its setup (stdio, group or session, cgroup, working
+//!   directory, signals) done in the child before its exec.
+//! - `child_wait`: waiting for a managed child's exit through its pidfd.
 //! - `managed`: the state of one process shared by the methods and its tasks
 //!   (event log, announce gate, stdin, PTY master, kill reason).
 //! - `driver`: the tasks that read output, learn the exit, log events and
@@ -47,15 +51,16 @@
 //! `driver`, `registry`, `managed`, `tree`, `cgroup` and `reaper`; `global`
 //! uses `reaper`, `registry`, `tree` and `cgroup`; `driver` uses `registry`,
 //! `managed`, `pty` (its master) and `events`; `registry` uses `managed`; `managed` uses `tree`,
-//! `signal`, `output` and `pty` (its master); `pipe` and `pty` use `command`
-//! and `reaper`; `command` uses `cgroup` (the child joins its cgroup),
-//! `env_policy` and `sandbox`;
+//! `signal`, `output` and `pty` (its master); `pipe` and `pty` use `command`,
+//! `spawn`, `child_wait`, `cgroup` (the child joins its cgroup) and
+//! `reaper`; `command` uses `spawn` (what the child execs), `env_policy`
+//! and `sandbox`;
 //! `tree` uses `reaper` and `cgroup`; and
 //! `command`, `tree` and `reaper` use `procfs`.
 //!
 //! # Which processes belong to a tree
 //! With cgroup containment (`init_cgroup_containment`, on by default in
-//! `serve`), a tree is its cgroup: the child joins it between fork and exec
+//! `serve`), a tree is its cgroup: the child joins it between clone and exec
 //! and every descendant stays in it, whatever it does; killing the tree
 //! writes `cgroup.kill`. Without it (no writable cgroup v2, or
 //! `serve --containment process-tree`), trees are found by walking `/proc`:
@@ -83,9 +88,10 @@
 //! a process that overwrites its start environment in memory hides its
 //! marker. The marker is visible to the child as an environment variable.
 //! A kill is followed by reaping: the managed child (pipes or PTY) is reaped
-//! by tokio; adopted orphans by the orphan reaper.
+//! by its waiter (`child_wait`); adopted orphans by the orphan reaper.
 
 mod cgroup;
+mod child_wait;
 mod command;
 mod driver;
 mod env_policy;
@@ -104,6 +110,7 @@ mod retention;
 mod sandbox;
 mod shutdown;
 mod signal;
+mod spawn;
 mod start;
 mod threads;
 mod timeout;
@@ -191,6 +198,9 @@ pub(crate) struct TableInner {
     resumed: AtomicBool,
     /// The retained closed processes, oldest first (see `retention`).
     closed_processes: retention::ClosedProcesses,
+    /// What counts against `max_processes` (see `start`); locked only under
+    /// `processes`.
+    open: Mutex<start::OpenProcesses>,
 }
 
 /// What a table holds under one process id.
@@ -294,6 +304,7 @@ impl ProcessTable {
                 evict_unacknowledged: AtomicBool::new(true),
                 resumed: AtomicBool::new(false),
                 closed_processes: Mutex::default(),
+                open: Mutex::default(),
             }),
         }
     }
@@ -317,7 +328,7 @@ impl ProcessTable {
         }
         // Reserved before the first await, so that of two starts with one id
         // the one called first wins, as when a start ran all at once. The
-        // rest blocks (stat, PATH search, fork and exec), so it runs on the
+        // rest blocks (stat, PATH search, clone and exec), so it runs on the
         // blocking pool, outside every lock.
         let reservation = Reservation::take(&self.inner, &params.process_id);
         let table = self.clone();

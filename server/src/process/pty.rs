@@ -4,11 +4,12 @@
 //! of the master sends its foreground group SIGWINCH), and the server keeps
 //! only the master, as a [`PtyMaster`].
 //!
-//! The child is started from [`LaunchSpec::command`], the one builder both
+//! The child is started from [`LaunchSpec::exec_image`], which both
 //! spawners share, so it gets the same program, `argv[0]` (`arg0` included),
 //! arguments, working directory and environment as a pipe process: exactly
 //! the spec's environment, nothing added (no `SHELL`, no `TERM`), since the
-//! protocol calls `env` the child's whole environment.
+//! protocol calls `env` the child's whole environment. `spawn` starts it
+//! without a fork, joining its cgroup and taking the terminal in the child.
 //!
 //! The master is non-blocking and registered with the runtime's reactor
 //! (`AsyncFd`), so a PTY process needs no thread of its own: the driver reads
@@ -16,7 +17,7 @@
 //! the terminal's buffer fills and the child blocks on write), a
 //! `process/write` waits in its own task for the terminal to take its bytes
 //! (a child that does not read holds back only writes to itself), and the
-//! child is a tokio child, waited for as a pipe child is.
+//! child is waited for through its pidfd, as a pipe child is.
 //!
 //! Every descriptor of the PTY is opened close-on-exec, so no other child the
 //! server starts at the same time inherits one; the child gets the slave
@@ -25,9 +26,7 @@
 //! terminal closed it).
 
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt as _;
-use std::process::{Command, Stdio};
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::sync::Arc;
 
 use rustix::fs::{Mode, OFlags};
@@ -36,8 +35,10 @@ use rustix::termios::{SpecialCodeIndex, Winsize, tcgetattr, tcsetwinsize};
 use tokio::io::unix::AsyncFd;
 
 use super::cgroup::ProcessCgroup;
+use super::child_wait::ChildWait;
 use super::command::LaunchSpec;
 use super::reaper;
+use super::spawn::{self, ChildSetup, Leader};
 
 /// The errno of a read from a master whose slave side is closed everywhere.
 const EIO: i32 = rustix::io::Errno::IO.raw_os_error();
@@ -175,49 +176,45 @@ impl PtyMaster {
 pub(crate) struct PtyChild {
     /// Its pid (and process group and session id).
     pub pid: u32,
-    /// The child, for waiting (a tokio child, so waiting needs no thread).
-    pub child: tokio::process::Child,
+    /// Waits for its exit (through its pidfd, so waiting needs no thread).
+    pub exit: ChildWait,
     /// The master side: output, input, resizing and termios.
     pub master: PtyMaster,
 }
 
 /// Starts `spec` on a new PTY of `rows` by `cols`, in `cgroup` when given;
-/// must run inside a runtime (the master and the child register with its
-/// reactor). Errors: the operating system's reason (opening the PTY, a
-/// descriptor limit, the reactor's registration, the spawn, or the child's
-/// `setsid`/`TIOCSCTTY`, which the spawn reports as its own error).
+/// must run inside a runtime (the master and the child's pidfd register
+/// with its reactor). Errors: the operating system's reason (opening the
+/// PTY, a descriptor limit, the reactor's registration, the spawn, or the
+/// child's `setsid`/`TIOCSCTTY`).
 pub(crate) fn spawn(
     spec: &LaunchSpec,
     rows: u16,
     cols: u16,
     cgroup: Option<&ProcessCgroup>,
 ) -> io::Result<PtyChild> {
+    let image = spec.exec_image()?;
     let (master, slave) = open(rows, cols)?;
     // Registered before the spawn, so nothing can fail once the child runs.
     let master = PtyMaster::new(master)?;
-
-    let mut command = spec.command(cgroup);
-    command
-        .stdin(Stdio::from(slave.try_clone()?))
-        .stdout(Stdio::from(slave.try_clone()?))
-        .stderr(Stdio::from(slave));
-    lead_a_session_on_stdin(&mut command);
-    // The group is killed explicitly (the whole tree) and the child is always
-    // waited for, so dropping the handle must not kill it.
-    let mut command = tokio::process::Command::from(command);
-    command.kill_on_drop(false);
+    // The child leaves the server's session and takes its stdin (the slave)
+    // as its controlling terminal: without one it would get no SIGWINCH on
+    // a resize, no SIGINT from ^C and no job control.
+    let setup = ChildSetup {
+        image: &image,
+        stdio: [slave.as_fd(), slave.as_fd(), slave.as_fd()],
+        leader: Leader::SessionOnStdin,
+        cgroup_procs: cgroup.map(ProcessCgroup::procs),
+    };
     let spawned = reaper::spawn_tracked(|| {
-        let child = command.spawn()?;
-        let pid = child
-            .id()
-            .ok_or_else(|| io::Error::other("the child has no pid right after its spawn"))?;
-        Ok((child, pid))
+        let pid = spawn::spawn(&setup)?;
+        Ok((ChildWait::new(pid), pid.as_raw_pid().unsigned_abs()))
     });
-    // The command holds the server's copies of the slave: they go now, spawned
-    // or not, so the master reads EOF once the child's side is closed.
-    drop(command);
-    let (child, pid) = spawned?;
-    Ok(PtyChild { pid, child, master })
+    // The server's copy of the slave goes now, spawned or not, so the master
+    // reads EOF once the child's side is closed.
+    drop(slave);
+    let (exit, pid) = spawned?;
+    Ok(PtyChild { pid, exit, master })
 }
 
 /// Opens a PTY of `rows` by `cols`: its master and its slave, both
@@ -252,29 +249,5 @@ fn window_size(rows: u16, cols: u16) -> Winsize {
         ws_col: cols,
         ws_xpixel: 0,
         ws_ypixel: 0,
-    }
-}
-
-/// Makes the child of `command` leave the server's session and take its
-/// stdin (the PTY's slave) as its controlling terminal: `setsid()`, then
-/// `ioctl(0, TIOCSCTTY, 0)`. Without a controlling terminal the child would
-/// get no SIGWINCH on a resize, no SIGINT from ^C and no job control.
-///
-/// The command must not also ask for a process group (`process_group`):
-/// std applies it before this hook, and a group leader cannot `setsid`.
-#[allow(unsafe_code)]
-fn lead_a_session_on_stdin(command: &mut Command) {
-    // SAFETY: `pre_exec` hooks run in the child between `fork` and `exec`,
-    // where only async-signal-safe work is sound. This one makes two system
-    // calls through rustix, which issues them directly (no allocation, no
-    // lock, no libc state), and on failure builds an `io::Error` from the
-    // errno alone, which does not allocate either. std has already moved the
-    // slave to descriptors 0, 1 and 2 when hooks run.
-    unsafe {
-        command.pre_exec(|| {
-            rustix::process::setsid()?;
-            rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
-            Ok(())
-        });
     }
 }

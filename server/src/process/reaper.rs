@@ -4,16 +4,16 @@
 //! - [`init_reaper`]: makes this process the child subreaper (so orphaned
 //!   descendants of managed processes are re-parented here) and starts the
 //!   orphan reaper thread, which reaps them on every SIGCHLD.
-//! - [`spawn_tracked`] / [`child_reaped`] / [`abandon_child`]: the set of
-//!   managed children, which the orphan reaper must leave alone because
-//!   tokio reaps them and wants their exit status.
+//! - [`spawn_tracked`] / [`child_reaped`]: the set of managed children,
+//!   which the orphan reaper must leave alone because their waiters
+//!   (`child_wait`) reap them and want their exit status.
 //! - [`reap_events`] / [`request_rescan`]: what tree killing waits on and asks for.
 //!
 //! # The invariant between spawns and the reaper
 //! The orphan reaper never reaps a managed child: whenever it scans, every
-//! managed child whose exit status tokio waits for is in
+//! managed child whose exit status a waiter waits for is in
 //! [`MANAGED_CHILDREN`]. A scan happens only while [`SPAWNING`] is held for
-//! writing, and a spawn holds it for reading from before the fork until the
+//! writing, and a spawn holds it for reading from before the clone until the
 //! child's pid is in [`MANAGED_CHILDREN`]; so a scan sees either no trace of
 //! a spawn in progress or its registered pid.
 //! Spawns hold the read side, so they do not wait for one another, only for
@@ -21,25 +21,26 @@
 //! progress, which is harmless on its own thread (std's `RwLock` on Linux
 //! makes new readers wait behind a waiting writer, so a stream of spawns
 //! does not starve it). [`MANAGED_CHILDREN`] itself is locked only for an
-//! insert, a removal or a scan, never across a spawn. A pid leaves the set
-//! once its child was reaped (its pid may then be reused) or abandoned
-//! (killed after a failed start, its zombie left to the orphan reaper).
+//! insert, a removal, a look-up or a scan, never across a spawn. A pid
+//! leaves the set once its child was reaped (its pid may then be reused).
+//! A scan is skipped when a look at the zombie children
+//! (`orphan_scan_needed`) shows it could reap nothing.
 
 use std::collections::BTreeSet;
 use std::io;
 use std::sync::{LazyLock, Mutex, RwLock};
 
 use nix::errno::Errno;
-use nix::sys::signal::{Signal as NixSignal, killpg};
-use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::sys::signal::Signal as NixSignal;
+use nix::sys::wait::{Id, WaitPidFlag, waitid, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid};
 use tokio::sync::{Notify, watch};
 
 use super::procfs::{self, ProcStat};
 use crate::sync::{lock, read, write};
 
-/// Pids of the children this module spawned and that tokio has not reaped
-/// yet. The orphan reaper never waits for them.
+/// Pids of the children this module spawned and that their waiters have
+/// not reaped yet. The orphan reaper never waits for them.
 static MANAGED_CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
 /// Held for reading by each spawn until its pid is in [`MANAGED_CHILDREN`],
@@ -73,17 +74,44 @@ pub(crate) fn spawn_tracked<T>(
 pub(crate) fn child_reaped(pid: u32) {
     lock(&MANAGED_CHILDREN).remove(&(pid as i32));
     REAP_EVENTS.send_modify(|count| *count = count.wrapping_add(1));
-    // A zombie orphan with this pid could only have been skipped while the
-    // pid was on the list; a scan now catches it.
-    RESCAN.notify_one();
+    // A zombie orphan with this pid (reused right after the reap) could
+    // only have been skipped while the pid was on the list; a scan now
+    // catches it, when there is anything a scan could reap at all.
+    if orphan_scan_needed() {
+        RESCAN.notify_one();
+    }
 }
 
-/// Gives up on a managed child that cannot be waited for normally (an error
-/// after the spawn): kills its group and leaves the zombie to the orphan reaper.
-pub(crate) fn abandon_child(pid: u32) {
-    let _ = killpg(Pid::from_raw(pid as i32), NixSignal::SIGKILL);
-    lock(&MANAGED_CHILDREN).remove(&(pid as i32));
-    RESCAN.notify_one();
+/// Whether a scan for orphans could find one to reap: true unless this
+/// process has no zombie child at all, or the one zombie the kernel shows
+/// (`waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT | __WALL)`, which reaps
+/// nothing) is a managed child.
+///
+/// Skipping the scan then is safe because of what follows either answer:
+/// - No zombie child: there is nothing to reap now, and a child that dies
+///   later sends SIGCHLD, which the reaper waits for (a SIGCHLD arriving
+///   during a scan or this check is kept by the signal stream and wakes the
+///   next round).
+/// - A managed zombie: its waiter reaps it and then calls [`child_reaped`],
+///   which makes this check again with that pid off the list; so another
+///   zombie hidden behind it is found then (by induction over the managed
+///   zombies, each of which is reaped and checked after once). Its pid on
+///   the list is that child's alone until its waiter reaped it: no other
+///   process can have it before.
+///
+/// A zombie whose owner is someone else (a child in the server's own
+/// process group) only makes a scan happen that leaves it alone, as before.
+fn orphan_scan_needed() -> bool {
+    let flags =
+        WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT | WaitPidFlag::__WALL;
+    match waitid(Id::All, flags) {
+        Ok(status) => status
+            .pid()
+            .is_some_and(|pid| !lock(&MANAGED_CHILDREN).contains(&pid.as_raw())),
+        // ECHILD: no child at all. Another error: scan, as before.
+        Err(Errno::ECHILD) => false,
+        Err(_) => true,
+    }
 }
 
 /// A receiver that changes on every reaping event (a managed child reaped, an
@@ -220,6 +248,9 @@ fn signal_bit(signal: NixSignal) -> u64 {
 /// server (or by other tests in a test binary) usually stay in the server's
 /// group, and their owners wait for them.
 fn reap_orphans() {
+    if !orphan_scan_needed() {
+        return;
+    }
     let _no_spawn_in_progress = write(&SPAWNING);
     let children = lock(&MANAGED_CHILDREN);
     let me = getpid().as_raw();

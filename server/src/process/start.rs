@@ -3,7 +3,7 @@
 //! the process then takes its reservation's place under the lock.
 //!
 //! The blocking work is the checks of [`LaunchSpec::new`] (a stat of the
-//! working directory, the `PATH` search), the fork and exec (`pipe::spawn`,
+//! working directory, the `PATH` search), the clone and exec (`pipe::spawn`,
 //! `pty::spawn`, which also opens the PTY and registers its master with the
 //! reactor). None of it runs under the table's lock, nor under a global
 //! lock that other spawns wait for (`reaper` says how a spawn and the orphan
@@ -96,16 +96,15 @@ impl Reservation {
         // Closed processes (retained for `process/read`) do not count: they
         // hold no child and no descriptor; `retention` bounds them apart.
         let max_processes = table.config.max_processes;
-        let open = processes
-            .values()
-            .filter(|slot| slot.process().is_none_or(|process| !process.is_closed()))
-            .count();
-        if open >= max_processes {
+        let mut open = lock(&table.open);
+        if open.count() >= max_processes {
             return Err(ServerError::LimitExceeded {
                 what: "processes per connection",
                 limit: max_processes as u64,
             });
         }
+        open.reserved += 1;
+        drop(open);
         let (ended, waiter) = watch::channel(());
         processes.insert(process_id.clone(), Slot::Reserved(waiter));
         Ok(Self {
@@ -124,6 +123,10 @@ impl Reservation {
         // process gets the eviction rule in force when it joins the table.
         process.set_evict_unacknowledged(self.table.evicts_unacknowledged());
         processes.insert(self.process_id.clone(), Slot::Started(process.clone()));
+        let mut open = lock(&self.table.open);
+        open.reserved -= 1;
+        open.started.push(process.clone());
+        drop(open);
         self.filled = true;
         !*self.table.closed.borrow()
     }
@@ -135,9 +138,37 @@ impl Drop for Reservation {
             return;
         }
         let mut processes = lock(&self.table.processes);
+        lock(&self.table.open).reserved -= 1;
         if matches!(processes.get(&self.process_id), Some(Slot::Reserved(_))) {
             processes.remove(&self.process_id);
         }
+    }
+}
+
+/// What counts against `max_processes` in a table: its reservations and
+/// its started processes not yet closed. Changed only under the table's
+/// `processes` lock (and locked after it), so it always matches the table:
+/// a reservation is counted from its slot's insertion to its end, a
+/// process from its slot's insertion until it is seen closed (a process
+/// leaves the table only once closed, or when the table shuts down and
+/// starts no more).
+///
+/// Counting it costs O(open processes) per start, not O(processes in the
+/// table), which includes the closed ones retained for `process/read`.
+#[derive(Default)]
+pub(super) struct OpenProcesses {
+    /// Reservations not yet filled or dropped.
+    reserved: usize,
+    /// Started processes, with the closed ones pruned at each count.
+    started: Vec<Arc<ManagedProcess>>,
+}
+
+impl OpenProcesses {
+    /// How many processes count now: a process counts until it closed, as
+    /// [`ManagedProcess::is_closed`] says at this moment.
+    fn count(&mut self) -> usize {
+        self.started.retain(|process| !process.is_closed());
+        self.reserved + self.started.len()
     }
 }
 
@@ -248,8 +279,8 @@ impl Started {
 }
 
 /// Spawns `spec`'s child on pipes or a PTY and makes the task that reaps it.
-/// Blocking; runs inside the runtime (tokio's children and the PTY's master
-/// register with its reactor).
+/// Blocking; runs inside the runtime (the child's pidfd, its pipes and the
+/// PTY's master register with its reactor).
 ///
 /// Errors: `SpawnFailed`.
 fn launch(
@@ -276,7 +307,7 @@ fn launch(
         }
         spawn_failed(source)
     };
-    let (child, pid, child_io, stdin, output) = match spec.terminal_size {
+    let (child_exit, pid, child_io, stdin, output) = match spec.terminal_size {
         None => {
             let child = pipe::spawn(spec, cgroup.as_ref()).map_err(spawn_failed)?;
             let child_io = ChildIo::Pipes {
@@ -287,7 +318,7 @@ fn launch(
                 stderr: child.stderr,
             };
             let stdin = child.stdin.map(StdinSink::Pipe);
-            (child.child, child.pid, child_io, stdin, output)
+            (child.exit, child.pid, child_io, stdin, output)
         }
         Some((rows, cols)) => {
             let child = pty::spawn(spec, rows, cols, cgroup.as_ref()).map_err(spawn_failed)?;
@@ -298,7 +329,7 @@ fn launch(
             let output = OutputSource::Pty {
                 master: child.master,
             };
-            (child.child, child.pid, child_io, stdin, output)
+            (child.exit, child.pid, child_io, stdin, output)
         }
     };
     let cgroup = cgroup.map(|cgroup| cgroup.directory);
@@ -312,12 +343,11 @@ fn launch(
         stdin,
         config.retained_output_bytes,
     ));
-    // Pipe and PTY children alike are tokio children: the runtime learns of
-    // their exit (no thread per process waits for one).
+    // Pipe and PTY children alike are waited for through their pidfd: the
+    // runtime's reactor learns of their exit (no thread per process waits).
     let (status_sender, exit) = oneshot::channel();
-    let mut waited = child;
     let waiter = async move {
-        let status = waited.wait().await;
+        let status = child_exit.wait().await;
         reaper::child_reaped(pid);
         tree.mark_reaped();
         let _ = status_sender.send(status);

@@ -2,7 +2,7 @@
 //! own (see `crate::blocking_pool`), never tokio's blocking pool, which
 //! panics when the OS refuses it a thread and which fs work may fill.
 //!
-//! - Starts (the checks of the working directory and program, the fork and
+//! - Starts (the checks of the working directory and program, the clone and
 //!   exec) run on the start pool; when it cannot take one (its queue is
 //!   full, or the OS refuses a first thread) the start gets a typed error.
 //! - Kill rounds that walk `/proc` run on the kill pool, whose one thread is
@@ -64,7 +64,7 @@ pub(crate) async fn warm_up() {
 }
 
 /// Runs a start's blocking `work` on the start pool, inside the calling
-/// task's runtime (tokio's child processes register with its reactor).
+/// task's runtime (the child's pidfd, pipes and PTY register with its reactor).
 ///
 /// Errors: `limitExceeded` when the pool's queue is full, `io` (`Internal`)
 /// when the OS refused it a thread.

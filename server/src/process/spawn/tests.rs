@@ -1,0 +1,230 @@
+//! Tests of [`spawn`] against real children: the ENOEXEC fallback, failures
+//! before the exec (reported with their step, the child reaped), and the
+//! state a child starts in (signal mask and dispositions, process group).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Read as _;
+use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::Path;
+use std::process::ExitStatus;
+
+use pretty_assertions::assert_eq;
+use rustix::pipe::{PipeFlags, pipe_with};
+use rustix::process::{WaitOptions, waitpid};
+
+use super::*;
+
+/// What a child printed (stdout and stderr) and how it ended.
+#[derive(Debug)]
+struct Ran {
+    pid: i32,
+    output: String,
+    status: ExitStatus,
+}
+
+/// Runs `argv` (`argv[0]` the program's path) in `cwd` with `PATH` only,
+/// leading its own process group, stdin `/dev/null`, stdout and stderr one
+/// pipe; joins `cgroup_procs` when given. Errors: `spawn`'s.
+fn run(argv: &[&str], cwd: &Path, cgroup_procs: Option<&OwnedFd>) -> io::Result<Ran> {
+    let env = BTreeMap::from([(OsString::from("PATH"), OsString::from("/usr/bin:/bin"))]);
+    let image = ExecImage::new(
+        Path::new(argv[0]),
+        argv[0],
+        argv[1..].iter().copied(),
+        &env,
+        cwd,
+    )?;
+    let stdin = OwnedFd::from(File::open("/dev/null")?);
+    let (read, write) = pipe_with(PipeFlags::CLOEXEC)?;
+    let setup = ChildSetup {
+        image: &image,
+        stdio: [stdin.as_fd(), write.as_fd(), write.as_fd()],
+        leader: Leader::ProcessGroup,
+        cgroup_procs: cgroup_procs.map(OwnedFd::as_fd),
+    };
+    let spawned = spawn(&setup);
+    drop(write);
+    let pid = spawned?;
+    let mut output = String::new();
+    File::from(read).read_to_string(&mut output)?;
+    let (_, status) = waitpid(Some(pid), WaitOptions::empty())?.expect("a status");
+    Ok(Ran {
+        pid: pid.as_raw_pid(),
+        output,
+        status: ExitStatus::from_raw(status.as_raw()),
+    })
+}
+
+/// Runs `spawn_in_thread` on a thread named `name` (at most 15 bytes, the
+/// length of a Linux thread name), whose name a child cloned there keeps
+/// until it execs; returns its result and the zombie children of this
+/// process with that name afterwards (there must be none: a failed spawn
+/// reaps its child).
+fn in_named_thread<T: Send + 'static>(
+    name: &str,
+    spawn_in_thread: impl FnOnce() -> T + Send + 'static,
+) -> (T, Vec<i32>) {
+    assert!(name.len() <= 15, "{name} is too long for a thread name");
+    let result = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(spawn_in_thread)
+        .expect("a thread")
+        .join()
+        .expect("the thread did not panic");
+    let mut zombies = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .flatten()
+    {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for pid in children.split_whitespace() {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim_end() == name {
+                zombies.push(pid.parse().expect("a pid"));
+            }
+        }
+    }
+    (result, zombies)
+}
+
+/// The field of `/proc/<pid>/status` named `name`, as a hexadecimal mask.
+fn status_mask(status: &str, name: &str) -> u64 {
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} in {status}"));
+    u64::from_str_radix(line.trim(), 16).expect("a hexadecimal mask")
+}
+
+#[test]
+fn a_script_without_a_shebang_runs_under_sh() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let script = directory.path().join("script");
+    std::fs::write(&script, "echo \"from the script: $1\"\n").expect("the script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let ran = run(
+        &[script.to_str().expect("a UTF-8 path"), "an argument"],
+        directory.path(),
+        None,
+    )
+    .expect("the shell runs the script");
+    assert_eq!(ran.output, "from the script: an argument\n");
+    assert_eq!(ran.status.code(), Some(0));
+}
+
+#[test]
+fn a_missing_program_fails_with_its_errno_and_leaves_no_zombie() {
+    let (error, zombies) = in_named_thread("spawn-missing", || {
+        run(&["/no/such/program"], Path::new("/"), None).err()
+    });
+    let error = error.expect("no such program");
+    assert_eq!(error.raw_os_error(), Some(libc::ENOENT), "{error}");
+    assert_eq!(zombies, Vec::<i32>::new());
+}
+
+#[test]
+fn a_file_that_is_not_executable_fails_with_eacces_and_leaves_no_zombie() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let file = directory.path().join("not-executable");
+    std::fs::write(&file, "echo never\n").expect("the file");
+    let path = file.to_str().expect("a UTF-8 path").to_owned();
+    let (error, zombies) = in_named_thread("spawn-noexec", move || {
+        run(&[&path], Path::new("/"), None).err()
+    });
+    let error = error.expect("not executable");
+    assert_eq!(error.raw_os_error(), Some(libc::EACCES), "{error}");
+    assert_eq!(zombies, Vec::<i32>::new());
+}
+
+#[test]
+fn a_working_directory_removed_before_the_spawn_fails_in_the_child_and_leaves_no_zombie() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let gone = directory.path().join("gone");
+    std::fs::create_dir(&gone).expect("the directory");
+    std::fs::remove_dir(&gone).expect("removed");
+    let (error, zombies) = in_named_thread("spawn-cwd-gone", move || {
+        run(&["/bin/true"], &gone, None).err()
+    });
+    let error = error.expect("no working directory");
+    assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
+    assert!(
+        error.to_string().starts_with("working directory "),
+        "{error}"
+    );
+    assert_eq!(zombies, Vec::<i32>::new());
+}
+
+#[test]
+fn a_refused_cgroup_join_fails_the_spawn_with_its_step_and_leaves_no_zombie() {
+    // Every write to /dev/full fails (ENOSPC), as a refused join does.
+    let full = OwnedFd::from(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full"),
+    );
+    let (error, zombies) = in_named_thread("spawn-cgroup", move || {
+        run(&["/bin/true"], Path::new("/"), Some(&full)).err()
+    });
+    let error = error.expect("the join fails");
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot join the process's cgroup: "),
+        "{error}"
+    );
+    assert_eq!(error.kind(), io::ErrorKind::StorageFull, "{error}");
+    assert_eq!(zombies, Vec::<i32>::new());
+}
+
+#[test]
+fn a_child_starts_with_no_signal_blocked_handled_or_ignored_but_what_it_inherited() {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+
+    // Rust programs ignore SIGPIPE; the test blocks SIGUSR1 and SIGTERM in
+    // the spawning thread: none of it may reach the child.
+    let ((ran, parent_ignored), _) = in_named_thread("spawn-signals", || {
+        let mut blocked = SigSet::empty();
+        blocked.add(Signal::SIGUSR1);
+        blocked.add(Signal::SIGTERM);
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None).expect("blocked");
+        let own = std::fs::read_to_string("/proc/thread-self/status").expect("own status");
+        let ran = run(&["/bin/cat", "/proc/self/status"], Path::new("/"), None);
+        (ran, status_mask(&own, "SigIgn:"))
+    });
+    let ran = ran.expect("cat runs");
+    let sigpipe = 1 << (libc::SIGPIPE - 1);
+    assert_eq!(
+        parent_ignored & sigpipe,
+        sigpipe,
+        "the test ignores SIGPIPE"
+    );
+    assert_eq!(status_mask(&ran.output, "SigBlk:"), 0, "{}", ran.output);
+    assert_eq!(status_mask(&ran.output, "SigCgt:"), 0, "{}", ran.output);
+    assert_eq!(
+        status_mask(&ran.output, "SigIgn:"),
+        parent_ignored & !sigpipe,
+        "{}",
+        ran.output
+    );
+}
+
+#[test]
+fn a_pipe_child_leads_a_process_group_of_its_own_in_the_servers_session() {
+    let ran = run(&["/bin/cat", "/proc/self/stat"], Path::new("/"), None).expect("cat runs");
+    let after_name = ran.output.rsplit_once(')').expect("a stat line").1;
+    let fields: Vec<i32> = after_name
+        .split_whitespace()
+        .skip(2)
+        .take(2)
+        .map(|field| field.parse().expect("a number"))
+        .collect();
+    let own_session = rustix::process::getsid(None)
+        .expect("own session")
+        .as_raw_pid();
+    assert_eq!(fields, [ran.pid, own_session], "{}", ran.output);
+}
