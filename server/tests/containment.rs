@@ -11,12 +11,16 @@
 //! a marker in `argv`. Every descendant runs a symlink to `sleep` whose name
 //! is the marker, unique per test.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
 use exec_testkit::{PATIENCE, ServerLauncher, Transport, WireClient, scratch_dir};
 use nix::sys::signal::Signal;
 use serde_json::json;
+
+use common::cgroup::{own_cgroup_v2_directory, server_cgroup_directory};
 
 /// How the server contains trees in a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,23 +157,6 @@ async fn client(transport: Transport, mechanism: Mechanism) -> WireClient {
     };
     assert_eq!(reported["mechanism"], json!(expected), "{initialized}");
     client
-}
-
-/// The directory of this test process's cgroup v2 (a server it starts
-/// runs there too): the `0::` line of `/proc/self/cgroup` below the cgroup2
-/// mount.
-fn own_cgroup_v2_directory() -> Option<std::path::PathBuf> {
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let own = cgroups.lines().find_map(|line| line.strip_prefix("0::"))?;
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mount = mounts.lines().find_map(|line| {
-        let (before, after) = line.split_once(" - ")?;
-        let fields: Vec<&str> = before.split_whitespace().collect();
-        (after.starts_with("cgroup2 ") && fields.get(3) == Some(&"/"))
-            .then(|| fields.get(4).map(|mount| (*mount).to_owned()))
-            .flatten()
-    })?;
-    Some(Path::new(&mount).join(own.trim_start_matches('/')))
 }
 
 /// Whether this test process could create a cgroup v2 with `cgroup.kill`,
@@ -418,20 +405,4 @@ async fn in_process_reports_process_tree_containment_without_a_guardian() {
         json!({"mechanism": "processTree", "killOnServerDeath": false}),
         "{initialized}"
     );
-}
-
-/// Where the server `pid` keeps its cgroups: `exec-server.<pid>.<random>`
-/// beside the cgroup of this test process (the server inherits it).
-fn server_cgroup_directory(pid: u32) -> Option<std::path::PathBuf> {
-    let prefix = format!("exec-server.{pid}.");
-    std::fs::read_dir(own_cgroup_v2_directory()?)
-        .ok()?
-        .flatten()
-        .find(|entry| {
-            entry
-                .file_name()
-                .to_str()
-                .is_some_and(|name| name.starts_with(&prefix))
-        })
-        .map(|entry| entry.path())
 }

@@ -4,11 +4,15 @@
 //! zombie child of the server, and (with cgroup containment) no process
 //! cgroup; the same connection then starts processes as before.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use exec_testkit::{ServerLauncher, Transport, WireClient, scratch_dir};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
+
+use common::cgroup::server_cgroup_directory;
 
 /// The children of `pid` that are zombies (state `Z`), by pid.
 fn zombie_children(pid: u32) -> Vec<String> {
@@ -50,32 +54,6 @@ fn process_cgroups(pid: u32) -> Vec<PathBuf> {
         .iter()
         .flat_map(|table| subdirectories(table))
         .collect()
-}
-
-/// The cgroup directory of the server `pid` (`exec-server.<pid>.<random>`
-/// below this test's own cgroup v2), when it made one.
-fn server_cgroup_directory(pid: u32) -> Option<PathBuf> {
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let own = cgroups.lines().find_map(|line| line.strip_prefix("0::"))?;
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mount = mounts.lines().find_map(|line| {
-        let (before, after) = line.split_once(" - ")?;
-        let fields: Vec<&str> = before.split_whitespace().collect();
-        (after.starts_with("cgroup2 ") && fields.get(3) == Some(&"/"))
-            .then(|| fields.get(4).map(|mount| (*mount).to_owned()))
-            .flatten()
-    })?;
-    let prefix = format!("exec-server.{pid}.");
-    std::fs::read_dir(Path::new(&mount).join(own.trim_start_matches('/')))
-        .ok()?
-        .flatten()
-        .find(|entry| {
-            entry
-                .file_name()
-                .to_str()
-                .is_some_and(|name| name.starts_with(&prefix))
-        })
-        .map(|entry| entry.path())
 }
 
 fn start_params(process_id: &str, program: &str, tty: bool) -> Value {

@@ -1,7 +1,10 @@
-//! Helpers shared by the admission and memory tests: what `/proc` says of
-//! the real server, and WebSocket connections driven byte by byte.
+//! Helpers shared by the integration tests: what `/proc` says of the real
+//! server, WebSocket connections driven byte by byte, and where a server's
+//! cgroups are (`cgroup`).
 
 #![allow(dead_code)] // Each test file uses a part of these.
+
+pub mod cgroup;
 
 use std::time::Duration;
 

@@ -1,0 +1,37 @@
+//! Where the cgroups of a server started by a test live: its
+//! `exec-server.<pid>.<random>` directory beside the test's own cgroup v2.
+
+use std::path::{Path, PathBuf};
+
+/// The directory of this test process's cgroup v2 (a server it starts
+/// runs there too): the `0::` line of `/proc/self/cgroup` below the cgroup2
+/// mount.
+pub fn own_cgroup_v2_directory() -> Option<PathBuf> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = cgroups.lines().find_map(|line| line.strip_prefix("0::"))?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mounts.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let fields: Vec<&str> = before.split_whitespace().collect();
+        (after.starts_with("cgroup2 ") && fields.get(3) == Some(&"/"))
+            .then(|| fields.get(4).map(|mount| (*mount).to_owned()))
+            .flatten()
+    })?;
+    Some(Path::new(&mount).join(own.trim_start_matches('/')))
+}
+
+/// Where the server `pid` keeps its cgroups: `exec-server.<pid>.<random>`
+/// beside the cgroup of this test process (the server inherits it).
+pub fn server_cgroup_directory(pid: u32) -> Option<PathBuf> {
+    let prefix = format!("exec-server.{pid}.");
+    std::fs::read_dir(own_cgroup_v2_directory()?)
+        .ok()?
+        .flatten()
+        .find(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with(&prefix))
+        })
+        .map(|entry| entry.path())
+}
