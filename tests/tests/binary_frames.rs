@@ -37,12 +37,7 @@ fn rules(
     direction: Direction,
     frame: Frame<'_>,
 ) -> Vec<&'static str> {
-    validator
-        .check(direction, frame)
-        .violations
-        .iter()
-        .map(|violation| violation.rule)
-        .collect()
+    validator.check(direction, frame).rules()
 }
 
 /// A validator past the handshake (with `asking`, granted `granted`) and

@@ -18,12 +18,7 @@ fn rules(
     direction: Direction,
     text: &str,
 ) -> Vec<&'static str> {
-    validator
-        .check(direction, Frame::Text(text))
-        .violations
-        .iter()
-        .map(|violation| violation.rule)
-        .collect()
+    validator.check(direction, Frame::Text(text)).rules()
 }
 
 /// Runs a conversation; each step's expected rules must be exactly the ones found.
@@ -387,12 +382,7 @@ fn frames_must_be_utf8_text_from_the_server() {
     let mut validator = validator();
     let message = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"m"}}"#;
     let rules_of = |validator: &mut ConnectionValidator, direction, frame| -> Vec<&'static str> {
-        validator
-            .check(direction, frame)
-            .violations
-            .iter()
-            .map(|violation| violation.rule)
-            .collect()
+        validator.check(direction, frame).rules()
     };
     assert_eq!(
         rules_of(&mut validator, S2C, Frame::Binary(message)),

@@ -83,6 +83,16 @@ pub struct Checked {
     pub violations: Vec<Violation>,
 }
 
+impl Checked {
+    /// The names of the rules the frame broke, in the order found.
+    pub fn rules(&self) -> Vec<&'static str> {
+        self.violations
+            .iter()
+            .map(|violation| violation.rule)
+            .collect()
+    }
+}
+
 /// Violations of one frame as they are found.
 pub(super) struct Report {
     /// Which way the frame travelled.
