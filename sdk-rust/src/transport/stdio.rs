@@ -59,22 +59,12 @@ mod tests {
             .await
             .expect("write");
         assert_eq!(
-            channels
-                .incoming
-                .recv()
-                .await
-                .as_ref()
-                .and_then(ServerMessage::as_text),
-            Some("{\"a\":1}")
+            channels.incoming.recv().await,
+            Some(ServerMessage::Text("{\"a\":1}".into()))
         );
         assert_eq!(
-            channels
-                .incoming
-                .recv()
-                .await
-                .as_ref()
-                .and_then(ServerMessage::as_text),
-            Some("{\"b\":2}")
+            channels.incoming.recv().await,
+            Some(ServerMessage::Text("{\"b\":2}".into()))
         );
 
         channels
@@ -97,13 +87,8 @@ mod tests {
         assert_eq!(written, "{\"x\":1}\n{\"y\":2}\n");
         // The final line without a newline still counts, then EOF closes.
         assert_eq!(
-            channels
-                .incoming
-                .recv()
-                .await
-                .as_ref()
-                .and_then(ServerMessage::as_text),
-            Some("{\"c\":3}")
+            channels.incoming.recv().await,
+            Some(ServerMessage::Text("{\"c\":3}".into()))
         );
         assert_eq!(channels.incoming.recv().await, None);
     }
