@@ -9,6 +9,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWrite
 use tokio::sync::Mutex;
 
 use super::limit::IncomingLimit;
+use super::spawn_cleanup;
 
 /// The server's input, shared by every caller (one message at a time,
 /// under an async lock). Dropping the last one shuts the input down (EOF is
@@ -85,15 +86,12 @@ impl LineWriter {
 impl Drop for LineWriter {
     fn drop(&mut self) {
         let state = self.state.clone();
-        // Without a runtime the pipe closes with the process.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let mut state = state.lock().await;
-                if state.finish().await.is_ok() {
-                    let _ = state.writer.shutdown().await;
-                }
-            });
-        }
+        spawn_cleanup(async move {
+            let mut state = state.lock().await;
+            if state.finish().await.is_ok() {
+                let _ = state.writer.shutdown().await;
+            }
+        });
     }
 }
 

@@ -22,6 +22,16 @@ pub(crate) mod websocket;
 
 use tokio::sync::mpsc;
 
+/// Runs the clean-up of a dropped writer (the rest of a flush, a close
+/// frame, EOF) on the current Tokio runtime. Without one (the client's
+/// runtime is shutting down) it is skipped: the connection then ends with
+/// the process's descriptors, unclosed.
+pub(crate) fn spawn_cleanup(cleanup: impl Future<Output = ()> + Send + 'static) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(cleanup);
+    }
+}
+
 /// Messages buffered in each direction by the transports of this crate.
 pub(crate) const TRANSPORT_CAPACITY: usize = 64;
 

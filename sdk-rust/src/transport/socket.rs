@@ -14,6 +14,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::ServerMessage;
 use super::limit::IncomingLimit;
+use super::spawn_cleanup;
 
 /// Writing failed: the connection is ending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,13 +88,9 @@ impl SocketWriter {
 impl Drop for SocketWriter {
     fn drop(&mut self) {
         let sink = self.sink.clone();
-        // Without a runtime (the client's runtime is shutting down) the
-        // connection goes with the process's sockets, unclosed.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = sink.lock().await.close().await;
-            });
-        }
+        spawn_cleanup(async move {
+            let _ = sink.lock().await.close().await;
+        });
     }
 }
 
@@ -108,11 +105,9 @@ impl Drop for FlushOnDrop {
         let Some(sink) = self.sink.take() else {
             return;
         };
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = sink.lock().await.flush().await;
-            });
-        }
+        spawn_cleanup(async move {
+            let _ = sink.lock().await.flush().await;
+        });
     }
 }
 
