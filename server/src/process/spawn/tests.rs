@@ -213,18 +213,30 @@ fn a_child_starts_with_no_signal_blocked_handled_or_ignored_but_what_it_inherite
     );
 }
 
-#[test]
-fn a_pipe_child_leads_a_process_group_of_its_own_in_the_servers_session() {
-    let ran = run(&["/bin/cat", "/proc/self/stat"], Path::new("/"), None).expect("cat runs");
-    let after_name = ran.output.rsplit_once(')').expect("a stat line").1;
-    let fields: Vec<i32> = after_name
+/// The process group and session fields of a `/proc/PID/stat` line.
+///
+/// Read from /proc rather than `getsid`: in a PID namespace whose session
+/// leader lives outside it (a CI container) `getsid` answers 0, and /proc
+/// reports both processes as the same namespace sees them.
+fn group_and_session(stat: &str) -> Vec<i32> {
+    let after_name = stat.rsplit_once(')').expect("a stat line").1;
+    after_name
         .split_whitespace()
         .skip(2)
         .take(2)
         .map(|field| field.parse().expect("a number"))
-        .collect();
-    let own_session = rustix::process::getsid(None)
-        .expect("own session")
-        .as_raw_pid();
-    assert_eq!(fields, [ran.pid, own_session], "{}", ran.output);
+        .collect()
+}
+
+#[test]
+fn a_pipe_child_leads_a_process_group_of_its_own_in_the_servers_session() {
+    let ran = run(&["/bin/cat", "/proc/self/stat"], Path::new("/"), None).expect("cat runs");
+    let own = std::fs::read_to_string("/proc/self/stat").expect("own stat");
+    let own_session = group_and_session(&own)[1];
+    assert_eq!(
+        group_and_session(&ran.output),
+        [ran.pid, own_session],
+        "{}",
+        ran.output
+    );
 }
