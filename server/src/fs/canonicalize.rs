@@ -6,7 +6,7 @@ use std::fs;
 use exec_protocol::{AbsolutePath, FsCanonicalizeParams, FsCanonicalizeResponse};
 
 use super::paths::{client_path, fs_error, named_in};
-use super::run_blocking;
+use super::run_metadata;
 use super::sandbox::refuse_unapplied;
 use crate::error::ServerError;
 
@@ -26,7 +26,7 @@ pub async fn canonicalize(
     refuse_unapplied(params.sandbox.as_ref())?;
     let requested = client_path(&params.path)?;
     let path = requested.path.clone();
-    let canonical = run_blocking(&requested.path, move || {
+    let canonical = run_metadata(&requested.path, move || {
         fs::canonicalize(&path).map_err(|error| fs_error(&path, error))
     })
     .await

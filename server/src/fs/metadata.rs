@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use exec_protocol::{FsGetMetadataParams, FsGetMetadataResponse};
 
 use super::paths::{client_path, fs_error, named_in};
-use super::run_blocking;
+use super::run_metadata;
 use super::sandbox::refuse_unapplied;
 use crate::error::ServerError;
 use crate::path_uri::ClientPath;
@@ -39,7 +39,7 @@ pub async fn get_metadata(
     let ClientPath { path, form } = client_path(&params.path)?;
     let follow_symlinks = params.follow_symlinks.unwrap_or(true);
     let named = path.clone();
-    run_blocking(&named, move || {
+    run_metadata(&named, move || {
         let fail = |error| fs_error(&path, error);
         let metadata = if follow_symlinks {
             fs::metadata(&path)

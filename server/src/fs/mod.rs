@@ -4,7 +4,8 @@
 //! Each handler refuses a `sandbox` it cannot apply and reads its paths
 //! first (an absolute path or a `file://` URI, see `crate::path_uri`; no NUL
 //! byte), then does all
-//! of its filesystem work as one job on the fs pool (`pool`: bounded threads
+//! of its filesystem work as one job on the fs pool (a metadata lookup on
+//! the reader's thread when no mount can hang it, see `local_mounts`) (`pool`: bounded threads
 //! of its own, a deadline on each call), so the runtime's worker threads
 //! never wait on a disk, a stuck disk never delays process control or
 //! shutdown, and a multi-step operation (copy a tree, check then rename)
@@ -23,7 +24,13 @@
 //! - `mod.rs` (this file): the methods' `pub use`, and `MAX_MODE` (the
 //!   permission bits a file may be given).
 //! - `pool`: `run_blocking`, the one way onto the fs pool, with its limits
-//!   ([`FS_MAX_THREADS`], [`FS_QUEUE_CAPACITY`], [`FS_CALL_DEADLINE`]).
+//!   ([`FS_MAX_THREADS`], [`FS_QUEUE_CAPACITY`], [`FS_CALL_DEADLINE`]), and
+//!   `run_metadata`, which does a metadata lookup (`fs/getMetadata`,
+//!   `fs/canonicalize`) on the calling thread instead when
+//!   `local_mounts` says every mount is local.
+//! - `local_mounts`: whether every filesystem in the mount namespace answers
+//!   lookups from memory or a local disk (no network, FUSE or automount),
+//!   re-read when the kernel reports a change of the mount table.
 //! - `paths`: what every operation does with a path: reading the client's
 //!   path (absolute or `file://`, no NUL byte), naming the path in an OS
 //!   error ([`ServerError::Fs`](crate::ServerError::Fs)) in the client's
@@ -63,6 +70,7 @@ mod canonicalize;
 mod copy;
 mod handles;
 mod list;
+mod local_mounts;
 mod metadata;
 mod paths;
 mod pool;
@@ -90,7 +98,7 @@ pub use walk::{
 };
 pub use write::{create_directory, write_file};
 
-use pool::run_blocking;
+use pool::{run_blocking, run_metadata};
 
 /// The largest `mode` fs/writeFile accepts: the permission bits plus
 /// set-user-ID, set-group-ID and sticky (`0o7777`). The schema says the same

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use super::local_mounts::all_mounts_local;
 use crate::blocking_pool::{BlockingPool, PoolError, PoolLimits};
 use crate::error::ServerError;
 
@@ -58,6 +59,25 @@ where
         .run(FS_CALL_DEADLINE, work)
         .await
         .map_err(|error| pool_error(path, error))?
+}
+
+/// Runs a metadata lookup about `path` (`stat`, `realpath`: no data read or
+/// written) on the calling thread when every mount is local
+/// (`local_mounts`), which saves the two thread wake-ups of the pool's
+/// round trip; otherwise on the fs pool, as [`run_blocking`] does.
+///
+/// # Errors
+/// As [`run_blocking`]; run on the calling thread, only what `work` returns.
+pub(super) async fn run_metadata<T, F>(path: &Path, work: F) -> Result<T, ServerError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ServerError> + Send + 'static,
+{
+    if all_mounts_local() {
+        work()
+    } else {
+        run_blocking(path, work).await
+    }
 }
 
 /// The client's view of a pool failure for a call about `path`.

@@ -6,7 +6,9 @@
 //! never block the thread before their first wait are listed: the
 //! `process/*` methods that take a lock, look at the retained output or
 //! send a signal, and the `fs/*` methods, whose handlers only parse their
-//! paths before handing the filesystem work to the fs pool. Whatever such a
+//! paths before handing the filesystem work to the fs pool (or, for a
+//! metadata lookup while every mount is local, do it at once: a `stat`
+//! from the dentry cache, see `fs/local_mounts.rs`). Whatever such a
 //! handler then waits for (a long poll, a full pipe, a PTY write, the fs
 //! pool, a queue) makes the connection move the rest of the request to a
 //! task of its own, so nothing that waits holds the reader.
