@@ -18,17 +18,19 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Waker};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
+use jsonrpsee::core::server::MethodResponseNotifyTx;
 use jsonrpsee::core::middleware::RpcServiceT as _;
 use jsonrpsee::types::Id;
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{Notify, OwnedMutexGuard, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::config::ServerConfig;
 use crate::rpc::{self, BinaryOutput, ConnectionService, Incoming, MessageText, MethodContext};
 use crate::session::{Departure, EventQueue};
+use crate::sync::lock;
 use crate::wire_message::WireMessage;
 
 /// The session's event queue, held by the attached connection's writer.
@@ -45,6 +47,8 @@ pub(crate) struct Connection {
     service: ConnectionService,
     /// Responses (and error responses) for the writer.
     responses: mpsc::Sender<String>,
+    /// A response answered on the reader's own poll, for the writer.
+    answered: Arc<AnsweredInline>,
     /// Bounds the requests handled at once (see [`ServerConfig::max_requests_in_flight`]).
     in_flight: Arc<Semaphore>,
 }
@@ -57,13 +61,16 @@ impl Connection {
         let in_flight = Arc::new(Semaphore::new(config.max_requests_in_flight.max(1)));
         let context = Arc::new(MethodContext::new(config, attach, responses.clone()));
         let service = rpc::connection_service(context.clone());
+        let answered = Arc::new(AnsweredInline::default());
         let connection = Self {
             context,
             service,
             responses,
+            answered: answered.clone(),
             in_flight,
         };
         let outgoing = Outgoing {
+            answered,
             responses: queued,
             responses_done: false,
             attach: Some(attached),
@@ -106,26 +113,25 @@ impl Connection {
                 let request = rpc::owned_request(request, &text);
                 drop(text);
                 let service = self.service.clone();
-                let responses = self.responses.clone();
-                let call = async move {
+                let answer = async move {
                     let response = service.call(request).await;
                     let (json, on_queued, _extensions) = response.into_parts();
                     let mut text = Box::<str>::from(json).into_string();
                     if let Some(echoed_id) = echoed_id {
                         echoed_id.restore(&mut text);
                     }
-                    let queued = responses.send(text).await.is_ok();
-                    if let Some(on_queued) = on_queued {
-                        on_queued.notify(queued);
-                    }
-                    drop(permit);
+                    Answer { text, on_queued }
+                };
+                let delivery = Delivery {
+                    responses: self.responses.clone(),
+                    _permit: permit,
                 };
                 if !self.context.is_ready() {
-                    call.await;
+                    delivery.send(answer.await).await;
                 } else if inline {
-                    start_inline(call);
+                    start_inline(answer, delivery, &self.answered);
                 } else {
-                    tokio::spawn(call);
+                    tokio::spawn(async move { delivery.send(answer.await).await });
                 }
             }
         }
@@ -172,9 +178,72 @@ impl Connection {
     }
 }
 
+/// A response the reader answered within its own poll
+/// ([`start_inline`]), left for the writer without a channel: the writer
+/// runs in the same task and is polled right after the reader
+/// (`transport::serve_connection`), so no wake-up of the task that is
+/// already running (which would reschedule it and wake another worker
+/// thread) is needed. Holds one response; another one, while it waits,
+/// takes the responses channel.
+#[derive(Debug, Default)]
+struct AnsweredInline(Mutex<Option<String>>);
+
+impl AnsweredInline {
+    /// Leaves `text` for the writer, or gives it back when one waits.
+    fn offer(&self, text: String) -> Result<(), String> {
+        let mut slot = lock(&self.0);
+        if slot.is_some() {
+            return Err(text);
+        }
+        *slot = Some(text);
+        Ok(())
+    }
+
+    /// The waiting response, if any.
+    fn take(&self) -> Option<String> {
+        lock(&self.0).take()
+    }
+}
+
+/// A request's response text and the handler's after-queued action.
+struct Answer {
+    /// The response, its id as the client wrote it.
+    text: String,
+    /// Told once the response is queued (whether it was); a
+    /// `process/start` announces its process then.
+    on_queued: Option<MethodResponseNotifyTx>,
+}
+
+/// How a request's answer reaches the writer, and its place among the
+/// requests in flight, given back once it is queued.
+struct Delivery {
+    /// The responses channel.
+    responses: mpsc::Sender<String>,
+    /// The request's place in flight.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Delivery {
+    /// Queues the answer (waiting while the channel is full), then runs its
+    /// after-queued action.
+    async fn send(self, answer: Answer) {
+        let queued = self.responses.send(answer.text).await.is_ok();
+        Self::after_queued(answer.on_queued, queued);
+    }
+
+    fn after_queued(on_queued: Option<MethodResponseNotifyTx>, queued: bool) {
+        if let Some(on_queued) = on_queued {
+            on_queued.notify(queued);
+        }
+    }
+}
+
 /// The writer's side of a connection: responses and, once attached, the
 /// session's process events, as messages in the order they must go out.
 pub(crate) struct Outgoing {
+    /// The response the reader answered in its own poll; sent before
+    /// anything else.
+    answered: Arc<AnsweredInline>,
     /// Queued responses.
     responses: mpsc::Receiver<String>,
     /// True once `responses` is closed and drained.
@@ -201,6 +270,14 @@ impl Outgoing {
                 return Some(message);
             }
             tokio::select! {
+                biased;
+                // Never registers a waker: the reader fills it in the same
+                // pass of the connection's task, just before the writer is
+                // polled (see `AnsweredInline`). Nothing fills it once the
+                // responses are done (the connection is gone).
+                answered = std::future::poll_fn(|_| self.answered.take().map_or(Poll::Pending, Poll::Ready)), if !self.responses_done => {
+                    return Some(WireMessage::Text(answered));
+                }
                 response = self.responses.recv(), if !self.responses_done => match response {
                     Some(response) => return Some(WireMessage::Text(response)),
                     None => self.responses_done = true,
@@ -223,6 +300,9 @@ impl Outgoing {
     /// take turns: an event waits only for the responses queued before it
     /// was taken, so neither stream can hold the other back for long.
     pub(crate) fn try_next(&mut self) -> Option<WireMessage> {
+        if let Some(answered) = self.answered.take() {
+            return Some(WireMessage::Text(answered));
+        }
         if self.held.is_none() {
             self.try_attach();
             if let Some(events) = &mut self.events {
@@ -297,17 +377,32 @@ impl Outgoing {
     }
 }
 
-/// Polls `call` once on the calling task and, when it is not done (it
-/// waits for something), hands the rest of it to a task of its own.
+/// Polls `answer` once on the calling task (the connection's reader) and,
+/// when it is done, leaves it for the writer in `answered`
+/// ([`AnsweredInline`]; through the channel when one already waits there);
+/// when it is not done (it waits for something), hands the rest of it to a
+/// task of its own.
 ///
-/// The first poll uses a waker that does nothing: the task polls the call
-/// again as soon as it starts, which registers the task's own waker with
-/// whatever the call waits for, so no wake-up is lost.
-fn start_inline(call: impl Future<Output = ()> + Send + 'static) {
-    let mut call = Box::pin(call);
+/// The first poll uses a waker that does nothing: the task polls the
+/// answer again as soon as it starts, which registers the task's own waker
+/// with whatever the answer waits for, so no wake-up is lost.
+fn start_inline(
+    answer: impl Future<Output = Answer> + Send + 'static,
+    delivery: Delivery,
+    answered: &AnsweredInline,
+) {
+    let mut answer = Box::pin(answer);
     let mut context = Context::from_waker(Waker::noop());
-    if call.as_mut().poll(&mut context).is_pending() {
-        tokio::spawn(call);
+    match answer.as_mut().poll(&mut context) {
+        Poll::Ready(Answer { text, on_queued }) => match answered.offer(text) {
+            Ok(()) => Delivery::after_queued(on_queued, true),
+            Err(text) => {
+                tokio::spawn(delivery.send(Answer { text, on_queued }));
+            }
+        },
+        Poll::Pending => {
+            tokio::spawn(async move { delivery.send(answer.await).await });
+        }
     }
 }
 
@@ -341,6 +436,7 @@ mod tests {
         let (responses, queued) = mpsc::channel(8);
         let (events, received) = mpsc::channel(8);
         let outgoing = Outgoing {
+            answered: Arc::default(),
             responses: queued,
             responses_done: false,
             attach: None,

@@ -3,6 +3,7 @@
 //! reads through [`SocketReader`] (see `link`).
 
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Waker};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -81,7 +82,9 @@ impl SocketWriter {
         flushed.map_err(|error| {
             tracing::debug!(%error, "sending to the server failed; the connection is ending");
             WriteFailed
-        })
+        })?;
+        forget_waker(&mut sink);
+        Ok(())
     }
 }
 
@@ -92,6 +95,19 @@ impl Drop for SocketWriter {
             let _ = sink.lock().await.close().await;
         });
     }
+}
+
+/// Leaves a waker that does nothing where the caller's was, once its frame
+/// is out. tokio-tungstenite wakes the waker of the last write on every
+/// read as well (its stream and sink share the socket's wakers), so a
+/// caller that wrote would be woken again by the response the router reads
+/// (a wake-up for nothing, which costs another worker thread's wake-up).
+/// Nothing is buffered after a completed flush, so no write waits for this
+/// waker; the next write registers its own. A sink the reader holds just
+/// then is left alone.
+fn forget_waker(sink: &mut SplitSink<Socket, Message>) {
+    let mut context = Context::from_waker(Waker::noop());
+    let _ = sink.poll_flush_unpin(&mut context);
 }
 
 /// Finishes a flush its caller stopped waiting for.

@@ -145,20 +145,55 @@ pub trait MessageSink: Send + 'static {
 /// session (which ends, killing its processes, when the session TTL is
 /// zero), sends what is still queued (for at most [`DRAIN_GRACE`], or
 /// [`DETACH_GRACE`] when the session lives on), and closes the sink.
+///
+/// The reader and the writer are two futures of the caller's one task,
+/// the reader polled first on every wake-up: an answer the reader gives
+/// within its poll (`Connection::handle_message`) is then written in the
+/// same pass, and a socket event that wakes both halves (tokio-tungstenite
+/// wakes its sink's and its stream's wakers on every read) wakes one task,
+/// not two on two worker threads.
 pub async fn serve_connection<S: MessageSource, K: MessageSink>(
     config: Arc<ServerConfig>,
-    mut source: S,
+    source: S,
     sink: K,
-    mut shutdown: ShutdownSignal,
+    shutdown: ShutdownSignal,
 ) {
     let (connection, outgoing) = Connection::new(config);
     if sink.carries_binary() {
         connection.binary_output().offer();
     }
     let binary_output = connection.binary_output().clone();
-    let superseded = connection.superseded();
     let (stop_writer, stop) = oneshot::channel();
-    let mut writer = tokio::spawn(write_loop(outgoing, sink, stop, binary_output));
+    let reader = read_loop(connection, source, shutdown, stop_writer);
+    let writer = write_loop(outgoing, sink, stop, binary_output);
+    tokio::pin!(reader, writer);
+    let mut writer_done = false;
+    let grace = loop {
+        tokio::select! {
+            biased;
+            grace = &mut reader => break grace,
+            () = &mut writer, if !writer_done => writer_done = true,
+        }
+    };
+    if !writer_done && tokio::time::timeout(grace, writer).await.is_err() {
+        tracing::warn!(
+            ?grace,
+            "the client stopped reading; dropping what is queued"
+        );
+    }
+}
+
+/// Reads and handles the connection's messages until the client closes it,
+/// the server shuts down or another connection resumes its session; then
+/// closes the connection, tells the writer how to finish, and says how long
+/// the writer may take to.
+async fn read_loop<S: MessageSource>(
+    connection: Connection,
+    mut source: S,
+    mut shutdown: ShutdownSignal,
+    stop_writer: oneshot::Sender<Stop>,
+) -> Duration {
+    let superseded = connection.superseded();
     loop {
         let received = tokio::select! {
             received = source.next() => received,
@@ -185,18 +220,7 @@ pub async fn serve_connection<S: MessageSource, K: MessageSink>(
         },
     });
     drop(connection);
-    let grace = if ended { DRAIN_GRACE } else { DETACH_GRACE };
-    match tokio::time::timeout(grace, &mut writer).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "the writer task failed"),
-        Err(_) => {
-            tracing::warn!(
-                ?grace,
-                "the client stopped reading; dropping what is queued"
-            );
-            writer.abort();
-        }
-    }
+    if ended { DRAIN_GRACE } else { DETACH_GRACE }
 }
 
 /// Writes the connection's messages to `sink`, flushing whenever nothing
