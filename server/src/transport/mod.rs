@@ -1,10 +1,12 @@
 //! The transports: how messages reach a [`Connection`] and how its
 //! [`Outgoing`] texts reach the client. Every transport (stdio, WebSocket,
 //! the in-process mode) is a [`MessageSource`] and a [`MessageSink`] served
-//! by the one [`serve_connection`]: one reader loop, one writer loop, the
-//! same drain on close. `budget` caps the memory all WebSocket connections
-//! together hold in partially received messages; `nonblocking_fd` puts
-//! the server's own stdin and stdout on the reactor when it can.
+//! by the one [`serve_connection`]: one reader loop, one writer loop (two
+//! futures of the connection's one task), the same drain on close.
+//! `budget` caps the memory all WebSocket connections together hold in
+//! partially received messages; `keepalive` makes the kernel notice a
+//! vanished TCP peer; `nonblocking_fd` puts the server's own stdin and
+//! stdout on the reactor when it can.
 //!
 //! The WebSocket listener's layers, outermost first: `tls` (the optional
 //! TLS handshake, [`ServerTls`]), `stream` (plain or TLS behind one type),
@@ -12,6 +14,7 @@
 //! requests that are no upgrade), then `ws` (the upgrade and the frames).
 
 mod budget;
+mod keepalive;
 mod nonblocking_fd;
 mod request_head;
 pub mod stdio;

@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::budget::{Charge, ChargedStream, OverBudget, PartialMessageBudget};
+use super::keepalive;
 use super::request_head::{self, Asked, Replay};
 use super::stream::AcceptedStream;
 use super::tls::ServerTls;
@@ -136,32 +137,11 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(64);
 /// of a connection whose session another connection resumed.
 pub const SESSION_RESUMED_CLOSE_CODE: u16 = 4000;
 
-/// Idle time before TCP keepalive probes start, between probes, and how
-/// many go unanswered before the kernel drops the connection: a peer that
-/// vanished without a reset (a suspended laptop, a NAT that forgot the
-/// flow) is noticed within about a minute, and its session detached (so
-/// that its TTL starts) instead of staying attached forever.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
-/// See [`KEEPALIVE_IDLE`].
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-/// See [`KEEPALIVE_IDLE`].
-const KEEPALIVE_PROBES: u32 = 3;
-/// How long sent data may stay unacknowledged before the kernel drops the
-/// connection (`TCP_USER_TIMEOUT`): keepalive does not probe while data is
-/// in flight, and retransmissions alone would take about 15 minutes.
-const UNACKNOWLEDGED_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Sets TCP keepalive and the user timeout on an accepted socket.
-fn detect_vanished_peers(stream: &TcpStream) -> io::Result<()> {
-    let socket = socket2::SockRef::from(stream);
-    socket.set_tcp_keepalive(
-        &socket2::TcpKeepalive::new()
-            .with_time(KEEPALIVE_IDLE)
-            .with_interval(KEEPALIVE_INTERVAL)
-            .with_retries(KEEPALIVE_PROBES),
-    )?;
-    socket.set_tcp_user_timeout(Some(UNACKNOWLEDGED_TIMEOUT))
-}
+/// How many bytes one read from a client's socket asks for. tungstenite
+/// zeroes that much of its buffer before every read, ready or not (128 KiB
+/// by default, a few microseconds per read); clients send mostly small
+/// requests, and a big message only takes more reads.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// How long a client has to complete the TLS handshake (if any) and the
 /// WebSocket upgrade after its TCP connection was accepted.
@@ -280,7 +260,7 @@ async fn serve_socket(socket: Socket, listener: Listener, mut shutdown: Shutdown
         charge,
     } = socket;
     let _ = stream.set_nodelay(true);
-    if let Err(error) = detect_vanished_peers(&stream) {
+    if let Err(error) = keepalive::detect_vanished_peers(&stream) {
         tracing::debug!(%peer, %error, "cannot set TCP keepalive");
     }
     let opening = open(stream, peer, &listener, charge.clone());
@@ -359,7 +339,8 @@ async fn open(
     // ours so that a message just over our limit still gets a JSON-RPC error.
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(listener.config.max_message_bytes.saturating_mul(2)))
-        .max_frame_size(Some(listener.config.max_message_bytes.saturating_mul(2)));
+        .max_frame_size(Some(listener.config.max_message_bytes.saturating_mul(2)))
+        .read_buffer_size(READ_BUFFER_BYTES);
     let callback = |request: &Request, response: Response| match listener.policy.check(request) {
         Ok(()) => Ok(response),
         Err(refused) => {
