@@ -21,6 +21,12 @@ use super::tls;
 use super::{TRANSPORT_CAPACITY, TransportChannels};
 use crate::error::ClientError;
 
+/// How many bytes one read from the socket asks for. tungstenite zeroes
+/// that much of its buffer before every read (128 KiB by default, a few
+/// microseconds each); 32 KiB keeps a response's read cheap and still
+/// takes output in large reads.
+const READ_BUFFER_BYTES: usize = 32 * 1024;
+
 /// Opens a WebSocket connection to `url` (`ws://HOST:PORT`, or
 /// `wss://HOST:PORT` verified against the CA file in
 /// [`CA_FILE_ENV`](crate::CA_FILE_ENV) when set, else the system's roots),
@@ -109,7 +115,8 @@ pub(crate) async fn limited_websocket_transport(
     // one before `initialize`; the reader checks the lowered one after.
     let config = WebSocketConfig::default()
         .max_message_size(Some(limit.bytes()))
-        .max_frame_size(Some(limit.bytes()));
+        .max_frame_size(Some(limit.bytes()))
+        .read_buffer_size(READ_BUFFER_BYTES);
     let connector = tls::connector(url, ca_file)?;
     let connecting = tokio_tungstenite::connect_async_tls_with_config(
         request,
