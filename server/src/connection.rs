@@ -21,8 +21,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use jsonrpsee::core::server::MethodResponseNotifyTx;
 use jsonrpsee::core::middleware::RpcServiceT as _;
+use jsonrpsee::core::server::MethodResponseNotifyTx;
 use jsonrpsee::types::Id;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Notify, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};

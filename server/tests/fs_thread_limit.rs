@@ -198,9 +198,9 @@ async fn fs_calls_under_a_pids_limit_fail_cleanly_and_the_server_keeps_serving()
     cgroup.write("pids.max", "max");
     let listed = client.call("fs/readDirectory", listing).await;
     assert!(
-        listed["entries"]
-            .as_array()
-            .is_some_and(|entries| entries.iter().any(|entry| entry["fileName"] == json!("proc"))),
+        listed["entries"].as_array().is_some_and(|entries| entries
+            .iter()
+            .any(|entry| entry["fileName"] == json!("proc"))),
         "{listed}"
     );
     let started = client

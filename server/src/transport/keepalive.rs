@@ -32,4 +32,3 @@ pub(super) fn detect_vanished_peers(stream: &TcpStream) -> io::Result<()> {
     )?;
     socket.set_tcp_user_timeout(Some(UNACKNOWLEDGED_TIMEOUT))
 }
-
