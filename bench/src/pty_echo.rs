@@ -7,6 +7,12 @@
 //! request until the echoed bytes arrived in `process/output` (the write's
 //! response is awaited too before the next round, untimed when it comes
 //! later).
+//!
+//! A remote echo also crosses the transport and back, which the local
+//! baseline does not: one more row compares the WebSocket echo with the
+//! floor of any remote terminal, the local raw PTY's echo plus a bare
+//! tokio-tungstenite echo of a frame the size of the `process/write`
+//! request, both measured here.
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -17,6 +23,7 @@ use exec_client::{ExecClient, RemoteChild};
 use crate::Bench;
 use crate::local_pty::LocalPty;
 use crate::report::{Better, Figure, Target};
+use crate::round_trip::WsEcho;
 use crate::servers::{CHILD_PATH, StdioServer, WsServer};
 use crate::stats::Latency;
 
@@ -34,6 +41,12 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
     let (warmup, count) = (bench.sizes.warmup, bench.sizes.pty_echoes);
     let baseline = tokio::task::spawn_blocking(move || local_echoes(warmup, count)).await??;
 
+    let mut echo = WsEcho::start(&bench.binaries).await?;
+    let frame = write_request_text();
+    echo.round_trips(&frame, warmup).await?;
+    let transport = echo.round_trips(&frame, count).await?;
+    echo.stop().await?;
+
     let ws = WsServer::start(&bench.binaries.server, 64).await?;
     let ws_client = ws.connect().await?;
     let over_ws = remote_echoes(&ws_client, warmup, count).await?;
@@ -44,8 +57,8 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
     let over_stdio = remote_echoes(&stdio_client, warmup, count).await?;
     stdio.stop(stdio_client).await?;
 
-    let [baseline, ws, stdio] =
-        [baseline, over_ws, over_stdio].map(|samples| Latency::of(&samples));
+    let [baseline, ws, stdio, transport] =
+        [baseline, over_ws, over_stdio, transport].map(|samples| Latency::of(&samples));
     let note = format!("{count} echoes of 6 bytes after {warmup} warm-up");
     let figure = |id: &str, name: &str, ours: f64, baseline: f64, target| {
         Figure::new(
@@ -75,6 +88,21 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
             baseline.p99,
             None,
         ),
+        Figure::new(
+            "pty_echo_ws_floor_p50",
+            "PTY echo p50, WebSocket, against a remote terminal's floor",
+            "µs",
+            Better::Lower,
+            ws.p50,
+            baseline.p50 + transport.p50,
+            "local raw PTY + tungstenite echo",
+            None,
+        )
+        .with_note(format!(
+            "{note}; the tungstenite echo of {} bytes took {:.1} µs at p50",
+            frame.len(),
+            transport.p50
+        )),
         figure(
             "pty_echo_stdio_p50",
             "PTY echo p50, stdio",
@@ -90,6 +118,14 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
             None,
         ),
     ])
+}
+
+/// A request like the SDK's `process/write` of [`MESSAGE`], for the bare
+/// echo to carry: the frame a remote echo's first half sends.
+fn write_request_text() -> String {
+    String::from(
+        r#"{"jsonrpc":"2.0","id":22000,"method":"process/write","params":{"chunk":"aGVsbG8h","processId":"proc-1"}}"#,
+    )
 }
 
 /// Echoes through `cat` on a server PTY; the timed samples after `warmup`.

@@ -190,7 +190,7 @@ async fn calls(client: &ExecClient, count: usize) -> Result<Vec<Duration>> {
 }
 
 /// The WebSocket baseline: a client of the `ws-echo` helper.
-struct WsEcho {
+pub(crate) struct WsEcho {
     /// The helper, killed on drop.
     helper: tokio::process::Child,
     /// The connection, used from this task alone (no reader or writer task).
@@ -201,7 +201,7 @@ struct WsEcho {
 
 impl WsEcho {
     /// Starts the helper and connects to it (with `TCP_NODELAY`, as the SDK does).
-    async fn start(binaries: &Binaries) -> Result<Self> {
+    pub(crate) async fn start(binaries: &Binaries) -> Result<Self> {
         let mut helper = start_helper(binaries, &["ws-echo"])?;
         let stdout = helper.stdout.take().context("the helper's stdout")?;
         let url = AsyncBufReader::new(stdout)
@@ -216,7 +216,11 @@ impl WsEcho {
     }
 
     /// `count` echoes of `payload` as a text frame, each timed.
-    async fn round_trips(&mut self, payload: &str, count: usize) -> Result<Vec<Duration>> {
+    pub(crate) async fn round_trips(
+        &mut self,
+        payload: &str,
+        count: usize,
+    ) -> Result<Vec<Duration>> {
         let mut samples = Vec::with_capacity(count);
         for _ in 0..count {
             let started = Instant::now();
@@ -238,7 +242,7 @@ impl WsEcho {
     }
 
     /// Closes the connection and the helper.
-    async fn stop(mut self) -> Result<()> {
+    pub(crate) async fn stop(mut self) -> Result<()> {
         let _ = self.socket.close(None).await;
         self.helper.kill().await?;
         Ok(())

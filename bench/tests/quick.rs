@@ -22,6 +22,7 @@ const FIGURES: &[&str] = &[
     "spawn_8_in_flight",
     "pty_echo_ws_p50",
     "pty_echo_ws_p99",
+    "pty_echo_ws_floor_p50",
     "pty_echo_stdio_p50",
     "pty_echo_stdio_p99",
     "memory_per_idle_process",
