@@ -261,7 +261,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
         match listen {
             Listen::Stdio => {
                 let signal = shutdown.signal();
-                stdio::serve_stdio(config, signal).await;
+                // On a worker thread, where the reactor's wake-ups of the
+                // connection stay on the thread that took them; the main
+                // thread (this `block_on`) would be woken through a futex
+                // for each of them.
+                if let Err(error) = tokio::spawn(stdio::serve_stdio(config, signal)).await {
+                    tracing::error!(%error, "the stdio connection's task failed");
+                }
                 close_stdout();
                 Ok(())
             }

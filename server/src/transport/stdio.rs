@@ -21,7 +21,12 @@ use crate::shutdown::ShutdownSignal;
 /// or a socket (set non-blocking meanwhile, its flags restored at the end),
 /// through tokio's blocking pool when it is anything else (a terminal, a
 /// regular file, `/dev/null`).
-pub async fn serve_stdio(config: Arc<ServerConfig>, shutdown: ShutdownSignal) {
+pub fn serve_stdio(
+    config: Arc<ServerConfig>,
+    shutdown: ShutdownSignal,
+) -> impl Future<Output = ()> + Send + 'static {
+    // Opened before the future is made, so that it holds only the boxed
+    // streams (and can be spawned onto a worker thread).
     let reader: Box<dyn AsyncRead + Unpin + Send> =
         match NonBlockingFd::new(std::io::stdin().as_fd()) {
             Some(stdin) => Box::new(stdin),
@@ -32,7 +37,7 @@ pub async fn serve_stdio(config: Arc<ServerConfig>, shutdown: ShutdownSignal) {
             Some(stdout) => Box::new(stdout),
             None => Box::new(tokio::io::stdout()),
         };
-    serve(config, reader, writer, shutdown).await;
+    serve(config, reader, writer, shutdown)
 }
 
 /// Serves one connection over `reader`/`writer` until `reader` reaches EOF
