@@ -12,7 +12,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use exec_testkit::{RawConnection, ServerLauncher, WireClient};
+use exec_testkit::{ServerLauncher, WireClient};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
@@ -116,12 +116,7 @@ async fn metadata_lookups_use_the_pool_only_once_a_non_local_filesystem_is_mount
     }
     assert_eq!(unknown_mounts(pid), Vec::<String>::new());
 
-    let connection = RawConnection::websocket(&server.url, None)
-        .await
-        .expect("a connection")
-        .with_patience(QUICK);
-    let mut client = WireClient::new(connection);
-    client.handshake().await;
+    let mut client = WireClient::initialized_websocket(&server.url, QUICK).await;
 
     let root = json!({"path": "/"});
     let described = client.call("fs/getMetadata", root.clone()).await;

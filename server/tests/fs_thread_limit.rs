@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use exec_testkit::{RawConnection, ServerLauncher, WireClient};
+use exec_testkit::{ServerLauncher, WireClient};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
@@ -101,12 +101,7 @@ async fn fs_calls_under_a_pids_limit_fail_cleanly_and_the_server_keeps_serving()
         .await
         .expect("the server starts");
     let pid = server.process.pid().expect("the server's pid");
-    let connection = RawConnection::websocket(&server.url, None)
-        .await
-        .expect("a connection")
-        .with_patience(QUICK);
-    let mut client = WireClient::new(connection);
-    client.handshake().await;
+    let mut client = WireClient::initialized_websocket(&server.url, QUICK).await;
 
     // A process started before the limit, for terminate to kill under it.
     let sleeper = client

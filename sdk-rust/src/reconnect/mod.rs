@@ -143,7 +143,14 @@ impl Supervisor {
                     close_code = Some(next_close_code);
                 }
                 Err(reason) => {
-                    tracing::warn!(%reason, "the session could not be resumed");
+                    // A client closed while it was resuming lost nothing it
+                    // still wanted: not worth a warning (which `exec` would
+                    // print on the command's stderr).
+                    if matches!(reason, ClosedReason::ClientClosed) {
+                        tracing::debug!("the client closed while its session was being resumed");
+                    } else {
+                        tracing::warn!(%reason, "the session could not be resumed");
+                    }
                     self.router.close_with(reason);
                     return;
                 }
