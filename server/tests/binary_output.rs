@@ -169,6 +169,11 @@ fn stream_name(stream: OutputStream) -> String {
         .unwrap_or_default()
 }
 
+/// The chunks of `notified`, without how each came.
+fn without_form(notified: Vec<(Chunk, bool)>) -> Vec<Chunk> {
+    notified.into_iter().map(|(chunk, _)| chunk).collect()
+}
+
 /// The output chunks among `messages`, and whether each came as a frame.
 fn chunks(messages: &[Message]) -> Vec<(Chunk, bool)> {
     messages
@@ -248,7 +253,7 @@ async fn a_websocket_client_that_asks_gets_frames_with_the_bytes_and_seqs_of_the
         notified.iter().all(|(_, frame)| *frame),
         "every output chunk is a frame"
     );
-    let notified: Vec<Chunk> = notified.into_iter().map(|(chunk, _)| chunk).collect();
+    let notified = without_form(notified);
     assert_eq!(
         notified, read,
         "the frames carry what process/read (JSON) holds"
@@ -268,13 +273,7 @@ async fn a_websocket_client_that_asks_gets_frames_with_the_bytes_and_seqs_of_the
             "{stream}"
         );
     }
-    assert_eq!(
-        text_notified
-            .into_iter()
-            .map(|(chunk, _)| chunk)
-            .collect::<Vec<_>>(),
-        text_read
-    );
+    assert_eq!(without_form(text_notified), text_read);
 }
 
 #[tokio::test]
@@ -283,13 +282,7 @@ async fn a_client_that_does_not_ask_gets_text_only() {
         let (granted, notified, read) = run(Transport::WebSocket, asked).await;
         assert_eq!(granted, false, "{asked:?}");
         assert!(notified.iter().all(|(_, frame)| !*frame));
-        assert_eq!(
-            notified
-                .into_iter()
-                .map(|(chunk, _)| chunk)
-                .collect::<Vec<_>>(),
-            read
-        );
+        assert_eq!(without_form(notified), read);
     }
 }
 
@@ -298,13 +291,7 @@ async fn stdio_never_grants_binary_output() {
     let (granted, notified, read) = run(Transport::Stdio, Some(true)).await;
     assert_eq!(granted, false);
     assert!(notified.iter().all(|(_, frame)| !*frame));
-    assert_eq!(
-        notified
-            .into_iter()
-            .map(|(chunk, _)| chunk)
-            .collect::<Vec<_>>(),
-        read
-    );
+    assert_eq!(without_form(notified), read);
 }
 
 /// The first connection asks `first`, starts a process and leaves the
