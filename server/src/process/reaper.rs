@@ -252,6 +252,16 @@ fn reap_orphans() {
         return;
     }
     let _no_spawn_in_progress = write(&SPAWNING);
+    // Looked at again with no spawn in progress: the zombie may have been a
+    // child whose spawn had not recorded its pid yet (a `/bin/true` can exit
+    // before its spawning thread runs again on a busy machine). Now every
+    // finished spawn's pid is recorded, and skipping stays safe for the
+    // reasons `orphan_scan_needed` gives; the scan reads `/proc` for every
+    // thread, which under a stream of spawns cost more than the spawns'
+    // own bookkeeping.
+    if !orphan_scan_needed() {
+        return;
+    }
     let children = lock(&MANAGED_CHILDREN);
     let me = getpid().as_raw();
     let own_group = getpgrp().as_raw();
