@@ -20,7 +20,7 @@ use exec_testkit::{PATIENCE, ServerLauncher, Transport, WireClient, scratch_dir}
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-use common::cgroup::{own_cgroup_v2_directory, server_cgroup_directory};
+use common::cgroup::{cgroup_v2_is_writable, server_cgroup_directory};
 
 /// How the server contains trees in a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,21 +157,6 @@ async fn client(transport: Transport, mechanism: Mechanism) -> WireClient {
     };
     assert_eq!(reported["mechanism"], json!(expected), "{initialized}");
     client
-}
-
-/// Whether this test process could create a cgroup v2 with `cgroup.kill`,
-/// as the server it starts will try to; probed once for all tests.
-fn cgroup_v2_is_writable() -> bool {
-    static WRITABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *WRITABLE.get_or_init(|| {
-        let Some(own) = own_cgroup_v2_directory() else {
-            return false;
-        };
-        let probe = own.join(format!("containment-probe-{}", std::process::id()));
-        let usable = std::fs::create_dir(&probe).is_ok() && probe.join("cgroup.kill").exists();
-        let _ = std::fs::remove_dir(&probe);
-        usable
-    })
 }
 
 /// Starts the tree, ends it as `ending` says and checks nothing of it is left.

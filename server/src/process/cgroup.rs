@@ -7,7 +7,9 @@
 //! needs write access to the cgroup filesystem.
 //!
 //! The hierarchy, below the cgroup the server itself runs in:
-//! `exec-server.<server id>/t<table>/p<process serial>` (the id of the
+//! `exec-server.<server id>/t<table>/p<process serial>` (a cgroup reused
+//! from a closed process keeps that process's serial, see `cgroup_spares`;
+//! the id of the
 //! tree markers: the pid and 32 random bits, unique across PID namespaces). A table's
 //! directory is killed when its session ends (leftovers of processes that
 //! already closed included), the server's directory when the server shuts

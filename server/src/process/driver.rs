@@ -26,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::net::unix::pipe::Receiver;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
+use super::cgroup::ProcessCgroup;
 use super::events::ProcessEvent;
 use super::managed::{Gate, ManagedProcess};
 use super::pty::PtyMaster;
@@ -76,6 +77,8 @@ pub(crate) struct Driver {
     pub table: Weak<TableInner>,
     /// Becomes true when the table shuts down, which ends the retention early.
     pub table_closed: watch::Receiver<bool>,
+    /// The process's cgroup, offered to the table as a spare once closed.
+    pub cgroup: Option<ProcessCgroup>,
 }
 
 /// An encoded event ready to go out, with the permit of its chunk.
@@ -99,10 +102,19 @@ impl Driver {
             retention,
             table,
             mut table_closed,
+            cgroup,
         } = self;
         let (queue, queued) = mpsc::unbounded_channel();
         tokio::spawn(send_events(queued, process.gate(), events.clone()));
         pump(&process, output, exit, read_size, &events, &queue).await;
+        // Before `process/closed` goes out, so a start its client makes
+        // after seeing it can reuse the cgroup. The child was reaped unless
+        // its waiter failed; a live child keeps the cgroup populated, which
+        // `give_back` checks.
+        if let (Some(cgroup), Some(table)) = (cgroup, table.upgrade()) {
+            table.spare_cgroups.give_back(cgroup, &process.tree);
+        }
+        queue_closed(&process, &events, &queue);
         drop(queue);
         registry::unregister_live(process.serial);
         process.release_io().await;
@@ -183,7 +195,7 @@ impl ReadBuffer {
 }
 
 /// Reads all output and the exit, logging each event and queueing its
-/// notification, until the process closes.
+/// notification, until the process closes (the caller queues `process/closed`).
 async fn pump(
     process: &ManagedProcess,
     output: OutputSource,
@@ -298,6 +310,14 @@ async fn pump(
             },
         }
     }
+}
+
+/// Logs the close and queues `process/closed`, the process's last event.
+fn queue_closed(
+    process: &ManagedProcess,
+    events: &EventSink,
+    queue: &mpsc::UnboundedSender<Queued>,
+) {
     let seq = process.record_closed();
     let event = ProcessEvent::Closed(ProcessClosedNotification {
         process_id: process.process_id.clone(),

@@ -91,6 +91,7 @@
 //! by its waiter (`child_wait`); adopted orphans by the orphan reaper.
 
 mod cgroup;
+mod cgroup_spares;
 mod child_wait;
 mod command;
 mod driver;
@@ -201,6 +202,8 @@ pub(crate) struct TableInner {
     /// What counts against `max_processes` (see `start`); locked only under
     /// `processes`.
     open: Mutex<start::OpenProcesses>,
+    /// Emptied cgroups of closed processes, for the next starts.
+    spare_cgroups: cgroup_spares::SpareCgroups,
 }
 
 /// What a table holds under one process id.
@@ -305,6 +308,7 @@ impl ProcessTable {
                 resumed: AtomicBool::new(false),
                 closed_processes: Mutex::default(),
                 open: Mutex::default(),
+                spare_cgroups: cgroup_spares::SpareCgroups::default(),
             }),
         }
     }

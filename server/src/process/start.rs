@@ -43,6 +43,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{oneshot, watch};
 
 use super::cgroup::{self, ProcessCgroup};
+use super::cgroup_spares::SpareCgroups;
 use super::command::LaunchSpec;
 use super::driver::{Driver, OutputSource};
 use super::managed::{ChildIo, ManagedProcess, StdinSink};
@@ -187,6 +188,8 @@ struct Launched {
     exit: oneshot::Receiver<io::Result<ExitStatus>>,
     /// The task that waits for the child, started by [`Started::run`].
     waiter: BoxFuture<'static, ()>,
+    /// Its cgroup, kept for the next start once the process closed empty.
+    cgroup: Option<ProcessCgroup>,
 }
 
 impl ProcessTable {
@@ -210,7 +213,15 @@ impl ProcessTable {
             output,
             exit,
             waiter,
-        } = launch(&spec, &params, (self.inner.id, serial), marker, config)?;
+            cgroup,
+        } = launch(
+            &spec,
+            &params,
+            (self.inner.id, serial),
+            marker,
+            config,
+            &self.inner.spare_cgroups,
+        )?;
         let table_open = reservation.fill(&process);
         registry::register_live(serial, &process);
 
@@ -237,6 +248,7 @@ impl ProcessTable {
                 retention: config.retention,
                 table: Arc::downgrade(&self.inner),
                 table_closed: self.inner.closed.subscribe(),
+                cgroup,
             },
             timeout,
             table_open,
@@ -289,12 +301,13 @@ fn launch(
     (table, serial): (u64, u64),
     marker: String,
     config: &ProcessConfig,
+    spare_cgroups: &SpareCgroups,
 ) -> Result<Launched, ServerError> {
     let spawn_failed = |source: io::Error| ServerError::SpawnFailed {
         program: spec.program_name.clone(),
         source,
     };
-    let cgroup = ProcessCgroup::create(table, serial).map_err(|error| {
+    let cgroup = spare_cgroups.take(table, serial).map_err(|error| {
         spawn_failed(io::Error::new(
             error.kind(),
             format!("cannot create the process's cgroup: {error}"),
@@ -332,8 +345,11 @@ fn launch(
             (child.exit, child.pid, child_io, stdin, output)
         }
     };
-    let cgroup = cgroup.map(|cgroup| cgroup.directory);
-    let tree = Arc::new(Tree::new(pid, marker, cgroup));
+    let tree = Arc::new(Tree::new(
+        pid,
+        marker,
+        cgroup.as_ref().map(|cgroup| cgroup.directory.clone()),
+    ));
     let process = Arc::new(ManagedProcess::new(
         params.process_id.clone(),
         serial,
@@ -357,5 +373,6 @@ fn launch(
         output,
         exit,
         waiter: Box::pin(waiter),
+        cgroup,
     })
 }

@@ -1313,3 +1313,20 @@ async fn large_pty_writes_arrive_whole_and_in_order() {
         json!({"exitCode": 0, "signal": null, "reason": "exited"})
     );
 }
+
+#[test]
+fn a_tree_does_not_lend_its_cgroup_while_a_kill_of_trees_runs() {
+    let path = std::path::Path::new("/sys/fs/cgroup/exec-server-test-none/t1/p1");
+    let tree = tree::Tree::new(1, String::from("marker/"), Some(path.to_path_buf()));
+    let kill = tree::KillInProgress::begin();
+    // The kill may have read the path: lending now could let it reach the
+    // cgroup's next process.
+    assert!(!tree.lend_cgroup());
+    assert_eq!(tree.cgroup(), Some(path));
+    drop(kill);
+    // A tree without a cgroup has none to lend (kills by other tests may run
+    // meanwhile, so a lending that succeeds is checked by the integration
+    // tests of `cgroup_spares.rs` instead).
+    let without = tree::Tree::new(1, String::from("marker/"), None);
+    assert!(!without.lend_cgroup());
+}

@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +27,27 @@ const MAX_KILL_ROUNDS: usize = 50;
 /// SIGKILLed process usually dies well within it, and any reap ends the wait early.
 const KILL_ROUND_WAIT: Duration = Duration::from_millis(20);
 
+/// How many [`kill_trees`] are running; a tree lends its cgroup only when
+/// none is (see [`Tree::lend_cgroup`]).
+static KILLS_IN_PROGRESS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one [`kill_trees`] in [`KILLS_IN_PROGRESS`] while it lives.
+pub(super) struct KillInProgress;
+
+impl KillInProgress {
+    /// Counts a kill that starts now.
+    pub(super) fn begin() -> Self {
+        KILLS_IN_PROGRESS.fetch_add(1, Ordering::SeqCst);
+        Self
+    }
+}
+
+impl Drop for KillInProgress {
+    fn drop(&mut self) {
+        KILLS_IN_PROGRESS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The operating-system side of one managed process, as tree killing sees it.
 #[derive(Debug)]
 pub(crate) struct Tree {
@@ -35,6 +57,9 @@ pub(crate) struct Tree {
     marker: String,
     /// The cgroup the child was started in, when cgroup containment is on.
     cgroup: Option<PathBuf>,
+    /// Whether the cgroup was lent to a later process (see `cgroup_spares`):
+    /// the tree is then empty, and neither killed nor its cgroup removed.
+    cgroup_lent: AtomicBool,
     /// Whether the child was reaped; from then on its pid may be reused, so it
     /// is neither signalled nor trusted as a group or session id.
     reaped: watch::Sender<bool>,
@@ -51,6 +76,7 @@ impl Tree {
             root: root as i32,
             marker,
             cgroup,
+            cgroup_lent: AtomicBool::new(false),
             reaped: watch::Sender::new(false),
             members: Mutex::new(HashMap::new()),
         }
@@ -61,9 +87,39 @@ impl Tree {
         self.root as u32
     }
 
-    /// The cgroup the tree runs in, when it has one.
+    /// The cgroup the tree runs in, when it has one and did not lend it.
     pub(crate) fn cgroup(&self) -> Option<&Path> {
+        if self.cgroup_lent.load(Ordering::SeqCst) {
+            return None;
+        }
         self.cgroup.as_deref()
+    }
+
+    /// Lends the tree's cgroup to a later process, which the caller may do
+    /// only once the child was reaped and the cgroup found empty: from then
+    /// on no kill takes this tree (it is empty, and nothing can join the
+    /// cgroup) and its cgroup is not removed with it. Refused (false) while
+    /// a [`kill_trees`] runs, which may have read the cgroup's path before:
+    /// its writes to `cgroup.kill` must not reach the later process.
+    ///
+    /// The two sides pair up through sequentially consistent operations: a
+    /// kill counts itself and then reads the flag, a lending sets the flag
+    /// and then reads the count, so at least one of them sees the other.
+    pub(crate) fn lend_cgroup(&self) -> bool {
+        if self.cgroup.is_none() {
+            return false;
+        }
+        self.cgroup_lent.store(true, Ordering::SeqCst);
+        if KILLS_IN_PROGRESS.load(Ordering::SeqCst) == 0 {
+            return true;
+        }
+        self.cgroup_lent.store(false, Ordering::SeqCst);
+        false
+    }
+
+    /// Whether the tree lent its cgroup (see [`Self::lend_cgroup`]).
+    fn lent_cgroup(&self) -> bool {
+        self.cgroup_lent.load(Ordering::SeqCst)
     }
 
     /// Whether the child was reaped.
@@ -207,7 +263,10 @@ pub(crate) struct Sweep {
 /// `exec` shows an empty environment for an instant, so one walk alone could
 /// miss its marker, and one that forked just before the first round's
 /// signals is only found by the next walk.
-pub(crate) async fn kill_trees(trees: Vec<Arc<Tree>>, sweep: Option<Sweep>) {
+pub(crate) async fn kill_trees(mut trees: Vec<Arc<Tree>>, sweep: Option<Sweep>) {
+    let _counted = KillInProgress::begin();
+    // A tree that lent its cgroup is empty, and its cgroup is another's now.
+    trees.retain(|tree| !tree.lent_cgroup());
     if let Some(directories) = cgroups_of(&trees, sweep.as_ref()) {
         if kill_cgroups(&directories).await {
             return;

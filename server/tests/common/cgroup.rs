@@ -35,3 +35,18 @@ pub fn server_cgroup_directory(pid: u32) -> Option<PathBuf> {
         })
         .map(|entry| entry.path())
 }
+
+/// Whether this test process could create a cgroup v2 with `cgroup.kill`,
+/// as a server it starts will try to; probed once per test binary.
+pub fn cgroup_v2_is_writable() -> bool {
+    static WRITABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WRITABLE.get_or_init(|| {
+        let Some(own) = own_cgroup_v2_directory() else {
+            return false;
+        };
+        let probe = own.join(format!("containment-probe-{}", std::process::id()));
+        let usable = std::fs::create_dir(&probe).is_ok() && probe.join("cgroup.kill").exists();
+        let _ = std::fs::remove_dir(&probe);
+        usable
+    })
+}
