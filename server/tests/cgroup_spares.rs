@@ -161,3 +161,27 @@ async fn evicting_a_closed_process_keeps_the_cgroup_it_lent() {
         .await;
     assert!(wait_gone(pid).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cgroup_removed_by_a_terminate_is_not_kept_for_the_next_start() {
+    let Some(mut client) = client(&[]).await else {
+        return;
+    };
+    // Each round: a running process is terminated (its kill removes the
+    // cgroup it emptied, racing with the process's close), and the next
+    // start must not be handed the removed cgroup.
+    for round in 0..5 {
+        let id = format!("sleeper{round}");
+        let (pid, killed) = sleeper(&mut client, &id).await;
+        client
+            .call("process/terminate", json!({"processId": id}))
+            .await;
+        client.events_until_closed(&id).await;
+        assert!(wait_gone(pid).await);
+        let next = run(&mut client, &format!("next{round}"), OWN_CGROUP).await;
+        assert_ne!(
+            next, killed,
+            "round {round}: a killed process's cgroup was reused"
+        );
+    }
+}

@@ -7,8 +7,9 @@
 //! cgroup, so a reused one keeps the name of the process that first had it.
 //!
 //! # Why a spare is safe to reuse
-//! - It is taken back only when no live process is in it (`cgroup.events`
-//!   says `populated 0`) and its process was reaped. Nothing joins a cgroup
+//! - It is taken back only when it is still there (a kill of the tree
+//!   removes the cgroup it emptied), no live process is in it
+//!   (`cgroup.events` says `populated 0`) and its process was reaped. Nothing joins a cgroup
 //!   but a child the server spawns into it (joining needs write access to
 //!   the cgroup filesystem), so it stays empty while spare.
 //! - The closed process's tree lends its cgroup (`Tree::lend_cgroup`), after
@@ -25,6 +26,7 @@
 //! there is no limit or charge to carry over).
 
 use std::io;
+use std::path::Path;
 use std::sync::Mutex;
 
 use super::cgroup::{self, ProcessCgroup};
@@ -58,10 +60,18 @@ impl SpareCgroups {
     /// lend it and there is room; otherwise leaves it to its tree (removed
     /// at the end of the retention time, or killed with the tree).
     pub(crate) fn give_back(&self, cgroup: ProcessCgroup, tree: &Tree) {
+        // Empty and still there first: a kill of the tree (`process/terminate`)
+        // removes the cgroup once it emptied it, and a process left in it
+        // (a daemon) keeps it. Nothing can join it meanwhile.
         if lock(&self.spares).len() >= MAX_SPARES
-            || cgroup::is_populated(&cgroup.directory)
+            || !is_empty(&cgroup.directory)
             || !tree.lend_cgroup()
         {
+            return;
+        }
+        // A kill that began before the check and ended before the lending
+        // may have removed it since; once lent, no kill of the tree touches it.
+        if !cgroup.directory.exists() {
             return;
         }
         let mut spares = lock(&self.spares);
@@ -73,4 +83,15 @@ impl SpareCgroups {
             cgroup::remove(&cgroup.directory);
         }
     }
+}
+
+/// Whether the cgroup `directory` exists and holds no live process
+/// (`populated 0` in its `cgroup.events`); false when it is gone or cannot
+/// be read.
+fn is_empty(directory: &Path) -> bool {
+    std::fs::read_to_string(directory.join("cgroup.events")).is_ok_and(|events| {
+        events
+            .lines()
+            .any(|line| line.split_whitespace().eq(["populated", "0"]))
+    })
 }
