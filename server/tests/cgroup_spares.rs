@@ -10,7 +10,7 @@ mod common;
 use exec_testkit::{ServerLauncher, Transport, WireClient, output_of, process_alive, wait_gone};
 use serde_json::{Value, json};
 
-use common::cgroup::cgroup_v2_is_writable;
+use common::cgroup::{cgroup_v2_is_writable, cgroup_v2_mount};
 
 /// A server over stdio with `args`, handshaken; `None` (after saying so)
 /// where this machine gives the tests no writable cgroup v2.
@@ -49,14 +49,17 @@ const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// The cgroup v2 path a process reports for itself (`0::PATH`).
 const OWN_CGROUP: &str = "sed -n 's/^0:://p' /proc/self/cgroup";
 
-/// Starts `sleep 600` as `process_id`; returns its pid and its cgroup path.
+/// Starts `sleep 600` as `process_id`; returns its pid and its cgroup path,
+/// once that process is the only one in its cgroup.
 async fn sleeper(client: &mut WireClient, process_id: &str) -> (i64, String) {
     let started = client
         .call(
             "process/start",
             json!({
                 "processId": process_id,
-                "argv": ["sh", "-c", format!("{OWN_CGROUP}; exec sleep 600")],
+                // Printed by the shell once `sed` is gone: then the cgroup
+                // holds this one process alone.
+                "argv": ["sh", "-c", format!("own=$({OWN_CGROUP}); echo \"$own\"; exec sleep 600")],
                 "cwd": "/",
                 "env": {"PATH": PATH},
                 "tty": false,
@@ -184,4 +187,30 @@ async fn a_cgroup_removed_by_a_terminate_is_not_kept_for_the_next_start() {
             "round {round}: a killed process's cgroup was reused"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_thaws_a_spare_cgroup_left_frozen() {
+    let Some(mut client) = client(&[]).await else {
+        return;
+    };
+    // The test (root, like a process with write access to the cgroup
+    // filesystem) freezes the process's cgroup and SIGKILLs the process,
+    // which a frozen cgroup lets die: the process closes by itself, not
+    // through a kill of its tree, leaving an empty cgroup that is frozen.
+    let (pid, cgroup) = sleeper(&mut client, "frozen").await;
+    let mount = cgroup_v2_mount().expect("a cgroup2 mount");
+    let directory = mount.join(cgroup.trim().trim_start_matches('/'));
+    std::fs::write(directory.join("cgroup.freeze"), "1").expect("freezing the cgroup");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("killing the sleeper");
+    client.events_until_closed("frozen").await;
+
+    // Whether or not the cgroup was kept (its `frozen` state may lag its
+    // `cgroup.freeze`), this start must not stop at its join.
+    let next = run(&mut client, "next", OWN_CGROUP).await;
+    assert!(next.contains("/p"), "not a process cgroup: {next:?}");
 }

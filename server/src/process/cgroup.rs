@@ -82,16 +82,23 @@ impl ProcessCgroup {
         };
         let directory = table_directory.join(format!("p{serial}"));
         fs::create_dir_all(&directory)?;
-        let procs = fs::OpenOptions::new()
-            .write(true)
-            .open(directory.join("cgroup.procs"))
+        Self::open(directory.clone())
             .inspect_err(|_| {
                 let _ = fs::remove_dir(&directory);
-            })?;
-        Ok(Some(Self {
+            })
+            .map(Some)
+    }
+
+    /// The existing cgroup `directory`, its `cgroup.procs` opened for
+    /// writing. Errors: the open's (ENOENT when the cgroup is gone).
+    pub(crate) fn open(directory: PathBuf) -> io::Result<Self> {
+        let procs = fs::OpenOptions::new()
+            .write(true)
+            .open(directory.join("cgroup.procs"))?;
+        Ok(Self {
             directory,
             procs: procs.into(),
-        }))
+        })
     }
 
     /// The cgroup's `cgroup.procs`, open for writing (close-on-exec): a

@@ -26,7 +26,6 @@ use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::net::unix::pipe::Receiver;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
-use super::cgroup::ProcessCgroup;
 use super::events::ProcessEvent;
 use super::managed::{Gate, ManagedProcess};
 use super::pty::PtyMaster;
@@ -77,8 +76,6 @@ pub(crate) struct Driver {
     pub table: Weak<TableInner>,
     /// Becomes true when the table shuts down, which ends the retention early.
     pub table_closed: watch::Receiver<bool>,
-    /// The process's cgroup, offered to the table as a spare once closed.
-    pub cgroup: Option<ProcessCgroup>,
 }
 
 /// An encoded event ready to go out, with the permit of its chunk.
@@ -102,7 +99,6 @@ impl Driver {
             retention,
             table,
             mut table_closed,
-            cgroup,
         } = self;
         let (queue, queued) = mpsc::unbounded_channel();
         tokio::spawn(send_events(queued, process.gate(), events.clone()));
@@ -110,9 +106,11 @@ impl Driver {
         // Before `process/closed` goes out, so a start its client makes
         // after seeing it can reuse the cgroup. The child was reaped unless
         // its waiter failed; a live child keeps the cgroup populated, which
-        // `give_back` checks.
-        if let (Some(cgroup), Some(table)) = (cgroup, table.upgrade()) {
-            table.spare_cgroups.give_back(cgroup, &process.tree);
+        // `give_back` checks. A table that shut down starts nothing more.
+        if let Some(table) = table.upgrade()
+            && !*table_closed.borrow()
+        {
+            table.spare_cgroups.give_back(&process.tree);
         }
         queue_closed(&process, &events, &queue);
         drop(queue);

@@ -42,7 +42,7 @@ use exec_protocol::{ProcessId, ProcessStartParams, ProcessStartResponse, Sandbox
 use futures_util::future::BoxFuture;
 use tokio::sync::{oneshot, watch};
 
-use super::cgroup::{self, ProcessCgroup};
+use super::cgroup;
 use super::cgroup_spares::SpareCgroups;
 use super::command::LaunchSpec;
 use super::driver::{Driver, OutputSource};
@@ -188,8 +188,6 @@ struct Launched {
     exit: oneshot::Receiver<io::Result<ExitStatus>>,
     /// The task that waits for the child, started by [`Started::run`].
     waiter: BoxFuture<'static, ()>,
-    /// Its cgroup, kept for the next start once the process closed empty.
-    cgroup: Option<ProcessCgroup>,
 }
 
 impl ProcessTable {
@@ -213,7 +211,6 @@ impl ProcessTable {
             output,
             exit,
             waiter,
-            cgroup,
         } = launch(
             &spec,
             &params,
@@ -248,7 +245,6 @@ impl ProcessTable {
                 retention: config.retention,
                 table: Arc::downgrade(&self.inner),
                 table_closed: self.inner.closed.subscribe(),
-                cgroup,
             },
             timeout,
             table_open,
@@ -345,11 +341,8 @@ fn launch(
             (child.exit, child.pid, child_io, stdin, output)
         }
     };
-    let tree = Arc::new(Tree::new(
-        pid,
-        marker,
-        cgroup.as_ref().map(|cgroup| cgroup.directory.clone()),
-    ));
+    let cgroup = cgroup.map(|cgroup| cgroup.directory);
+    let tree = Arc::new(Tree::new(pid, marker, cgroup));
     let process = Arc::new(ManagedProcess::new(
         params.process_id.clone(),
         serial,
@@ -373,6 +366,5 @@ fn launch(
         output,
         exit,
         waiter: Box::pin(waiter),
-        cgroup,
     })
 }

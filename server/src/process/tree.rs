@@ -104,7 +104,11 @@ impl Tree {
     ///
     /// The two sides pair up through sequentially consistent operations: a
     /// kill counts itself and then reads the flag, a lending sets the flag
-    /// and then reads the count, so at least one of them sees the other.
+    /// and then reads the count, so at least one of them sees the other. A
+    /// kill that starts between the two may see the flag of a lending that
+    /// is then refused and pass over the tree: harmless, since the tree was
+    /// found empty before the lending (only its cgroup's removal is left to
+    /// the end of its retention).
     pub(crate) fn lend_cgroup(&self) -> bool {
         if self.cgroup.is_none() {
             return false;

@@ -1,7 +1,7 @@
 //! Where the cgroups of a server started by a test live: its
 //! `exec-server.<pid>.<random>` directory beside the test's own cgroup v2.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The directory of this test process's cgroup v2 (a server it starts
 /// runs there too): the `0::` line of `/proc/self/cgroup` below the cgroup2
@@ -9,15 +9,20 @@ use std::path::{Path, PathBuf};
 pub fn own_cgroup_v2_directory() -> Option<PathBuf> {
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let own = cgroups.lines().find_map(|line| line.strip_prefix("0::"))?;
+    Some(cgroup_v2_mount()?.join(own.trim_start_matches('/')))
+}
+
+/// Where the cgroup v2 hierarchy is mounted (with its root at `/`): the
+/// directory a `0::PATH` line of `/proc/PID/cgroup` is relative to.
+pub fn cgroup_v2_mount() -> Option<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mount = mounts.lines().find_map(|line| {
+    mounts.lines().find_map(|line| {
         let (before, after) = line.split_once(" - ")?;
         let fields: Vec<&str> = before.split_whitespace().collect();
         (after.starts_with("cgroup2 ") && fields.get(3) == Some(&"/"))
-            .then(|| fields.get(4).map(|mount| (*mount).to_owned()))
+            .then(|| fields.get(4).map(PathBuf::from))
             .flatten()
-    })?;
-    Some(Path::new(&mount).join(own.trim_start_matches('/')))
+    })
 }
 
 /// Where the server `pid` keeps its cgroups: `exec-server.<pid>.<random>`
