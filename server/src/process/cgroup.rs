@@ -9,8 +9,8 @@
 //! The hierarchy, below the cgroup the server itself runs in:
 //! `exec-server.<server id>/t<table>/p<process serial>` (a cgroup reused
 //! from a closed process keeps that process's serial, see `cgroup_spares`;
-//! the id of the
-//! tree markers: the pid and 32 random bits, unique across PID namespaces). A table's
+//! the id of the tree markers: the pid and 32 random bits, unique across
+//! PID namespaces). A table's
 //! directory is killed when its session ends (leftovers of processes that
 //! already closed included), the server's directory when the server shuts
 //! down or dies (the guardian process does it then, see `guardian.rs`).
@@ -135,12 +135,24 @@ pub(crate) fn kill(directory: &Path) -> io::Result<()> {
 /// (no descriptor left) counts as populated, so a kill is not taken as done
 /// before it was seen to be.
 pub(crate) fn is_populated(directory: &Path) -> bool {
-    match fs::read_to_string(directory.join("cgroup.events")) {
-        Ok(events) => events
-            .lines()
-            .any(|line| line.split_whitespace().eq(["populated", "1"])),
+    match populated(directory) {
+        Ok(populated) => populated == Some(true),
         Err(error) => error.kind() != io::ErrorKind::NotFound,
     }
+}
+
+/// The `populated` line of the cgroup `directory`'s `cgroup.events`: whether
+/// a live process is in it or below (`None` when the file has no such
+/// line). Errors: the read's (ENOENT when the cgroup is gone).
+pub(crate) fn populated(directory: &Path) -> io::Result<Option<bool>> {
+    let events = fs::read_to_string(directory.join("cgroup.events"))?;
+    Ok(events
+        .lines()
+        .find_map(|line| match line.strip_prefix("populated ")?.trim() {
+            "1" => Some(true),
+            "0" => Some(false),
+            _ => None,
+        }))
 }
 
 /// Removes the cgroup `directory` and the cgroups below it, deepest first.

@@ -83,8 +83,12 @@ impl SpareCgroups {
         let Some(directory) = tree.cgroup().map(Path::to_path_buf) else {
             return;
         };
-        // Nothing can join it meanwhile, so empty stays empty.
-        if lock(&self.spares).len() >= MAX_SPARES || !is_empty(&directory) || !tree.lend_cgroup() {
+        // Empty (`populated 0`; not gone, not unreadable). Nothing can join
+        // it meanwhile, so empty stays empty.
+        if lock(&self.spares).len() >= MAX_SPARES
+            || !matches!(cgroup::populated(&directory), Ok(Some(false)))
+            || !tree.lend_cgroup()
+        {
             return;
         }
         // A kill that began before the check and ended before the lending
@@ -101,15 +105,4 @@ impl SpareCgroups {
             cgroup::remove(&directory);
         }
     }
-}
-
-/// Whether the cgroup `directory` exists and holds no live process
-/// (`populated 0` in its `cgroup.events`); false when it is gone or cannot
-/// be read.
-fn is_empty(directory: &Path) -> bool {
-    std::fs::read_to_string(directory.join("cgroup.events")).is_ok_and(|events| {
-        events
-            .lines()
-            .any(|line| line.split_whitespace().eq(["populated", "0"]))
-    })
 }
