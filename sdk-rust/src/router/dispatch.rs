@@ -20,7 +20,7 @@ use crate::error::ClientError;
 use crate::process::output::{OutputBytes, RemoteExitStatus};
 use crate::process::sequence::Event;
 use crate::sync::lock;
-use crate::transport::ServerMessage;
+use crate::transport::Inbound;
 use crate::transport::limit::IncomingLimit;
 use crate::transport::link::Incoming as TransportIncoming;
 
@@ -36,8 +36,8 @@ impl Router {
     ) -> ReaderEnd {
         while let Some(message) = incoming.next().await {
             let handled = match message {
-                ServerMessage::Text(text) => self.handle_message(&text).await,
-                ServerMessage::Binary(bytes) => self.handle_binary(bytes).await,
+                Inbound::Text(text) => self.handle_message(&text).await,
+                Inbound::Binary(bytes) => self.handle_binary(&bytes).await,
             };
             if let Err(violation) = handled {
                 tracing::error!(%violation, "the server broke the protocol; closing the connection");
@@ -57,16 +57,16 @@ impl Router {
     /// code), else a binary output frame, decoded into the `process/output`
     /// it stands for. `Err` is a violation that closes the connection: a
     /// frame that does not decode (unknown kind, too short, bad lengths).
-    async fn handle_binary(&self, bytes: Vec<u8>) -> Result<(), String> {
+    async fn handle_binary(&self, bytes: &[u8]) -> Result<(), String> {
         if bytes.first() == Some(&b'{') {
-            let text = String::from_utf8(bytes).map_err(|_| {
+            let text = std::str::from_utf8(bytes).map_err(|_| {
                 String::from(
                     "the server sent a binary message that starts as JSON but is not UTF-8",
                 )
             })?;
-            return self.handle_message(&text).await;
+            return self.handle_message(text).await;
         }
-        let output = decode_binary_frame(&bytes).map_err(|error| {
+        let output = decode_binary_frame(bytes).map_err(|error| {
             format!("the server sent a binary frame this client cannot read: {error}")
         })?;
         self.process_output(output).await;

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::limit::IncomingLimit;
 use super::lines::{LineReader, LineWriter};
 use super::socket::{CloseCode, Socket, SocketReader, SocketWriter};
-use super::{ServerMessage, TransportChannels};
+use super::{Inbound, ServerMessage, TransportChannels};
 
 /// The transport is gone: nothing more can be sent on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,11 +73,11 @@ impl Incoming {
     /// The next message, `None` once the transport ended (the server closed
     /// it, it failed, or a message went over the limit, which the transport
     /// records in its [`IncomingLimit`] first).
-    pub(crate) async fn next(&mut self) -> Option<ServerMessage> {
+    pub(crate) async fn next(&mut self) -> Option<Inbound> {
         match self {
-            Self::Channel(receiver) => receiver.recv().await,
+            Self::Channel(receiver) => receiver.recv().await.map(Inbound::from),
             Self::Socket(reader) => reader.next().await,
-            Self::Lines(reader) => reader.next().await.map(ServerMessage::Text),
+            Self::Lines(reader) => reader.next().await.map(Inbound::Text),
         }
     }
 }
@@ -134,8 +134,8 @@ impl Link {
         tokio::spawn(async move {
             // Dropping `reader_done` when this task ends tells the writer.
             let _reader_done = reader_done;
-            while let Some(text) = link_in.next().await {
-                if received.send(text).await.is_err() {
+            while let Some(message) = link_in.next().await {
+                if received.send(ServerMessage::from(message)).await.is_err() {
                     return;
                 }
             }
@@ -257,7 +257,7 @@ mod tests {
             .expect("closed");
         assert_eq!(
             incoming.next().await,
-            Some(ServerMessage::Text(String::from("hello")))
+            Some(Inbound::Text(String::from("hello")))
         );
         assert_eq!(incoming.next().await, None);
         assert_eq!(close_code.get(), Some(4000));
@@ -279,10 +279,7 @@ mod tests {
             .send(Message::text("x".repeat(17)))
             .await
             .expect("sent");
-        assert_eq!(
-            incoming.next().await,
-            Some(ServerMessage::Text("x".repeat(16)))
-        );
+        assert_eq!(incoming.next().await, Some(Inbound::Text("x".repeat(16))));
         assert_eq!(
             tokio::time::timeout(Duration::from_secs(10), incoming.next()).await,
             Ok(None)

@@ -46,6 +46,35 @@ pub enum ServerMessage {
     Binary(Vec<u8>),
 }
 
+/// One message from the server as the client's own reader loop takes it:
+/// a [`ServerMessage`], with a WebSocket's binary payload kept as the
+/// transport read it (no copy before the frame is decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Inbound {
+    /// A complete JSON-RPC message text.
+    Text(String),
+    /// A binary message (see [`ServerMessage::Binary`]).
+    Binary(bytes::Bytes),
+}
+
+impl From<ServerMessage> for Inbound {
+    fn from(message: ServerMessage) -> Self {
+        match message {
+            ServerMessage::Text(text) => Self::Text(text),
+            ServerMessage::Binary(bytes) => Self::Binary(bytes.into()),
+        }
+    }
+}
+
+impl From<Inbound> for ServerMessage {
+    fn from(message: Inbound) -> Self {
+        match message {
+            Inbound::Text(text) => Self::Text(text),
+            Inbound::Binary(bytes) => Self::Binary(bytes.into()),
+        }
+    }
+}
+
 impl ServerMessage {
     /// The text of a [`ServerMessage::Text`].
     pub fn as_text(&self) -> Option<&str> {

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::{Error as WebSocketError, Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::ServerMessage;
+use super::Inbound;
 use super::limit::IncomingLimit;
 use super::spawn_cleanup;
 
@@ -163,7 +163,7 @@ impl SocketReader {
     /// tungstenite. `None` once the connection ended (and after that): a
     /// close frame (its code recorded), an error, or a message over the cap
     /// (recorded).
-    pub(crate) async fn next(&mut self) -> Option<ServerMessage> {
+    pub(crate) async fn next(&mut self) -> Option<Inbound> {
         if self.ended {
             return None;
         }
@@ -172,11 +172,11 @@ impl SocketReader {
         text
     }
 
-    async fn read(&mut self) -> Option<ServerMessage> {
+    async fn read(&mut self) -> Option<Inbound> {
         loop {
             let message = match self.stream.next().await? {
-                Ok(Message::Text(text)) => ServerMessage::Text(text.as_str().to_owned()),
-                Ok(Message::Binary(bytes)) => ServerMessage::Binary(bytes.into()),
+                Ok(Message::Text(text)) => Inbound::Text(text.as_str().to_owned()),
+                Ok(Message::Binary(bytes)) => Inbound::Binary(bytes),
                 Ok(Message::Close(frame)) => {
                     if let Some(frame) = frame {
                         self.close_code.record(u16::from(frame.code));
@@ -200,8 +200,8 @@ impl SocketReader {
             };
             let cap = self.limit.bytes();
             let size = match &message {
-                ServerMessage::Text(text) => text.len(),
-                ServerMessage::Binary(bytes) => bytes.len(),
+                Inbound::Text(text) => text.len(),
+                Inbound::Binary(bytes) => bytes.len(),
             };
             if size > cap {
                 tracing::error!(

@@ -46,7 +46,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 
     use super::*;
-    use crate::transport::ServerMessage;
+    use crate::transport::{Inbound, ServerMessage};
 
     #[tokio::test]
     async fn lines_in_and_out() {
@@ -105,7 +105,7 @@ mod tests {
             .expect("write");
         assert_eq!(
             link.incoming.next().await,
-            Some(ServerMessage::Text(String::from("{\"a\":1}")))
+            Some(Inbound::Text(String::from("{\"a\":1}")))
         );
         assert_eq!(link.incoming.next().await, None);
         assert_eq!(limit.exceeded(), Some((14, 8)));
