@@ -168,6 +168,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+    exec_server::heap::tune();
     // `exec` runs one session: its connection's tasks and its loop on one
     // thread hand chunks to each other without waking another thread (the
     // output is written by a thread of its own, see `exec_command`). The
