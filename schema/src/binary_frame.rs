@@ -16,7 +16,7 @@ use crate::frame_layout::{
     PROCESS_OUTPUT_FRAME_SEQ_OFFSET, PROCESS_OUTPUT_FRAME_STREAM_OFFSET,
     process_output_frame_stream_code, process_output_frame_stream_from_code,
 };
-use crate::{Base64Bytes, ProcessId, ProcessOutputNotification};
+use crate::{Base64Bytes, OutputStream, ProcessId, ProcessOutputNotification};
 
 /// Why a binary frame could not be decoded: each is a protocol error of
 /// the peer that sent it.
@@ -66,29 +66,63 @@ pub enum BinaryFrameError {
     },
 }
 
+/// The length in bytes of a `processOutput` frame's head (the fixed header
+/// and the processId) for `process_id`: where the chunk starts. `None` when
+/// the processId is longer than the frame's length field can say (65535
+/// bytes), and the notification must go as text instead.
+pub fn process_output_head_length(process_id: &ProcessId) -> Option<usize> {
+    let length = process_id.len();
+    (length <= PROCESS_OUTPUT_FRAME_PROCESS_ID_MAX_LENGTH)
+        .then_some(PROCESS_OUTPUT_FRAME_HEADER_LENGTH + length)
+}
+
+/// Writes the head of a `processOutput` frame (the fixed header, then the
+/// processId) into `head`, which must be exactly
+/// [`process_output_head_length`] bytes long; the chunk's bytes follow it
+/// in the frame. Returns false, writing nothing, when `head` has another
+/// length (which includes a processId too long for a frame).
+pub fn write_process_output_head(
+    head: &mut [u8],
+    process_id: &ProcessId,
+    seq: u64,
+    stream: OutputStream,
+) -> bool {
+    let process_id = process_id.as_bytes();
+    let Ok(length) = u16::try_from(process_id.len()) else {
+        return false;
+    };
+    if process_id.len() > PROCESS_OUTPUT_FRAME_PROCESS_ID_MAX_LENGTH
+        || head.len() != PROCESS_OUTPUT_FRAME_HEADER_LENGTH + process_id.len()
+    {
+        return false;
+    }
+    head[PROCESS_OUTPUT_FRAME_KIND_OFFSET] = PROCESS_OUTPUT_FRAME_KIND;
+    head[PROCESS_OUTPUT_FRAME_STREAM_OFFSET] = process_output_frame_stream_code(stream);
+    head[PROCESS_OUTPUT_FRAME_SEQ_OFFSET..PROCESS_OUTPUT_FRAME_SEQ_OFFSET + 8]
+        .copy_from_slice(&seq.to_be_bytes());
+    head[PROCESS_OUTPUT_FRAME_PROCESS_ID_LENGTH_OFFSET
+        ..PROCESS_OUTPUT_FRAME_PROCESS_ID_LENGTH_OFFSET + 2]
+        .copy_from_slice(&length.to_be_bytes());
+    head[PROCESS_OUTPUT_FRAME_PROCESS_ID_OFFSET..].copy_from_slice(process_id);
+    true
+}
+
 /// `notification` as one `processOutput` frame; `None` when its processId
 /// is longer than the frame's length field can say (65535 bytes), and the
 /// notification must go as text instead.
 pub fn encode_process_output(notification: &ProcessOutputNotification) -> Option<Vec<u8>> {
-    let process_id = notification.process_id.as_bytes();
-    if process_id.len() > PROCESS_OUTPUT_FRAME_PROCESS_ID_MAX_LENGTH {
+    let head_length = process_output_head_length(&notification.process_id)?;
+    let chunk = &notification.chunk.0;
+    let mut frame = vec![0; head_length];
+    frame.reserve_exact(chunk.len());
+    if !write_process_output_head(
+        &mut frame,
+        &notification.process_id,
+        notification.seq,
+        notification.stream,
+    ) {
         return None;
     }
-    let length = u16::try_from(process_id.len()).ok()?;
-    let chunk = &notification.chunk.0;
-    let mut frame =
-        Vec::with_capacity(PROCESS_OUTPUT_FRAME_HEADER_LENGTH + process_id.len() + chunk.len());
-    frame.resize(PROCESS_OUTPUT_FRAME_HEADER_LENGTH, 0);
-    frame[PROCESS_OUTPUT_FRAME_KIND_OFFSET] = PROCESS_OUTPUT_FRAME_KIND;
-    frame[PROCESS_OUTPUT_FRAME_STREAM_OFFSET] =
-        process_output_frame_stream_code(notification.stream);
-    frame[PROCESS_OUTPUT_FRAME_SEQ_OFFSET..PROCESS_OUTPUT_FRAME_SEQ_OFFSET + 8]
-        .copy_from_slice(&notification.seq.to_be_bytes());
-    frame[PROCESS_OUTPUT_FRAME_PROCESS_ID_LENGTH_OFFSET
-        ..PROCESS_OUTPUT_FRAME_PROCESS_ID_LENGTH_OFFSET + 2]
-        .copy_from_slice(&length.to_be_bytes());
-    debug_assert_eq!(frame.len(), PROCESS_OUTPUT_FRAME_PROCESS_ID_OFFSET);
-    frame.extend_from_slice(process_id);
     frame.extend_from_slice(chunk);
     Some(frame)
 }
@@ -201,6 +235,49 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_head_written_in_place_is_the_encoded_frames_head() {
+        for process_id in ["p", "odd \"id\" ✓ \n", &"x".repeat(65_535)] {
+            let original = notification(process_id, 9, OutputStream::Pty, b"chunk");
+            let id = &original.process_id;
+            let length = process_output_head_length(id).expect("fits");
+            let mut frame = vec![0xAA; length];
+            assert!(write_process_output_head(
+                &mut frame,
+                id,
+                9,
+                OutputStream::Pty
+            ));
+            frame.extend_from_slice(b"chunk");
+            assert_eq!(Some(frame), encode_process_output(&original));
+        }
+    }
+
+    #[test]
+    fn a_head_of_the_wrong_length_is_not_written() {
+        let id: ProcessId = "p1".parse().expect("a valid process id");
+        let length = process_output_head_length(&id).expect("fits");
+        for wrong in [0, length - 1, length + 1] {
+            let mut head = vec![0xAA; wrong];
+            assert!(!write_process_output_head(
+                &mut head,
+                &id,
+                1,
+                OutputStream::Stdout
+            ));
+            assert!(head.iter().all(|&byte| byte == 0xAA), "nothing written");
+        }
+        let long: ProcessId = "x".repeat(65_536).parse().expect("a valid process id");
+        assert_eq!(process_output_head_length(&long), None);
+        let mut head = vec![0; 12 + 65_536];
+        assert!(!write_process_output_head(
+            &mut head,
+            &long,
+            1,
+            OutputStream::Stdout
+        ));
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //!   schema's `x-binaryFrames`) as constants: kind codes, header lengths,
 //!   field offsets, enum codes.
 //! - `binary_frame`: the codec of those frames ([`encode_process_output`],
-//!   [`decode_binary_frame`]), written with the generated constants alone.
+//!   [`decode_binary_frame`]; [`write_process_output_head`] for a frame
+//!   whose chunk is already in place), written with the generated constants alone.
 //! - `method_table`: the hand-written shapes the generated table uses.
 //! - `base64_bytes`: [`Base64Bytes`], the bytes type that stands for the
 //!   schema's `Base64Bytes` def.
@@ -32,7 +33,10 @@ mod terminal_size;
 mod types;
 
 pub use base64_bytes::Base64Bytes;
-pub use binary_frame::{BinaryFrameError, decode_binary_frame, encode_process_output};
+pub use binary_frame::{
+    BinaryFrameError, decode_binary_frame, encode_process_output, process_output_head_length,
+    write_process_output_head,
+};
 pub use frame_layout::*;
 pub use method_table::{Direction, MethodInfo, MethodKind, Notification, Request};
 pub use methods::*;

@@ -564,7 +564,7 @@ mod tests {
     async fn events_flow_once_the_session_is_attached() {
         let config = Arc::new(ServerConfig::default());
         let (connection, mut outgoing) = Connection::new(config.clone());
-        let session = Session::new(&config, rpc::encode);
+        let session = Session::new(&config, rpc::ENCODER);
         let generation = session
             .attach(connection.superseded(), false, false)
             .expect("a new session");
@@ -584,7 +584,7 @@ mod tests {
     #[tokio::test]
     async fn a_writer_that_stops_without_draining_lets_go_of_the_events() {
         let config = Arc::new(ServerConfig::default());
-        let session = Session::new(&config, rpc::encode);
+        let session = Session::new(&config, rpc::ENCODER);
         let (first, mut first_outgoing) = Connection::new(config.clone());
         let generation = session
             .attach(first.superseded(), false, false)

@@ -38,6 +38,8 @@
 //!   kill what remains).
 //! - `error`: [`ServerError`], every way a method can fail.
 //! - `config`: [`ServerConfig`], the limits every connection shares.
+//! - `heap`: the C heap's settings for the server's traffic (glibc's trim
+//!   threshold), which `main` applies.
 //! - `sync`: the lock helper.
 //! - `wire_message`: [`WireMessage`], one outgoing message: text or a
 //!   binary frame.
@@ -49,19 +51,24 @@
 //!
 //! # The path of one output chunk
 //! From a child's pipe to the client's consumer, each module once:
-//! 1. `process/driver.rs` reads the chunk from the pipe (or PTY), logs it
-//!    with its seq in the retained output (`process/output.rs`, through
-//!    `process/managed.rs`), and queues a typed `ProcessEvent::Output`
-//!    (`process/events.rs`) on the session's event queue once the process
-//!    is announced, holding back further reads while the queue is full.
-//! 2. `session.rs` owns that queue; the attached connection holds its
-//!    receiving end.
-//! 3. `connection.rs` (`Outgoing`) takes the event, after any response
+//! 1. `process/driver.rs` reads the chunk from the pipe (or PTY) into a
+//!    buffer that keeps room for a binary frame's head, and the session's
+//!    encoder (`rpc/notifications.rs`, which `process/events.rs`'s
+//!    `EventSink` holds) makes its wire message: the `process/output` text,
+//!    or, on a WebSocket connection that asked for binary output in
+//!    `initialize`, one binary frame whose head is written into that room
+//!    (`exec_protocol::write_process_output_head`), the chunk not copied.
+//! 2. The driver logs the chunk with its seq in the retained output
+//!    (`process/output.rs`, through `process/managed.rs`; a frame and its
+//!    logged chunk share one buffer) and queues the message on the
+//!    session's event queue once the process is announced, holding back
+//!    further reads while the queue is full. `session.rs` owns that queue;
+//!    the attached connection holds its receiving end.
+//! 3. `connection.rs` (`Outgoing`) takes the message, after any response
 //!    queued before it.
-//! 4. `rpc/notifications.rs` encodes it as the `process/output` text.
-//!    On a WebSocket connection that asked for binary output in
-//!    `initialize`, it is encoded as one binary frame instead
-//!    (`exec_protocol::encode_process_output`): a [`wire_message`] either way.
+//! 4. A message encoded for an earlier connection's grant (it waited while
+//!    the session was detached) is re-encoded for this one's
+//!    (`rpc::fit_grant`): a [`wire_message`] either way.
 //! 5. `transport/mod.rs`'s writer loop hands the message to the sink of
 //!    `transport/ws.rs` or `transport/stdio.rs` (or `in_process.rs`), which
 //!    writes the frame or line.
@@ -79,6 +86,7 @@ mod environment;
 mod error;
 pub mod fs;
 pub mod guardian;
+pub mod heap;
 mod http;
 pub mod in_process;
 mod path_uri;

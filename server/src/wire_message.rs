@@ -9,8 +9,9 @@ pub enum WireMessage {
     /// A complete JSON-RPC message text.
     Text(String),
     /// A binary frame laid out as the schema's `x-binaryFrames` says; only
-    /// ever sent on a connection that was granted binary output.
-    Binary(Vec<u8>),
+    /// ever sent on a connection that was granted binary output. Its chunk
+    /// may share the buffer of the chunk the process's log keeps.
+    Binary(bytes::Bytes),
 }
 
 impl From<String> for WireMessage {

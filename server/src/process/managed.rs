@@ -8,6 +8,7 @@ use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use exec_protocol::{
     ExitReason, OutputStream, ProcessId, ProcessInfo, ProcessReadResponse, ProcessStartParams,
     Signal, WriteStatus,
@@ -264,7 +265,7 @@ impl ManagedProcess {
     }
 
     /// Logs a chunk of output; returns its seq.
-    pub(crate) fn record_output(&self, stream: OutputStream, bytes: Vec<u8>) -> u64 {
+    pub(crate) fn record_output(&self, stream: OutputStream, bytes: Bytes) -> u64 {
         let seq = lock(&self.state).log.push_output(stream, bytes);
         self.events.send_replace(seq);
         seq

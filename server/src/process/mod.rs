@@ -118,7 +118,7 @@ mod timeout;
 mod tree;
 
 pub use command::TOKEN_ENV_VARIABLE;
-pub use events::{EncodeEvent, EventSink, ProcessEvent};
+pub use events::{EncodeEvent, Encoder, EventSink, OutputRead, ProcessEvent};
 pub use global::{
     cgroup_directory, init_cgroup_containment, init_reaper, kill_all, kill_dead_server_trees,
     remove_released_server_cgroup, server_id,

@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 
+use bytes::Bytes;
 use exec_protocol::{Base64Bytes, ExitReason, OutputChunk, OutputStream, Signal};
 
 /// How many eviction checkpoints a process keeps before thinning them. Each
@@ -39,8 +40,9 @@ struct RetainedChunk {
     seq: u64,
     /// Where the bytes came from.
     stream: OutputStream,
-    /// The bytes as the process wrote them.
-    bytes: Vec<u8>,
+    /// The bytes as the process wrote them (shared with the frame that
+    /// carried them, see `driver.rs`).
+    bytes: Bytes,
     /// Output bytes of the process up to and including this chunk, so that
     /// eviction can tell how many bytes a cursor lost.
     end_offset: u64,
@@ -167,7 +169,7 @@ impl RetainedOutput {
 
     /// Logs a chunk of output and returns its seq, evicting the oldest chunks
     /// beyond the limit.
-    pub(crate) fn push_output(&mut self, stream: OutputStream, bytes: Vec<u8>) -> u64 {
+    pub(crate) fn push_output(&mut self, stream: OutputStream, bytes: Bytes) -> u64 {
         self.last_seq += 1;
         self.total_bytes += bytes.len() as u64;
         self.retained_bytes += bytes.len();
@@ -247,7 +249,7 @@ impl RetainedOutput {
             used = used.saturating_add(length);
             covered = chunk.seq;
             chunks.push(OutputChunk {
-                chunk: Base64Bytes(chunk.bytes.clone()),
+                chunk: Base64Bytes(chunk.bytes.to_vec()),
                 seq: chunk.seq,
                 stream: chunk.stream,
             });
@@ -321,8 +323,14 @@ mod tests {
     #[test]
     fn seqs_are_shared_by_output_exit_and_close() {
         let mut log = RetainedOutput::new(1024);
-        assert_eq!(log.push_output(OutputStream::Stdout, b"a".to_vec()), 1);
-        assert_eq!(log.push_output(OutputStream::Stderr, b"b".to_vec()), 2);
+        assert_eq!(
+            log.push_output(OutputStream::Stdout, Bytes::from_static(b"a")),
+            1
+        );
+        assert_eq!(
+            log.push_output(OutputStream::Stderr, Bytes::from_static(b"b")),
+            2
+        );
         let exit = log.push_exit(0, None, ExitReason::Exited);
         assert_eq!(exit.seq, 3);
         assert_eq!(log.push_closed(), 4);
@@ -344,8 +352,8 @@ mod tests {
     #[test]
     fn max_bytes_returns_at_least_one_chunk_and_moves_the_cursor_past_it() {
         let mut log = RetainedOutput::new(1024);
-        log.push_output(OutputStream::Stdout, b"hello".to_vec());
-        log.push_output(OutputStream::Stdout, b"world".to_vec());
+        log.push_output(OutputStream::Stdout, Bytes::from_static(b"hello"));
+        log.push_output(OutputStream::Stdout, Bytes::from_static(b"world"));
         log.push_exit(0, None, ExitReason::Exited);
         log.push_closed();
         let first = log.read(0, 1);
@@ -369,7 +377,7 @@ mod tests {
     fn a_read_without_chunks_answers_the_next_seq() {
         let mut log = RetainedOutput::new(1024);
         assert_eq!(log.read(0, u64::MAX).next_seq, 1);
-        log.push_output(OutputStream::Stdout, b"a".to_vec());
+        log.push_output(OutputStream::Stdout, Bytes::from_static(b"a"));
         let caught_up = log.read(1, u64::MAX);
         assert_eq!((caught_up.chunks.len(), caught_up.next_seq), (0, 2));
         assert_eq!(caught_up.next_seq, log.next_seq());
@@ -378,10 +386,10 @@ mod tests {
     #[test]
     fn eviction_is_reported_to_the_cursors_that_lost_bytes() {
         let mut log = RetainedOutput::new(10);
-        log.push_output(OutputStream::Stdout, b"aaaa".to_vec()); // 1
-        log.push_output(OutputStream::Stdout, b"bbbb".to_vec()); // 2
-        log.push_output(OutputStream::Stdout, b"cccc".to_vec()); // 3, evicts 1
-        log.push_output(OutputStream::Stdout, b"dddd".to_vec()); // 4, evicts 2
+        log.push_output(OutputStream::Stdout, Bytes::from_static(b"aaaa")); // 1
+        log.push_output(OutputStream::Stdout, Bytes::from_static(b"bbbb")); // 2
+        log.push_output(OutputStream::Stdout, Bytes::from_static(b"cccc")); // 3, evicts 1
+        log.push_output(OutputStream::Stdout, Bytes::from_static(b"dddd")); // 4, evicts 2
         assert_eq!(log.dropped_after(0), 8);
         assert_eq!(log.dropped_after(1), 4);
         assert_eq!(log.dropped_after(2), 0);
@@ -401,10 +409,10 @@ mod tests {
     fn unacknowledged_output_is_kept_and_fills_the_log() {
         let mut log = RetainedOutput::new(10);
         log.set_evict_unacknowledged(false);
-        log.push_output(OutputStream::Stdout, b"aaaa".to_vec()); // 1
-        log.push_output(OutputStream::Stdout, b"bbbb".to_vec()); // 2
+        log.push_output(OutputStream::Stdout, Bytes::from_static(b"aaaa")); // 1
+        log.push_output(OutputStream::Stdout, Bytes::from_static(b"bbbb")); // 2
         assert!(log.has_room());
-        log.push_output(OutputStream::Stdout, b"cccc".to_vec()); // 3, over the limit
+        log.push_output(OutputStream::Stdout, Bytes::from_static(b"cccc")); // 3, over the limit
         assert!(!log.has_room(), "nothing acknowledged may be evicted");
         assert_eq!(log.read(0, u64::MAX).chunks.len(), 3);
         assert_eq!(log.dropped_after(0), 0);
@@ -415,7 +423,7 @@ mod tests {
         // acknowledged, though it is not over the limit.
         let mut full = RetainedOutput::new(4);
         full.set_evict_unacknowledged(false);
-        full.push_output(OutputStream::Stdout, b"abcd".to_vec());
+        full.push_output(OutputStream::Stdout, Bytes::from_static(b"abcd"));
         assert!(!full.has_room());
         full.acknowledge(1);
         assert!(full.has_room());
@@ -438,7 +446,7 @@ mod tests {
         let mut log = RetainedOutput::new(8);
         log.set_evict_unacknowledged(false);
         for _ in 0..4 {
-            log.push_output(OutputStream::Stdout, b"xxxx".to_vec());
+            log.push_output(OutputStream::Stdout, Bytes::from_static(b"xxxx"));
         }
         assert!(!log.has_room());
         log.set_evict_unacknowledged(true);
@@ -451,7 +459,7 @@ mod tests {
     fn thinned_checkpoints_never_hide_a_loss() {
         let mut log = RetainedOutput::new(0);
         for _ in 0..(3 * EVICTION_CHECKPOINTS) {
-            log.push_output(OutputStream::Stdout, vec![b'x'; 3]);
+            log.push_output(OutputStream::Stdout, Bytes::from(vec![b'x'; 3]));
         }
         assert!(log.eviction_checkpoints.len() <= EVICTION_CHECKPOINTS + 1);
         let total = 3 * 3 * EVICTION_CHECKPOINTS as u64;

@@ -29,6 +29,7 @@ use std::io;
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::sync::Arc;
 
+use rustix::buffer::spare_capacity;
 use rustix::fs::{Mode, OFlags};
 use rustix::pty::{OpenptFlags, grantpt, ioctl_tiocgptpeer, openpt, ptsname, unlockpt};
 use rustix::termios::{SpecialCodeIndex, Winsize, tcgetattr, tcsetwinsize};
@@ -70,17 +71,19 @@ impl PtyMaster {
         Ok(Self(Arc::new(master)))
     }
 
-    /// Reads the terminal's output into `buffer`, waiting until there is
+    /// Reads the terminal's output into `buffer`'s spare capacity (appended
+    /// to what it holds; as much as that capacity takes), waiting until there is
     /// some; `Ok(0)` at its EOF, which Linux reports as EIO once every
     /// process on the terminal closed its slave side. Cancel-safe: bytes are
     /// only taken by a read that returns them.
     /// Errors: the kernel's (other than EIO, EAGAIN and EINTR).
-    pub(crate) async fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
+    pub(crate) async fn read(&self, buffer: &mut Vec<u8>) -> io::Result<usize> {
         loop {
             let mut ready = self.0.readable().await?;
             let hung_up = ready.ready().is_read_closed();
             let read = ready.try_io(|master| {
-                rustix::io::read(master.get_ref(), &mut *buffer).map_err(io::Error::from)
+                rustix::io::read(master.get_ref(), spare_capacity(&mut *buffer))
+                    .map_err(io::Error::from)
             });
             match read {
                 // The reactor keeps a hang-up ready for good, so waiting again

@@ -119,7 +119,7 @@ impl Harness {
     fn with(config: ProcessConfig, outbox_capacity: usize) -> Self {
         let (outbox, notifications) = mpsc::channel(outbox_capacity);
         Self {
-            table: ProcessTable::new(config, EventSink::new(outbox, crate::rpc::encode)),
+            table: ProcessTable::new(config, EventSink::new(outbox, crate::rpc::ENCODER)),
             notifications,
         }
     }

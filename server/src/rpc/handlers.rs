@@ -32,7 +32,7 @@ pub(super) async fn initialize(
             })?
         }
         None => {
-            let session = Session::new(&context.config, notifications::encode);
+            let session = Session::new(&context.config, notifications::ENCODER);
             let generation = session
                 .attach(superseded, acknowledged, binary_output)
                 .ok_or_else(|| {

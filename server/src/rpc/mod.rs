@@ -59,6 +59,9 @@ pub(crate) use incoming::{Incoming, parse};
 pub(crate) use inline::starts_inline;
 pub use message::MessageText;
 pub(crate) use message::owned_request;
+/// The encoders, for the tests of the layers below that need sessions.
+#[cfg(test)]
+pub(crate) use notifications::ENCODER;
 /// The encoder sessions give their processes (`handlers::initialize` does),
 /// for the tests of the layers below that need real notification texts.
 #[cfg(test)]

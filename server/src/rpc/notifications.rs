@@ -16,14 +16,16 @@
 
 use std::fmt::Write as _;
 
+use bytes::Bytes;
 use exec_protocol::{
     HTTP_REQUEST_BODY_DELTA_METHOD, HttpRequestBodyDeltaNotification, OutputStream,
-    PROCESS_CLOSED_METHOD, PROCESS_EXITED_METHOD, PROCESS_OUTPUT_METHOD, ProcessOutputNotification,
-    decode_binary_frame, encode_process_output,
+    PROCESS_CLOSED_METHOD, PROCESS_EXITED_METHOD, PROCESS_OUTPUT_METHOD, ProcessId,
+    ProcessOutputNotification, decode_binary_frame, encode_process_output,
+    process_output_head_length, write_process_output_head,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::process::ProcessEvent;
+use crate::process::{Encoder, OutputRead, ProcessEvent};
 use crate::wire_message::WireMessage;
 
 /// The JSON-RPC 2.0 notification envelope around typed params.
@@ -43,11 +45,51 @@ struct Envelope<'a, P> {
 pub(crate) fn encode(event: &ProcessEvent, binary_output: bool) -> WireMessage {
     if let ProcessEvent::Output(output) = event {
         if binary_output && let Some(frame) = encode_process_output(output) {
-            return WireMessage::Binary(frame);
+            return WireMessage::Binary(frame.into());
         }
         return WireMessage::Text(output_text(output));
     }
     WireMessage::Text(encode_text(event))
+}
+
+/// The encoders every session hands its processes.
+pub(crate) const ENCODER: Encoder = Encoder {
+    event: encode,
+    output: encode_output,
+    head_length: output_head_length,
+};
+
+/// The wire message of a chunk of output the driver read with room for a
+/// frame's head, and the chunk for the log: on a connection granted binary
+/// output, the head is written into that room and the frame and the
+/// chunk share the buffer (no copy); otherwise the text is encoded from
+/// the chunk, as [`encode`] does.
+fn encode_output(read: OutputRead<'_>, binary_output: bool) -> (WireMessage, Bytes) {
+    let OutputRead {
+        process_id,
+        seq,
+        stream,
+        mut buffer,
+        head_length,
+    } = read;
+    if binary_output
+        && let Some(head) = buffer.get_mut(..head_length)
+        && write_process_output_head(head, process_id, seq, stream)
+    {
+        let frame = Bytes::from(buffer);
+        let chunk = frame.slice(head_length..);
+        return (WireMessage::Binary(frame), chunk);
+    }
+    let start = head_length.min(buffer.len());
+    let chunk = Bytes::from(buffer).slice(start..);
+    let text = output_text_of(process_id, seq, stream, &chunk);
+    (WireMessage::Text(text), chunk)
+}
+
+/// The room a process's read buffers keep for a frame's head: none for a
+/// processId too long for a frame (its output always goes as text).
+fn output_head_length(process_id: &ProcessId) -> usize {
+    process_output_head_length(process_id).unwrap_or(0)
 }
 
 /// The `process/output` head our texts start with ([`output_text`]).
@@ -78,7 +120,7 @@ pub(crate) fn fit_grant(message: WireMessage, binary_output: bool) -> Option<Wir
                 .ok()
                 .and_then(|output| encode_process_output(&output.params));
             Some(match frame {
-                Some(frame) => WireMessage::Binary(frame),
+                Some(frame) => WireMessage::Binary(frame.into()),
                 // A processId too long for a frame goes as text, as when encoded.
                 None => WireMessage::Text(text),
             })
@@ -129,10 +171,19 @@ pub(crate) fn encode_http_body_delta(delta: &HttpRequestBodyDeltaNotification) -
 /// The text of a `process/output` notification, with the members in the
 /// order the typed [`ProcessOutputNotification`] serializes them.
 fn output_text(output: &ProcessOutputNotification) -> String {
+    output_text_of(
+        &output.process_id,
+        output.seq,
+        output.stream,
+        &output.chunk.0,
+    )
+}
+
+/// The text of a `process/output` notification of `bytes` ([`output_text`]).
+fn output_text_of(process_id: &ProcessId, seq: u64, stream: OutputStream, bytes: &[u8]) -> String {
     const HEAD: &str = "{\"jsonrpc\":\"2.0\",\"method\":\"";
     const PARAMS: &str = "\",\"params\":{\"chunk\":\"";
-    let bytes = &output.chunk.0;
-    let process_id = output.process_id.as_str();
+    let process_id = process_id.as_str();
     let mut text = String::with_capacity(
         HEAD.len()
             + PROCESS_OUTPUT_METHOD.len()
@@ -151,8 +202,8 @@ fn output_text(output: &ProcessOutputNotification) -> String {
     let _ = write!(
         text,
         ",\"seq\":{},\"stream\":\"{}\"}}}}",
-        output.seq,
-        stream_name(output.stream)
+        seq,
+        stream_name(stream)
     );
     text
 }
@@ -248,6 +299,47 @@ mod tests {
             panic!("not a binary frame");
         };
         assert_eq!(decode_binary_frame(&frame), Ok(typed));
+    }
+
+    /// A buffer as the driver reads into: `head_length` bytes of room, then `chunk`.
+    fn read_buffer(head_length: usize, chunk: &[u8]) -> Vec<u8> {
+        let mut buffer = vec![0; head_length];
+        buffer.extend_from_slice(chunk);
+        buffer
+    }
+
+    #[test]
+    fn output_read_with_room_encodes_as_the_typed_event_and_shares_its_chunk() {
+        for process_id in ["p", "odd \"id\" ✓", &"x".repeat(65_536)] {
+            let typed = output(process_id);
+            let head_length = output_head_length(&typed.process_id);
+            for granted in [true, false] {
+                let buffer = read_buffer(head_length, &typed.chunk.0);
+                let start = buffer.as_ptr() as usize;
+                let (message, chunk) = encode_output(
+                    OutputRead {
+                        process_id: &typed.process_id,
+                        seq: typed.seq,
+                        stream: typed.stream,
+                        buffer,
+                        head_length,
+                    },
+                    granted,
+                );
+                assert_eq!(
+                    message,
+                    encode(&ProcessEvent::Output(typed.clone()), granted)
+                );
+                assert_eq!(chunk, typed.chunk.0);
+                // The log's chunk is the read buffer itself, past the room.
+                assert_eq!(chunk.as_ptr() as usize, start + head_length);
+                if let WireMessage::Binary(frame) = &message {
+                    assert_eq!(frame.as_ptr() as usize, start, "the frame is the buffer");
+                }
+            }
+        }
+        // No room for a long processId: its output is text even when granted.
+        assert_eq!(output_head_length(&id(&"x".repeat(65_536))), 0);
     }
 
     #[test]

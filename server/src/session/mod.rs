@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::ServerConfig;
-use crate::process::{EncodeEvent, EventSink, ProcessTable};
+use crate::process::{Encoder, EventSink, ProcessTable};
 use crate::sync::lock;
 use crate::wire_message::WireMessage;
 
@@ -75,11 +75,11 @@ pub(crate) enum Departure {
 
 impl Session {
     /// A new session with an empty process table whose events, encoded by
-    /// `encode`, queue up to `config.outbox_capacity` deep before output is
+    /// `encoder`, queue up to `config.outbox_capacity` deep before output is
     /// held back. Registered, so that it can be resumed.
-    pub(crate) fn new(config: &ServerConfig, encode: EncodeEvent) -> Arc<Self> {
+    pub(crate) fn new(config: &ServerConfig, encoder: Encoder) -> Arc<Self> {
         let (queue, events) = mpsc::channel(config.outbox_capacity.max(1));
-        let sink = EventSink::new(queue, encode);
+        let sink = EventSink::new(queue, encoder);
         let session = Arc::new(Self {
             id: new_session_id(),
             processes: ProcessTable::new(config.process.clone(), sink.clone()),

@@ -30,6 +30,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::config::ServerConfig;
@@ -126,7 +127,7 @@ pub trait MessageSink: Send + 'static {
     /// # Errors
     /// The client is gone; the writer stops. A transport without binary
     /// messages fails with [`io::ErrorKind::Unsupported`].
-    fn send_binary(&mut self, frame: Vec<u8>) -> impl Future<Output = io::Result<()>> + Send {
+    fn send_binary(&mut self, frame: Bytes) -> impl Future<Output = io::Result<()>> + Send {
         drop(frame);
         std::future::ready(Err(io::Error::from(io::ErrorKind::Unsupported)))
     }

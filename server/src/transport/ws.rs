@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -445,8 +446,8 @@ impl MessageSink for FrameSink {
         true
     }
 
-    async fn send_binary(&mut self, frame: Vec<u8>) -> io::Result<()> {
-        let message = Message::Binary(frame.into());
+    async fn send_binary(&mut self, frame: Bytes) -> io::Result<()> {
+        let message = Message::Binary(frame);
         self.sink.feed(message).await.map_err(io::Error::other)
     }
 
