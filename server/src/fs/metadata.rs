@@ -41,19 +41,15 @@ pub async fn get_metadata(
     let named = path.clone();
     run_metadata(&named, move || {
         let fail = |error| fs_error(&path, error);
-        let metadata = if follow_symlinks {
-            fs::metadata(&path)
+        // The link itself first (`lstat`); a `stat` only for a symlink that
+        // is to be followed, since for anything else the two agree. A
+        // dangling symlink fails at the `stat`, as when following it.
+        let own = fs::symlink_metadata(&path).map_err(fail)?;
+        let is_symlink = own.is_symlink();
+        let metadata = if follow_symlinks && is_symlink {
+            fs::metadata(&path).map_err(fail)?
         } else {
-            fs::symlink_metadata(&path)
-        }
-        .map_err(fail)?;
-        // Following, the link itself is asked about once more; it exists,
-        // since its target was just found through it, unless it was removed
-        // in between, which the client is told as what it is.
-        let is_symlink = if follow_symlinks {
-            fs::symlink_metadata(&path).map_err(fail)?.is_symlink()
-        } else {
-            metadata.is_symlink()
+            own
         };
         let milliseconds = |time: std::io::Result<SystemTime>| {
             time.ok()
