@@ -87,15 +87,13 @@ pub fn write_process_output_head(
     seq: u64,
     stream: OutputStream,
 ) -> bool {
+    if process_output_head_length(process_id) != Some(head.len()) {
+        return false;
+    }
     let process_id = process_id.as_bytes();
     let Ok(length) = u16::try_from(process_id.len()) else {
         return false;
     };
-    if process_id.len() > PROCESS_OUTPUT_FRAME_PROCESS_ID_MAX_LENGTH
-        || head.len() != PROCESS_OUTPUT_FRAME_HEADER_LENGTH + process_id.len()
-    {
-        return false;
-    }
     head[PROCESS_OUTPUT_FRAME_KIND_OFFSET] = PROCESS_OUTPUT_FRAME_KIND;
     head[PROCESS_OUTPUT_FRAME_STREAM_OFFSET] = process_output_frame_stream_code(stream);
     head[PROCESS_OUTPUT_FRAME_SEQ_OFFSET..PROCESS_OUTPUT_FRAME_SEQ_OFFSET + 8]

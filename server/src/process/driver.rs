@@ -204,10 +204,11 @@ impl ReadBuffer {
     /// their size; grows the space when they filled it.
     fn take(&mut self, length: usize) -> Vec<u8> {
         debug_assert_eq!(self.bytes.len(), self.head_length + length);
+        let half_full = length * 2 >= self.space;
         if length == self.space && self.space < self.limit {
             self.space = (self.space * 2).min(self.limit);
         }
-        if length * 2 >= self.bytes.capacity() - self.head_length {
+        if half_full {
             let next = Self::empty(self.head_length, self.space);
             let mut taken = std::mem::replace(&mut self.bytes, next);
             taken.shrink_to_fit();
