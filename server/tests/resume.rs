@@ -436,6 +436,13 @@ async fn a_retried_start_in_a_resumed_session_returns_the_original_process() {
         panic!("the connection closed");
     };
     assert_eq!(different["error"]["data"]["kind"], "processExists");
+    // Only the environment differs: not the same start either.
+    let mut other_env = params.clone();
+    other_env["env"]["EXEC_SERVER_TEST_EXTRA"] = json!("1");
+    let Incoming::Message(different) = second.request("process/start", other_env).await else {
+        panic!("the connection closed");
+    };
+    assert_eq!(different["error"]["data"]["kind"], "processExists");
     let listing = second.call("process/list", json!({})).await;
     assert_eq!(listing["processes"].as_array().map(Vec::len), Some(1));
 }

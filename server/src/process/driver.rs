@@ -20,13 +20,13 @@ use std::time::Duration;
 
 use bytes::BufMut as _;
 use exec_protocol::{OutputStream, ProcessClosedNotification, ProcessExitedNotification};
-use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::net::unix::pipe::Receiver;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use super::events::{OutputRead, ProcessEvent};
 use super::managed::{Gate, ManagedProcess};
 use super::pty::PtyMaster;
+use super::read_buffer::ReadBuffer;
 use super::{EventSink, TableInner, registry};
 use crate::wire_message::WireMessage;
 
@@ -130,17 +130,24 @@ impl Driver {
 }
 
 /// Reads from `reader` when it is there, forever pending otherwise, so a
-/// `select!` branch needs no unwrap. Cancel-safe, as tokio's reads are.
-async fn read_some<R: AsyncRead + Unpin>(
-    reader: &mut Option<R>,
-    buffer: &mut ReadBuffer,
-) -> io::Result<usize> {
-    match reader {
-        Some(reader) => {
-            let space = buffer.space;
-            reader.read_buf(&mut (&mut buffer.bytes).limit(space)).await
+/// `select!` branch needs no unwrap. The buffer is made only once the pipe
+/// is readable, so an idle process holds none. Cancel-safe: only the wait
+/// for readiness is ever cancelled.
+async fn read_some(reader: &mut Option<Receiver>, buffer: &mut ReadBuffer) -> io::Result<usize> {
+    let Some(reader) = reader else {
+        return std::future::pending().await;
+    };
+    loop {
+        reader.readable().await?;
+        let space = buffer.space();
+        match reader.try_read_buf(&mut buffer.prepared().limit(space)) {
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            read => return read,
         }
-        None => std::future::pending().await,
     }
 }
 
@@ -148,76 +155,8 @@ async fn read_some<R: AsyncRead + Unpin>(
 /// otherwise. Cancel-safe, as [`PtyMaster::read`] is.
 async fn read_terminal(master: &Option<PtyMaster>, buffer: &mut ReadBuffer) -> io::Result<usize> {
     match master {
-        Some(master) => master.read(&mut buffer.bytes).await,
+        Some(master) => master.read(buffer).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Bytes a pipe's or terminal's read buffer starts with: an idle process (most of them)
-/// then holds 4 KiB per stream instead of the full read size.
-const INITIAL_READ_BYTES: usize = 4 * 1024;
-
-/// A pipe's or terminal's read buffer: room for the head of the chunk's
-/// frame (`EventSink::head_length`), then the space a read appends to,
-/// which starts small and doubles, up to the read size, each time a read
-/// fills it, so a busy stream soon reads in large chunks.
-///
-/// A read that fills at least half the space hands the buffer itself on
-/// (frame and log share it, no copy) and the next read gets a new one; a
-/// smaller read is copied out and the buffer kept, so that a retained
-/// chunk never holds much more memory than its bytes.
-struct ReadBuffer {
-    /// The head's room (zeros), then the bytes read, with `space` bytes of
-    /// capacity after the room.
-    bytes: Vec<u8>,
-    /// The head's room, in bytes.
-    head_length: usize,
-    /// The most one read appends, in bytes.
-    space: usize,
-    /// The most `space` grows to, in bytes.
-    limit: usize,
-}
-
-impl ReadBuffer {
-    fn new(used: bool, limit: usize, head_length: usize) -> Self {
-        let space = if used {
-            INITIAL_READ_BYTES.min(limit)
-        } else {
-            0
-        };
-        Self {
-            bytes: Self::empty(head_length, space),
-            head_length,
-            space,
-            limit,
-        }
-    }
-
-    /// A buffer of `head_length` bytes of room with `space` bytes of capacity after them.
-    fn empty(head_length: usize, space: usize) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(head_length + space);
-        bytes.resize(head_length, 0);
-        bytes
-    }
-
-    /// The head's room and the `length` bytes just read, in a buffer of
-    /// their size; grows the space when they filled it.
-    fn take(&mut self, length: usize) -> Vec<u8> {
-        debug_assert_eq!(self.bytes.len(), self.head_length + length);
-        let half_full = length * 2 >= self.space;
-        if length == self.space && self.space < self.limit {
-            self.space = (self.space * 2).min(self.limit);
-        }
-        if half_full {
-            let next = Self::empty(self.head_length, self.space);
-            let mut taken = std::mem::replace(&mut self.bytes, next);
-            taken.shrink_to_fit();
-            taken
-        } else {
-            let taken = self.bytes.clone();
-            self.bytes.truncate(self.head_length);
-            taken
-        }
     }
 }
 
@@ -237,9 +176,9 @@ async fn pump(
         OutputSource::Pty { master } => (None, None, Some(master)),
     };
     let head_length = events.head_length(&process.process_id);
-    let mut stdout_buffer = ReadBuffer::new(stdout.is_some(), read_size, head_length);
-    let mut stderr_buffer = ReadBuffer::new(stderr.is_some(), read_size, head_length);
-    let mut pty_buffer = ReadBuffer::new(pty.is_some(), read_size, head_length);
+    let mut stdout_buffer = ReadBuffer::new(read_size, head_length);
+    let mut stderr_buffer = ReadBuffer::new(read_size, head_length);
+    let mut pty_buffer = ReadBuffer::new(read_size, head_length);
     let mut permit: Option<OwnedSemaphorePermit> = None;
     let mut status: Option<Option<ExitStatus>> = None;
     let mut exit_logged = false;
@@ -399,74 +338,5 @@ async fn send_events(
         }
         // Giving the permit back lets the driver read the next chunk.
         drop(permit);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use pretty_assertions::assert_eq;
-
-    use super::*;
-
-    /// What a read of `length` bytes leaves in `buffer`.
-    fn read(buffer: &mut ReadBuffer, length: usize) {
-        assert!(buffer.bytes.capacity() - buffer.bytes.len() >= length);
-        let start = buffer.bytes.as_ptr();
-        buffer.bytes.extend((0..length).map(|index| index as u8));
-        assert_eq!(buffer.bytes.as_ptr(), start, "the read fits the space");
-    }
-
-    #[test]
-    fn a_read_that_fills_half_the_space_hands_the_buffer_on_and_a_full_one_grows_it() {
-        let mut buffer = ReadBuffer::new(true, 16 * 1024, 20);
-        assert_eq!(buffer.bytes, vec![0; 20]);
-        assert_eq!(buffer.bytes.capacity(), 20 + INITIAL_READ_BYTES);
-
-        read(&mut buffer, INITIAL_READ_BYTES);
-        let start = buffer.bytes.as_ptr();
-        let taken = buffer.take(INITIAL_READ_BYTES);
-        assert_eq!(taken.as_ptr(), start, "not copied");
-        assert_eq!(taken.len(), 20 + INITIAL_READ_BYTES);
-        assert_eq!(taken.capacity(), taken.len());
-        assert_eq!(buffer.space, 2 * INITIAL_READ_BYTES);
-        assert_eq!(buffer.bytes, vec![0; 20]);
-        assert_eq!(buffer.bytes.capacity(), 20 + 2 * INITIAL_READ_BYTES);
-
-        // Half the space: handed on, trimmed to the chunk, no growth.
-        read(&mut buffer, INITIAL_READ_BYTES);
-        let taken = buffer.take(INITIAL_READ_BYTES);
-        assert_eq!(taken.len(), 20 + INITIAL_READ_BYTES);
-        assert!(taken.capacity() < 20 + 2 * INITIAL_READ_BYTES);
-        assert_eq!(buffer.space, 2 * INITIAL_READ_BYTES);
-
-        // Full reads grow the space up to the limit, never past it.
-        for _ in 0..4 {
-            let space = buffer.space;
-            read(&mut buffer, space);
-            assert_eq!(buffer.take(space).len(), 20 + space);
-        }
-        assert_eq!(buffer.space, 16 * 1024);
-        assert_eq!(buffer.bytes.capacity(), 20 + 16 * 1024);
-    }
-
-    #[test]
-    fn a_small_read_is_copied_out_and_the_buffer_kept() {
-        let mut buffer = ReadBuffer::new(true, 64 * 1024, 13);
-        read(&mut buffer, 5);
-        let start = buffer.bytes.as_ptr();
-        let taken = buffer.take(5);
-        assert_eq!(taken, [&[0; 13][..], &[0, 1, 2, 3, 4]].concat());
-        assert_ne!(taken.as_ptr(), start);
-        assert!(taken.capacity() < 13 + INITIAL_READ_BYTES);
-        assert_eq!(buffer.bytes.as_ptr(), start, "kept for the next read");
-        assert_eq!(buffer.bytes, vec![0; 13]);
-        assert_eq!(buffer.space, INITIAL_READ_BYTES);
-    }
-
-    #[test]
-    fn an_unused_stream_holds_only_the_heads_room() {
-        let buffer = ReadBuffer::new(false, 64 * 1024, 13);
-        assert_eq!(buffer.space, 0);
-        assert_eq!(buffer.bytes.capacity(), 13);
     }
 }

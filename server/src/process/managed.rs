@@ -20,6 +20,7 @@ use tokio::sync::{Notify, watch};
 use super::output::{ExitEvent, RetainedOutput};
 use super::pty::PtyMaster;
 use super::signal::{nix_signal, protocol_signal, wire_exit_code};
+use super::start_digest::StartDigest;
 use super::tree::Tree;
 use crate::error::ServerError;
 use crate::sync::lock;
@@ -123,9 +124,11 @@ pub(crate) struct ManagedProcess {
     pub(crate) process_id: ProcessId,
     /// Unique among all processes of this server, for the `kill_all` registry.
     pub(crate) serial: u64,
-    /// The request that started it: its `argv` for `process/list`, and
-    /// what a retried `process/start` in a resumed session is compared with.
-    pub(crate) start: ProcessStartParams,
+    /// The `argv` it was started with, for `process/list`.
+    argv: Vec<String>,
+    /// What a retried `process/start` in a resumed session is compared
+    /// with (a digest, not a copy of the request and its environment).
+    pub(crate) start_digest: StartDigest,
     /// The process's tree: pid, marker, reaped flag.
     pub(crate) tree: Arc<Tree>,
     /// Pipes or PTY.
@@ -150,7 +153,7 @@ impl ManagedProcess {
     pub(crate) fn new(
         process_id: ProcessId,
         serial: u64,
-        start: ProcessStartParams,
+        start: &ProcessStartParams,
         tree: Arc<Tree>,
         child_io: ChildIo,
         stdin: Option<StdinSink>,
@@ -159,7 +162,8 @@ impl ManagedProcess {
         Self {
             process_id,
             serial,
-            start,
+            argv: start.argv.clone(),
+            start_digest: StartDigest::of(start),
             tree,
             child_io,
             state: Mutex::new(State {
@@ -334,7 +338,7 @@ impl ManagedProcess {
     pub(crate) fn info(&self) -> ProcessInfo {
         let exit = lock(&self.state).log.exit();
         ProcessInfo {
-            argv: self.start.argv.clone(),
+            argv: self.argv.clone(),
             exit_code: exit.map(|exit| exit.exit_code),
             pid: self.pid(),
             process_id: self.process_id.clone(),

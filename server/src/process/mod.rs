@@ -6,6 +6,8 @@
 //!   the `process/*` methods.
 //! - `start`: `process/start` off the locks: the id reserved under the
 //!   table's lock, the spawn outside every lock, the process in its place.
+//! - `start_digest`: what a process keeps of its `process/start` to know a
+//!   start retried after a resume (a SHA-256, not the request).
 //! - `command`: a checked `process/start` request: program found in the
 //!   child's `PATH`, whole environment, working directory; and the one
 //!   builder of what the child execs, which both spawners start from.
@@ -21,6 +23,8 @@
 //!   (event log, announce gate, stdin, PTY master, kill reason).
 //! - `driver`: the tasks that read output, learn the exit, log events and
 //!   send notifications with back-pressure.
+//! - `read_buffer`: a stream's read buffer: room for the frame's head, made
+//!   only once the stream is readable, handed on without a copy when full.
 //! - `output`: the event log: seqs, retained output, cursors, dropped bytes.
 //! - `events`: [`ProcessEvent`], the typed events a process reports (the
 //!   protocol layer encodes them; nothing here knows JSON-RPC).
@@ -50,10 +54,10 @@
 //! down to `procfs` and `cgroup`: `start` uses `pipe`, `pty`, `command`,
 //! `driver`, `registry`, `managed`, `tree`, `cgroup` and `reaper`; `global`
 //! uses `reaper`, `registry`, `tree` and `cgroup`; `driver` uses `registry`,
-//! `managed`, `pty` (its master) and `events`; `registry` uses `managed`; `managed` uses `tree`,
-//! `signal`, `output` and `pty` (its master); `pipe` and `pty` use `command`,
+//! `managed`, `pty` (its master), `read_buffer` and `events`; `registry` uses `managed`; `managed` uses `tree`,
+//! `signal`, `output`, `start_digest` and `pty` (its master); `pipe` and `pty` use `command`,
 //! `spawn`, `child_wait`, `cgroup` (the child joins its cgroup) and
-//! `reaper`; `command` uses `spawn` (what the child execs), `env_policy`
+//! `reaper`, and `pty` uses `read_buffer`; `command` uses `spawn` (what the child execs), `env_policy`
 //! and `sandbox`;
 //! `tree` uses `reaper` and `cgroup`; and
 //! `command`, `tree` and `reaper` use `procfs`.
@@ -104,6 +108,7 @@ mod output;
 mod pipe;
 mod procfs;
 mod pty;
+mod read_buffer;
 mod reaper;
 mod registry;
 mod resume;
@@ -113,6 +118,7 @@ mod shutdown;
 mod signal;
 mod spawn;
 mod start;
+mod start_digest;
 mod threads;
 mod timeout;
 mod tree;

@@ -38,6 +38,7 @@ use tokio::io::unix::AsyncFd;
 use super::cgroup::ProcessCgroup;
 use super::child_wait::ChildWait;
 use super::command::LaunchSpec;
+use super::read_buffer::ReadBuffer;
 use super::reaper;
 use super::spawn::{self, ChildSetup, Leader};
 
@@ -71,18 +72,19 @@ impl PtyMaster {
         Ok(Self(Arc::new(master)))
     }
 
-    /// Reads the terminal's output into `buffer`'s spare capacity (appended
-    /// to what it holds; as much as that capacity takes), waiting until there is
-    /// some; `Ok(0)` at its EOF, which Linux reports as EIO once every
+    /// Reads the terminal's output into `buffer`'s space (appended to what
+    /// it holds; as much as the space takes), waiting until there is some
+    /// (the buffer is made only then, so an idle terminal holds none);
+    /// `Ok(0)` at its EOF, which Linux reports as EIO once every
     /// process on the terminal closed its slave side. Cancel-safe: bytes are
     /// only taken by a read that returns them.
     /// Errors: the kernel's (other than EIO, EAGAIN and EINTR).
-    pub(crate) async fn read(&self, buffer: &mut Vec<u8>) -> io::Result<usize> {
+    pub(super) async fn read(&self, buffer: &mut ReadBuffer) -> io::Result<usize> {
         loop {
             let mut ready = self.0.readable().await?;
             let hung_up = ready.ready().is_read_closed();
             let read = ready.try_io(|master| {
-                rustix::io::read(master.get_ref(), spare_capacity(&mut *buffer))
+                rustix::io::read(master.get_ref(), spare_capacity(buffer.prepared()))
                     .map_err(io::Error::from)
             });
             match read {

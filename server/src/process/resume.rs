@@ -79,7 +79,7 @@ impl ProcessTable {
             return None;
         }
         let process = self.inner.get_started(&params.process_id).await?;
-        if process.start != *params {
+        if !process.start_digest.matches(params) {
             return Some(Err(ServerError::ProcessExists {
                 process_id: params.process_id.clone(),
             }));

@@ -346,7 +346,7 @@ fn launch(
     let process = Arc::new(ManagedProcess::new(
         params.process_id.clone(),
         serial,
-        params.clone(),
+        params,
         tree.clone(),
         child_io,
         stdin,
