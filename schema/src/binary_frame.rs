@@ -125,13 +125,28 @@ pub fn encode_process_output(notification: &ProcessOutputNotification) -> Option
     Some(frame)
 }
 
-/// Decodes one binary frame into the notification it stands for (today
-/// only `process/output` has a frame kind).
+/// A `processOutput` frame's head, read without copying the chunk that
+/// follows it: a reader that owns the frame (tokio-tungstenite's `Bytes`)
+/// takes the chunk as `&frame[chunk_offset..]` or a slice of its buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessOutputHead {
+    /// The process the chunk is from.
+    pub process_id: ProcessId,
+    /// The chunk's seq.
+    pub seq: u64,
+    /// The stream the chunk is from.
+    pub stream: OutputStream,
+    /// Where the chunk starts in the frame, in bytes (the chunk runs to the end).
+    pub chunk_offset: usize,
+}
+
+/// Reads the head of one binary frame (today only `process/output` has a
+/// frame kind); the chunk is the rest of the frame.
 ///
 /// # Errors
 /// A [`BinaryFrameError`] saying what is wrong with the frame; never panics
 /// on any input.
-pub fn decode_binary_frame(frame: &[u8]) -> Result<ProcessOutputNotification, BinaryFrameError> {
+pub fn read_process_output_head(frame: &[u8]) -> Result<ProcessOutputHead, BinaryFrameError> {
     let Some(&kind) = frame.get(PROCESS_OUTPUT_FRAME_KIND_OFFSET) else {
         return Err(BinaryFrameError::Empty);
     };
@@ -154,7 +169,7 @@ pub fn decode_binary_frame(frame: &[u8]) -> Result<ProcessOutputNotification, Bi
         array(header, PROCESS_OUTPUT_FRAME_PROCESS_ID_LENGTH_OFFSET).ok_or_else(too_short)?,
     ));
     let rest = &frame[PROCESS_OUTPUT_FRAME_PROCESS_ID_OFFSET..];
-    let (process_id, chunk) =
+    let (process_id, _chunk) =
         rest.split_at_checked(length)
             .ok_or(BinaryFrameError::ProcessIdPastEnd {
                 length,
@@ -166,11 +181,27 @@ pub fn decode_binary_frame(frame: &[u8]) -> Result<ProcessOutputNotification, Bi
         ProcessId::try_from(process_id).map_err(|error| BinaryFrameError::InvalidProcessId {
             reason: error.to_string(),
         })?;
-    Ok(ProcessOutputNotification {
-        chunk: Base64Bytes(chunk.to_vec()),
+    Ok(ProcessOutputHead {
+        chunk_offset: PROCESS_OUTPUT_FRAME_PROCESS_ID_OFFSET + length,
         process_id,
         seq,
         stream,
+    })
+}
+
+/// Decodes one binary frame into the notification it stands for, with a
+/// copy of its chunk (see [`read_process_output_head`] to take it without).
+///
+/// # Errors
+/// A [`BinaryFrameError`] saying what is wrong with the frame; never panics
+/// on any input.
+pub fn decode_binary_frame(frame: &[u8]) -> Result<ProcessOutputNotification, BinaryFrameError> {
+    let head = read_process_output_head(frame)?;
+    Ok(ProcessOutputNotification {
+        chunk: Base64Bytes(frame.get(head.chunk_offset..).unwrap_or_default().to_vec()),
+        process_id: head.process_id,
+        seq: head.seq,
+        stream: head.stream,
     })
 }
 
@@ -250,6 +281,24 @@ mod tests {
             ));
             frame.extend_from_slice(b"chunk");
             assert_eq!(Some(frame), encode_process_output(&original));
+        }
+    }
+
+    #[test]
+    fn a_read_head_says_where_the_chunk_starts() {
+        for process_id in ["p", "odd \"id\" ✓ \n", &"x".repeat(65_535)] {
+            let original = notification(process_id, 7, OutputStream::Stderr, b"the chunk");
+            let frame = encode_process_output(&original).expect("fits");
+            let head = read_process_output_head(&frame).expect("a valid frame");
+            assert_eq!(
+                Some(head.chunk_offset),
+                process_output_head_length(&original.process_id)
+            );
+            assert_eq!(&frame[head.chunk_offset..], b"the chunk");
+            assert_eq!(
+                (head.process_id, head.seq, head.stream),
+                (original.process_id, 7, OutputStream::Stderr)
+            );
         }
     }
 

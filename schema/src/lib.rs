@@ -34,8 +34,8 @@ mod types;
 
 pub use base64_bytes::Base64Bytes;
 pub use binary_frame::{
-    BinaryFrameError, decode_binary_frame, encode_process_output, process_output_head_length,
-    write_process_output_head,
+    BinaryFrameError, ProcessOutputHead, decode_binary_frame, encode_process_output,
+    process_output_head_length, read_process_output_head, write_process_output_head,
 };
 pub use frame_layout::*;
 pub use method_table::{Direction, MethodInfo, MethodKind, Notification, Request};

@@ -549,7 +549,7 @@ async fn a_stalled_consumer_is_caught_up_from_process_read_without_loss() {
 
     let mut received = Vec::new();
     while let Some(chunk) = child.next_output().await.expect("no error") {
-        received.push((chunk.seq, chunk.bytes));
+        received.push((chunk.seq, chunk.bytes.to_vec()));
     }
     assert_eq!(received, chunks);
     assert_eq!(child.exit_status().map(|status| status.exit_code), Some(0));
@@ -668,7 +668,7 @@ async fn a_child_sees_the_connection_close() {
         .expect("delivered before the close")
         .expect("a chunk");
     assert_eq!(
-        (chunk.stream, chunk.bytes.as_slice()),
+        (chunk.stream, &chunk.bytes[..]),
         (OutputStream::Stdout, &b"last words"[..])
     );
     let error = child.next_output().await.expect_err("closed");

@@ -2,6 +2,7 @@
 //! [`RemoteExitStatus`], and [`Output`] (everything at once, like
 //! `std::process::Output`).
 
+use bytes::Bytes;
 use exec_protocol::{ExitReason, OutputStream, Signal};
 
 /// One piece of a process's output, in the order the process wrote it,
@@ -15,8 +16,9 @@ pub struct OutputBytes {
     /// `stdout` or `stderr` for a pipe process, `pty` for a PTY process.
     pub stream: OutputStream,
     /// The bytes, exactly as the process wrote them (not necessarily whole
-    /// lines or whole UTF-8 characters).
-    pub bytes: Vec<u8>,
+    /// lines or whole UTF-8 characters). A binary frame's chunk is a slice
+    /// of the frame as it was received, not a copy.
+    pub bytes: Bytes,
 }
 
 /// How a remote process ended, as `process/exited` reports it: unlike

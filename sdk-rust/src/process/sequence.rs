@@ -322,7 +322,7 @@ impl Sequencer {
                     Event::Output(OutputBytes {
                         seq: chunk.seq,
                         stream: chunk.stream,
-                        bytes: chunk.chunk.into_inner(),
+                        bytes: chunk.chunk.into_inner().into(),
                     }),
                 );
             }
@@ -406,7 +406,7 @@ mod tests {
         Event::Output(OutputBytes {
             seq,
             stream: OutputStream::Stdout,
-            bytes: bytes.to_vec(),
+            bytes: bytes.to_vec().into(),
         })
     }
 
@@ -632,13 +632,13 @@ mod tests {
                 ProcessEvent::Output(OutputBytes {
                     seq: 2,
                     stream: OutputStream::Stdout,
-                    bytes: b"b".to_vec()
+                    bytes: b"b".to_vec().into()
                 }),
                 ProcessEvent::Exited(status),
                 ProcessEvent::Output(OutputBytes {
                     seq: 4,
                     stream: OutputStream::Stdout,
-                    bytes: b"d".to_vec()
+                    bytes: b"d".to_vec().into()
                 }),
             ]
         );

@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use exec_protocol::{
     HttpRequestBodyDeltaNotification, ProcessClosedNotification, ProcessExitedNotification,
-    ProcessId, ProcessOutputNotification, decode_binary_frame,
+    ProcessId, ProcessOutputNotification, read_process_output_head,
 };
 use serde_json::value::RawValue;
 
@@ -37,7 +38,7 @@ impl Router {
         while let Some(message) = incoming.next().await {
             let handled = match message {
                 Inbound::Text(text) => self.handle_message(&text).await,
-                Inbound::Binary(bytes) => self.handle_binary(&bytes).await,
+                Inbound::Binary(bytes) => self.handle_binary(bytes).await,
             };
             if let Err(violation) = handled {
                 tracing::error!(%violation, "the server broke the protocol; closing the connection");
@@ -54,22 +55,28 @@ impl Router {
 
     /// Routes one binary message: UTF-8 JSON when it starts as a JSON
     /// object does (`{`, which the schema keeps from being a frame kind
-    /// code), else a binary output frame, decoded into the `process/output`
-    /// it stands for. `Err` is a violation that closes the connection: a
-    /// frame that does not decode (unknown kind, too short, bad lengths).
-    async fn handle_binary(&self, bytes: &[u8]) -> Result<(), String> {
+    /// code), else a binary output frame, whose chunk is delivered as a
+    /// slice of the frame (no copy). `Err` is a violation that closes the
+    /// connection: a frame that does not decode (unknown kind, too short,
+    /// bad lengths).
+    async fn handle_binary(&self, bytes: Bytes) -> Result<(), String> {
         if bytes.first() == Some(&b'{') {
-            let text = std::str::from_utf8(bytes).map_err(|_| {
+            let text = std::str::from_utf8(&bytes).map_err(|_| {
                 String::from(
                     "the server sent a binary message that starts as JSON but is not UTF-8",
                 )
             })?;
             return self.handle_message(text).await;
         }
-        let output = decode_binary_frame(bytes).map_err(|error| {
+        let head = read_process_output_head(&bytes).map_err(|error| {
             format!("the server sent a binary frame this client cannot read: {error}")
         })?;
-        self.process_output(output).await;
+        let chunk = OutputBytes {
+            seq: head.seq,
+            stream: head.stream,
+            bytes: bytes.slice(head.chunk_offset..),
+        };
+        self.deliver(&head.process_id, Event::Output(chunk)).await;
         Ok(())
     }
 
@@ -85,7 +92,7 @@ impl Router {
             let chunk = OutputBytes {
                 seq,
                 stream,
-                bytes: chunk,
+                bytes: Bytes::from(chunk),
             };
             self.deliver(&process_id, Event::Output(chunk)).await;
             return Ok(());
@@ -199,7 +206,7 @@ impl Router {
         let chunk = OutputBytes {
             seq: params.seq,
             stream: params.stream,
-            bytes: params.chunk.into_inner(),
+            bytes: Bytes::from(params.chunk.into_inner()),
         };
         self.deliver(&params.process_id, Event::Output(chunk)).await;
     }

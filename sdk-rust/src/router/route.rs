@@ -195,7 +195,7 @@ mod tests {
         Event::Output(OutputBytes {
             seq,
             stream: exec_protocol::OutputStream::Stdout,
-            bytes: vec![b'x'],
+            bytes: vec![b'x'].into(),
         })
     }
 

@@ -326,7 +326,7 @@ async fn session(client: &ExecClient, launch: Launch) -> Result<u8> {
                     let note = OutputBytes {
                         seq: 0,
                         stream: OutputStream::Stderr,
-                        bytes: format!("exec-server: {bytes} bytes of output were lost\n").into_bytes(),
+                        bytes: format!("exec-server: {bytes} bytes of output were lost\n").into_bytes().into(),
                     };
                     if let Err(error) = output.write(note).await {
                         return output_failed(error);
