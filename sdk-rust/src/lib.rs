@@ -81,6 +81,8 @@ mod state;
 mod sync;
 mod transport;
 
+/// The byte buffer type of output chunks ([`OutputBytes::bytes`]), from the `bytes` crate.
+pub use bytes::Bytes;
 pub use client::ExecClient;
 pub use error::ClientError;
 pub use exec_protocol as protocol;

@@ -1,5 +1,5 @@
-//! The C heap's settings for the server's traffic (glibc's malloc; other C
-//! libraries keep their defaults).
+//! The C heap's settings for the server's traffic (glibc's malloc; the
+//! static musl binary allocates with mimalloc instead, see `main.rs`).
 //!
 //! Output crosses the server in chunks of up to 64 KiB, each allocated when
 //! its read returns and freed once its frame was sent and the process's log

@@ -16,8 +16,8 @@ pub struct OutputBytes {
     /// `stdout` or `stderr` for a pipe process, `pty` for a PTY process.
     pub stream: OutputStream,
     /// The bytes, exactly as the process wrote them (not necessarily whole
-    /// lines or whole UTF-8 characters). A binary frame's chunk is a slice
-    /// of the frame as it was received, not a copy.
+    /// lines or whole UTF-8 characters). A long chunk (32 KiB or more) from
+    /// a binary frame is a slice of the received frame, not a copy.
     pub bytes: Bytes,
 }
 

@@ -25,6 +25,29 @@ use crate::transport::Inbound;
 use crate::transport::limit::IncomingLimit;
 use crate::transport::link::Incoming as TransportIncoming;
 
+/// The shortest chunk delivered as a slice of its frame rather than a copy,
+/// in bytes. A frame's payload shares tokio-tungstenite's receive buffer
+/// (32 KiB, or the frame's size for a larger frame), which stays allocated
+/// while any slice of it lives: a kept 6-byte keystroke echo would hold the
+/// whole buffer. Chunks this long (bulk output; the server sends at most
+/// 64 KiB per chunk) hold at most about twice their size, and skip a copy
+/// where it costs the most.
+const SHARED_CHUNK_MIN_BYTES: usize = 32 * 1024;
+
+/// The chunk of `frame`, which starts at `offset`: a slice of the frame
+/// when it is long, a copy of its own when short (see
+/// [`SHARED_CHUNK_MIN_BYTES`]). Empty when `offset` is past the end.
+fn chunk_of(frame: &Bytes, offset: usize) -> Bytes {
+    let Some(chunk) = frame.get(offset..) else {
+        return Bytes::new();
+    };
+    if chunk.len() >= SHARED_CHUNK_MIN_BYTES {
+        frame.slice(offset..)
+    } else {
+        Bytes::copy_from_slice(chunk)
+    }
+}
+
 impl Router {
     /// The reader loop of one transport: routes every incoming message until
     /// the transport ends or the server breaks the protocol, and says which.
@@ -56,7 +79,8 @@ impl Router {
     /// Routes one binary message: UTF-8 JSON when it starts as a JSON
     /// object does (`{`, which the schema keeps from being a frame kind
     /// code), else a binary output frame, whose chunk is delivered as a
-    /// slice of the frame (no copy). `Err` is a violation that closes the
+    /// slice of the frame when it is at least [`SHARED_CHUNK_MIN_BYTES`]
+    /// long, else as a copy. `Err` is a violation that closes the
     /// connection: a frame that does not decode (unknown kind, too short,
     /// bad lengths).
     async fn handle_binary(&self, bytes: Bytes) -> Result<(), String> {
@@ -74,7 +98,7 @@ impl Router {
         let chunk = OutputBytes {
             seq: head.seq,
             stream: head.stream,
-            bytes: bytes.slice(head.chunk_offset..),
+            bytes: chunk_of(&bytes, head.chunk_offset),
         };
         self.deliver(&head.process_id, Event::Output(chunk)).await;
         Ok(())
@@ -270,3 +294,24 @@ macro_rules! route_notifications {
 }
 
 exec_protocol::for_each_notification!(route_notifications);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_chunk_shares_its_frame_and_a_short_one_is_copied() {
+        let long = Bytes::from(vec![7u8; 10 + SHARED_CHUNK_MIN_BYTES]);
+        let chunk = chunk_of(&long, 10);
+        assert_eq!(chunk.len(), SHARED_CHUNK_MIN_BYTES);
+        assert_eq!(chunk.as_ptr(), long[10..].as_ptr(), "a slice, not a copy");
+
+        let short = Bytes::from(b"head:abc".to_vec());
+        let chunk = chunk_of(&short, 5);
+        assert_eq!(&chunk[..], b"abc");
+        assert_ne!(chunk.as_ptr(), short[5..].as_ptr(), "a copy of its own");
+
+        assert!(chunk_of(&short, 8).is_empty());
+        assert!(chunk_of(&short, 9).is_empty(), "past the end: empty, no panic");
+    }
+}

@@ -2,14 +2,16 @@
 //! frame (`EventSink::head_length`), then the space a read appends to.
 //!
 //! - The buffer is made only when the stream is readable ([`ReadBuffer::prepared`]
-//!   right before the read), so an idle process, most of them, holds no
-//!   read buffer at all (two 4 KiB buffers per pipe process before).
+//!   right before the read), and no read keeps it: a process that is not
+//!   writing, whether it never wrote (a `sleep`) or wrote a little and
+//!   waits (a prompt), holds no read buffer (two 4 KiB buffers per pipe
+//!   process before).
 //! - The space starts at 4 KiB and doubles, up to the read size, each time
 //!   a read fills it, so a busy stream soon reads in large chunks.
 //! - A read that fills at least half the space hands the buffer itself on
-//!   (frame and log share it, no copy) and the next read makes a new one;
-//!   a smaller read is copied out and the buffer kept for the next read,
-//!   so that a retained chunk never holds much more memory than its bytes.
+//!   (frame and log share it, no copy); a smaller read is copied out into
+//!   a chunk of its own size and the buffer freed, so that a retained chunk
+//!   never holds much more memory than its bytes.
 
 /// Bytes of space a stream's first read gets.
 const INITIAL_READ_BYTES: usize = 4 * 1024;
@@ -56,21 +58,21 @@ impl ReadBuffer {
     }
 
     /// The head's room and the `length` bytes just read, in a buffer of
-    /// their size; grows the space when they filled it.
+    /// their size (the read buffer itself when they fill at least half its
+    /// space, else a copy); leaves no buffer behind; grows the space when
+    /// they filled it.
     pub(super) fn take(&mut self, length: usize) -> Vec<u8> {
         debug_assert_eq!(self.bytes.len(), self.head_length + length);
         let half_full = length * 2 >= self.space;
         if length == self.space && self.space < self.limit {
             self.space = (self.space * 2).min(self.limit);
         }
+        let mut taken = std::mem::take(&mut self.bytes);
         if half_full {
-            let mut taken = std::mem::take(&mut self.bytes);
             taken.shrink_to_fit();
             taken
         } else {
-            let taken = self.bytes.clone();
-            self.bytes.truncate(self.head_length);
-            taken
+            taken.as_slice().to_vec()
         }
     }
 }
@@ -132,16 +134,19 @@ mod tests {
     }
 
     #[test]
-    fn a_small_read_is_copied_out_and_the_buffer_kept() {
+    fn a_small_read_is_copied_out_and_the_buffer_freed() {
         let mut buffer = ReadBuffer::new(64 * 1024, 13);
         read(&mut buffer, 5);
         let start = buffer.bytes.as_ptr();
         let taken = buffer.take(5);
         assert_eq!(taken, [&[0; 13][..], &[0, 1, 2, 3, 4]].concat());
         assert_ne!(taken.as_ptr(), start);
-        assert!(taken.capacity() < 13 + INITIAL_READ_BYTES);
-        assert_eq!(buffer.bytes.as_ptr(), start, "kept for the next read");
-        assert_eq!(buffer.bytes, vec![0; 13]);
+        assert_eq!(taken.capacity(), 13 + 5);
+        assert_eq!(
+            buffer.bytes.capacity(),
+            0,
+            "nothing held until the next read"
+        );
         assert_eq!(buffer.space(), INITIAL_READ_BYTES);
     }
 
