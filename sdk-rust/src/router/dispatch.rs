@@ -312,6 +312,9 @@ mod tests {
         assert_ne!(chunk.as_ptr(), short[5..].as_ptr(), "a copy of its own");
 
         assert!(chunk_of(&short, 8).is_empty());
-        assert!(chunk_of(&short, 9).is_empty(), "past the end: empty, no panic");
+        assert!(
+            chunk_of(&short, 9).is_empty(),
+            "past the end: empty, no panic"
+        );
     }
 }
