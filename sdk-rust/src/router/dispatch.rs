@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use exec_protocol::{
-    HttpRequestBodyDeltaNotification, ProcessClosedNotification, ProcessExitedNotification,
-    ProcessId, ProcessOutputNotification, read_process_output_head,
+    HttpRequestBodyDeltaNotification, OutputStream, ProcessClosedNotification,
+    ProcessExitedNotification, ProcessId, ProcessOutputNotification, read_process_output_head,
 };
 use serde_json::value::RawValue;
 
@@ -95,12 +95,9 @@ impl Router {
         let head = read_process_output_head(&bytes).map_err(|error| {
             format!("the server sent a binary frame this client cannot read: {error}")
         })?;
-        let chunk = OutputBytes {
-            seq: head.seq,
-            stream: head.stream,
-            bytes: chunk_of(&bytes, head.chunk_offset),
-        };
-        self.deliver(&head.process_id, Event::Output(chunk)).await;
+        let chunk = chunk_of(&bytes, head.chunk_offset);
+        self.deliver_output(&head.process_id, head.seq, head.stream, chunk)
+            .await;
         Ok(())
     }
 
@@ -113,12 +110,8 @@ impl Router {
                 seq,
                 stream,
             } = output.params;
-            let chunk = OutputBytes {
-                seq,
-                stream,
-                bytes: Bytes::from(chunk),
-            };
-            self.deliver(&process_id, Event::Output(chunk)).await;
+            self.deliver_output(&process_id, seq, stream, Bytes::from(chunk))
+                .await;
             return Ok(());
         }
         let message: Incoming<'_> = serde_json::from_str(text).map_err(|error| {
@@ -227,12 +220,17 @@ impl Router {
 
     /// `process/output`: a chunk for the process's child.
     async fn process_output(&self, params: ProcessOutputNotification) {
-        let chunk = OutputBytes {
-            seq: params.seq,
-            stream: params.stream,
-            bytes: Bytes::from(params.chunk.into_inner()),
-        };
-        self.deliver(&params.process_id, Event::Output(chunk)).await;
+        let chunk = Bytes::from(params.chunk.into_inner());
+        self.deliver_output(&params.process_id, params.seq, params.stream, chunk)
+            .await;
+    }
+
+    /// Delivers one output chunk, however it arrived (a binary frame, the
+    /// fast path for text, a generic `process/output`), to the process's
+    /// child.
+    async fn deliver_output(&self, process_id: &str, seq: u64, stream: OutputStream, bytes: Bytes) {
+        let chunk = OutputBytes { seq, stream, bytes };
+        self.deliver(process_id, Event::Output(chunk)).await;
     }
 
     /// `process/exited`: the process's exit.
