@@ -20,13 +20,16 @@
 //! PID namespace) looks the same as a dead one, so only a server killed
 //! together with its guardian leaves an (empty) directory behind.
 //!
-//! A child joins its cgroup between its clone and its exec by writing `0`
-//! ("the writing process") to the `cgroup.procs` file the server opened
-//! before the clone, so it runs no instruction of the program outside it.
+//! A child is born in its cgroup (`clone3` with `CLONE_INTO_CGROUP`, Linux
+//! 5.7+, given the cgroup's directory the server opened before the clone);
+//! where `clone3` is refused it joins between its clone and its exec by
+//! writing `0` ("the writing process") to the cgroup's `cgroup.procs`
+//! (see `spawn`). Either way it runs no instruction of the program outside it.
 
 use std::fs;
 use std::io::{self, Write as _};
 use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -67,15 +70,16 @@ pub(crate) fn table_directory(table: u64) -> Option<PathBuf> {
 pub(crate) struct ProcessCgroup {
     /// The cgroup's directory.
     pub directory: PathBuf,
-    /// Its `cgroup.procs`, open for writing, for the child to join with.
-    procs: OwnedFd,
+    /// The directory itself, open (read-only, close-on-exec), for the
+    /// child to be cloned into or to join through its `cgroup.procs`.
+    handle: OwnedFd,
 }
 
 impl ProcessCgroup {
     /// Creates the cgroup of process `serial` of table `table` (and the
     /// table's, the first time). `None` when cgroup containment is off.
-    /// Errors: the directory cannot be created or its `cgroup.procs` opened
-    /// (for example the cgroup limit `cgroup.max.descendants` was reached).
+    /// Errors: the directory cannot be created (for example the cgroup limit
+    /// `cgroup.max.descendants` was reached) or opened.
     pub(crate) fn create(table: u64, serial: u64) -> io::Result<Option<Self>> {
         let Some(table_directory) = table_directory(table) else {
             return Ok(None);
@@ -89,23 +93,25 @@ impl ProcessCgroup {
             .map(Some)
     }
 
-    /// The existing cgroup `directory`, its `cgroup.procs` opened for
-    /// writing. Errors: the open's (ENOENT when the cgroup is gone).
+    /// The existing cgroup `directory`, opened. Errors: the open's (ENOENT
+    /// when the cgroup is gone).
     pub(crate) fn open(directory: PathBuf) -> io::Result<Self> {
-        let procs = fs::OpenOptions::new()
-            .write(true)
-            .open(directory.join("cgroup.procs"))?;
+        // std opens close-on-exec.
+        let handle = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_DIRECTORY)
+            .open(&directory)?;
         Ok(Self {
             directory,
-            procs: procs.into(),
+            handle: handle.into(),
         })
     }
 
-    /// The cgroup's `cgroup.procs`, open for writing (close-on-exec): a
-    /// child joins the cgroup between its clone and its exec by writing `0`
-    /// ("the writing process") to it, an async-signal-safe `write(2)`.
-    pub(crate) fn procs(&self) -> BorrowedFd<'_> {
-        self.procs.as_fd()
+    /// The cgroup's directory, open (close-on-exec): what `clone3`'s
+    /// `CLONE_INTO_CGROUP` takes, and where a child that could not be
+    /// cloned into it finds the `cgroup.procs` to join through.
+    pub(crate) fn handle(&self) -> BorrowedFd<'_> {
+        self.handle.as_fd()
     }
 }
 
@@ -204,7 +210,7 @@ fn create_server_directory() -> Result<PathBuf, String> {
 
 /// The directory of the cgroup v2 this process runs in: the `0::PATH` line
 /// of `/proc/self/cgroup` below the cgroup2 mount of `/proc/self/mountinfo`.
-fn own_cgroup_directory() -> Result<PathBuf, String> {
+pub(super) fn own_cgroup_directory() -> Result<PathBuf, String> {
     let cgroups = fs::read_to_string("/proc/self/cgroup")
         .map_err(|error| format!("cannot read /proc/self/cgroup: {error}"))?;
     let own = cgroups

@@ -59,7 +59,7 @@ pub(crate) fn spawn(spec: &LaunchSpec, cgroup: Option<&ProcessCgroup>) -> io::Re
             child_stderr.as_fd(),
         ],
         leader: Leader::ProcessGroup,
-        cgroup_procs: cgroup.map(ProcessCgroup::procs),
+        cgroup: cgroup.map(ProcessCgroup::handle),
     };
     let (exit, pid) = reaper::spawn_tracked(|| {
         let pid = spawn::spawn(&setup)?;

@@ -209,7 +209,7 @@ pub(crate) fn spawn(
         image: &image,
         stdio: [slave.as_fd(), slave.as_fd(), slave.as_fd()],
         leader: Leader::SessionOnStdin,
-        cgroup_procs: cgroup.map(ProcessCgroup::procs),
+        cgroup: cgroup.map(ProcessCgroup::handle),
     };
     let spawned = reaper::spawn_tracked(|| {
         let pid = spawn::spawn(&setup)?;

@@ -27,12 +27,16 @@
 //! - The calling thread is suspended until the child exec'd or exited, so
 //!   the plan, the image and the stack outlive their use.
 //!
+//! A contained child is cloned straight into its cgroup where the kernel
+//! allows (`clone3`); elsewhere it joins it before its exec (see `clone3`).
+//!
 //! A failure before the exec (a missing working directory, a refused cgroup
 //! join, an exec error) is stored by the child in the plan, which the
 //! parent reads once the clone returns; it then reaps the child (which
 //! `_exit`ed) itself, so no zombie is left, and returns the error.
 
 mod child;
+mod clone3;
 mod image;
 mod stack;
 
@@ -58,9 +62,10 @@ pub(crate) struct ChildSetup<'a> {
     pub stdio: [BorrowedFd<'a>; 3],
     /// How it leaves the server's process group.
     pub leader: Leader,
-    /// The `cgroup.procs` of the cgroup it joins before its exec, when
-    /// contained.
-    pub cgroup_procs: Option<BorrowedFd<'a>>,
+    /// The directory of the cgroup it runs in, when contained: it is
+    /// cloned into it, or where the kernel refuses that, joins it through
+    /// its `cgroup.procs` before its exec.
+    pub cgroup: Option<BorrowedFd<'a>>,
 }
 
 /// Starts a child as `setup` says and returns its pid once it exec'd.
@@ -73,6 +78,12 @@ pub(crate) struct ChildSetup<'a> {
 /// cgroup join (`cannot join the process's cgroup: ...`), installing stdio,
 /// or leading a process group or a session on the terminal.
 pub(crate) fn spawn(setup: &ChildSetup<'_>) -> io::Result<Pid> {
+    spawn_with(setup, clone3::available())
+}
+
+/// [`spawn`], cloning a contained child into its cgroup only when
+/// `into_cgroup` (else it joins before its exec).
+fn spawn_with(setup: &ChildSetup<'_>, into_cgroup: bool) -> io::Result<Pid> {
     // A descriptor numbered 0, 1 or 2 could be overwritten by installing
     // another as stdio before it is used: such ones are copied above 2.
     let [stdin, stdout, stderr] = setup.stdio;
@@ -81,9 +92,8 @@ pub(crate) fn spawn(setup: &ChildSetup<'_>) -> io::Result<Pid> {
         lift_above_stdio(stdout)?,
         lift_above_stdio(stderr)?,
     ];
-    let cgroup_procs = setup.cgroup_procs.map(lift_above_stdio).transpose()?;
     let stdio = lifted.each_ref().map(Lifted::as_raw);
-    let plan = ChildPlan {
+    let mut plan = ChildPlan {
         program: setup.image.program(),
         argv: setup.image.argv(),
         envp: setup.image.envp(),
@@ -92,12 +102,15 @@ pub(crate) fn spawn(setup: &ChildSetup<'_>) -> io::Result<Pid> {
         cwd: setup.image.cwd(),
         stdio,
         leader: setup.leader,
-        cgroup_procs: cgroup_procs.as_ref().map_or(-1, Lifted::as_raw),
+        cgroup_procs: -1,
         failed_step: AtomicI32::new(0),
         errno: AtomicI32::new(0),
     };
     let stack = ChildStack::take()?;
-    let pid = clone_child(&plan, &stack);
+    let pid = match setup.cgroup {
+        None => clone_child(&plan, &stack),
+        Some(cgroup) => clone_contained_child(&mut plan, &stack, cgroup, into_cgroup),
+    };
     // Whatever the clone's outcome, no child runs on the stack any more.
     stack.keep();
     let pid = pid?;
@@ -133,6 +146,55 @@ pub(crate) fn spawn(setup: &ChildSetup<'_>) -> io::Result<Pid> {
             ),
         },
     )
+}
+
+/// Clones the child that runs `plan` on `stack` into the cgroup open as
+/// `cgroup` when `into_cgroup` and `clone3` can; otherwise opens the cgroup's `cgroup.procs`
+/// for the child to join through before its exec and clones it as
+/// [`clone_child`] does. Returns its pid once it exec'd or exited.
+/// Errors: the clone's; `cannot join the process's cgroup: ...` when the
+/// `cgroup.procs` cannot be opened (no child was made then).
+#[allow(unsafe_code)]
+fn clone_contained_child(
+    plan: &mut ChildPlan,
+    stack: &ChildStack,
+    cgroup: BorrowedFd<'_>,
+    into_cgroup: bool,
+) -> io::Result<Pid> {
+    if into_cgroup {
+        let cloned = {
+            let _blocked = SignalsBlocked::new()?;
+            // SAFETY: as in `clone_child`: `child::run` is made for this
+            // clone and gets `plan`, which lives and is left alone by this
+            // (suspended) thread until the child exec'd or exited; the
+            // stack is this thread's own; every signal is blocked.
+            unsafe {
+                clone3::clone_into(cgroup, stack, child::run, std::ptr::from_mut(plan).cast())
+            }
+        };
+        match cloned {
+            Ok(pid) => return Ok(pid),
+            // No child was made: the old way, which fails on its own terms
+            // when the cgroup itself refuses the child.
+            Err(error) => clone3::note_failure(&error),
+        }
+    }
+    let procs = rustix::fs::openat(
+        cgroup,
+        "cgroup.procs",
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|errno| {
+        let error = io::Error::from(errno);
+        io::Error::new(
+            error.kind(),
+            format!("cannot join the process's cgroup: {error}"),
+        )
+    })?;
+    let procs = lift_above_stdio(procs.as_fd())?;
+    plan.cgroup_procs = procs.as_raw();
+    clone_child(plan, stack)
 }
 
 /// Clones the child that runs `plan` on `stack`, with every signal blocked

@@ -85,6 +85,13 @@ impl ChildStack {
         Ok(stack)
     }
 
+    /// The whole mapping, as `clone3` takes a stack: its lowest address
+    /// and its length in bytes (the guard page at the low end included; the
+    /// child starts at the top).
+    pub(super) fn bounds(&self) -> (*mut libc::c_void, usize) {
+        (self.base.as_ptr(), self.length)
+    }
+
     /// The stack's top (stacks grow down on every Linux architecture this
     /// builds for): the end of the mapping, page-aligned and so aligned as
     /// every ABI wants.

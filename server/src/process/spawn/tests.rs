@@ -28,8 +28,19 @@ struct Ran {
 
 /// Runs `argv` (`argv[0]` the program's path) in `cwd` with `PATH` only,
 /// leading its own process group, stdin `/dev/null`, stdout and stderr one
-/// pipe; joins `cgroup_procs` when given. Errors: `spawn`'s.
-fn run(argv: &[&str], cwd: &Path, cgroup_procs: Option<&OwnedFd>) -> io::Result<Ran> {
+/// pipe; in the cgroup open as `cgroup` when given. Errors: `spawn`'s.
+fn run(argv: &[&str], cwd: &Path, cgroup: Option<&OwnedFd>) -> io::Result<Ran> {
+    run_with(argv, cwd, cgroup, clone3::available())
+}
+
+/// [`run`], cloning into the cgroup only when `into_cgroup` (else the child
+/// joins it before its exec).
+fn run_with(
+    argv: &[&str],
+    cwd: &Path,
+    cgroup: Option<&OwnedFd>,
+    into_cgroup: bool,
+) -> io::Result<Ran> {
     let env = BTreeMap::from([(OsString::from("PATH"), OsString::from("/usr/bin:/bin"))]);
     let image = ExecImage::new(
         Path::new(argv[0]),
@@ -44,9 +55,9 @@ fn run(argv: &[&str], cwd: &Path, cgroup_procs: Option<&OwnedFd>) -> io::Result<
         image: &image,
         stdio: [stdin.as_fd(), write.as_fd(), write.as_fd()],
         leader: Leader::ProcessGroup,
-        cgroup_procs: cgroup_procs.map(OwnedFd::as_fd),
+        cgroup: cgroup.map(OwnedFd::as_fd),
     };
-    let spawned = spawn(&setup);
+    let spawned = spawn_with(&setup, into_cgroup);
     drop(write);
     let pid = spawned?;
     let mut output = String::new();
@@ -158,17 +169,22 @@ fn a_working_directory_removed_before_the_spawn_fails_in_the_child_and_leaves_no
     assert_eq!(zombies, Vec::<i32>::new());
 }
 
+/// A directory that is no cgroup (so `clone3` refuses it, EBADF, and the
+/// child joins the old way) holding a `cgroup.procs` that refuses every
+/// write (ENOSPC), as a refused join does: a link to `/dev/full`.
+fn refusing_cgroup() -> (tempfile::TempDir, OwnedFd) {
+    let directory = tempfile::tempdir().expect("a directory");
+    std::os::unix::fs::symlink("/dev/full", directory.path().join("cgroup.procs"))
+        .expect("the link");
+    let handle = OwnedFd::from(File::open(directory.path()).expect("the directory"));
+    (directory, handle)
+}
+
 #[test]
 fn a_refused_cgroup_join_fails_the_spawn_with_its_step_and_leaves_no_zombie() {
-    // Every write to /dev/full fails (ENOSPC), as a refused join does.
-    let full = OwnedFd::from(
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/full")
-            .expect("/dev/full"),
-    );
+    let (_directory, cgroup) = refusing_cgroup();
     let (error, zombies) = in_named_thread("spawn-cgroup", move || {
-        run(&["/bin/true"], Path::new("/"), Some(&full)).err()
+        run(&["/bin/true"], Path::new("/"), Some(&cgroup)).err()
     });
     let error = error.expect("the join fails");
     assert!(
@@ -178,6 +194,64 @@ fn a_refused_cgroup_join_fails_the_spawn_with_its_step_and_leaves_no_zombie() {
         "{error}"
     );
     assert_eq!(error.kind(), io::ErrorKind::StorageFull, "{error}");
+    assert_eq!(zombies, Vec::<i32>::new());
+}
+
+#[test]
+fn a_contained_child_runs_in_its_cgroup_cloned_into_it_or_joining_it() {
+    // Needs a cgroup v2 this test may create cgroups below (as root, say).
+    let Ok(own) = crate::process::cgroup::own_cgroup_directory() else {
+        return;
+    };
+    let directory = own.join(format!("spawn-test-{}", std::process::id()));
+    if std::fs::create_dir(&directory).is_err() {
+        return;
+    }
+    let handle = OwnedFd::from(File::open(&directory).expect("the cgroup"));
+    let name = directory
+        .file_name()
+        .and_then(|name| name.to_str())
+        .expect("a name")
+        .to_owned();
+    for into_cgroup in [true, false] {
+        let ran = run_with(
+            &["/bin/cat", "/proc/self/cgroup"],
+            Path::new("/"),
+            Some(&handle),
+            into_cgroup,
+        );
+        let ran = ran.expect("cat runs");
+        assert!(ran.status.success(), "{ran:?}");
+        let cgroup = ran
+            .output
+            .lines()
+            .find_map(|line| line.strip_prefix("0::"))
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            cgroup.ends_with(&format!("/{name}")),
+            "into_cgroup {into_cgroup}: the child ran in {cgroup:?}"
+        );
+    }
+    drop(handle);
+    std::fs::remove_dir(&directory).expect("the emptied cgroup is removed");
+}
+
+#[test]
+fn a_cgroup_without_cgroup_procs_fails_the_spawn_before_any_child() {
+    let directory = tempfile::tempdir().expect("a directory");
+    let cgroup = OwnedFd::from(File::open(directory.path()).expect("the directory"));
+    let (error, zombies) = in_named_thread("spawn-no-procs", move || {
+        run(&["/bin/true"], Path::new("/"), Some(&cgroup)).err()
+    });
+    let error = error.expect("the join fails");
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot join the process's cgroup: "),
+        "{error}"
+    );
+    assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
     assert_eq!(zombies, Vec::<i32>::new());
 }
 
