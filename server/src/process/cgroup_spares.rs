@@ -14,8 +14,8 @@
 //!   cgroup filesystem), so it stays empty while spare.
 //! - A start that takes it writes `0` to its `cgroup.freeze` first: a
 //!   process with write access to the cgroup filesystem could have left
-//!   the cgroup frozen, which would stop the next child at its join (and
-//!   the start with it).
+//!   the cgroup frozen, which would stop the next child as it is cloned
+//!   into it or joins it (and the start, which waits for its exec, with it).
 //! - The closed process's tree lends its cgroup (`Tree::lend_cgroup`), after
 //!   which no kill of that tree and no removal at the end of its retention
 //!   touches the directory: its tree was empty when lent and nothing can

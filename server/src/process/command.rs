@@ -129,8 +129,8 @@ impl LaunchSpec {
     ///
     /// Both spawners start from it and add only their stdio and how the child
     /// leaves the server's process group (`pipe`: a group of its own; `pty`:
-    /// a session of its own); joining the containment cgroup is done by
-    /// `spawn` for both. Errors: `InvalidInput` when the program, an
+    /// a session of its own); placing the child in the containment cgroup
+    /// is done by `spawn` for both. Errors: `InvalidInput` when the program, an
     /// argument, the working directory or an environment entry holds a NUL
     /// byte.
     pub(crate) fn exec_image(&self) -> io::Result<ExecImage> {

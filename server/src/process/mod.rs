@@ -56,7 +56,7 @@
 //! uses `reaper`, `registry`, `tree` and `cgroup`; `driver` uses `registry`,
 //! `managed`, `pty` (its master), `read_buffer` and `events`; `registry` uses `managed`; `managed` uses `tree`,
 //! `signal`, `output`, `start_digest` and `pty` (its master); `pipe` and `pty` use `command`,
-//! `spawn`, `child_wait`, `cgroup` (the child joins its cgroup) and
+//! `spawn`, `child_wait`, `cgroup` (the child starts in its cgroup) and
 //! `reaper`, and `pty` uses `read_buffer`; `command` uses `spawn` (what the child execs), `env_policy`
 //! and `sandbox`;
 //! `tree` uses `reaper` and `cgroup`; and
@@ -64,8 +64,9 @@
 //!
 //! # Which processes belong to a tree
 //! With cgroup containment (`init_cgroup_containment`, on by default in
-//! `serve`), a tree is its cgroup: the child joins it between clone and exec
-//! and every descendant stays in it, whatever it does; killing the tree
+//! `serve`), a tree is its cgroup: the child is cloned into it (or, where
+//! the kernel refuses `clone3`, joins it between clone and exec) and every
+//! descendant stays in it, whatever it does; killing the tree
 //! writes `cgroup.kill`. Without it (no writable cgroup v2, or
 //! `serve --containment process-tree`), trees are found by walking `/proc`:
 //! A managed process leads a process group of its own (a PTY process a

@@ -83,6 +83,9 @@ pub(super) struct ChildPlan {
     pub leader: Leader,
     /// The containment cgroup's `cgroup.procs` open for writing, or -1.
     pub cgroup_procs: c_int,
+    /// Whether the child was cloned with its handled signals already at
+    /// their default (`CLONE_CLEAR_SIGHAND`), so only SIGPIPE is left.
+    pub handlers_cleared: bool,
     /// The [`Step`] that failed, 0 while none did.
     pub failed_step: AtomicI32,
     /// The errno of the failure, 0 while none happened.
@@ -125,7 +128,11 @@ pub(super) extern "C" fn run(plan: *mut libc::c_void) -> c_int {
     // valid arguments: descriptors the parent opened, C strings and arrays
     // of the plan, structures on this stack.
     unsafe {
-        reset_signal_dispositions();
+        if plan.handlers_cleared {
+            reset_sigpipe();
+        } else {
+            reset_signal_dispositions();
+        }
         for (target, source) in (0..).zip(plan.stdio) {
             if libc::dup2(source, target) < 0 {
                 plan.fail(Step::Stdio);
@@ -161,6 +168,23 @@ pub(super) extern "C" fn run(plan: *mut libc::c_void) -> c_int {
             libc::execve(plan.shell, plan.shell_argv, plan.envp);
         }
         plan.fail(Step::Exec)
+    }
+}
+
+/// Sets SIGPIPE back to its default, for a child whose handled signals the
+/// kernel reset already (see [`reset_signal_dispositions`]).
+///
+/// # Safety
+/// As [`reset_signal_dispositions`].
+#[allow(unsafe_code)]
+unsafe fn reset_sigpipe() {
+    // SAFETY: a zeroed `sigaction` is valid; the call changes the child's
+    // own disposition.
+    unsafe {
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut default.sa_mask);
+        libc::sigaction(libc::SIGPIPE, &default, std::ptr::null_mut());
     }
 }
 

@@ -1,28 +1,39 @@
-//! A child born in its cgroup: `clone3` with `CLONE_INTO_CGROUP` (Linux
-//! 5.7+), given the cgroup's open directory.
+//! Children cloned with `clone3`: born in their cgroup (`CLONE_INTO_CGROUP`,
+//! Linux 5.7+, given the cgroup's open directory) and with the server's
+//! signal handlers already reset to the default (`CLONE_CLEAR_SIGHAND`,
+//! Linux 5.5+).
 //!
-//! The alternative, a child that writes itself into its cgroup's
-//! `cgroup.procs` between its clone and its exec, makes the kernel migrate
-//! it: the migration takes the system-wide `cgroup_threadgroup_rwsem` for
-//! writing, so every fork and exit on the machine waits for it, and starts
-//! running at once wait for one another. A child cloned into the cgroup
-//! takes that lock only for reading, like any fork. Measured on the 2-core
-//! development VM, 8 threads each cloning `/bin/true` (`CLONE_VFORK`): 5,400
-//! to 5,600 starts a second without a cgroup, 4,100 to 5,100 with each
-//! child joining its cgroup itself, and `clone3` into a cgroup at the same
-//! rate as `clone3` into none.
+//! Why the cgroup: the alternative, a child that writes itself into its
+//! cgroup's `cgroup.procs` between its clone and its exec, makes the kernel
+//! migrate it, and the migration takes the system-wide
+//! `cgroup_threadgroup_rwsem` for writing: every fork and exit on the
+//! machine waits for it, and starts running at once wait for one another.
+//! A child cloned into the cgroup takes that lock only for reading, like
+//! any fork. Measured on the 2-core development VM, 8 threads each cloning
+//! `/bin/true` (`CLONE_VFORK`): 5,400 to 5,600 starts a second without a
+//! cgroup, 4,100 to 5,100 with each child joining its cgroup itself, and
+//! `clone3` into a cgroup at the same rate as `clone3` into none.
+//!
+//! Why the handlers: otherwise the child asks the kernel for each of the 64
+//! signals' disposition (and resets the handled ones) before its exec, as
+//! glibc's `posix_spawn` does, while the thread that spawns it waits.
 //!
 //! glibc has no `clone3` wrapper that runs a function on a stack of the
 //! caller's, as `clone` does, so the system call and the child's first
-//! instructions (call the entry point, `_exit` with what it returns) are
-//! written here in assembly, for x86_64 only. Elsewhere [`clone_into`]
-//! answers ENOSYS and the caller has the child join the old way.
+//! instructions (call the entry point, `exit` with what it returns) are
+//! written here in assembly, for x86_64 only. Elsewhere [`clone`] answers
+//! ENOSYS and the caller clones the old way.
 //!
-//! Where the kernel refuses `clone3` itself (ENOSYS before Linux 5.3, EINVAL
-//! for `CLONE_INTO_CGROUP` before 5.7, E2BIG), or a seccomp filter does
-//! (Docker's default profile answers ENOSYS so that glibc falls back;
-//! others answer EPERM), [`note_failure`] turns it off for the rest of the
-//! process's life, so each later start does not try again first.
+//! Where the kernel refuses `clone3` itself (ENOSYS before Linux 5.3; E2BIG
+//! for `clone_args` longer than it knows, before 5.7; EINVAL for a flag it
+//! does not know), or a seccomp filter does (Docker's default profile
+//! answers ENOSYS so that glibc falls back; others answer EPERM),
+//! [`note_failure`] turns it off for the rest of the process's life, so
+//! each later start does not try again first. Containment itself needs
+//! Linux 5.14 (`cgroup.kill`), so with it on, in practice only a seccomp
+//! filter turns `clone3` off. Any other failure (EBUSY or ENODEV from the
+//! cgroup, EAGAIN) makes that one start clone the old way, which fails on
+//! its own terms when the cause is not `clone3`'s.
 
 use std::io;
 use std::os::fd::{AsRawFd as _, BorrowedFd};
@@ -37,6 +48,10 @@ use super::stack::ChildStack;
 /// (it execs or `_exit`s), and what it would return becomes its exit status.
 pub(super) type ChildEntry = extern "C" fn(*mut libc::c_void) -> libc::c_int;
 
+/// `CLONE_CLEAR_SIGHAND` (`linux/sched.h`): every signal the parent
+/// handles is at its default in the child (ignored ones stay ignored).
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+
 /// `CLONE_INTO_CGROUP` (`linux/sched.h`): `CloneArgs::cgroup` is the
 /// directory of the cgroup v2 the child starts in.
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
@@ -44,21 +59,22 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// Set once the kernel (or a seccomp filter) refused `clone3` as such.
 static REFUSED: AtomicBool = AtomicBool::new(false);
 
-/// Whether [`clone_into`] is worth trying: not refused before, and built
+/// Whether [`clone`] is worth trying: not refused before, and built
 /// for an architecture it has the assembly for.
 pub(super) fn available() -> bool {
     cfg!(target_arch = "x86_64") && !REFUSED.load(Ordering::Relaxed)
 }
 
-/// Records why [`clone_into`] failed: an error that says the system call
+/// Records why [`clone`] failed: an error that says the system call
 /// or its flag is refused here (ENOSYS, EINVAL, E2BIG, EPERM) turns it off
 /// for good. Any other (EBUSY, EBADF, EAGAIN...) concerns this start only.
 pub(super) fn note_failure(error: &io::Error) {
     if matches!(
         error.raw_os_error(),
         Some(libc::ENOSYS | libc::EINVAL | libc::E2BIG | libc::EPERM)
-    ) {
-        REFUSED.store(true, Ordering::Relaxed);
+    ) && !REFUSED.swap(true, Ordering::Relaxed)
+    {
+        tracing::info!(%error, "clone3 is refused here; children are cloned with clone");
     }
 }
 
@@ -90,9 +106,10 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// Clones a child into the cgroup open as `cgroup` that runs `entry(arg)`
-/// on `stack`, as `clone(CLONE_VM | CLONE_VFORK | SIGCHLD)` does (the
-/// caller suspended until the child exec'd or exited); returns its pid.
+/// Clones a child that runs `entry(arg)` on `stack`, as
+/// `clone(CLONE_VM | CLONE_VFORK | SIGCHLD)` does (the caller suspended
+/// until the child exec'd or exited), with the handled signals at their
+/// default, and in the cgroup open as `cgroup` when given; returns its pid.
 /// Errors: `clone3`'s (see the module doc), ENOSYS on an architecture
 /// without the assembly.
 ///
@@ -101,15 +118,20 @@ struct CloneArgs {
 /// `stack` in this process's memory with `arg`, which must stay valid until
 /// this returns; the caller blocks every signal around the call.
 #[allow(unsafe_code)]
-pub(super) unsafe fn clone_into(
-    cgroup: BorrowedFd<'_>,
+pub(super) unsafe fn clone(
+    cgroup: Option<BorrowedFd<'_>>,
     stack: &ChildStack,
     entry: ChildEntry,
     arg: *mut libc::c_void,
 ) -> io::Result<Pid> {
     let (base, length) = stack.bounds();
+    let into_cgroup = if cgroup.is_some() {
+        CLONE_INTO_CGROUP
+    } else {
+        0
+    };
     let args = CloneArgs {
-        flags: (libc::CLONE_VM | libc::CLONE_VFORK) as u64 | CLONE_INTO_CGROUP,
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK) as u64 | CLONE_CLEAR_SIGHAND | into_cgroup,
         pidfd: 0,
         child_tid: 0,
         parent_tid: 0,
@@ -120,7 +142,7 @@ pub(super) unsafe fn clone_into(
         set_tid: 0,
         set_tid_size: 0,
         // A descriptor is never negative.
-        cgroup: cgroup.as_raw_fd() as u64,
+        cgroup: cgroup.map_or(0, |cgroup| cgroup.as_raw_fd() as u64),
     };
     // SAFETY: as this function's own contract; `args` lives on this stack
     // until the system call returned.
@@ -175,7 +197,7 @@ unsafe fn raw_clone3(args: &CloneArgs, entry: ChildEntry, arg: *mut libc::c_void
     result
 }
 
-/// No assembly for this architecture: ENOSYS, so the caller joins the old way.
+/// No assembly for this architecture: ENOSYS, so the caller clones the old way.
 #[cfg(not(target_arch = "x86_64"))]
 #[allow(unsafe_code)]
 unsafe fn raw_clone3(_args: &CloneArgs, _entry: ChildEntry, _arg: *mut libc::c_void) -> i64 {

@@ -1,8 +1,9 @@
-//! Starting a child without `fork`: `clone(CLONE_VM | CLONE_VFORK)` on a
-//! stack of its own, as glibc's `posix_spawn` does, with the setup the
-//! server needs done in the child before its exec (stdio, a process group
-//! or a session on the terminal, joining the containment cgroup, the
-//! working directory, signal dispositions and mask).
+//! Starting a child without `fork`: `clone(CLONE_VM | CLONE_VFORK)` (or
+//! `clone3`, see there) on a stack of its own, as glibc's `posix_spawn`
+//! does, with the setup the server needs done in the child before its exec
+//! (stdio, a process group or a session on the terminal, the working
+//! directory, signal dispositions and mask; where `clone3` is refused,
+//! joining the containment cgroup too).
 //!
 //! Why not std's `Command`: any `pre_exec` hook (joining the cgroup, the
 //! PTY's `setsid` and `TIOCSCTTY`) makes std `fork` the whole server, which
@@ -27,8 +28,10 @@
 //! - The calling thread is suspended until the child exec'd or exited, so
 //!   the plan, the image and the stack outlive their use.
 //!
-//! A contained child is cloned straight into its cgroup where the kernel
-//! allows (`clone3`); elsewhere it joins it before its exec (see `clone3`).
+//! Where the kernel allows, the child is cloned with `clone3` (see there):
+//! straight into its cgroup when contained, and with the server's signal
+//! handlers already reset; elsewhere with `clone`, and it joins its cgroup
+//! and resets the handlers itself before its exec.
 //!
 //! A failure before the exec (a missing working directory, a refused cgroup
 //! join, an exec error) is stored by the child in the plan, which the
@@ -63,8 +66,8 @@ pub(crate) struct ChildSetup<'a> {
     /// How it leaves the server's process group.
     pub leader: Leader,
     /// The directory of the cgroup it runs in, when contained: it is
-    /// cloned into it, or where the kernel refuses that, joins it through
-    /// its `cgroup.procs` before its exec.
+    /// cloned into it, or where the kernel refuses `clone3`, joins it
+    /// through its `cgroup.procs` before its exec.
     pub cgroup: Option<BorrowedFd<'a>>,
 }
 
@@ -81,9 +84,9 @@ pub(crate) fn spawn(setup: &ChildSetup<'_>) -> io::Result<Pid> {
     spawn_with(setup, clone3::available())
 }
 
-/// [`spawn`], cloning a contained child into its cgroup only when
-/// `into_cgroup` (else it joins before its exec).
-fn spawn_with(setup: &ChildSetup<'_>, into_cgroup: bool) -> io::Result<Pid> {
+/// [`spawn`], trying `clone3` only when `use_clone3` (else the child is
+/// cloned as where `clone3` is refused).
+fn spawn_with(setup: &ChildSetup<'_>, use_clone3: bool) -> io::Result<Pid> {
     // A descriptor numbered 0, 1 or 2 could be overwritten by installing
     // another as stdio before it is used: such ones are copied above 2.
     let [stdin, stdout, stderr] = setup.stdio;
@@ -103,14 +106,12 @@ fn spawn_with(setup: &ChildSetup<'_>, into_cgroup: bool) -> io::Result<Pid> {
         stdio,
         leader: setup.leader,
         cgroup_procs: -1,
+        handlers_cleared: false,
         failed_step: AtomicI32::new(0),
         errno: AtomicI32::new(0),
     };
     let stack = ChildStack::take()?;
-    let pid = match setup.cgroup {
-        None => clone_child(&plan, &stack),
-        Some(cgroup) => clone_contained_child(&mut plan, &stack, cgroup, into_cgroup),
-    };
+    let pid = clone_new_child(&mut plan, &stack, setup.cgroup, use_clone3);
     // Whatever the clone's outcome, no child runs on the stack any more.
     stack.keep();
     let pid = pid?;
@@ -148,29 +149,29 @@ fn spawn_with(setup: &ChildSetup<'_>, into_cgroup: bool) -> io::Result<Pid> {
     )
 }
 
-/// Clones the child that runs `plan` on `stack` into the cgroup open as
-/// `cgroup` when `into_cgroup` and `clone3` can; otherwise opens the cgroup's `cgroup.procs`
-/// for the child to join through before its exec and clones it as
-/// [`clone_child`] does. Returns its pid once it exec'd or exited.
-/// Errors: the clone's; `cannot join the process's cgroup: ...` when the
-/// `cgroup.procs` cannot be opened (no child was made then).
+/// Clones the child that runs `plan` on `stack` (in the cgroup open as
+/// `cgroup`, when given) with `clone3` when `use_clone3` and the kernel
+/// takes it; otherwise with [`clone_child`], the child then joining the
+/// cgroup through its `cgroup.procs`, opened here. Returns its pid once it
+/// exec'd or exited. Errors: the clone's; `cannot join the process's
+/// cgroup: ...` when the `cgroup.procs` cannot be opened (no child was made
+/// then).
 #[allow(unsafe_code)]
-fn clone_contained_child(
+fn clone_new_child(
     plan: &mut ChildPlan,
     stack: &ChildStack,
-    cgroup: BorrowedFd<'_>,
-    into_cgroup: bool,
+    cgroup: Option<BorrowedFd<'_>>,
+    use_clone3: bool,
 ) -> io::Result<Pid> {
-    if into_cgroup {
+    if use_clone3 {
+        plan.handlers_cleared = true;
         let cloned = {
             let _blocked = SignalsBlocked::new()?;
             // SAFETY: as in `clone_child`: `child::run` is made for this
             // clone and gets `plan`, which lives and is left alone by this
             // (suspended) thread until the child exec'd or exited; the
             // stack is this thread's own; every signal is blocked.
-            unsafe {
-                clone3::clone_into(cgroup, stack, child::run, std::ptr::from_mut(plan).cast())
-            }
+            unsafe { clone3::clone(cgroup, stack, child::run, std::ptr::from_mut(plan).cast()) }
         };
         match cloned {
             Ok(pid) => return Ok(pid),
@@ -178,7 +179,11 @@ fn clone_contained_child(
             // when the cgroup itself refuses the child.
             Err(error) => clone3::note_failure(&error),
         }
+        plan.handlers_cleared = false;
     }
+    let Some(cgroup) = cgroup else {
+        return clone_child(plan, stack);
+    };
     let procs = rustix::fs::openat(
         cgroup,
         "cgroup.procs",
