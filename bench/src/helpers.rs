@@ -6,6 +6,9 @@
 //!   runtime, like the server.
 //! - `pipe-echo`: copies each line of stdin to stdout with blocking calls,
 //!   until EOF.
+//! - `tokio-pipe-echo`: the same from a task of a multi-threaded tokio
+//!   runtime, stdin and stdout read and written as non-blocking pipes
+//!   through the reactor (as the server reads and writes its stdio).
 //! - `hold-sleeps`: for each line `N` on stdin, starts `N` more `sleep`s as
 //!   `tokio::process::Child`ren with piped stdout and stderr, each followed
 //!   by one task, then answers `ok`; at EOF kills them all and exits.
@@ -27,6 +30,8 @@ pub enum Helper {
     WsEcho,
     /// A line echo over stdin and stdout.
     PipeEcho,
+    /// A line echo over stdin and stdout, from a tokio task.
+    TokioPipeEcho,
     /// Holds idle `sleep`s, as little as a tokio program can.
     HoldSleeps,
 }
@@ -38,6 +43,7 @@ pub enum Helper {
 pub fn run(helper: Helper) -> Result<()> {
     match helper {
         Helper::PipeEcho => pipe_echo(),
+        Helper::TokioPipeEcho => tokio::runtime::Runtime::new()?.block_on(tokio_pipe_echo()),
         Helper::WsEcho => tokio::runtime::Runtime::new()?.block_on(ws_echo()),
         Helper::HoldSleeps => tokio::runtime::Runtime::new()?.block_on(hold_sleeps()),
     }
@@ -58,6 +64,29 @@ fn pipe_echo() -> Result<()> {
         output.write_all(&line)?;
         output.flush()?;
     }
+}
+
+/// See the module doc. Stdin and stdout must be pipes.
+async fn tokio_pipe_echo() -> Result<()> {
+    use std::os::fd::AsFd as _;
+    use tokio::net::unix::pipe;
+
+    let stdin = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let stdout = std::io::stdout().as_fd().try_clone_to_owned()?;
+    // On a worker thread, as the server's connection task runs.
+    tokio::spawn(async move {
+        let mut input = BufReader::new(pipe::Receiver::from_owned_fd(stdin)?);
+        let mut output = pipe::Sender::from_owned_fd(stdout)?;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if input.read_until(b'\n', &mut line).await? == 0 {
+                return Ok(());
+            }
+            output.write_all(&line).await?;
+        }
+    })
+    .await?
 }
 
 /// See the module doc.

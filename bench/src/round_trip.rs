@@ -3,8 +3,11 @@
 //! tokio-tungstenite echo of a frame the size of that request (a helper
 //! process serves it), and a line ping-pong over a pair of pipes with a
 //! helper process (blocking reads and writes on both sides: the machine's
-//! limit). The samples are taken in turns, a quarter at a time, so that a
-//! change of load hits all four alike.
+//! limit). A third baseline, the floor of any tokio program on stdio: the
+//! same ping-pong with tokio on both sides (the driver's task writing and
+//! reading the helper's pipes through the reactor, the helper echoing from
+//! a task of its runtime). The samples are taken in turns, a quarter at a
+//! time, so that a change of load hits them all alike.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
@@ -15,7 +18,7 @@ use exec_client::ErrorKind;
 use exec_client::ExecClient;
 use exec_client::protocol::{AbsolutePath, FsGetMetadataParams, ProcessRead, ProcessReadParams};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, BufReader as AsyncBufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt as _, BufReader as AsyncBufReader};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::Bench;
@@ -48,16 +51,18 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
     let (stdio, stdio_client) = StdioServer::start(&bench.binaries.server, 64).await?;
     let mut echo = WsEcho::start(&bench.binaries).await?;
     let pipe = PipeEcho::start(&bench.binaries)?;
+    let mut tokio_pipe = TokioPipeEcho::start(&bench.binaries)?;
 
     calls(&ws_client, sizes.warmup).await?;
     calls(&stdio_client, sizes.warmup).await?;
     echo.round_trips(&payload, sizes.warmup).await?;
     let (mut pipe, _) = pipe.round_trips_blocking(&payload, sizes.warmup).await?;
+    tokio_pipe.round_trips(&payload, sizes.warmup).await?;
 
     inline_calls(&ws_client, sizes.warmup).await?;
     inline_calls(&stdio_client, sizes.warmup).await?;
 
-    let mut samples: [Vec<Duration>; 6] = Default::default();
+    let mut samples: [Vec<Duration>; 7] = Default::default();
     for _ in 0..TURNS {
         samples[0].extend(echo.round_trips(&payload, per_turn).await?);
         samples[1].extend(calls(&ws_client, per_turn).await?);
@@ -67,14 +72,16 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
         samples[3].extend(calls(&stdio_client, per_turn).await?);
         samples[4].extend(inline_calls(&ws_client, per_turn).await?);
         samples[5].extend(inline_calls(&stdio_client, per_turn).await?);
+        samples[6].extend(tokio_pipe.round_trips(&payload, per_turn).await?);
     }
     ws_client.close().await?;
     ws.stop().await?;
     stdio.stop(stdio_client).await?;
     echo.stop().await?;
     pipe.stop()?;
+    tokio_pipe.stop().await?;
 
-    let [echo, ws, pipe, stdio, ws_inline, stdio_inline] =
+    let [echo, ws, pipe, stdio, ws_inline, stdio_inline, tokio_pipe] =
         samples.map(|samples| Latency::of(&samples));
     let note = format!(
         "{} calls after {} warm-up; the baselines echo {} bytes",
@@ -119,6 +126,14 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
             pipe.p50,
             "pipe ping-pong",
             Some(Target::RatioAtMost(3.0)),
+        ),
+        figure(
+            "round_trip_stdio_tokio_floor_p50",
+            "round trip p50, stdio, against a tokio program's floor",
+            stdio.p50,
+            tokio_pipe.p50,
+            "tokio pipe echo",
+            None,
         ),
         figure(
             "round_trip_stdio_p99",
@@ -245,6 +260,64 @@ impl WsEcho {
     pub(crate) async fn stop(mut self) -> Result<()> {
         let _ = self.socket.close(None).await;
         self.helper.kill().await?;
+        Ok(())
+    }
+}
+
+/// The tokio pipe baseline: the `tokio-pipe-echo` helper, written and read
+/// by the calling task through tokio's reactor.
+struct TokioPipeEcho {
+    /// The helper, killed on drop.
+    helper: tokio::process::Child,
+    /// Its stdin.
+    to_helper: tokio::process::ChildStdin,
+    /// Its stdout.
+    from_helper: AsyncBufReader<tokio::process::ChildStdout>,
+}
+
+impl TokioPipeEcho {
+    /// Starts the helper.
+    fn start(binaries: &Binaries) -> Result<Self> {
+        let mut helper = start_helper(binaries, &["tokio-pipe-echo"])?;
+        let to_helper = helper.stdin.take().context("the helper's stdin")?;
+        let from_helper = AsyncBufReader::new(helper.stdout.take().context("the helper's stdout")?);
+        Ok(Self {
+            helper,
+            to_helper,
+            from_helper,
+        })
+    }
+
+    /// `count` line ping-pongs of `payload`, each timed.
+    async fn round_trips(&mut self, payload: &str, count: usize) -> Result<Vec<Duration>> {
+        let line = format!("{payload}\n");
+        let mut samples = Vec::with_capacity(count);
+        let mut answer = Vec::with_capacity(line.len());
+        for _ in 0..count {
+            answer.clear();
+            let started = Instant::now();
+            self.to_helper.write_all(line.as_bytes()).await?;
+            self.from_helper.read_until(b'\n', &mut answer).await?;
+            samples.push(started.elapsed());
+            ensure!(
+                answer == line.as_bytes(),
+                "the tokio pipe echo changed the line"
+            );
+        }
+        Ok(samples)
+    }
+
+    /// Closes the helper's stdin (it exits at EOF) and reaps it.
+    async fn stop(self) -> Result<()> {
+        let Self {
+            mut helper,
+            to_helper,
+            from_helper,
+        } = self;
+        drop(to_helper);
+        drop(from_helper);
+        let status = helper.wait().await?;
+        ensure!(status.success(), "the tokio pipe echo ended with {status}");
         Ok(())
     }
 }

@@ -15,6 +15,7 @@ const FIGURES: &[&str] = &[
     "round_trip_ws_p50",
     "round_trip_ws_p99",
     "round_trip_stdio_p50",
+    "round_trip_stdio_tokio_floor_p50",
     "round_trip_stdio_p99",
     "round_trip_ws_inline_p50",
     "round_trip_stdio_inline_p50",
