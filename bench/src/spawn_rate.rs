@@ -3,12 +3,15 @@
 //! baseline: `std::process::Command::new("/bin/true").status()` in a loop
 //! (and on 8 threads), which on Linux with glibc is `posix_spawn` plus
 //! `waitpid`: std takes the `posix_spawn` path when no `pre_exec`, uid, gid
-//! or similar is set.
+//! or similar is set. Each measurement is taken in turns, a quarter of the
+//! starts at a time, the baseline's and ours alternating, so that a change
+//! of the machine's speed hits both alike (on the development VM the
+//! baseline alone moved by half between runs a minute apart).
 
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use exec_client::{ExecClient, ProcessEvent};
@@ -19,6 +22,9 @@ use crate::servers::WsServer;
 
 /// Starts at once in the concurrent measurement.
 pub const IN_FLIGHT: usize = 8;
+
+/// Each measurement is taken in this many turns.
+const TURNS: usize = 4;
 
 /// Measures figure 3.
 ///
@@ -33,15 +39,15 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
     remote_spawns(&client, (count / 10).max(1), 1).await?;
     tokio::task::spawn_blocking(move || local_spawns((count / 10).max(1), 1)).await??;
 
-    let baseline_sequential = tokio::task::spawn_blocking(move || local_spawns(count, 1)).await??;
-    let sequential = remote_spawns(&client, count, 1).await?;
-    let baseline_concurrent =
-        tokio::task::spawn_blocking(move || local_spawns(count, IN_FLIGHT)).await??;
-    let concurrent = remote_spawns(&client, count, IN_FLIGHT).await?;
+    let (baseline_sequential, sequential) = in_turns(&client, count, 1).await?;
+    let (baseline_concurrent, concurrent) = in_turns(&client, count, IN_FLIGHT).await?;
     client.close().await?;
     server.stop().await?;
 
-    let note = format!("{count} starts of /bin/true");
+    let note = format!(
+        "{} starts of /bin/true, in {TURNS} turns alternating with the baseline's",
+        count.div_ceil(TURNS) * TURNS
+    );
     let figure =
         |id: &str, name: &str, ours: f64, baseline: f64, baseline_name: &str, target: f64| {
             Figure::new(
@@ -77,9 +83,23 @@ pub async fn run(bench: &Bench) -> Result<Vec<Figure>> {
     ])
 }
 
+/// Starts `/bin/true` `count` times here and `count` times through the
+/// server, `in_flight` at once, in [`TURNS`] alternating turns; returns the
+/// starts per second of each (here, then through the server).
+async fn in_turns(client: &ExecClient, count: usize, in_flight: usize) -> Result<(f64, f64)> {
+    let per_turn = count.div_ceil(TURNS);
+    let (mut local, mut remote) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..TURNS {
+        local += tokio::task::spawn_blocking(move || local_spawns(per_turn, in_flight)).await??;
+        remote += remote_spawns(client, per_turn, in_flight).await?;
+    }
+    let starts = (per_turn * TURNS) as f64;
+    Ok((starts / local.as_secs_f64(), starts / remote.as_secs_f64()))
+}
+
 /// Starts `/bin/true` `count` times through the server, `in_flight` at
-/// once, each until its `process/closed`; returns starts per second.
-async fn remote_spawns(client: &ExecClient, count: usize, in_flight: usize) -> Result<f64> {
+/// once, each until its `process/closed`; returns how long that took.
+async fn remote_spawns(client: &ExecClient, count: usize, in_flight: usize) -> Result<Duration> {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..in_flight)
@@ -97,7 +117,7 @@ async fn remote_spawns(client: &ExecClient, count: usize, in_flight: usize) -> R
     for worker in workers {
         worker.await??;
     }
-    Ok(count as f64 / started.elapsed().as_secs_f64())
+    Ok(started.elapsed())
 }
 
 /// One `/bin/true` through the server, until its stream ends.
@@ -121,8 +141,8 @@ async fn run_true(client: &ExecClient) -> Result<()> {
 }
 
 /// Starts `/bin/true` `count` times here, on `threads` threads; returns
-/// starts per second.
-fn local_spawns(count: usize, threads: usize) -> Result<f64> {
+/// how long that took.
+fn local_spawns(count: usize, threads: usize) -> Result<Duration> {
     let next = AtomicUsize::new(0);
     let started = Instant::now();
     std::thread::scope(|scope| {
@@ -149,5 +169,5 @@ fn local_spawns(count: usize, threads: usize) -> Result<f64> {
         }
         anyhow::Ok(())
     })?;
-    Ok(count as f64 / started.elapsed().as_secs_f64())
+    Ok(started.elapsed())
 }
