@@ -24,11 +24,13 @@
 //! insert, a removal, a look-up or a scan, never across a spawn. A pid
 //! leaves the set once its child was reaped (its pid may then be reused).
 //! A scan is skipped when a look at the zombie children
-//! (`orphan_scan_needed`) shows it could reap nothing.
+//! (`orphan_scan_needed`) shows it could reap nothing, but not for longer
+//! than a second of looks that each found a managed zombie in the way.
 
 use std::collections::BTreeSet;
 use std::io;
 use std::sync::{LazyLock, Mutex, RwLock};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal as NixSignal;
@@ -53,6 +55,10 @@ static REAP_EVENTS: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::Sende
 
 /// Asks the orphan reaper to scan now, beyond the SIGCHLDs it waits for.
 static RESCAN: Notify = Notify::const_new();
+
+/// How long the looks of [`reap_orphans`] may keep finding a managed zombie
+/// in the way before the orphan reaper scans anyway.
+const HIDDEN_ZOMBIE_RESCAN: Duration = Duration::from_secs(1);
 
 /// Whether the orphan reaper thread runs.
 static REAPER_STARTED: Mutex<bool> = Mutex::new(false);
@@ -102,15 +108,35 @@ pub(crate) fn child_reaped(pid: u32) {
 /// A zombie whose owner is someone else (a child in the server's own
 /// process group) only makes a scan happen that leaves it alone, as before.
 fn orphan_scan_needed() -> bool {
+    zombie_children() == ZombieChildren::Other
+}
+
+/// What the kernel shows of this process's zombie children: one of them,
+/// or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ZombieChildren {
+    /// No zombie child (or no child at all).
+    None,
+    /// The zombie shown is a managed child.
+    Managed,
+    /// The zombie shown is another child (or the look failed).
+    Other,
+}
+
+/// Looks at one zombie child, reaping nothing (`waitid(P_ALL, WEXITED |
+/// WNOHANG | WNOWAIT | __WALL)`).
+fn zombie_children() -> ZombieChildren {
     let flags =
         WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT | WaitPidFlag::__WALL;
     match waitid(Id::All, flags) {
-        Ok(status) => status
-            .pid()
-            .is_some_and(|pid| !lock(&MANAGED_CHILDREN).contains(&pid.as_raw())),
+        Ok(status) => match status.pid() {
+            None => ZombieChildren::None,
+            Some(pid) if lock(&MANAGED_CHILDREN).contains(&pid.as_raw()) => ZombieChildren::Managed,
+            Some(_) => ZombieChildren::Other,
+        },
         // ECHILD: no child at all. Another error: scan, as before.
-        Err(Errno::ECHILD) => false,
-        Err(_) => true,
+        Err(Errno::ECHILD) => ZombieChildren::None,
+        Err(_) => ZombieChildren::Other,
     }
 }
 
@@ -168,12 +194,23 @@ fn run_reaper(ready: std::sync::mpsc::Sender<io::Result<()>>) {
         };
         let _still_ignored = restore_ignored_signals_for_children();
         let _ = ready.send(Ok(()));
+        // Since when every look found a managed zombie in the way.
+        let mut hidden_since: Option<tokio::time::Instant> = None;
         loop {
-            reap_orphans();
+            let rescan_at = hidden_since.map(|since| since + HIDDEN_ZOMBIE_RESCAN);
+            let forced = rescan_at.is_some_and(|at| at <= tokio::time::Instant::now());
+            hidden_since = if reap_orphans(forced) {
+                hidden_since.or_else(|| Some(tokio::time::Instant::now()))
+            } else {
+                None
+            };
             REAP_EVENTS.send_modify(|count| *count = count.wrapping_add(1));
+            let rescan_at = hidden_since.map(|since| since + HIDDEN_ZOMBIE_RESCAN);
             tokio::select! {
                 _ = sigchld.recv() => {}
                 () = RESCAN.notified() => {}
+                () = tokio::time::sleep_until(rescan_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if rescan_at.is_some() => {}
             }
         }
     });
@@ -247,9 +284,23 @@ fn signal_bit(signal: NixSignal) -> u64 {
 /// tree starts in a group of its own, while children started elsewhere in the
 /// server (or by other tests in a test binary) usually stay in the server's
 /// group, and their owners wait for them.
-fn reap_orphans() {
-    if !orphan_scan_needed() {
-        return;
+///
+/// `forced` scans without looking first. Returns whether the scan was
+/// skipped because the zombie the kernel showed is a managed child (see
+/// [`orphan_scan_needed`]): when every look finds one for
+/// [`HIDDEN_ZOMBIE_RESCAN`], the reaper scans anyway. A managed child's
+/// waiter normally reaps it within moments and looks again
+/// ([`child_reaped`]); the forced scan covers a waiter that never runs (its
+/// runtime was dropped, as a test's is), whose zombie would otherwise hide
+/// every orphan behind it for good, and costs a steady stream of starts
+/// (whose zombies are often the one shown) one scan a second.
+fn reap_orphans(forced: bool) -> bool {
+    if !forced {
+        match zombie_children() {
+            ZombieChildren::None => return false,
+            ZombieChildren::Managed => return true,
+            ZombieChildren::Other => {}
+        }
     }
     let _no_spawn_in_progress = write(&SPAWNING);
     // Looked at again with no spawn in progress: the zombie may have been a
@@ -259,8 +310,12 @@ fn reap_orphans() {
     // reasons `orphan_scan_needed` gives; the scan reads `/proc` for every
     // thread, which under a stream of spawns cost more than the spawns'
     // own bookkeeping.
-    if !orphan_scan_needed() {
-        return;
+    if !forced {
+        match zombie_children() {
+            ZombieChildren::None => return false,
+            ZombieChildren::Managed => return true,
+            ZombieChildren::Other => {}
+        }
     }
     let children = lock(&MANAGED_CHILDREN);
     let me = getpid().as_raw();
@@ -285,5 +340,49 @@ fn reap_orphans() {
             Err(Errno::ECHILD) => {}
             Err(error) => tracing::warn!(pid = stat.pid, %error, "cannot reap an orphan"),
         }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_orphan_behind_a_managed_zombie_whose_waiter_never_runs_is_reaped() {
+        init_reaper().expect("subreaper");
+        let mut rounds = reap_events();
+        // A managed child whose waiter never comes (as when a test's runtime
+        // is dropped): its zombie stays, on the managed list, and is older
+        // than the orphan, so the kernel shows it first.
+        let (_, managed) = spawn_tracked(|| {
+            let child = std::process::Command::new("/bin/true")
+                .process_group(0)
+                .spawn()?;
+            let pid = child.id();
+            Ok((child, pid))
+        })
+        .expect("true starts");
+        // A child that nobody waits for, in a group of its own, as an orphan
+        // of a managed tree is.
+        let orphan = std::process::Command::new("/bin/true")
+            .process_group(0)
+            .spawn()
+            .expect("true starts")
+            .id();
+        let reaped = tokio::time::timeout(Duration::from_secs(20), async {
+            while procfs::read_stat(orphan as i32).is_some() {
+                if rounds.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        let _ = waitpid(Pid::from_raw(managed as i32), None);
+        child_reaped(managed);
+        assert!(reaped.is_ok(), "the orphan {orphan} is still a zombie");
+        assert_eq!(procfs::read_stat(orphan as i32), None);
     }
 }

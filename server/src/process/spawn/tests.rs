@@ -57,12 +57,19 @@ fn run_with(
         leader: Leader::ProcessGroup,
         cgroup: cgroup.map(OwnedFd::as_fd),
     };
-    let spawned = spawn_with(&setup, use_clone3);
+    // Tracked as the server's children are, so that the orphan reaper
+    // (which other tests of this binary start) never reaps it first.
+    let spawned = crate::process::reaper::spawn_tracked(|| {
+        let pid = spawn_with(&setup, use_clone3)?;
+        Ok((pid, pid.as_raw_pid().unsigned_abs()))
+    });
     drop(write);
-    let pid = spawned?;
+    let (pid, _) = spawned?;
     let mut output = String::new();
     File::from(read).read_to_string(&mut output)?;
-    let (_, status) = waitpid(Some(pid), WaitOptions::empty())?.expect("a status");
+    let waited = waitpid(Some(pid), WaitOptions::empty());
+    crate::process::reaper::child_reaped(pid.as_raw_pid().unsigned_abs());
+    let (_, status) = waited?.expect("a status");
     Ok(Ran {
         pid: pid.as_raw_pid(),
         output,
