@@ -178,13 +178,22 @@ pub(super) extern "C" fn run(plan: *mut libc::c_void) -> c_int {
 /// As [`reset_signal_dispositions`].
 #[allow(unsafe_code)]
 unsafe fn reset_sigpipe() {
-    // SAFETY: a zeroed `sigaction` is valid; the call changes the child's
-    // own disposition.
+    // SAFETY: the call changes the child's own disposition.
+    unsafe {
+        libc::sigaction(libc::SIGPIPE, &default_action(), std::ptr::null_mut());
+    }
+}
+
+/// A `sigaction` that sets a signal to its default (`SIG_DFL`, no mask).
+#[allow(unsafe_code)]
+fn default_action() -> libc::sigaction {
+    // SAFETY: an all-zero `sigaction` is a valid value of the C struct;
+    // `sigemptyset` writes the mask inside it.
     unsafe {
         let mut default: libc::sigaction = std::mem::zeroed();
         default.sa_sigaction = libc::SIG_DFL;
         libc::sigemptyset(&mut default.sa_mask);
-        libc::sigaction(libc::SIGPIPE, &default, std::ptr::null_mut());
+        default
     }
 }
 
@@ -204,9 +213,7 @@ unsafe fn reset_signal_dispositions() {
     // stack; a number the system reserves (glibc's internal signals,
     // SIGKILL, SIGSTOP) is refused with EINVAL, which changes nothing.
     unsafe {
-        let mut default: libc::sigaction = std::mem::zeroed();
-        default.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut default.sa_mask);
+        let default = default_action();
         for signal in 1..signal_count() {
             let mut current: libc::sigaction = std::mem::zeroed();
             if libc::sigaction(signal, std::ptr::null(), &mut current) != 0 {
