@@ -66,6 +66,19 @@ pub(crate) struct PendingCalls {
     calls: BTreeMap<u64, PendingCall>,
 }
 
+/// Where a response goes, found under the router's lock and delivered
+/// after it is released ([`Claim::deliver`]): the woken caller takes that
+/// lock again at once (for its next call), and would otherwise wait for it.
+#[derive(Debug)]
+pub(crate) enum Claim {
+    /// Its call is waiting.
+    Waiting(oneshot::Sender<CallResult>),
+    /// Its call had stopped waiting.
+    Late,
+    /// No call of this client ever had this id: a protocol violation.
+    Unknown,
+}
+
 /// What became of a response.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Answered {
@@ -75,6 +88,21 @@ pub(crate) enum Answered {
     Late,
     /// No call of this client ever had this id: a protocol violation.
     Unknown,
+}
+
+impl Claim {
+    /// Hands `outcome` to the waiting call, if any.
+    pub(crate) fn deliver(self, outcome: CallResult) -> Answered {
+        match self {
+            Self::Waiting(waiting) => {
+                // A caller that stopped waiting just now drops the answer.
+                let _ = waiting.send(outcome);
+                Answered::Delivered
+            }
+            Self::Late => Answered::Late,
+            Self::Unknown => Answered::Unknown,
+        }
+    }
 }
 
 impl PendingCalls {
@@ -118,15 +146,13 @@ impl PendingCalls {
         self.calls.remove(&id);
     }
 
-    /// Hands a response to its call.
-    pub(crate) fn answer(&mut self, id: u64, outcome: CallResult) -> Answered {
+    /// Takes the call waiting for the response `id`; deliver to it with
+    /// [`Claim::deliver`] once the lock on these calls is released.
+    pub(crate) fn claim(&mut self, id: u64) -> Claim {
         match self.calls.remove(&id) {
-            Some(call) => {
-                let _ = call.waiting.send(outcome);
-                Answered::Delivered
-            }
-            None if id < self.next_id => Answered::Late,
-            None => Answered::Unknown,
+            Some(call) => Claim::Waiting(call.waiting),
+            None if id < self.next_id => Claim::Late,
+            None => Claim::Unknown,
         }
     }
 
@@ -209,13 +235,13 @@ mod tests {
         let second = calls.reserve_id();
         calls.insert(second, "process/list", None);
         calls.forget(second);
-        assert_eq!(calls.answer(first, result("1")), Answered::Delivered);
+        assert_eq!(calls.claim(first).deliver(result("1")), Answered::Delivered);
         assert_eq!(
             waiting.try_recv().expect("answered").expect("ok").get(),
             "1"
         );
-        assert_eq!(calls.answer(second, result("2")), Answered::Late);
-        assert_eq!(calls.answer(99, result("3")), Answered::Unknown);
+        assert_eq!(calls.claim(second).deliver(result("2")), Answered::Late);
+        assert_eq!(calls.claim(99).deliver(result("3")), Answered::Unknown);
     }
 
     #[test]
@@ -235,7 +261,10 @@ mod tests {
         assert!(start_waiting.try_recv().is_err(), "still waiting");
         assert_eq!(calls.resend_texts(), ["start", "write"]);
         // The resent start is answered on the new connection.
-        assert_eq!(calls.answer(start, result("{}")), Answered::Delivered);
+        assert_eq!(
+            calls.claim(start).deliver(result("{}")),
+            Answered::Delivered
+        );
         assert_eq!(calls.resend_texts(), ["write"]);
         calls.fail_all(|| ClientError::TransportClosed);
         assert_eq!(calls.resend_texts(), Vec::<String>::new());

@@ -198,11 +198,16 @@ async fn read_loop<S: MessageSource>(
     stop_writer: oneshot::Sender<Stop>,
 ) -> Duration {
     let superseded = connection.superseded();
+    // Made once, not per message: each would register its waiter (a lock)
+    // on every pass and take it out again.
+    let superseded = superseded.notified();
+    let shutting_down = shutdown.recv();
+    tokio::pin!(superseded, shutting_down);
     loop {
         let received = tokio::select! {
             received = source.next() => received,
-            () = shutdown.recv() => break,
-            () = superseded.notified() => break,
+            () = &mut shutting_down => break,
+            () = &mut superseded => break,
         };
         match received {
             Some(Received::Message(text)) => connection.handle_message(text).await,

@@ -86,6 +86,14 @@ impl AsyncRead for NonBlockingFd {
                 rustix::io::read(fd.get_ref(), &mut *unfilled).map_err(io::Error::from)
             }) {
                 Ok(Ok(read)) => {
+                    // A short read drained the pipe or socket: wait for the
+                    // reactor's next edge instead of trying a read that
+                    // fails with EAGAIN, as tokio's own sockets do. An edge
+                    // that came meanwhile is kept (the guard clears only
+                    // the readiness it saw).
+                    if read > 0 && read < unfilled.len() {
+                        ready.clear_ready();
+                    }
                     buffer.advance(read);
                     return Poll::Ready(Ok(()));
                 }
@@ -161,6 +169,35 @@ mod tests {
         drop(writer);
         assert!(!is_non_blocking(read_end.as_fd()));
         assert!(!is_non_blocking(write_end.as_fd()));
+    }
+
+    #[tokio::test]
+    async fn data_written_after_a_short_read_still_wakes_the_reader() {
+        // A short read clears the readiness without a read that fails with
+        // EAGAIN; the next write must still wake the reader.
+        let (read_end, write_end) = rustix::pipe::pipe().expect("a pipe");
+        let mut reader = NonBlockingFd::new(read_end.as_fd()).expect("a pipe qualifies");
+        let mut writer = NonBlockingFd::new(write_end.as_fd()).expect("a pipe qualifies");
+        let mut buffer = vec![0u8; 64 * 1024];
+        for line in [&b"first\n"[..], b"second\n", b"third\n"] {
+            let (read, written) = tokio::join!(reader.read(&mut buffer), async {
+                tokio::task::yield_now().await;
+                writer.write_all(line).await
+            });
+            written.expect("written");
+            assert_eq!(&buffer[..read.expect("read")], line);
+        }
+        // Two writes before one read: the second arrives after the readiness
+        // the first read cleared was seen, and is not lost either.
+        writer.write_all(b"a").await.expect("written");
+        assert_eq!(reader.read(&mut buffer).await.expect("read"), 1);
+        writer.write_all(b"b").await.expect("written");
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(10), reader.read(&mut buffer))
+                .await
+                .expect("woken by the second write")
+                .expect("read");
+        assert_eq!(&buffer[..read], b"b");
     }
 
     #[tokio::test]
