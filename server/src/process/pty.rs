@@ -83,8 +83,11 @@ impl PtyMaster {
         loop {
             let mut ready = self.0.readable().await?;
             let hung_up = ready.ready().is_read_closed();
+            let mut asked = 0;
             let read = ready.try_io(|master| {
-                rustix::io::read(master.get_ref(), spare_capacity(buffer.prepared()))
+                let prepared = buffer.prepared();
+                asked = prepared.capacity() - prepared.len();
+                rustix::io::read(master.get_ref(), spare_capacity(prepared))
                     .map_err(io::Error::from)
             });
             match read {
@@ -94,7 +97,17 @@ impl PtyMaster {
                 Err(_would_block) if hung_up => return Ok(0),
                 // EAGAIN: the readiness was stale and is cleared; wait again.
                 Err(_would_block) => {}
-                Ok(Ok(length)) => return Ok(length),
+                Ok(Ok(length)) => {
+                    // A short read took all there was: the next read waits
+                    // for the reactor's next edge instead of failing with
+                    // EAGAIN first (before this output's notification is
+                    // written, on the same worker). The guard clears only
+                    // the readiness it saw, so an edge meanwhile is kept.
+                    if length > 0 && length < asked {
+                        ready.clear_ready();
+                    }
+                    return Ok(length);
+                }
                 // Linux reports a terminal whose slave every process closed
                 // as EIO on the master: that is its EOF.
                 Ok(Err(error)) if error.raw_os_error() == Some(EIO) => return Ok(0),
@@ -254,5 +267,41 @@ fn window_size(rows: u16, cols: u16) -> Winsize {
         ws_col: cols,
         ws_xpixel: 0,
         ws_ypixel: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+
+    /// The next `count` bytes `master` reads, each read within 10 s.
+    async fn next_bytes(master: &PtyMaster, buffer: &mut ReadBuffer, count: usize) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        while bytes.len() < count {
+            let length = tokio::time::timeout(Duration::from_secs(10), master.read(buffer))
+                .await
+                .expect("woken by the terminal's output")
+                .expect("read");
+            assert!(length > 0, "the terminal ended");
+            bytes.extend(buffer.take(length));
+        }
+        bytes
+    }
+
+    #[tokio::test]
+    async fn output_after_a_short_read_still_wakes_the_reader() {
+        // A short read clears the readiness without a read that fails with
+        // EAGAIN; the terminal's next output must still wake the reader.
+        let (master, slave) = open(24, 80).expect("a PTY");
+        let master = PtyMaster::new(master).expect("registered");
+        let mut buffer = ReadBuffer::new(64 * 1024, 0);
+        for output in [&b"first"[..], b"second", b"third"] {
+            rustix::io::write(&slave, output).expect("written to the slave");
+            assert_eq!(next_bytes(&master, &mut buffer, output.len()).await, output);
+        }
     }
 }
