@@ -365,6 +365,9 @@ mod tests {
             Ok((child, pid))
         })
         .expect("true starts");
+        // Waited for and taken off the list on every way out of the test,
+        // a panic included.
+        let managed = ManagedZombie(managed);
         // A child that nobody waits for, in a group of its own, as an orphan
         // of a managed tree is.
         let orphan = std::process::Command::new("/bin/true")
@@ -380,9 +383,19 @@ mod tests {
             }
         })
         .await;
-        let _ = waitpid(Pid::from_raw(managed as i32), None);
-        child_reaped(managed);
+        drop(managed);
         assert!(reaped.is_ok(), "the orphan {orphan} is still a zombie");
         assert_eq!(procfs::read_stat(orphan as i32), None);
+    }
+
+    /// A managed child of a test, waited for and taken off the managed list
+    /// when dropped.
+    struct ManagedZombie(u32);
+
+    impl Drop for ManagedZombie {
+        fn drop(&mut self) {
+            let _ = waitpid(Pid::from_raw(self.0 as i32), None);
+            child_reaped(self.0);
+        }
     }
 }

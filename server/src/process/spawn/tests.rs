@@ -66,9 +66,12 @@ fn run_with(
     drop(write);
     let (pid, _) = spawned?;
     let mut output = String::new();
-    File::from(read).read_to_string(&mut output)?;
+    // Waited for even when the read fails, so that no child is left behind
+    // on the reaper's list of managed children.
+    let read = File::from(read).read_to_string(&mut output);
     let waited = waitpid(Some(pid), WaitOptions::empty());
     crate::process::reaper::child_reaped(pid.as_raw_pid().unsigned_abs());
+    read?;
     let (_, status) = waited?.expect("a status");
     Ok(Ran {
         pid: pid.as_raw_pid(),
@@ -320,11 +323,21 @@ fn a_child_starts_with_no_signal_blocked_handled_or_ignored_but_what_it_inherite
     }
 }
 
-/// Whether this kernel, and any seccomp filter, let `clone3` through: a
+/// Whether this kernel, and any seccomp filter, let `clone3` through with
+/// the spawn's flags: Linux 5.7 or later (`CLONE_INTO_CGROUP`; 5.3-5.6
+/// have `clone3` but refuse that flag, which rightly turns it off), and a
 /// call with no arguments gets EINVAL (too small) from the kernel itself,
-/// ENOSYS or EPERM where it is missing or filtered.
+/// not ENOSYS or EPERM (missing or filtered).
 #[allow(unsafe_code)]
 fn kernel_takes_clone3() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|number| number.parse::<u32>().unwrap_or(0));
+    let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    if version < (5, 7) {
+        return false;
+    }
     // SAFETY: a size of 0 makes the kernel refuse before reading anything.
     let result = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0_usize) };
     result == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
