@@ -298,7 +298,7 @@ exec_protocol::for_each_notification!(route_notifications);
 mod tests {
     use std::pin::Pin;
     use std::sync::Mutex;
-    use std::task::{Context, Poll, Wake, Waker};
+    use std::task::{Context, Wake, Waker};
     use std::time::Duration;
 
     use tokio::sync::mpsc;
