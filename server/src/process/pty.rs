@@ -98,11 +98,15 @@ impl PtyMaster {
                 // EAGAIN: the readiness was stale and is cleared; wait again.
                 Err(_would_block) => {}
                 Ok(Ok(length)) => {
-                    // A short read took all there was: the next read waits
-                    // for the reactor's next edge instead of failing with
-                    // EAGAIN first (before this output's notification is
-                    // written, on the same worker). The guard clears only
-                    // the readiness it saw, so an edge meanwhile is kept.
+                    // A short read took what the line discipline held: the
+                    // next read waits for the reactor's next edge instead of
+                    // failing with EAGAIN first (before this output's
+                    // notification is written, on the same worker). Output
+                    // still in the terminal's flip buffer comes with the
+                    // kernel worker that pushes it on, which wakes the
+                    // reactor; the guard clears only the readiness it saw,
+                    // so an edge meanwhile is kept. (PTY output throughput
+                    // measured the same with and without this.)
                     if length > 0 && length < asked {
                         ready.clear_ready();
                     }

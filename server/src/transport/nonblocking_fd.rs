@@ -31,6 +31,14 @@ pub(crate) struct NonBlockingFd {
     fd: AsyncFd<OwnedFd>,
     /// The file status flags it had, restored on drop.
     original_flags: OFlag,
+    /// Whether a short read took all there was just then: a pipe or a
+    /// `SOCK_STREAM` socket. A datagram or seqpacket socket returns one
+    /// record per read, short with more queued, for which no new epoll edge
+    /// comes. (A pipe its writer puts in packet mode, `O_DIRECT` on the
+    /// write end, does the same, and the read end cannot tell; tokio's own
+    /// pipes count every pipe as a stream too, and no parent of this server
+    /// writes its requests that way.)
+    byte_stream: bool,
 }
 
 impl NonBlockingFd {
@@ -44,6 +52,9 @@ impl NonBlockingFd {
         }
         let owned = fd.try_clone_to_owned().ok()?;
         let original_flags = OFlag::from_bits_truncate(fcntl(&owned, FcntlArg::F_GETFL).ok()?);
+        let byte_stream = kind == SFlag::S_IFIFO
+            || rustix::net::sockopt::socket_type(&owned)
+                .is_ok_and(|socket_type| socket_type == rustix::net::SocketType::STREAM);
         fcntl(
             &owned,
             FcntlArg::F_SETFL(original_flags | OFlag::O_NONBLOCK),
@@ -54,7 +65,11 @@ impl NonBlockingFd {
         #[allow(unsafe_code)]
         let registered = unsafe { AsyncFd::register(owned) };
         match registered {
-            Ok(fd) => Some(Self { fd, original_flags }),
+            Ok(fd) => Some(Self {
+                fd,
+                original_flags,
+                byte_stream,
+            }),
             Err(error) => {
                 let (owned, error) = error.into_parts();
                 tracing::debug!(%error, "stdio stays on the blocking pool");
@@ -86,12 +101,12 @@ impl AsyncRead for NonBlockingFd {
                 rustix::io::read(fd.get_ref(), &mut *unfilled).map_err(io::Error::from)
             }) {
                 Ok(Ok(read)) => {
-                    // A short read drained the pipe or socket: wait for the
-                    // reactor's next edge instead of trying a read that
-                    // fails with EAGAIN, as tokio's own sockets do. An edge
+                    // A short read of a byte stream drained it: wait for
+                    // the reactor's next edge instead of trying a read that
+                    // fails with EAGAIN, as tokio's own streams do. An edge
                     // that came meanwhile is kept (the guard clears only
                     // the readiness it saw).
-                    if read > 0 && read < unfilled.len() {
+                    if self.byte_stream && read > 0 && read < unfilled.len() {
                         ready.clear_ready();
                     }
                     buffer.advance(read);
@@ -187,8 +202,7 @@ mod tests {
             written.expect("written");
             assert_eq!(&buffer[..read.expect("read")], line);
         }
-        // Two writes before one read: the second arrives after the readiness
-        // the first read cleared was seen, and is not lost either.
+        // The same with the writes made before the reads start waiting.
         writer.write_all(b"a").await.expect("written");
         assert_eq!(reader.read(&mut buffer).await.expect("read"), 1);
         writer.write_all(b"b").await.expect("written");
@@ -198,6 +212,63 @@ mod tests {
                 .expect("woken by the second write")
                 .expect("read");
         assert_eq!(&buffer[..read], b"b");
+    }
+
+    /// Reads `count` records of `reader`, each within 10 s.
+    async fn read_records(reader: &mut NonBlockingFd, count: usize) -> Vec<Vec<u8>> {
+        let mut records = Vec::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        for _ in 0..count {
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(10), reader.read(&mut buffer))
+                    .await
+                    .expect("the queued record is read without a new write")
+                    .expect("read");
+            records.push(buffer[..read].to_vec());
+        }
+        records
+    }
+
+    #[tokio::test]
+    async fn records_of_a_seqpacket_socket_queued_behind_a_short_read_are_read() {
+        // A seqpacket socket returns one record per read, short with more
+        // queued: the readiness must stay.
+        let (socket, peer) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::SEQPACKET,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .expect("a seqpacket pair");
+        let mut reader = NonBlockingFd::new(socket.as_fd()).expect("a socket qualifies");
+        assert!(!reader.byte_stream);
+        for record in [&b"first"[..], b"second", b"third"] {
+            rustix::io::write(&peer, record).expect("written");
+        }
+        assert_eq!(
+            read_records(&mut reader, 3).await,
+            [b"first".to_vec(), b"second".to_vec(), b"third".to_vec()]
+        );
+    }
+
+    #[test]
+    fn plain_pipes_and_stream_sockets_are_byte_streams() {
+        let (read_end, _write_end) = rustix::pipe::pipe().expect("a pipe");
+        let (socket, _peer) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .expect("a stream pair");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("a runtime");
+        let _entered = runtime.enter();
+        for fd in [read_end.as_fd(), socket.as_fd()] {
+            assert!(NonBlockingFd::new(fd).expect("it qualifies").byte_stream);
+        }
     }
 
     #[tokio::test]

@@ -324,10 +324,11 @@ fn a_child_starts_with_no_signal_blocked_handled_or_ignored_but_what_it_inherite
 }
 
 /// Whether this kernel, and any seccomp filter, let `clone3` through with
-/// the spawn's flags: Linux 5.7 or later (`CLONE_INTO_CGROUP`; 5.3-5.6
-/// have `clone3` but refuse that flag, which rightly turns it off), and a
-/// call with no arguments gets EINVAL (too small) from the kernel itself,
-/// not ENOSYS or EPERM (missing or filtered).
+/// the spawn's arguments: Linux 5.7 or later (5.3 and 5.4 refuse
+/// `CLONE_CLEAR_SIGHAND` with EINVAL, 5.5 and 5.6 the `clone_args` that
+/// carry a cgroup with E2BIG, either of which rightly turns `clone3` off),
+/// and a call with no arguments gets EINVAL (too small) from the kernel
+/// itself, not ENOSYS or EPERM (missing or filtered).
 #[allow(unsafe_code)]
 fn kernel_takes_clone3() -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
