@@ -229,17 +229,22 @@ mod tests {
         records
     }
 
+    /// A connected pair of Unix sockets of `kind`.
+    fn unix_socket_pair(kind: rustix::net::SocketType) -> (OwnedFd, OwnedFd) {
+        rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            kind,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .expect("a socket pair")
+    }
+
     #[tokio::test]
     async fn records_of_a_seqpacket_socket_queued_behind_a_short_read_are_read() {
         // A seqpacket socket returns one record per read, short with more
         // queued: the readiness must stay.
-        let (socket, peer) = rustix::net::socketpair(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::SEQPACKET,
-            rustix::net::SocketFlags::CLOEXEC,
-            None,
-        )
-        .expect("a seqpacket pair");
+        let (socket, peer) = unix_socket_pair(rustix::net::SocketType::SEQPACKET);
         let mut reader = NonBlockingFd::new(socket.as_fd()).expect("a socket qualifies");
         assert!(!reader.byte_stream);
         for record in [&b"first"[..], b"second", b"third"] {
@@ -254,13 +259,7 @@ mod tests {
     #[test]
     fn plain_pipes_and_stream_sockets_are_byte_streams() {
         let (read_end, _write_end) = rustix::pipe::pipe().expect("a pipe");
-        let (socket, _peer) = rustix::net::socketpair(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::STREAM,
-            rustix::net::SocketFlags::CLOEXEC,
-            None,
-        )
-        .expect("a stream pair");
+        let (socket, _peer) = unix_socket_pair(rustix::net::SocketType::STREAM);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()
