@@ -157,21 +157,27 @@ impl PendingCalls {
     }
 
     /// The connection dropped: every call that cannot be sent again fails
-    /// with [`ClientError::ConnectionLost`]; the others stay.
-    pub(crate) fn fail_unrepeatable(&mut self) {
+    /// with [`ClientError::ConnectionLost`] (delivered with
+    /// [`FailedCalls::deliver`] once the lock is released); the others stay.
+    pub(crate) fn fail_unrepeatable(&mut self) -> FailedCalls {
         let unrepeatable: Vec<u64> = self
             .calls
             .iter()
             .filter(|(_, call)| call.resend.is_none())
             .map(|(id, _)| *id)
             .collect();
-        for id in unrepeatable {
-            if let Some(call) = self.calls.remove(&id) {
-                let _ = call.waiting.send(Err(ClientError::ConnectionLost {
-                    method: call.method,
-                }));
-            }
-        }
+        FailedCalls(
+            unrepeatable
+                .into_iter()
+                .filter_map(|id| self.calls.remove(&id))
+                .map(|call| {
+                    let error = ClientError::ConnectionLost {
+                        method: call.method,
+                    };
+                    (call.waiting, error)
+                })
+                .collect(),
+        )
     }
 
     /// The request texts to send again on a resumed connection, in id order.
@@ -182,10 +188,29 @@ impl PendingCalls {
             .collect()
     }
 
-    /// The connection is closed for good: every call fails with `error()`.
-    pub(crate) fn fail_all(&mut self, error: impl Fn() -> ClientError) {
-        for (_, call) in std::mem::take(&mut self.calls) {
-            let _ = call.waiting.send(Err(error()));
+    /// The connection is closed for good: every call fails with `error()`
+    /// (delivered with [`FailedCalls::deliver`] once the lock is released).
+    pub(crate) fn fail_all(&mut self, error: impl Fn() -> ClientError) -> FailedCalls {
+        FailedCalls(
+            std::mem::take(&mut self.calls)
+                .into_values()
+                .map(|call| (call.waiting, error()))
+                .collect(),
+        )
+    }
+}
+
+/// Calls that failed, taken out under the router's lock and told after it
+/// is released (as a response is, see [`Claim`]).
+#[must_use = "the failed calls wait until they are delivered"]
+#[derive(Debug)]
+pub(crate) struct FailedCalls(Vec<(oneshot::Sender<CallResult>, ClientError)>);
+
+impl FailedCalls {
+    /// Tells each call its error.
+    pub(crate) fn deliver(self) {
+        for (waiting, error) in self.0 {
+            let _ = waiting.send(Err(error));
         }
     }
 }
@@ -253,7 +278,7 @@ mod tests {
         let mut start_waiting = calls.insert(start, "process/start", Some("start".into()));
         let write = calls.reserve_id();
         calls.insert(write, "process/write", Some("write".into()));
-        calls.fail_unrepeatable();
+        calls.fail_unrepeatable().deliver();
         match read_waiting.try_recv() {
             Ok(Err(ClientError::ConnectionLost { method })) => assert_eq!(method, "process/read"),
             other => panic!("expected ConnectionLost, got {other:?}"),
@@ -266,7 +291,7 @@ mod tests {
             Answered::Delivered
         );
         assert_eq!(calls.resend_texts(), ["write"]);
-        calls.fail_all(|| ClientError::TransportClosed);
+        calls.fail_all(|| ClientError::TransportClosed).deliver();
         assert_eq!(calls.resend_texts(), Vec::<String>::new());
     }
 }

@@ -301,9 +301,10 @@ mod tests {
     use std::task::{Context, Wake, Waker};
     use std::time::Duration;
 
-    use tokio::sync::mpsc;
+    use tokio::sync::{mpsc, oneshot};
 
     use super::*;
+    use crate::router::calls::CallResult;
     use crate::transport::link::Outgoing;
 
     /// A waker that records whether the router's lock was free when it was
@@ -320,11 +321,15 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_caller_is_woken_after_the_router_let_go_of_its_lock() {
-        // The woken caller takes the lock at once for its next call; woken
-        // under it, it would sleep again on the lock (three more futex calls
-        // per round trip, measured).
+    /// A router with one call waiting (a `process/list` that cannot be
+    /// sent again), polled once with a waker that records whether the
+    /// router's lock was free when it was woken.
+    async fn waiting_call() -> (
+        Arc<Router>,
+        u64,
+        oneshot::Receiver<CallResult>,
+        Arc<LockProbe>,
+    ) {
         let (outgoing, _sent) = mpsc::channel(1);
         let (router, _acks) = Router::new(Duration::from_secs(1), Outgoing::Channel(outgoing));
         let router = Arc::new(router);
@@ -340,6 +345,15 @@ mod tests {
         let waker = Waker::from(probe.clone());
         let polled = Pin::new(&mut answer).poll(&mut Context::from_waker(&waker));
         assert!(polled.is_pending(), "no response yet");
+        (router, id, answer, probe)
+    }
+
+    #[tokio::test]
+    async fn a_caller_is_woken_after_the_router_let_go_of_its_lock() {
+        // The woken caller takes the lock at once for its next call; woken
+        // under it, it would sleep again on the lock (three more futex calls
+        // per round trip, measured).
+        let (router, id, answer, probe) = waiting_call().await;
         router
             .handle_message(&format!(
                 r#"{{"jsonrpc":"2.0","id":{id},"result":{{"processes":[]}}}}"#
@@ -349,6 +363,22 @@ mod tests {
         assert_eq!(*lock(&probe.free_at_wake), Some(true));
         let result = answer.await.expect("delivered").expect("a result");
         assert_eq!(result.get(), r#"{"processes":[]}"#);
+    }
+
+    #[tokio::test]
+    async fn callers_failed_by_a_drop_or_a_close_are_woken_after_the_lock_too() {
+        let (router, _, answer, probe) = waiting_call().await;
+        assert!(router.begin_reconnect());
+        assert_eq!(*lock(&probe.free_at_wake), Some(true));
+        assert!(matches!(
+            answer.await.expect("told"),
+            Err(ClientError::ConnectionLost { method }) if method == "process/list"
+        ));
+
+        let (router, _, answer, probe) = waiting_call().await;
+        router.close_with(crate::state::ClosedReason::ClientClosed);
+        assert_eq!(*lock(&probe.free_at_wake), Some(true));
+        assert!(answer.await.expect("told").is_err());
     }
 
     #[test]

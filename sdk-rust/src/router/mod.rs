@@ -305,16 +305,20 @@ impl Router {
     /// new calls wait. `false` when the client asked to close or the
     /// connection is closed: there is nothing to resume for.
     pub(crate) fn begin_reconnect(&self) -> bool {
-        let mut state = lock(&self.state);
-        if !matches!(state.link, Link::Connected(_)) {
-            return false;
-        }
-        state.link = Link::Reconnecting;
-        state.calls.fail_unrepeatable();
-        // The server aborts the body streams of the connection that dropped.
-        self.http_bodies.clear();
-        self.connection_state
-            .send_replace(ConnectionState::Reconnecting { attempt: 1 });
+        let failed = {
+            let mut state = lock(&self.state);
+            if !matches!(state.link, Link::Connected(_)) {
+                return false;
+            }
+            state.link = Link::Reconnecting;
+            let failed = state.calls.fail_unrepeatable();
+            // The server aborts the body streams of the connection that dropped.
+            self.http_bodies.clear();
+            self.connection_state
+                .send_replace(ConnectionState::Reconnecting { attempt: 1 });
+            failed
+        };
+        failed.deliver();
         true
     }
 
@@ -370,19 +374,20 @@ impl Router {
     /// Closes for good: every waiting call fails, every route is dropped
     /// (each child's channel then reports the close). The first reason sticks.
     pub(crate) fn close_with(&self, reason: ClosedReason) {
-        let routes = {
+        let (failed, routes) = {
             let mut state = lock(&self.state);
             if matches!(state.link, Link::Closed(_)) {
                 return;
             }
-            state.calls.fail_all(|| closed_error(&reason));
+            let failed = state.calls.fail_all(|| closed_error(&reason));
             state.link = Link::Closed(reason.clone());
             state.unfollowed.clear();
             self.http_bodies.clear();
             self.connection_state
                 .send_replace(ConnectionState::Closed(reason));
-            std::mem::take(&mut state.routes)
+            (failed, std::mem::take(&mut state.routes))
         };
+        failed.deliver();
         for (_, route) in routes {
             route.wake();
         }
