@@ -69,15 +69,10 @@ pub(crate) struct PendingCalls {
 /// Where a response goes, found under the router's lock and delivered
 /// after it is released ([`Claim::deliver`]): the woken caller takes that
 /// lock again at once (for its next call), and would otherwise wait for it.
+/// The waiting call, or why there is none ([`Answered::Late`] or
+/// [`Answered::Unknown`]).
 #[derive(Debug)]
-pub(crate) enum Claim {
-    /// Its call is waiting.
-    Waiting(oneshot::Sender<CallResult>),
-    /// Its call had stopped waiting.
-    Late,
-    /// No call of this client ever had this id: a protocol violation.
-    Unknown,
-}
+pub(crate) struct Claim(Result<oneshot::Sender<CallResult>, Answered>);
 
 /// What became of a response.
 #[derive(Debug, PartialEq, Eq)]
@@ -93,14 +88,13 @@ pub(crate) enum Answered {
 impl Claim {
     /// Hands `outcome` to the waiting call, if any.
     pub(crate) fn deliver(self, outcome: CallResult) -> Answered {
-        match self {
-            Self::Waiting(waiting) => {
+        match self.0 {
+            Ok(waiting) => {
                 // A caller that stopped waiting just now drops the answer.
                 let _ = waiting.send(outcome);
                 Answered::Delivered
             }
-            Self::Late => Answered::Late,
-            Self::Unknown => Answered::Unknown,
+            Err(answered) => answered,
         }
     }
 }
@@ -149,27 +143,25 @@ impl PendingCalls {
     /// Takes the call waiting for the response `id`; deliver to it with
     /// [`Claim::deliver`] once the lock on these calls is released.
     pub(crate) fn claim(&mut self, id: u64) -> Claim {
-        match self.calls.remove(&id) {
-            Some(call) => Claim::Waiting(call.waiting),
-            None if id < self.next_id => Claim::Late,
-            None => Claim::Unknown,
-        }
+        Claim(match self.calls.remove(&id) {
+            Some(call) => Ok(call.waiting),
+            None if id < self.next_id => Err(Answered::Late),
+            None => Err(Answered::Unknown),
+        })
     }
 
     /// The connection dropped: every call that cannot be sent again fails
     /// with [`ClientError::ConnectionLost`] (delivered with
     /// [`FailedCalls::deliver`] once the lock is released); the others stay.
     pub(crate) fn fail_unrepeatable(&mut self) -> FailedCalls {
-        let unrepeatable: Vec<u64> = self
-            .calls
-            .iter()
-            .filter(|(_, call)| call.resend.is_none())
-            .map(|(id, _)| *id)
-            .collect();
+        let (unrepeatable, repeatable): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            std::mem::take(&mut self.calls)
+                .into_iter()
+                .partition(|(_, call)| call.resend.is_none());
+        self.calls = repeatable;
         FailedCalls(
             unrepeatable
-                .into_iter()
-                .filter_map(|id| self.calls.remove(&id))
+                .into_values()
                 .map(|call| {
                     let error = ClientError::ConnectionLost {
                         method: call.method,

@@ -197,8 +197,7 @@ fn run_reaper(ready: std::sync::mpsc::Sender<io::Result<()>>) {
         // Since when every look found a managed zombie in the way.
         let mut hidden_since: Option<tokio::time::Instant> = None;
         loop {
-            let rescan_at = hidden_since.map(|since| since + HIDDEN_ZOMBIE_RESCAN);
-            let forced = rescan_at.is_some_and(|at| at <= tokio::time::Instant::now());
+            let forced = hidden_since.is_some_and(|since| since.elapsed() >= HIDDEN_ZOMBIE_RESCAN);
             hidden_since = if reap_orphans(forced) {
                 hidden_since.or_else(|| Some(tokio::time::Instant::now()))
             } else {
@@ -276,6 +275,20 @@ fn signal_bit(signal: NixSignal) -> u64 {
     1 << (signal as i32 - 1)
 }
 
+/// Whether [`reap_orphans`] skips its scan, after a look at the zombie
+/// children unless `forced`: `Some(true)` when the zombie shown is a
+/// managed child, `Some(false)` when there is none, `None` to scan.
+fn scan_skipped(forced: bool) -> Option<bool> {
+    if forced {
+        return None;
+    }
+    match zombie_children() {
+        ZombieChildren::None => Some(false),
+        ZombieChildren::Managed => Some(true),
+        ZombieChildren::Other => None,
+    }
+}
+
 /// Reaps the zombie children of this process that it did not spawn through
 /// this module: orphans of managed trees, re-parented here because this
 /// process is their subreaper.
@@ -295,12 +308,8 @@ fn signal_bit(signal: NixSignal) -> u64 {
 /// every orphan behind it for good, and costs a steady stream of starts
 /// (whose zombies are often the one shown) one scan a second.
 fn reap_orphans(forced: bool) -> bool {
-    if !forced {
-        match zombie_children() {
-            ZombieChildren::None => return false,
-            ZombieChildren::Managed => return true,
-            ZombieChildren::Other => {}
-        }
+    if let Some(hidden) = scan_skipped(forced) {
+        return hidden;
     }
     let _no_spawn_in_progress = write(&SPAWNING);
     // Looked at again with no spawn in progress: the zombie may have been a
@@ -310,12 +319,8 @@ fn reap_orphans(forced: bool) -> bool {
     // reasons `orphan_scan_needed` gives; the scan reads `/proc` for every
     // thread, which under a stream of spawns cost more than the spawns'
     // own bookkeeping.
-    if !forced {
-        match zombie_children() {
-            ZombieChildren::None => return false,
-            ZombieChildren::Managed => return true,
-            ZombieChildren::Other => {}
-        }
+    if let Some(hidden) = scan_skipped(forced) {
+        return hidden;
     }
     let children = lock(&MANAGED_CHILDREN);
     let me = getpid().as_raw();
